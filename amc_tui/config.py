@@ -1,0 +1,490 @@
+"""Run configuration: the schema of DESIGN.md section 2 as typed code.
+
+Every key has a default, so a config file only names what differs. Loading validates
+everything and raises `ConfigError` with one line that says what is wrong and how to fix it;
+the CLI turns that into exit code 2. No torch/timm here: the arch check uses an alias table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from amc_tui.data.classes import SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
+
+# --------------------------------------------------------------------------- architectures
+
+ARCH_ALIASES: dict[str, str] = {
+    "swin_tiny": "swin_tiny_patch4_window7_224",
+    "swin_small": "swin_small_patch4_window7_224",
+    "swin_base": "swin_base_patch4_window7_224",
+    "resnet18": "resnet18",
+    "resnet34": "resnet34",
+    "resnet50": "resnet50",
+    "vit_tiny": "vit_tiny_patch16_224",
+    "vit_small": "vit_small_patch16_224",
+}
+# timm family prefixes: a name starting with one of these passes through to the trainer,
+# which asks timm itself (this process must not import timm).
+TIMM_FAMILIES = (
+    "swin", "swinv2", "resnet", "resnetv2", "resnext", "seresnet", "wide_resnet", "res2net",
+    "vit", "deit", "beit", "eva", "cait", "convnext", "convnextv2", "efficientnet",
+    "efficientvit", "mobilenetv2", "mobilenetv3", "mobilenetv4", "mobilevit", "regnetx",
+    "regnety", "regnetz", "densenet", "maxvit", "coatnet", "levit", "xcit", "edgenext",
+    "ghostnet", "fastvit", "hrnet", "inception", "vgg", "dla", "dpn", "poolformer", "pvt",
+    "tiny_vit", "caformer", "convformer", "focalnet", "repvit", "rexnet", "cspresnet",
+    "cspdarknet", "darknet", "hgnet", "lcnet", "mnasnet", "nfnet", "tresnet", "twins",
+    "crossvit", "gcvit", "davit", "volo", "visformer", "resmlp", "gmlp", "mixer", "tf_",
+    "test_",
+)  # fmt: skip
+
+
+def resolve_arch(arch: str) -> str:
+    """The timm model name for an alias; other names pass through unchanged."""
+    return ARCH_ALIASES.get(arch, arch)
+
+
+def check_arch(arch: str) -> None:
+    """Refuse names that are neither an alias nor shaped like a timm name (near-misses of an
+    alias included); the trainer validates pass-through names against timm itself."""
+    if arch in ARCH_ALIASES or arch in ARCH_ALIASES.values():
+        return
+    close = difflib.get_close_matches(arch, list(ARCH_ALIASES), n=3, cutoff=0.75)
+    family = arch.split("_")[0].rstrip("0123456789")
+    known_family = any(arch.startswith(f) for f in TIMM_FAMILIES if "_" in f) or any(
+        family == f.rstrip("0123456789") for f in TIMM_FAMILIES
+    )
+    if close or not known_family or "_" not in arch and not arch[-1:].isdigit():
+        hint = close or difflib.get_close_matches(
+            arch, list(ARCH_ALIASES) + list(ARCH_ALIASES.values()), n=3, cutoff=0.4
+        )
+        raise ConfigError(
+            f"unknown arch {arch!r} in [model]; "
+            + (f"close names: {', '.join(hint)}" if hint else f"aliases: {', '.join(ARCH_ALIASES)}")
+            + " (or a full timm model name)"
+        )
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class ConfigError(ValueError):
+    """A config problem, as one line fit for stderr."""
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/synthetic.h5"
+    classes: str | list[str] = "digital"
+    snr_min: int = -20
+    snr_max: int = 30
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 42
+    shuffle: bool = True
+    frames_per_cell: int = 0
+    in_memory: Literal["auto"] | bool = "auto"
+    ram_dtype: Literal["float32", "float16"] = "float32"
+
+
+@dataclass
+class ImageConfig:
+    size: int = 224
+    channels: int = 1
+    range: float = 3.0
+    normalize: Literal["log1p", "density", "max"] = "log1p"
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "swin_tiny"
+    dropout: float = 0.3
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: str = ""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    optimizer: Literal["adamw"] = "adamw"
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_epochs: int = 0
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    grad_clip: float = 0.0
+    seed: int = 0
+    select_metric: str = "val.acc_combined"
+    early_stop_patience: int = 0
+    max_steps_per_epoch: int = 0
+    compile: bool = False
+    channels_last: Literal["auto"] | bool = "auto"
+    threads: int = 0
+
+
+@dataclass
+class LossConfig:
+    weighting: Literal["uncertainty", "fixed", "equal", "dwa"] = "uncertainty"
+    weights: dict[str, float] = field(default_factory=lambda: {"mod": 1.0, "snr": 1.0})
+    snr_distance_weight: float = 0.5
+    snr_distance: Literal["expected_abs"] = "expected_abs"
+
+
+@dataclass
+class RunConfig:
+    device: str = "auto"
+    gpus: Literal["auto"] | list[int] = "auto"
+    resume: str = ""
+    restart: Literal["never", "on-failure"] = "never"
+    max_restarts: int = 2
+    step_log_every: int = 50
+    checkpoint_every: int = 1
+    share_device: bool = False
+    stop_grace_s: float = 30.0
+
+
+@dataclass
+class Config:
+    name: str = ""
+    notes: str = ""
+    phase: str = ""
+    tags: list[str] = field(default_factory=list)
+    data: DataConfig = field(default_factory=DataConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """A stable hash of the resolved config (sorted-key JSON), 16 hex digits."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def get(self, dotted: str) -> Any:
+        """A value by dotted key, e.g. `train.lr`."""
+        node: Any = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+
+TABLES: dict[str, type] = {
+    "data": DataConfig,
+    "image": ImageConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "loss": LossConfig,
+    "run": RunConfig,
+}
+TOP_KEYS = ("name", "notes", "phase", "tags")
+_HINTS = {cls: typing.get_type_hints(cls) for cls in (*TABLES.values(), Config)}
+
+
+# --------------------------------------------------------------------------- type checking
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(json.dumps(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return "a table"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, value) with ints widened to floats where a float is expected."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return True, value
+    if origin is Literal:
+        return (value in get_args(tp) and type(value) in {type(a) for a in get_args(tp)}), value
+    if origin in (Union, types.UnionType):
+        for arm in get_args(tp):
+            ok, v = _coerce(value, arm)
+            if ok:
+                return True, v
+        return False, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (inner,) = get_args(tp)
+        out = []
+        for item in value:
+            ok, v = _coerce(item, inner)
+            if not ok:
+                return False, value
+            out.append(v)
+        return True, out
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, value
+        _, vt = get_args(tp)
+        out_d = {}
+        for k, item in value.items():
+            ok, v = _coerce(item, vt)
+            if not ok:
+                return False, value
+            out_d[k] = v
+        return True, out_d
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, value
+        return math.isfinite(value), float(value)
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp), value
+
+
+def _unknown_key(key: str, table: str | None, valid: list[str]) -> ConfigError:
+    where = f"in [{table}]" if table else "at top level"
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+    return ConfigError(f"unknown key {key!r} {where}{hint}")
+
+
+def _build(cls: type, raw: dict[str, Any], table: str | None) -> Any:
+    hints = _HINTS[cls]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints or (cls is Config and key in TABLES):
+            valid = list(TOP_KEYS) + [f"[{t}]" for t in TABLES] if cls is Config else list(hints)
+            raise _unknown_key(key, table, [v.strip("[]") for v in valid])
+        ok, coerced = _coerce(value, hints[key])
+        if not ok:
+            where = f"[{table}] " if table else ""
+            raise ConfigError(
+                f"{where}{key} must be {_type_name(hints[key])}, got {json.dumps(value, default=str)}"
+            )
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document and fill every default."""
+    top = {k: v for k, v in raw.items() if k not in TABLES}
+    for key in top:
+        if key not in TOP_KEYS:
+            raise _unknown_key(key, None, [*TOP_KEYS, *TABLES])
+    tables = {}
+    for name, cls in TABLES.items():
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table, got {json.dumps(value, default=str)}")
+        tables[name] = _build(cls, value, name)
+    cfg = _build(Config, top, None)
+    for name, obj in tables.items():
+        setattr(cfg, name, obj)
+    validate(cfg)
+    return cfg
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _range(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field and range checks; one ConfigError line for the first problem."""
+    d, im, m, t, lo, r = cfg.data, cfg.image, cfg.model, cfg.train, cfg.loss, cfg.run
+    if cfg.name:
+        from amc_tui.names import check_name  # local: names imports nothing heavy either
+
+        try:
+            check_name(cfg.name)
+        except ValueError as e:
+            raise ConfigError(f"name: {e}") from None
+    grid = f"{SNR_MIN}..{SNR_MAX} in steps of {SNR_STEP}"
+    for key in ("snr_min", "snr_max"):
+        v = getattr(d, key)
+        _range(
+            SNR_MIN <= v <= SNR_MAX and (v - SNR_MIN) % SNR_STEP == 0,
+            f"[data] {key} = {v} is off the SNR grid {grid}",
+        )
+    _range(d.snr_min <= d.snr_max, f"[data] snr_min {d.snr_min} > snr_max {d.snr_max}: empty SNR range")
+    try:
+        resolve_classes(d.classes)
+    except ValueError as e:
+        raise ConfigError(f"[data] classes: {e}") from None
+    _range(
+        len(d.split) == 3 and all(0 <= x <= 1 for x in d.split) and abs(sum(d.split) - 1) < 1e-6,
+        f"[data] split must be 3 shares (train, val, test) in 0..1 summing to 1, got {d.split}",
+    )
+    _range(d.split[0] > 0, "[data] split: the train share must be > 0")
+    _range(d.frames_per_cell >= 0, "[data] frames_per_cell must be >= 0 (0 = all)")
+    _range(d.path != "", "[data] path must name an HDF5 file")
+    _range(8 <= im.size <= 1024, f"[image] size must be in 8..1024, got {im.size}")
+    _range(1 <= im.channels <= 3, f"[image] channels must be in 1..3, got {im.channels}")
+    _range(im.range > 0, f"[image] range must be > 0, got {im.range}")
+    check_arch(m.arch)
+    _range(0 <= m.dropout < 1, f"[model] dropout must be in [0, 1), got {m.dropout}")
+    _range(t.epochs >= 1, f"[train] epochs must be >= 1, got {t.epochs}")
+    _range(t.batch_size >= 1, f"[train] batch_size must be >= 1, got {t.batch_size}")
+    _range(t.lr > 0, f"[train] lr must be > 0, got {t.lr}")
+    _range(t.weight_decay >= 0, f"[train] weight_decay must be >= 0, got {t.weight_decay}")
+    _range(
+        0 <= t.warmup_epochs < t.epochs or t.warmup_epochs == 0,
+        f"[train] warmup_epochs must be in 0..epochs-1, got {t.warmup_epochs}",
+    )
+    _range(t.grad_clip >= 0, f"[train] grad_clip must be >= 0 (0 = off), got {t.grad_clip}")
+    for key in ("early_stop_patience", "max_steps_per_epoch", "threads"):
+        _range(getattr(t, key) >= 0, f"[train] {key} must be >= 0 (0 = off), got {getattr(t, key)}")
+    split_name, _, metric = t.select_metric.partition(".")
+    _range(
+        split_name in ("val", "train") and metric in METRICS,
+        f"[train] select_metric must be val.<metric> or train.<metric> with <metric> one of "
+        f"{', '.join(METRICS)}, got {t.select_metric!r}",
+    )
+    _range(
+        set(lo.weights) == {"mod", "snr"} and all(w >= 0 for w in lo.weights.values()),
+        f"[loss] weights must be {{mod = x, snr = y}} with x, y >= 0, got {lo.weights}",
+    )
+    _range(lo.snr_distance_weight >= 0, "[loss] snr_distance_weight must be >= 0")
+    _range(
+        r.device in ("auto", "cpu", "cuda") or r.device.startswith("cuda:") and r.device[5:].isdigit(),
+        f"[run] device must be auto, cpu, cuda or cuda:N, got {r.device!r}",
+    )
+    if isinstance(r.gpus, list):
+        _range(all(g >= 0 for g in r.gpus), f"[run] gpus must be GPU indices >= 0, got {r.gpus}")
+    _range(r.max_restarts >= 0, "[run] max_restarts must be >= 0")
+    _range(r.step_log_every >= 1, "[run] step_log_every must be >= 1")
+    _range(r.checkpoint_every >= 1, "[run] checkpoint_every must be >= 1")
+    _range(r.stop_grace_s >= 0, "[run] stop_grace_s must be >= 0")
+
+
+# The per-split metrics of an epoch event (DESIGN section 4); higher is better except these.
+METRICS = ("loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1")
+LOWER_IS_BETTER = frozenset({"loss", "snr_mae_db"})
+
+
+# --------------------------------------------------------------------------- load, dump, overrides
+
+
+def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
+    """tomllib with the error turned into `file:line:col: message`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None)
+        col = getattr(e, "colno", None)
+        msg = getattr(e, "msg", str(e))
+        if line is None:  # Python < 3.14 puts the position only in the text
+            return _reraise_legacy(e, source)
+        raise ConfigError(f"{source}:{line}:{col}: TOML syntax error: {msg}") from None
+
+
+def _reraise_legacy(e: Exception, source: str) -> dict[str, Any]:
+    import re
+
+    text = str(e)
+    m = re.search(r"\(at line (\d+), column (\d+)\)", text)
+    if m:
+        msg = text[: m.start()].strip()
+        raise ConfigError(f"{source}:{m.group(1)}:{m.group(2)}: TOML syntax error: {msg}") from None
+    raise ConfigError(f"{source}: TOML syntax error: {text}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`table.key=value` with a TOML-typed value; bare words are taken as strings."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected table.key=value")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of `raw` with each `--set` applied (validation happens in from_dict)."""
+    out = json.loads(json.dumps(raw))
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a table")
+        node[path[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {p}: {e}") from None
+    raw = parse_toml(text, str(p))
+    return from_dict(apply_overrides(raw, overrides or []))
+
+
+def loads_config(text: str, source: str = "<string>") -> Config:
+    return from_dict(parse_toml(text, source))
+
+
+def _strip_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_strip_none(v) for v in obj]
+    return obj
+
+
+def dumps_config(cfg: Config) -> str:
+    """The resolved config as TOML (tomli-w): every key, tables in schema order."""
+    import tomli_w  # not on the trainer's import path: the device box lacks it
+
+    return tomli_w.dumps(_strip_none(cfg.to_dict()))
+
+
+def with_data_path(cfg: Config, workspace: Path) -> Config:
+    """A copy whose data path is absolute, resolved against the workspace."""
+    out = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data))
+    p = Path(cfg.data.path).expanduser()
+    out.data.path = str(p if p.is_absolute() else (workspace / p).resolve())
+    return out
+
+
+def diff_configs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, a value, b value) for every leaf that differs."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        dotted = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict) and key != "backbone_kwargs":
+            out.extend(diff_configs(va, vb, dotted + "."))
+        elif va != vb:
+            out.append((dotted, va, vb))
+    return out
