@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from amc_tui.data.classes import SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
+from amc_tui.errors import UserError
 
 # --------------------------------------------------------------------------- architectures
 
@@ -77,7 +78,7 @@ def check_arch(arch: str) -> None:
 # --------------------------------------------------------------------------- schema
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config problem, as one line fit for stderr."""
 
 
@@ -259,10 +260,23 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     return isinstance(value, tp), value
 
 
+def nearest(word: str, options: list[str]) -> str | None:
+    """The closest option by spelling, with prefixes counted as close (lr_rate -> lr)."""
+
+    def score(opt: str) -> float:
+        ratio = difflib.SequenceMatcher(None, word.lower(), opt.lower()).ratio()
+        if word.lower().startswith(opt.lower()) or opt.lower().startswith(word.lower()):
+            ratio = max(ratio, 0.6 + 0.3 * min(len(opt), len(word)) / max(len(opt), len(word)))
+        return ratio
+
+    best = max(options, key=score, default=None)
+    return best if best is not None and score(best) >= 0.4 else None
+
+
 def _unknown_key(key: str, table: str | None, valid: list[str]) -> ConfigError:
     where = f"in [{table}]" if table else "at top level"
-    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(valid)}"
+    near = nearest(key, valid)
+    hint = f"; did you mean {near!r}?" if near else f"; valid keys: {', '.join(valid)}"
     return ConfigError(f"unknown key {key!r} {where}{hint}")
 
 
@@ -327,7 +341,9 @@ def validate(cfg: Config) -> None:
             SNR_MIN <= v <= SNR_MAX and (v - SNR_MIN) % SNR_STEP == 0,
             f"[data] {key} = {v} is off the SNR grid {grid}",
         )
-    _range(d.snr_min <= d.snr_max, f"[data] snr_min {d.snr_min} > snr_max {d.snr_max}: empty SNR range")
+    _range(
+        d.snr_min <= d.snr_max, f"[data] snr_min {d.snr_min} > snr_max {d.snr_max}: empty SNR range"
+    )
     try:
         resolve_classes(d.classes)
     except ValueError as e:
@@ -367,7 +383,9 @@ def validate(cfg: Config) -> None:
     )
     _range(lo.snr_distance_weight >= 0, "[loss] snr_distance_weight must be >= 0")
     _range(
-        r.device in ("auto", "cpu", "cuda") or r.device.startswith("cuda:") and r.device[5:].isdigit(),
+        r.device in ("auto", "cpu", "cuda")
+        or r.device.startswith("cuda:")
+        and r.device[5:].isdigit(),
         f"[run] device must be auto, cpu, cuda or cuda:N, got {r.device!r}",
     )
     if isinstance(r.gpus, list):
@@ -391,6 +409,7 @@ def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
+        e.doc = text  # type: ignore[attr-defined]
         line = getattr(e, "lineno", None)
         col = getattr(e, "colno", None)
         msg = getattr(e, "msg", str(e))
@@ -404,10 +423,21 @@ def _reraise_legacy(e: Exception, source: str) -> dict[str, Any]:
 
     text = str(e)
     m = re.search(r"\(at line (\d+), column (\d+)\)", text)
+    if m is None and "(at end of document)" in text:
+        msg = text.replace("(at end of document)", "").strip()
+        raise ConfigError(
+            f"{source}:{_end_pos(e)}: TOML syntax error: {msg} at end of document"
+        ) from None
     if m:
         msg = text[: m.start()].strip()
         raise ConfigError(f"{source}:{m.group(1)}:{m.group(2)}: TOML syntax error: {msg}") from None
     raise ConfigError(f"{source}: TOML syntax error: {text}") from None
+
+
+def _end_pos(e: Exception) -> str:
+    doc = getattr(e, "doc", None) or ""
+    lines = doc.split("\n")
+    return f"{len(lines)}:{len(lines[-1]) + 1}"
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -477,7 +507,9 @@ def with_data_path(cfg: Config, workspace: Path) -> Config:
     return out
 
 
-def diff_configs(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+def diff_configs(
+    a: dict[str, Any], b: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
     """(dotted key, a value, b value) for every leaf that differs."""
     out = []
     for key in sorted(set(a) | set(b), key=str):

@@ -1,0 +1,7 @@
+"""The error type for bad user input: the CLI prints its one-line message and exits 2."""
+
+
+class UserError(ValueError):
+    """Bad input (config, data file, run name, ...), as one line fit for stderr."""
+
+    exit_code = 2
