@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything installs from here.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+AMC     := $(VENV)/bin/amc-tui
+STAMP   := $(VENV)/.installed
+DEMO_H5 := data/demo.h5
+# Synthetic demo file: 17 digital classes x 26 SNRs; frames per cell sized for a CPU demo.
+DEMO_FRAMES_PER_CELL ?= 64
+
+.PHONY: venv test lint format demo demo-data bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check amc_tui tests benchmarks
+	$(VENV)/bin/ruff format --check amc_tui tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format amc_tui tests benchmarks
+	$(VENV)/bin/ruff check --fix amc_tui tests benchmarks
+
+$(DEMO_H5): | $(STAMP)
+	$(AMC) data synth $(DEMO_H5) --frames-per-cell $(DEMO_FRAMES_PER_CELL) --seed 0
+
+demo-data: $(DEMO_H5)
+
+demo: $(STAMP) $(DEMO_H5)
+	$(AMC) run configs/demo.toml
+	@echo
+	@echo "RUNLOG:        $(CURDIR)/RUNLOG.md"
+	@echo "run directory: $$($(AMC) ls --json | $(PY) -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["dir"] if r else "-")')"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py --out benchmarks/results.json
+
+clean-venv:
+	rm -rf $(VENV)
