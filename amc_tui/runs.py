@@ -11,11 +11,13 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amc_tui.errors import UserError
 from amc_tui.fsutil import append_line, atomic_write_json, plain, read_json
+from amc_tui.workspace import Workspace
 
 CONFIG_FILE = "config.toml"
 META_FILE = "meta.json"
@@ -235,3 +237,260 @@ def last_event(
                     if ev is not None and ev.get("kind") == kind:
                         return ev
         return None
+
+
+# --------------------------------------------------------------------------- run info (listing)
+
+
+@dataclass
+class RunInfo:
+    """One run as a reader sees it: status.json + meta.json + the last epoch event.
+
+    `state` is derived (running -> crashed when the pid is gone or the heartbeat is stale).
+    Built without parsing a whole event file, so listing 1,000 runs stays fast.
+    """
+
+    id: str
+    name: str
+    dir: Path
+    state: str = "queued"
+    arch: str = ""
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    best: dict[str, Any] | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    pid: int | None = None
+    device: str = ""
+    gpus: list[int] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    phase: str = ""
+    notes: str = ""
+    last_epoch: dict[str, Any] | None = None
+    error: str | None = None
+    # beyond the agreed API
+    pgid: int | None = None
+    host: str = ""
+    exit_code: int | None = None
+    restarts: int = 0
+    resumed_from: dict[str, Any] | None = None
+    stored_state: str = "queued"
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(self.dir)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def elapsed_s(self, now: float | None = None) -> float | None:
+        """Wall time since start (until end when ended)."""
+        if self.started_at is None:
+            return None
+        end = self.ended_at if self.ended_at is not None else (now or time.time())
+        return max(0.0, end - self.started_at)
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Remaining time from the mean epoch time so far (None when unknown)."""
+        if self.state != "running" or not self.epochs or not self.epoch:
+            return None
+        elapsed = self.elapsed_s(now)
+        if self.last_epoch and self.last_epoch.get("epoch_time_s"):
+            per_epoch = float(self.last_epoch["epoch_time_s"])
+        elif elapsed:
+            per_epoch = elapsed / self.epoch
+        else:
+            return None
+        return max(0.0, (self.epochs - self.epoch) * per_epoch)
+
+    def metric(self, dotted: str = "val.acc_combined") -> float | None:
+        """A value from the last epoch event by dotted path, e.g. `val.acc_combined`."""
+        return dig(self.last_epoch, dotted)
+
+    def to_row(self) -> dict[str, Any]:
+        """The `ls --json` row."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "arch": self.arch,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "step": self.step,
+            "best": self.best,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "heartbeat_at": self.heartbeat_at,
+            "pid": self.pid,
+            "device": self.device,
+            "gpus": self.gpus,
+            "tags": self.tags,
+            "phase": self.phase,
+            "restarts": self.restarts,
+            "exit_code": self.exit_code,
+            "val": (self.last_epoch or {}).get("val"),
+            "train": (self.last_epoch or {}).get("train"),
+            "error": self.error,
+            "dir": str(self.dir),
+        }
+
+
+def dig(obj: Any, dotted: str) -> Any:
+    """`obj["a"]["b"]` for "a.b"; None when any step is missing."""
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _config_fallback(run: RunDir) -> dict[str, Any]:
+    """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
+    import tomllib
+
+    try:
+        raw = tomllib.loads(run.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        "arch": dig(raw, "model.arch"),
+        "epochs": dig(raw, "train.epochs"),
+        "tags": raw.get("tags"),
+        "phase": raw.get("phase"),
+        "notes": raw.get("notes"),
+    }
+
+
+def _fast_json(path: str) -> dict[str, Any]:
+    """A JSON object file as a dict ({} when missing or bad): the listing's hot path."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
+    """A RunInfo from the run's files; never raises on missing or bad files."""
+    base = os.fspath(path)
+    run = RunDir(Path(base))
+    status = _fast_json(os.path.join(base, STATUS_FILE))
+    meta = _fast_json(os.path.join(base, META_FILE))
+    if "arch" not in meta or "epochs" not in meta:
+        meta = {**_config_fallback(run), **meta}
+    last = (
+        last_event(os.path.join(base, EVENTS_FILE), "epoch", block=8192)
+        if with_last_epoch
+        else None
+    )
+    try:
+        state = derive_state(status)
+    except (TypeError, ValueError):
+        state = str(status.get("state") or "queued")
+    best = status.get("best")
+    gpus = status.get("gpus")
+    tags = meta.get("tags")
+    epoch = _int(status.get("epoch"))
+    if last is not None:
+        epoch = max(epoch, _int(last.get("epoch")))
+    resumed = meta.get("resumed_from")
+    return RunInfo(
+        id=str(meta.get("id") or status.get("id") or run.name),
+        name=str(meta.get("name") or run.name),
+        dir=run.path,
+        state=state,
+        arch=str(meta.get("arch") or ""),
+        epoch=epoch,
+        epochs=_int(status.get("epochs")) or _int(meta.get("epochs")),
+        step=_int(status.get("step")),
+        best=best if isinstance(best, dict) and best.get("value") is not None else None,
+        created_at=_num(meta.get("created_at")),
+        started_at=_num(status.get("started_at")),
+        ended_at=_num(status.get("ended_at")),
+        heartbeat_at=_num(status.get("heartbeat_at")),
+        pid=_int(status.get("pid"), 0) or None,
+        device=str(status.get("device") or ""),
+        gpus=[g for g in gpus if isinstance(g, int)] if isinstance(gpus, list) else [],
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        phase=str(meta.get("phase") or ""),
+        notes=str(meta.get("notes") or ""),
+        last_epoch=last,
+        error=str(status["error"]) if status.get("error") else None,
+        pgid=_int(status.get("pgid"), 0) or None,
+        host=str(status.get("host") or ""),
+        exit_code=_int(status.get("exit_code"), 0) if status.get("exit_code") is not None else None,
+        restarts=_int(status.get("restarts")),
+        resumed_from=resumed if isinstance(resumed, dict) else None,
+        stored_state=str(status.get("state") or "queued"),
+    )
+
+
+def run_dirs(ws: Workspace) -> list[Path]:
+    """Every run directory under runs/ (hidden folders such as the state dir skipped)."""
+    try:
+        entries = list(os.scandir(ws.runs))
+    except OSError:
+        return []
+    return [
+        Path(e.path)
+        for e in entries
+        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+    ]
+
+
+def _sort_key(info: RunInfo) -> tuple[float, str]:
+    return (info.created_at or info.started_at or 0.0, info.name)
+
+
+def list_runs(
+    ws: Workspace, state: str | None = None, with_last_epoch: bool = True
+) -> list[RunInfo]:
+    """Every run of the workspace, newest first; `state` filters on the derived state."""
+    runs = [read_run(p, with_last_epoch=with_last_epoch) for p in run_dirs(ws)]
+    if state:
+        runs = [r for r in runs if r.state == state]
+    runs.sort(key=_sort_key, reverse=True)
+    return runs
+
+
+def _brief(info: RunInfo) -> str:
+    return f"{info.name} ({info.id})"
+
+
+def resolve_run(ws: Workspace, ref: str) -> RunInfo:
+    """A run by name, id, or a unique prefix of either; UserError listing candidates else."""
+    ref = (ref or "").strip()
+    if not ref:
+        raise UserError("empty run reference; give a run name, id or prefix")
+    direct = ws.runs / ref
+    if "/" not in ref and ref not in (".", "..") and not ref.startswith(".") and direct.is_dir():
+        return read_run(direct)
+    runs = [read_run(p, with_last_epoch=False) for p in run_dirs(ws)]
+    runs.sort(key=_sort_key, reverse=True)
+    exact = [r for r in runs if ref in (r.name, r.id)]
+    if len(exact) == 1:
+        return read_run(exact[0].dir)
+    matches = exact or [r for r in runs if r.name.startswith(ref) or r.id.startswith(ref)]
+    if len(matches) == 1:
+        return read_run(matches[0].dir)
+    if not matches:
+        near = ", ".join(_brief(r) for r in runs[:8]) or "none (runs/ is empty)"
+        more = f" and {len(runs) - 8} more" if len(runs) > 8 else ""
+        raise UserError(f"no run matches {ref!r}; runs: {near}{more}")
+    listed = ", ".join(_brief(r) for r in matches[:8])
+    more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
+    raise UserError(f"{ref!r} is ambiguous: {listed}{more}")

@@ -1,0 +1,109 @@
+"""RunInfo, read_run, list_runs and resolve_run over hand-made run directories."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from runs_fixtures import make_fake_run
+
+from amc_tui.errors import UserError
+from amc_tui.runs import list_runs, read_run, resolve_run
+from amc_tui.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    w = Workspace(tmp_path)
+    w.runs.mkdir()
+    return w
+
+
+def test_read_run_completed(ws):
+    run = make_fake_run(ws, "calm-sea-1", epochs=4, run_id="abcd1234", tags=["x"], phase="P1")
+    info = read_run(run.path)
+    assert (info.id, info.name, info.state, info.arch) == (
+        "abcd1234",
+        "calm-sea-1",
+        "completed",
+        "resnet18",
+    )
+    assert (info.epoch, info.epochs) == (4, 4)
+    assert info.best and info.best["metric"] == "val.acc_combined"
+    assert info.last_epoch["epoch"] == 4 and "val" in info.last_epoch
+    assert info.tags == ["x"] and info.phase == "P1"
+    row = info.to_row()
+    for key in (
+        "id",
+        "name",
+        "state",
+        "arch",
+        "epoch",
+        "epochs",
+        "best",
+        "started_at",
+        "ended_at",
+        "dir",
+    ):
+        assert key in row
+    json.dumps(row)
+
+
+def test_running_with_dead_pid_is_crashed(ws):
+    run = make_fake_run(ws, "a-b-1", state="crashed")
+    assert read_run(run.path).state == "crashed"
+    alive = make_fake_run(ws, "a-b-2", state="running", pid=os.getpid())
+    info = read_run(alive.path)
+    assert info.state == "running" and info.eta_s() is not None
+
+
+def test_stale_heartbeat_is_crashed(ws):
+    run = make_fake_run(ws, "a-b-3", state="running", pid=os.getpid(), heartbeat_at=1.0)
+    assert read_run(run.path).state == "crashed"
+
+
+def test_read_run_never_raises_on_garbage(ws):
+    d = ws.runs / "broken-run-1"
+    d.mkdir()
+    (d / "status.json").write_text("{not json")
+    (d / "meta.json").write_text("[1, 2]")
+    (d / "events.jsonl").write_bytes(b'\x00\xff{"kind": "epoch", "epo')
+    (d / "config.toml").write_text("= nope")
+    info = read_run(d)
+    assert info.name == "broken-run-1" and info.state == "queued" and info.last_epoch is None
+
+
+def test_last_epoch_skips_torn_line_and_unknown_kinds(ws):
+    run = make_fake_run(ws, "a-b-4", epochs=3)
+    with open(run.events, "a") as f:
+        f.write('{"t": 1, "kind": "mystery", "x": 1}\n{"t": 2, "kind": "epoch", "epoch": 9')
+    assert read_run(run.path).last_epoch["epoch"] == 3
+
+
+def test_list_runs_newest_first_and_state_filter(ws):
+    make_fake_run(ws, "old-run-1", created_at=100.0)
+    make_fake_run(ws, "new-run-2", created_at=200.0, state="failed")
+    make_fake_run(ws, "mid-run-3", created_at=150.0, state="stopped")
+    (ws.runs / ".amc-tui").mkdir()
+    assert [r.name for r in list_runs(ws)] == ["new-run-2", "mid-run-3", "old-run-1"]
+    assert [r.name for r in list_runs(ws, state="failed")] == ["new-run-2"]
+    assert list_runs(Workspace(ws.root / "nowhere")) == []
+
+
+def test_resolve_by_name_id_and_prefix(ws):
+    make_fake_run(ws, "calm-sea-1", run_id="aaaa1111")
+    make_fake_run(ws, "calm-sky-2", run_id="aaab2222")
+    make_fake_run(ws, "bold-fog-3", run_id="zzzz3333")
+    assert resolve_run(ws, "calm-sea-1").id == "aaaa1111"
+    assert resolve_run(ws, "zzzz3333").name == "bold-fog-3"
+    assert resolve_run(ws, "bold").name == "bold-fog-3"
+    assert resolve_run(ws, "aaab").name == "calm-sky-2"
+    with pytest.raises(UserError, match="ambiguous: .*calm-s.*calm-s"):
+        resolve_run(ws, "calm-s")
+    with pytest.raises(UserError, match="ambiguous"):
+        resolve_run(ws, "aaa")
+    with pytest.raises(UserError, match="no run matches 'nope'; runs: .*bold-fog-3"):
+        resolve_run(ws, "nope")
+    with pytest.raises(UserError):
+        resolve_run(ws, "../calm-sea-1")
