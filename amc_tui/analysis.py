@@ -1,0 +1,500 @@
+"""Pure functions over a run's analysis export (DESIGN section 5) and epoch events.
+
+No torch here (the trainer writes the export; this reads it): pandas and numpy only, so the
+TUI, the CLI and the trainer's RUNLOG hook can all use it. Nothing here writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amc_tui.config import LOWER_IS_BETTER, METRICS, diff_configs
+
+CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
+CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
+UNDERWEIGHT_SHARE = 0.40
+OVERFIT_GAP = 0.05  # train ahead of val by more than 5 points of combined accuracy
+_EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass
+class Export:
+    dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    per_cell: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CELL_COLUMNS))
+    confusion_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
+    confusion_snr: pd.DataFrame = field(default_factory=pd.DataFrame)
+    f1_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
+    f1_snr: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def epoch(self) -> int | None:
+        e = self.summary.get("epoch")
+        return int(e) if isinstance(e, int | float) else export_epoch(self.dir.name)
+
+
+def export_epoch(name: str) -> int | None:
+    m = _EPOCH_DIR.match(name)
+    return int(m.group(1)) if m else None
+
+
+def list_exports(run_dir: str | os.PathLike[str]) -> list[str]:
+    """Export folder names in order: epoch_001, epoch_002, ..., then final."""
+    root = Path(run_dir) / "export"
+    try:
+        names = [e.name for e in os.scandir(root) if e.is_dir()]
+    except OSError:
+        return []
+    epochs = sorted((n for n in names if export_epoch(n) is not None), key=export_epoch)
+    return epochs + (["final"] if "final" in names else [])
+
+
+def read_summary(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(Path(export_dir) / "summary.json", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _csv(path: Path, **kw: Any) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kw)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame()
+
+
+def read_per_cell(export_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """per_cell.csv with its DESIGN columns (an empty frame when missing or bad)."""
+    df = _csv(Path(export_dir) / "per_cell.csv")
+    if df.empty or not set(CELL_COLUMNS) <= set(df.columns):
+        return pd.DataFrame(columns=CELL_COLUMNS)
+    df["modulation"] = df["modulation"].astype(str)
+    return df
+
+
+def load_export(export_dir: str | os.PathLike[str]) -> Export:
+    """Every file of one export folder; missing or bad files give empty frames."""
+    d = Path(export_dir)
+    return Export(
+        dir=d,
+        summary=read_summary(d),
+        per_cell=read_per_cell(d),
+        confusion_mod=_csv(d / "confusion_mod.csv", index_col=0),
+        confusion_snr=_csv(d / "confusion_snr.csv", index_col=0),
+        f1_mod=_csv(d / "f1_mod.csv"),
+        f1_snr=_csv(d / "f1_snr.csv"),
+    )
+
+
+def latest_export(run_dir: str | os.PathLike[str], prefer_final: bool = True) -> str | None:
+    names = list_exports(run_dir)
+    if not names:
+        return None
+    if prefer_final or names[-1] != "final":
+        return names[-1]
+    return names[-2] if len(names) > 1 else names[-1]
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _lower_better(metric: str) -> bool:
+    return metric.rpartition(".")[2] in LOWER_IS_BETTER
+
+
+def _mod_order(mods: list[str]) -> list[str]:
+    from amc_tui.data.classes import CLASS_INDEX
+
+    return sorted(mods, key=lambda m: (CLASS_INDEX.get(m, 10_000), m))
+
+
+def cell_matrix(
+    per_cell: pd.DataFrame, metric: str = "acc_combined"
+) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
+    """(modulations in class-table order, SNRs ascending, values[mod, snr], n[mod, snr]);
+    cells absent from the export are NaN with n = 0."""
+    if metric not in CELL_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(CELL_METRICS)}, got {metric!r}")
+    if per_cell.empty:
+        return [], [], np.zeros((0, 0)), np.zeros((0, 0), dtype=int)
+    mods = _mod_order(list(dict.fromkeys(per_cell["modulation"].astype(str))))
+    snrs = sorted({int(s) for s in per_cell["snr_db"]})
+    mi = {m: i for i, m in enumerate(mods)}
+    si = {s: j for j, s in enumerate(snrs)}
+    values = np.full((len(mods), len(snrs)), np.nan)
+    n = np.zeros((len(mods), len(snrs)), dtype=int)
+    for mod, snr, cnt, val in zip(
+        per_cell["modulation"].astype(str),
+        per_cell["snr_db"],
+        per_cell["n"],
+        per_cell[metric],
+        strict=True,
+    ):
+        i, j = mi[mod], si[int(snr)]
+        values[i, j] = float(val)
+        n[i, j] = int(cnt)
+    return mods, snrs, values, n
+
+
+def hardest_cells(
+    per_cell: pd.DataFrame, n: int = 5, metric: str = "acc_combined"
+) -> list[dict[str, Any]]:
+    """The n worst (modulation, SNR) cells by `metric` (highest MAE for snr_mae_db), cells
+    with no frames skipped; ties broken by class-table order, then SNR."""
+    if per_cell.empty:
+        return []
+    from amc_tui.data.classes import CLASS_INDEX
+
+    df = per_cell[per_cell["n"] > 0].copy()
+    if df.empty:
+        return []
+    sign = -1.0 if _lower_better(metric) else 1.0
+    df["_key"] = sign * df[metric].astype(float)
+    df["_cls"] = [CLASS_INDEX.get(m, 10_000) for m in df["modulation"]]
+    df = df.sort_values(["_key", "_cls", "snr_db"], kind="mergesort").head(n)
+    return [
+        {
+            "modulation": str(r.modulation),
+            "snr_db": int(r.snr_db),
+            "n": int(r.n),
+            "acc_combined": float(r.acc_combined),
+            "acc_mod": float(r.acc_mod),
+            "acc_snr": float(r.acc_snr),
+            "snr_mae_db": float(r.snr_mae_db),
+        }
+        for r in df.itertuples()
+    ]
+
+
+# --------------------------------------------------------------------------- trajectory
+
+
+def trajectory(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per epoch from epoch events or export summaries (the same keys), sorted by
+    epoch; a repeated epoch (resumed after a crash mid-epoch) keeps its last record."""
+    rows: dict[int, dict[str, Any]] = {}
+    for ev in events:
+        if ev.get("kind", "epoch") != "epoch" or not isinstance(ev.get("epoch"), int | float):
+            continue
+        row: dict[str, Any] = {"epoch": int(ev["epoch"])}
+        for split in ("train", "val"):
+            metrics = ev.get(split) if isinstance(ev.get(split), dict) else {}
+            for m in METRICS:
+                row[f"{split}_{m}"] = _f(metrics.get(m))
+        for key in ("weights", "uncertainty"):
+            obj = ev.get(key) if isinstance(ev.get(key), dict) else {}
+            for task in ("mod", "snr"):
+                row[f"{key[0]}_{task}"] = _f(obj.get(task))
+        row["lr"] = _f(ev.get("lr"))
+        row["epoch_time_s"] = _f(ev.get("epoch_time_s"))
+        row["samples_per_s"] = _f(ev.get("samples_per_s"))
+        row["is_best"] = bool(ev.get("is_best"))
+        rows[row["epoch"]] = row
+    return [rows[k] for k in sorted(rows)]
+
+
+def export_trajectory(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The trajectory from export/epoch_NNN/summary.json files (one per finished epoch)."""
+    root = Path(run_dir) / "export"
+    summaries = []
+    for name in list_exports(run_dir):
+        if name == "final":
+            continue
+        s = read_summary(root / name)
+        if s:
+            s.setdefault("epoch", export_epoch(name))
+            summaries.append(s)
+    return trajectory(summaries)
+
+
+def _f(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v)
+
+
+def best_row(traj: list[dict[str, Any]], select_metric: str) -> dict[str, Any] | None:
+    """The trajectory row that `select_metric` (e.g. val.acc_combined) ranks best; the first
+    of equals wins, as the trainer keeps the first best checkpoint."""
+    key = select_metric.replace(".", "_", 1)
+    scored = [r for r in traj if r.get(key) is not None and math.isfinite(r[key])]
+    if not scored:
+        return None
+    lower = _lower_better(select_metric)
+    best = scored[0]
+    for r in scored[1:]:
+        if (r[key] < best[key]) if lower else (r[key] > best[key]):
+            best = r
+    return best
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation and the rule that produced it (RUNLOG names the rule)."""
+
+    rule: str
+    level: str  # "good" | "warn" | "info"
+    text: str
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def findings(
+    traj: list[dict[str, Any]],
+    *,
+    select_metric: str = "val.acc_combined",
+    state: str = "completed",
+    epochs: int | None = None,
+    baseline: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    restarts: int = 0,
+) -> list[Finding]:
+    """Findings by stated rules over a run's trajectory (and frozen baseline/config)."""
+    out: list[Finding] = []
+    cfg = config or {}
+    if cfg.get("image", {}).get("normalize") == "max":
+        out.append(
+            Finding(
+                "normalize-max",
+                "warn",
+                'per-image max normalisation erases SNR cues (image.normalize = "max")',
+            )
+        )
+    if cfg.get("data", {}).get("shuffle") is False:
+        out.append(Finding("no-shuffle", "warn", "fixed epoch order: data.shuffle = false"))
+    if restarts:
+        out.append(
+            Finding(
+                "restarted",
+                "warn",
+                f"restarted {restarts} time(s) after a crash (restart = on-failure)",
+            )
+        )
+    if not traj:
+        return out
+    last = traj[-1]
+    tv, tt = last.get("val_acc_combined"), last.get("train_acc_combined")
+    if tv is not None and tt is not None:
+        always = all(
+            r["val_acc_combined"] >= r["train_acc_combined"]
+            for r in traj
+            if r.get("val_acc_combined") is not None and r.get("train_acc_combined") is not None
+        )
+        if tv >= tt:
+            out.append(
+                Finding(
+                    "val-above-train",
+                    "good",
+                    f"no overfitting sign: validation combined {_pct(tv)} >= training {_pct(tt)}"
+                    + (" throughout" if always and len(traj) > 1 else ""),
+                )
+            )
+        elif tt - tv > OVERFIT_GAP:
+            out.append(
+                Finding(
+                    "train-above-val",
+                    "warn",
+                    f"overfitting sign: training combined {_pct(tt)} leads validation {_pct(tv)} "
+                    f"by {100 * (tt - tv):.2f} points (> {100 * OVERFIT_GAP:.0f})",
+                )
+            )
+    for key in ("train_loss", "val_loss"):
+        if any(r.get(key) is not None and not math.isfinite(r[key]) for r in traj):
+            out.append(Finding("non-finite-loss", "warn", f"{key.replace('_', ' ')} went NaN/inf"))
+            break
+    best = best_row(traj, select_metric)
+    if best is not None:
+        key = select_metric.replace(".", "_", 1)
+        if best["epoch"] == last["epoch"] and len(traj) > 1:
+            so_far = "" if state in ("completed", "stopped", "failed", "crashed") else " so far"
+            out.append(
+                Finding(
+                    "best-is-last",
+                    "info",
+                    f"still improving: the best {select_metric} ({_pct(best[key]) if 'acc' in key else f'{best[key]:.4g}'}) "
+                    f"is at the last epoch ({last['epoch']}){so_far}; more epochs may help",
+                )
+            )
+        elif best["epoch"] != last["epoch"]:
+            out.append(
+                Finding(
+                    "plateau",
+                    "info",
+                    f"best {select_metric} at epoch {best['epoch']}; no gain in the last "
+                    f"{last['epoch'] - best['epoch']} epoch(s)",
+                )
+            )
+    names = {"mod": "modulation", "snr": "SNR"}
+    for task in ("mod", "snr"):
+        share = last.get(f"w_{task}")
+        if share is not None and share < UNDERWEIGHT_SHARE:
+            shares = [r.get(f"w_{task}") for r in traj]
+            always = all(s is not None and s < UNDERWEIGHT_SHARE for s in shares)
+            out.append(
+                Finding(
+                    "weight-share<40%",
+                    "warn",
+                    f"{names[task]} task underweighted: {100 * share:.1f}% weight share "
+                    f"(< {100 * UNDERWEIGHT_SHARE:.0f}%)"
+                    + (" throughout" if always and len(traj) > 1 else ""),
+                )
+            )
+    if baseline and best is not None and baseline.get("metric") == select_metric:
+        key = select_metric.replace(".", "_", 1)
+        mine, theirs = best[key], float(baseline["value"])
+        lower = _lower_better(select_metric)
+        ahead = mine < theirs if lower else mine > theirs
+        fmt = _pct if "acc" in key else (lambda v: f"{v:.4g}")
+        diff = abs(mine - theirs) * (100 if "acc" in key else 1)
+        unit = " points" if "acc" in key else ""
+        who = f"{baseline.get('name')} ({baseline.get('id')})"
+        if ahead:
+            text = f"new best: {select_metric} {fmt(mine)} beats the best earlier run {who} at {fmt(theirs)} by {diff:.2f}{unit}"
+        elif mine == theirs:
+            text = f"ties the best earlier run {who} at {fmt(theirs)}"
+        else:
+            text = f"{select_metric} {fmt(mine)} is {diff:.2f}{unit} behind the best earlier run {who} ({fmt(theirs)})"
+        out.append(Finding("vs-best-earlier", "good" if ahead else "info", text))
+    elif not baseline and best is not None:
+        out.append(
+            Finding(
+                "vs-best-earlier",
+                "info",
+                "no earlier finished run on the same task to compare with",
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _config_dict(run_dir: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _epoch_events(run_dir: Path) -> list[dict[str, Any]]:
+    from amc_tui.runs import read_events
+
+    return [e for e in read_events(run_dir / "events.jsonl") if e.get("kind") == "epoch"]
+
+
+def _common_export(a: Path, b: Path) -> str | None:
+    common = [n for n in list_exports(a) if n in set(list_exports(b))]
+    return common[-1] if common else None
+
+
+def cell_deltas(
+    a: pd.DataFrame, b: pd.DataFrame, n: int = 5, metric: str = "acc_combined"
+) -> list[dict[str, Any]]:
+    """The n cells whose `metric` changed most from a to b (by absolute delta)."""
+    if a.empty or b.empty:
+        return []
+    m = a[["modulation", "snr_db", metric]].merge(
+        b[["modulation", "snr_db", metric]], on=["modulation", "snr_db"], suffixes=("_a", "_b")
+    )
+    if m.empty:
+        return []
+    m["delta"] = m[f"{metric}_b"] - m[f"{metric}_a"]
+    m["_abs"] = m["delta"].abs()
+    m = m.sort_values(
+        ["_abs", "modulation", "snr_db"], ascending=[False, True, True], kind="mergesort"
+    )
+    return [
+        {
+            "modulation": str(r.modulation),
+            "snr_db": int(r.snr_db),
+            "a": float(getattr(r, f"{metric}_a")),
+            "b": float(getattr(r, f"{metric}_b")),
+            "delta": float(r.delta),
+        }
+        for r in m.head(n).itertuples()
+    ]
+
+
+def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
+    """Config keys that differ, best and final metrics side by side with deltas (b - a), and
+    the cells that changed most in the newest export both runs have."""
+    da, db = Path(a.dir), Path(b.dir)
+    metric = (a.best or {}).get("metric") or "val.acc_combined"
+    ta, tb = trajectory(_epoch_events(da)), trajectory(_epoch_events(db))
+    if not ta:
+        ta = export_trajectory(da)
+    if not tb:
+        tb = export_trajectory(db)
+    rows_out = []
+    picks = {
+        "best": (best_row(ta, metric), best_row(tb, metric)),
+        "final": (ta[-1] if ta else None, tb[-1] if tb else None),
+    }
+    for split in ("val", "train"):
+        for m in METRICS:
+            key = f"{split}_{m}"
+            row: dict[str, Any] = {
+                "metric": f"{split}.{m}",
+                "lower_is_better": m in LOWER_IS_BETTER,
+            }
+            for which, (ra, rb) in picks.items():
+                va = ra.get(key) if ra else None
+                vb = rb.get(key) if rb else None
+                row[f"{which}_a"], row[f"{which}_b"] = va, vb
+                row[f"{which}_delta"] = vb - va if va is not None and vb is not None else None
+            rows_out.append(row)
+    common = _common_export(da, db)
+    cells = []
+    if common:
+        cells = cell_deltas(
+            read_per_cell(da / "export" / common), read_per_cell(db / "export" / common), n_cells
+        )
+    return {
+        "a": {
+            "id": a.id,
+            "name": a.name,
+            "best": a.best,
+            "epoch": (picks["final"][0] or {}).get("epoch"),
+            "best_epoch": (picks["best"][0] or {}).get("epoch"),
+        },
+        "b": {
+            "id": b.id,
+            "name": b.name,
+            "best": b.best,
+            "epoch": (picks["final"][1] or {}).get("epoch"),
+            "best_epoch": (picks["best"][1] or {}).get("epoch"),
+        },
+        "select_metric": metric,
+        "config_diff": [
+            (k, va, vb)
+            for k, va, vb in diff_configs(_config_dict(da), _config_dict(db))
+            if k != "name"
+        ],
+        "metrics": rows_out,
+        "export": common,
+        "top_cells": cells,
+    }

@@ -1,0 +1,136 @@
+"""analysis.py over hand-made exports: matrices, hardest cells, trajectory, findings, compare."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from runs_fixtures import epoch_event, make_fake_run
+
+from amc_tui.analysis import (
+    best_row,
+    cell_matrix,
+    compare_runs,
+    findings,
+    hardest_cells,
+    list_exports,
+    load_export,
+    trajectory,
+)
+from amc_tui.runs import read_run
+from amc_tui.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    w = Workspace(tmp_path)
+    w.runs.mkdir()
+    return w
+
+
+def test_list_and_load_export(ws):
+    run = make_fake_run(ws, "e-x-1", epochs=3)
+    assert list_exports(run.path) == ["epoch_001", "epoch_002", "epoch_003", "final"]
+    ex = load_export(run.final_export)
+    assert ex.epoch == 3 and ex.summary["split"] == "test"
+    assert list(ex.per_cell.columns)[:3] == ["modulation", "snr_db", "n"]
+    assert ex.confusion_mod.shape == (4, 4) and list(ex.confusion_mod.index) == list(
+        ex.confusion_mod.columns
+    )
+    assert len(ex.f1_snr) == 11
+    assert list_exports(ws.root / "nothing") == []
+    empty = load_export(ws.root / "nothing")
+    assert empty.summary == {} and empty.per_cell.empty
+
+
+def test_cell_matrix_orders_and_fills_gaps():
+    df = pd.DataFrame(
+        [
+            ("QPSK", 10, 8, 0.5, 0.5, 0.25, 1.0),
+            ("BPSK", -4, 8, 0.9, 0.8, 0.72, 0.5),
+            ("BPSK", 10, 0, 0.0, 0.0, 0.0, 0.0),
+        ],
+        columns=["modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db"],
+    )
+    mods, snrs, values, n = cell_matrix(df, "acc_combined")
+    assert mods == ["BPSK", "QPSK"] and snrs == [-4, 10]
+    assert values[0, 0] == 0.72 and math.isnan(values[1, 0]) and n[1, 0] == 0 and n[0, 1] == 0
+    with pytest.raises(ValueError):
+        cell_matrix(df, "nope")
+
+
+def test_hardest_cells(ws):
+    run = make_fake_run(ws, "h-x-1")
+    per_cell = load_export(run.final_export).per_cell
+    cells = hardest_cells(per_cell, n=5)
+    assert len(cells) == 5
+    vals = [c["acc_combined"] for c in cells]
+    assert vals == sorted(vals) and vals[0] == per_cell["acc_combined"].min()
+    worst_mae = hardest_cells(per_cell, n=1, metric="snr_mae_db")[0]["snr_mae_db"]
+    assert worst_mae == per_cell["snr_mae_db"].max()
+    per_cell.loc[per_cell["acc_combined"].idxmin(), "n"] = 0
+    assert hardest_cells(per_cell, n=1)[0]["acc_combined"] > vals[0] or vals[0] == vals[1]
+
+
+def test_trajectory_dedupes_and_ignores_other_kinds():
+    import random
+
+    rng = random.Random(0)
+    evs = [epoch_event(e, 3, rng, False) for e in (1, 2)]
+    redo = epoch_event(2, 3, rng, True)
+    redo["val"]["acc_combined"] = 0.99
+    rows = trajectory([{"kind": "step", "epoch": 1}, *evs, redo, {"kind": "epoch"}])
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_acc_combined"] == 0.99
+    assert rows[0]["w_mod"] + rows[0]["w_snr"] == pytest.approx(1, abs=1e-3)
+    assert best_row(rows, "val.acc_combined")["epoch"] == 2
+    assert best_row(rows, "val.loss")["epoch"] == int(np.argmin([r["val_loss"] for r in rows])) + 1
+
+
+def _row(epoch, val, train, w_snr=0.5):
+    return {
+        "epoch": epoch,
+        "val_acc_combined": val,
+        "train_acc_combined": train,
+        "w_mod": 1 - w_snr,
+        "w_snr": w_snr,
+        "val_loss": 1.0,
+        "train_loss": 1.0,
+    }
+
+
+def test_findings_rules():
+    rules = lambda fs: {f.rule for f in fs}  # noqa: E731
+    improving = [_row(1, 0.2, 0.19, 0.38), _row(2, 0.23, 0.22, 0.381)]
+    fs = findings(
+        improving, baseline={"metric": "val.acc_combined", "value": 0.21, "name": "old", "id": "x"}
+    )
+    assert rules(fs) == {"val-above-train", "best-is-last", "weight-share<40%", "vs-best-earlier"}
+    text = " ".join(f.text for f in fs)
+    assert "throughout" in text and "new best" in text and "38.1% weight share" in text
+    overfit = [_row(1, 0.3, 0.3), _row(2, 0.25, 0.4)]
+    fs = findings(
+        overfit, baseline={"metric": "val.acc_combined", "value": 0.5, "name": "o", "id": "y"}
+    )
+    assert {"train-above-val", "plateau"} <= rules(fs) and "behind the best earlier run" in fs[
+        -1
+    ].text
+    cfg = {"image": {"normalize": "max"}, "data": {"shuffle": False}}
+    assert {"normalize-max", "no-shuffle", "restarted"} <= rules(
+        findings([], config=cfg, restarts=1)
+    )
+
+
+def test_compare_runs(ws):
+    a = make_fake_run(ws, "cmp-a-1", seed=1, epochs=3)
+    b = make_fake_run(ws, "cmp-b-2", seed=2, epochs=4, arch="swin_tiny")
+    out = compare_runs(read_run(a.path), read_run(b.path))
+    keys = {k for k, _, _ in out["config_diff"]}
+    assert {"model.arch", "train.epochs"} <= keys and "name" not in keys
+    row = next(r for r in out["metrics"] if r["metric"] == "val.acc_combined")
+    assert row["final_delta"] == pytest.approx(row["final_b"] - row["final_a"])
+    assert row["best_a"] is not None and row["best_delta"] is not None
+    assert out["export"] == "final" and len(out["top_cells"]) == 5
+    deltas = [abs(c["delta"]) for c in out["top_cells"]]
+    assert deltas == sorted(deltas, reverse=True)
