@@ -113,40 +113,28 @@ class RadioMLFile:
         if n["X"] == 0:
             raise self._err("dataset 'X' has 0 rows; expected at least one frame")
         self._x, self._y, self._z = x, y, z
+        self._describe()
 
     # ----------------------------------------------------------------- properties
+    # (fixed at open, so they stay readable after close())
 
-    @property
-    def n_frames(self) -> int:
-        return int(self._x.shape[0])
-
-    @property
-    def x_dtype(self) -> np.dtype:
-        return self._x.dtype
-
-    @property
-    def dtypes(self) -> dict[str, str]:
-        return {"X": str(self._x.dtype), "Y": str(self._y.dtype), "Z": str(self._z.dtype)}
-
-    @property
-    def chunk_rows(self) -> int | None:
-        """Rows per HDF5 chunk of X, or None when X is contiguous."""
-        return None if self._x.chunks is None else int(self._x.chunks[0])
-
-    @property
-    def layout(self) -> str:
-        if self._x.chunks is None:
-            return "contiguous"
-        nfilters = self._x.id.get_create_plist().get_nfilters()
-        return "compressed" if nfilters > 0 else "chunked"
-
-    @property
-    def x_offset(self) -> int | None:
-        """Byte offset of X in the file when a numpy memmap can read it directly."""
-        if self.layout != "contiguous" or self._x.dtype.byteorder == ">":
-            return None
-        offset = self._x.id.get_offset()
-        return None if offset is None else int(offset)
+    def _describe(self) -> None:
+        x = self._x
+        self.n_frames = int(x.shape[0])
+        self.x_dtype: np.dtype = x.dtype
+        self.dtypes = {"X": str(x.dtype), "Y": str(self._y.dtype), "Z": str(self._z.dtype)}
+        self.chunks = None if x.chunks is None else tuple(int(c) for c in x.chunks)
+        self.chunk_rows = None if self.chunks is None else self.chunks[0]  # rows per chunk
+        if self.chunks is None:
+            self.layout = "contiguous"
+        else:
+            nfilters = x.id.get_create_plist().get_nfilters()
+            self.layout = "compressed" if nfilters > 0 else "chunked"
+        # byte offset of X when a numpy memmap can read it directly
+        self.x_offset: int | None = None
+        if self.layout == "contiguous" and x.dtype.byteorder != ">":
+            offset = x.id.get_offset()
+            self.x_offset = None if offset is None else int(offset)
 
     # ----------------------------------------------------------------- reading
 
@@ -232,9 +220,8 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Fatal problems raise DataError; `problems` lists what still lets the file be used."""
     with RadioMLFile.open(path) as f:
         cls, snr = f.labels()
-        layout, dtypes, n, notes, chunks = f.layout, f.dtypes, f.n_frames, list(f.notes), None
-        if f.chunk_rows is not None:
-            chunks = list(f._x.chunks)
+        layout, dtypes, n, notes = f.layout, f.dtypes, f.n_frames, list(f.notes)
+        chunks = None if f.chunks is None else list(f.chunks)
     grid = np.zeros((N_CLASSES, len(SNRS)), dtype=np.int64)
     np.add.at(grid, (cls.astype(np.int64), (snr.astype(np.int64) - SNR_MIN) // SNR_STEP), 1)
     per_class, per_snr = grid.sum(axis=1), grid.sum(axis=0)

@@ -117,6 +117,17 @@ class FrameStore:
             self._pid = os.getpid()
         return self._file
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for worker processes: file handles and the memmap are reopened there."""
+        state = self.__dict__.copy()
+        state["_file"], state["_mm"], state["_pid"] = None, None, -1
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.mode == "memmap":
+            self._mm = self._open_memmap(self._h5())
+
     # ----------------------------------------------------------------- access
 
     @property
