@@ -1,0 +1,208 @@
+"""The Textual app: navigation, run actions shared by every screen, and the command palette.
+
+`run_app(ws)` is what `amc-tui` (no command) and `amc-tui tui` call. The app reads and
+controls run directories only through amc_tui.runs / launcher / gpu / analysis / runlog, does
+all file and NVML I/O in thread workers, and never stops a run when it quits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from amc_tui.workspace import Workspace
+
+Clock = Callable[[], float]
+
+
+class AmcApp(App):
+    """amc-tui. `clock`, `gpu_sampler` and poll intervals are injectable for tests."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "amc-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Keys", show=False),
+    ]
+
+    def __init__(
+        self,
+        ws: Workspace,
+        *,
+        clock: Clock = time.time,
+        gpu_sampler: Any | None = None,
+        live_poll_s: float = 0.5,
+        runs_poll_s: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.ws = ws
+        self.clock = clock
+        self.live_poll_s = live_poll_s
+        self.runs_poll_s = runs_poll_s
+        self.known_runs: dict[str, Any] = {}  # run dir -> RunInfo, kept by the Runs screen
+        self._gpu_sampler = gpu_sampler
+        self._gpu_lock = threading.Lock()
+        self.sub_title = ws.root.name
+
+    def get_default_screen(self) -> Screen:
+        from amc_tui.tui.screens.runs import RunsScreen
+
+        screen = RunsScreen()
+        screen.POLL_S = self.runs_poll_s
+        return screen
+
+    # ------------------------------------------------------------------ shared services
+
+    def sample_gpus(self) -> Any:
+        """A GpuSnapshot (call from a worker thread: NVML I/O); never raises."""
+        with self._gpu_lock:
+            if self._gpu_sampler is None:
+                from amc_tui.gpu import GpuSampler
+
+                self._gpu_sampler = GpuSampler()
+            return self._gpu_sampler.sample()
+
+    def report_error(self, message: str, title: str = "") -> None:
+        """An error in place: a notification (plain text, never markup or a traceback)."""
+        line = " ".join(str(message).strip().splitlines()[-1:]) or "error"
+        self.notify(line, title=title, severity="error", timeout=8, markup=False)
+
+    def report(self, message: str, severity: str = "information") -> None:
+        self.notify(message, severity=severity, markup=False)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ navigation
+
+    def open_live(self, run_dir: Path) -> None:
+        from amc_tui.tui.screens.live import LiveScreen
+
+        self.push_screen(LiveScreen(Path(run_dir)))
+
+    def open_analysis(self, run_dir: Path) -> None:
+        from amc_tui.tui.screens.analysis import AnalysisScreen
+
+        self.push_screen(AnalysisScreen(Path(run_dir)))
+
+    def open_compare(self, a: Path, b: Path) -> None:
+        from amc_tui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(Path(a), Path(b)))
+
+    def open_runlog(self, run_id: str | None = None) -> None:
+        from amc_tui.tui.screens.runlog import RunlogScreen
+
+        self.push_screen(RunlogScreen(run_id))
+
+    def open_gpus(self) -> None:
+        from amc_tui.tui.screens.gpus import GpusScreen
+
+        self.push_screen(GpusScreen())
+
+    def open_new_run(self) -> None:
+        from amc_tui.tui.screens.new_run import NewRunScreen
+
+        self.push_screen(NewRunScreen())
+
+    def action_home(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    # ------------------------------------------------------------------ run actions
+
+    def confirm_stop(self, info: Any) -> None:
+        from amc_tui.tui.screens.dialogs import Confirm
+
+        if info.state not in ("running", "queued"):
+            self.report(f"{info.name} is {info.state}: nothing to stop", "warning")
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._stop(info.dir)
+
+        self.push_screen(Confirm(f"Stop {info.name} ({info.state})?", yes="Stop"), done)
+
+    @work(thread=True, group="run-action", exit_on_error=False)
+    def _stop(self, run_dir: Path) -> None:
+        from amc_tui.launcher import stop_run
+        from amc_tui.runs import read_run
+
+        try:
+            info = stop_run(self.ws, read_run(run_dir), wait=False)
+            self.call_from_thread(self.report, f"stopping {info.name}: {info.state}")
+        except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
+            self.call_from_thread(self.report_error, f"stop failed: {e}")
+
+    @work(thread=True, group="run-action", exit_on_error=False)
+    def resume(self, info: Any) -> None:
+        from amc_tui.launcher import resume_run
+        from amc_tui.runs import read_run
+
+        try:
+            new = resume_run(self.ws, read_run(info.dir))
+            self.call_from_thread(self.report, f"resumed {new.name}: {new.state}")
+        except Exception as e:  # noqa: BLE001
+            self.call_from_thread(self.report_error, f"resume failed: {e}")
+
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key binding of the current screen and the app, plus navigation."""
+        yield from super().get_system_commands(screen)
+        seen: set[str] = {"quit"}
+        for node in (screen, self):
+            for binding in _bindings(node):
+                if not binding.description or binding.action in seen:
+                    continue
+                seen.add(binding.action)
+                key = binding.key_display or binding.key.split(",")[0]
+                yield SystemCommand(
+                    f"{binding.description}",
+                    f"{type(node).__name__.removesuffix('Screen')} · key {key}",
+                    partial(self.run_action, binding.action, node),
+                )
+        for title, help_text, callback in (
+            ("Go to Runs", "the home screen", self.action_home),
+            ("Go to New run", "config form, launch and queue", self.open_new_run),
+            ("Go to GPUs", "GPU utilisation and holders", self.open_gpus),
+            ("Go to RUNLOG", "the workspace's RUNLOG.md", self.open_runlog),
+        ):
+            if title not in seen:
+                yield SystemCommand(title, help_text, callback)
+
+
+def _bindings(node: Any) -> list[Binding]:
+    out: list[Binding] = []
+    for b in getattr(type(node), "BINDINGS", []):
+        if isinstance(b, Binding):
+            out.append(b)
+        elif isinstance(b, tuple) and len(b) >= 3:
+            out.append(Binding(*b))
+    for cls in type(node).__mro__[1:]:
+        if cls.__name__ in ("Screen", "App", "Widget", "DOMNode"):
+            break
+        for b in cls.__dict__.get("BINDINGS", []):
+            if isinstance(b, Binding) and all(b.action != o.action for o in out):
+                out.append(b)
+    return out
+
+
+def run_app(ws: Workspace) -> int:
+    """Open the app; quitting leaves every run running."""
+    AmcApp(ws).run()
+    return 0

@@ -1,0 +1,1 @@
+"""One module per screen: runs (home), new run, live, analysis, compare, RUNLOG, GPUs."""

@@ -1,0 +1,254 @@
+"""Live run: curves, throughput and ETA, GPU sparklines, the train.log tail, state and
+heartbeat.
+
+A thread worker reads events.jsonl incrementally with `amc_tui.runs.EventTailer` (byte offset,
+never a re-read), folds them into a `LiveModel` and posts a `LiveView`; a big file is caught up
+chunk by chunk, each chunk shown as it lands. Polls every 0.5 s, so a new event shows within 1 s.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Header, Log, Static
+from textual.worker import get_current_worker
+
+from amc_tui.tui import fmt
+from amc_tui.tui.live_model import LiveModel, LiveView, eta_from_view, tail_lines, throughput
+from amc_tui.tui.screens.base import PollingScreen
+from amc_tui.tui.widgets.curves import Curves
+from amc_tui.tui.widgets.gpu_panel import GpuCard
+
+LOG_LINES = 200
+LOG_TAIL_BYTES = 32 << 10
+CHUNK_BYTES = 4 << 20
+PLOTS = ("loss", "acc", "steps", "weights")
+
+
+@dataclass
+class LiveUpdate(Message):
+    view: LiveView | None
+    info: Any
+    log: list[str] | None  # None = unchanged
+    caught_up: bool
+    error: str | None = None
+
+
+class LiveScreen(PollingScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("p", "next_plot", "Plot"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "analysis", "Analysis"),
+        Binding("l", "runlog", "RUNLOG"),
+    ]
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(classes="live")
+        self.run_dir = Path(run_dir)
+        self.model = LiveModel()  # touched only by the (sequential) poll worker
+        self.tailer: Any = None
+        self.log_sig: tuple | None = None
+        self.info: Any = None
+        self.view: LiveView | None = None
+        self.plot_index = 0
+
+    def poll_interval(self) -> float:
+        return self.amc.live_poll_s
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"{self.run_dir.name}: reading...", id="live-head")
+        with Container(id="plots"):
+            yield Curves("loss", id="plot-loss")
+            yield Curves("val accuracy", id="plot-acc")
+            yield Curves("step loss", xlabel="step", id="plot-steps")
+            yield Curves("task weight share", id="plot-weights")
+        with Horizontal(id="live-bottom"):
+            yield Log(id="live-log", max_lines=LOG_LINES, auto_scroll=True)
+            yield VerticalScroll(Static("no GPU samples", id="live-nogpu"), id="live-gpus")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._show_plot()
+
+    # ------------------------------------------------------------------ worker
+
+    def start_poll(self) -> None:
+        self._read(self.log_sig)
+
+    @work(thread=True, exclusive=True, group="live-poll", exit_on_error=False)
+    def _read(self, log_sig: tuple | None) -> None:
+        from amc_tui.runs import EventTailer, RunDir, read_run
+
+        worker = get_current_worker()
+        try:
+            run = RunDir(self.run_dir)
+            if self.tailer is None:
+                self.tailer = EventTailer(run.events)
+            info = read_run(run.path)
+            # catch up chunk by chunk so a 100 MB file shows progress, not a freeze
+            while True:
+                before = self.tailer.offset
+                events = self.tailer.poll(max_bytes=CHUNK_BYTES)
+                self.model.feed(events)
+                caught_up = self.tailer.offset == before or _size(run.events) <= self.tailer.offset
+                if caught_up or worker.is_cancelled:
+                    break
+                self.post_message(LiveUpdate(self.model.view(), info, None, False))
+            log, sig = _read_log(run.log, log_sig)
+            self.post_message(LiveUpdate(self.model.view(), info, log, True))
+            self.log_sig = sig
+        except Exception as e:  # noqa: BLE001 - shown in place
+            self.post_message(LiveUpdate(None, None, None, True, error=str(e)))
+
+    # ------------------------------------------------------------------ UI
+
+    @on(LiveUpdate)
+    def _apply(self, msg: LiveUpdate) -> None:
+        if msg.error:
+            self.amc.report_error(f"live view: {msg.error}")
+        if msg.info is not None:
+            self.info = msg.info
+        if msg.view is not None:
+            self.view = msg.view
+            self._draw_curves(msg.view)
+            self._draw_gpus(msg.view)
+        self._draw_head()
+        if msg.log is not None:
+            log = self.query_one("#live-log", Log)
+            log.clear()
+            log.write_lines(msg.log)
+        if msg.caught_up:
+            self.poll_done()
+
+    def _draw_head(self) -> None:
+        info, view, now = self.info, self.view, self.amc.clock()
+        if info is None:
+            return
+        state = info.state
+        parts = [
+            f"[b]{info.name}[/b] ({info.id})",
+            f"[{fmt.STATE_STYLES.get(state, '')}]{state}[/]",
+            f"epoch {info.epoch}/{info.epochs or '?'}",
+            f"step {info.step}",
+        ]
+        if state == "running":
+            parts.append(f"heartbeat {fmt.ago(info.heartbeat_at, now)}")
+            eta = eta_from_view(view, info.epochs) if view else None
+            parts.append(f"ETA {fmt.duration(eta if eta is not None else info.eta_s(now))}")
+        parts.append(fmt.rate(throughput(view)) if view else fmt.DASH)
+        parts.append(f"elapsed {fmt.duration(info.elapsed_s(now))}")
+        if info.best:
+            parts.append(f"best {fmt.pct(info.best.get('value'))} @{info.best.get('epoch')}")
+        if info.device:
+            parts.append(info.device)
+        text = " · ".join(parts)
+        if info.error and state in ("failed", "crashed"):
+            err = info.error.strip().splitlines()[-1][:200]
+            text += f"\n[red]{_escape(err)}[/]"
+        self.query_one("#live-head", Static).update(text)
+
+    def _draw_curves(self, view: LiveView) -> None:
+        x = view.epochs
+        s = view.series
+        self.query_one("#plot-loss", Curves).set_series(
+            x, {"train": s["train_loss"], "val": s["val_loss"]}
+        )
+        self.query_one("#plot-acc", Curves).set_series(
+            x,
+            {"combined": s["val_acc_combined"], "mod": s["val_acc_mod"], "snr": s["val_acc_snr"]},
+        )
+        self.query_one("#plot-steps", Curves).set_series(view.step_x, {"loss": view.step_loss})
+        self.query_one("#plot-weights", Curves).set_series(
+            x, {"mod": s["w_mod"], "snr": s["w_snr"]}, ylim=(0.0, 1.0)
+        )
+
+    def _draw_gpus(self, view: LiveView) -> None:
+        box = self.query_one("#live-gpus", VerticalScroll)
+        self.query_one("#live-nogpu").display = not view.gpus
+        for idx in sorted(view.gpus):
+            cards = box.query(f"#live-gpu-{idx}")
+            if cards:
+                card = cards.first(GpuCard)
+            else:
+                card = GpuCard(idx, id=f"live-gpu-{idx}")
+                box.mount(card)
+                card.call_after_refresh(self._fill_card, card, view, idx)
+                continue
+            self._fill_card(card, view, idx)
+
+    def _fill_card(self, card: GpuCard, view: LiveView, idx: int) -> None:
+        hist = dict(view.gpus.get(idx, {}))
+        last = dict(view.gpu_last.get(idx, {}))
+        used, total = hist.get("mem_used_mb", []), last.get("mem_total_mb")
+        hist["mem"] = [100 * u / total for u in used] if fmt.is_num(total) and total else []
+        if fmt.is_num(last.get("mem_used_mb")) and fmt.is_num(total) and total:
+            last["mem"] = 100 * last["mem_used_mb"] / total
+        hist["util"] = hist.get("util", [])
+        last["util"] = last.get("util")
+        card.update_card(f"GPU {idx}", "", hist, last)
+
+    def _show_plot(self) -> None:
+        for i, name in enumerate(PLOTS):
+            self.query_one(f"#plot-{name}").set_class(i == self.plot_index, "-shown")
+
+    # ------------------------------------------------------------------ actions
+
+    def action_next_plot(self) -> None:
+        self.plot_index = (self.plot_index + 1) % len(PLOTS)
+        self._show_plot()
+
+    def action_stop(self) -> None:
+        if self.info is not None:
+            self.amc.confirm_stop(self.info)
+
+    def action_resume(self) -> None:
+        if self.info is not None:
+            self.amc.resume(self.info)
+
+    def action_analysis(self) -> None:
+        self.amc.open_analysis(self.run_dir)
+
+    def action_runlog(self) -> None:
+        self.amc.open_runlog(self.info.id if self.info else None)
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _read_log(path: Path, sig: tuple | None) -> tuple[list[str] | None, tuple | None]:
+    """The last lines of train.log when it changed since `sig` (seek from the end)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (None if sig is None else []), None
+    new_sig = (st.st_mtime_ns, st.st_size)
+    if new_sig == sig:
+        return None, sig
+    with open(path, "rb") as f:
+        f.seek(max(0, st.st_size - LOG_TAIL_BYTES))
+        data = f.read(LOG_TAIL_BYTES)
+    lines = tail_lines(data, LOG_LINES)
+    if st.st_size > LOG_TAIL_BYTES and lines:
+        lines = lines[1:]  # the first line is likely cut
+    return lines, new_sig
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

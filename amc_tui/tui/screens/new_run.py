@@ -1,0 +1,420 @@
+"""New run: pick a config from configs/, edit it in a form grouped by table (validated as you
+type with amc_tui.config, the validator of `config check`; the error shows beside its field),
+save it as a new config (tomli-w, never overwriting without asking), launch it (optionally on
+a chosen GPU) through amc_tui.launcher, and see the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.suggester import SuggestFromList
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from amc_tui.tui import fmt
+from amc_tui.tui.form_model import GROUPS, FieldSpec, FormModel
+from amc_tui.tui.screens.base import PollingScreen
+
+DEFAULTS = "(defaults)"
+QUEUE_STATES = ("running", "queued")
+
+
+def input_id(spec: FieldSpec) -> str:
+    return f"f-{spec.table or 'top'}-{spec.key}"
+
+
+@dataclass
+class ConfigsListed(Message):
+    names: list[str]
+    gpus: list[tuple[str, str]]  # (label, value)
+
+
+@dataclass
+class ConfigRead(Message):
+    name: str
+    cfg: Any = None
+    raw: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class QueueRead(Message):
+    runs: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Launched(Message):
+    info: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Saved(Message):
+    path: Path | None = None
+    error: str | None = None
+
+
+class NewRunScreen(PollingScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+s", "save", "Save config", priority=True),
+        Binding("ctrl+l", "launch", "Launch", priority=True),
+        Binding("ctrl+t", "next_tab", "Form/Queue", priority=True),
+    ]
+    POLL_S = 2.0
+
+    def __init__(self) -> None:
+        super().__init__(classes="new-run")
+        self.form = FormModel()
+        self.source: str = DEFAULTS
+        self._loading = False
+        self.config_names: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="nr-bar"):
+            yield Select([(DEFAULTS, DEFAULTS)], value=DEFAULTS, allow_blank=False, id="nr-config")
+            yield Select([("GPU: auto", "auto")], value="auto", allow_blank=False, id="nr-gpu")
+            yield Button("Save ^s", id="nr-save")
+            yield Button("Launch ^l", id="nr-launch", variant="success")
+        yield Static("", id="nr-status")
+        with TabbedContent(id="nr-tabs"):
+            with TabPane("Form", id="nr-tab-form"), VerticalScroll(id="nr-form"):
+                yield from self._fields()
+            with TabPane("Queue", id="nr-tab-queue"):
+                yield DataTable(id="nr-queue", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def _fields(self) -> ComposeResult:
+        for group in GROUPS:
+            yield Static(f"[b]\\[{group}][/b]" if group else "[b]run identity[/b]",
+                         classes="field-group")  # fmt: skip
+            for spec in (s for s in self.form.specs if s.table == group):
+                suggester = (
+                    SuggestFromList([_choice_text(c) for c in spec.choices], case_sensitive=False)
+                    if spec.choices else None
+                )  # fmt: skip
+                hint = " | ".join(_choice_text(c) for c in spec.choices) if spec.choices else ""
+                with Vertical(classes="field"):
+                    with Horizontal(classes="field-row"):
+                        yield Label(spec.key, classes="field-key")
+                        yield Input(
+                            self.form.texts[spec.dotted],
+                            placeholder=hint,
+                            suggester=suggester,
+                            id=input_id(spec),
+                            classes="field-input",
+                        )
+                    yield Static(
+                        "", classes="field-error", id=f"err-{input_id(spec)}", markup=False
+                    )
+
+    def on_mount(self) -> None:
+        table = self.query_one("#nr-queue", DataTable)
+        table.add_columns("#", "name", "id", "state", "arch", "GPU", "created")
+        self._list_configs()
+        self._show_errors()
+
+    # ------------------------------------------------------------------ workers
+
+    @work(thread=True, exclusive=True, group="nr-list", exit_on_error=False)
+    def _list_configs(self) -> None:
+        ws = self.amc.ws
+        try:
+            names = sorted(p.name for p in ws.configs.glob("*.toml")) if ws.configs.is_dir() else []
+        except OSError:
+            names = []
+        gpus: list[tuple[str, str]] = []
+        try:
+            snap = self.amc.sample_gpus()
+            if snap.ok:
+                for g in snap.gpus:
+                    util = f" {g.util:.0f}%" if fmt.is_num(g.util) else ""
+                    gpus.append((f"GPU {g.index} {g.name or ''}{util}".strip(), str(g.index)))
+        except Exception:  # noqa: BLE001 - no GPU list is fine: launch on auto
+            pass
+        self.post_message(ConfigsListed(names, gpus))
+
+    @work(thread=True, exclusive=True, group="nr-read", exit_on_error=False)
+    def _read_config(self, name: str) -> None:
+        from amc_tui.config import ConfigError, load_config, parse_toml
+
+        path = self.amc.ws.configs / name
+        try:
+            self.post_message(ConfigRead(name, cfg=load_config(path)))
+        except ConfigError as e:
+            raw = None
+            with contextlib.suppress(Exception):
+                raw = parse_toml(path.read_text(encoding="utf-8"), str(path))
+            self.post_message(ConfigRead(name, raw=raw, error=str(e)))
+        except Exception as e:  # noqa: BLE001
+            self.post_message(ConfigRead(name, error=str(e)))
+
+    def start_poll(self) -> None:
+        self._read_queue()
+
+    @work(thread=True, exclusive=True, group="nr-queue", exit_on_error=False)
+    def _read_queue(self) -> None:
+        from amc_tui.runs import list_runs
+
+        try:
+            runs = [
+                r for r in list_runs(self.amc.ws, with_last_epoch=False) if r.state in QUEUE_STATES
+            ]
+            self.post_message(QueueRead(runs))
+        except Exception as e:  # noqa: BLE001
+            self.post_message(QueueRead(error=str(e)))
+
+    @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
+    def _launch(self, cfg: Any, gpus: list[int] | None) -> None:
+        from amc_tui.launcher import launch
+
+        try:
+            self.post_message(Launched(launch(self.amc.ws, cfg, gpus=gpus)))
+        except Exception as e:  # noqa: BLE001 - a failed launch is shown in place
+            self.post_message(Launched(error=str(e)))
+
+    @work(thread=True, exclusive=True, group="nr-save", exit_on_error=False)
+    def _save(self, path: Path, cfg: Any) -> None:
+        from amc_tui.config import dumps_config
+        from amc_tui.fsutil import atomic_write_text
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, dumps_config(cfg))
+            self.post_message(Saved(path))
+        except Exception as e:  # noqa: BLE001
+            self.post_message(Saved(error=str(e)))
+
+    # ------------------------------------------------------------------ results
+
+    @on(ConfigsListed)
+    def _configs_listed(self, msg: ConfigsListed) -> None:
+        sel = self.query_one("#nr-config", Select)
+        self.config_names = list(msg.names)
+        sel.set_options([(DEFAULTS, DEFAULTS)] + [(n, n) for n in msg.names])
+        preferred = next((n for n in ("demo.toml",) if n in msg.names), None)
+        sel.value = preferred or DEFAULTS
+        gpu = self.query_one("#nr-gpu", Select)
+        gpu.set_options([("GPU: auto", "auto")] + msg.gpus)
+        gpu.value = "auto"
+
+    @on(Select.Changed, "#nr-config")
+    def _config_chosen(self, event: Select.Changed) -> None:
+        value = event.value
+        if not isinstance(value, str) or value == self.source:
+            return
+        self.source = value
+        if value == DEFAULTS:
+            from amc_tui.config import Config
+
+            self._load_form(Config(), None)
+        else:
+            self._read_config(value)
+
+    @on(ConfigRead)
+    def _config_read(self, msg: ConfigRead) -> None:
+        if msg.name != self.source:
+            return
+        if msg.cfg is not None:
+            self._load_form(msg.cfg, None)
+            return
+        self.amc.report_error(f"{msg.name}: {msg.error}")
+        if msg.raw is not None:
+            self._load_form(None, msg.raw)
+
+    def _load_form(self, cfg: Any, raw: dict[str, Any] | None) -> None:
+        if cfg is not None:
+            self.form.load(cfg)
+        elif raw is not None:
+            self.form.load_raw(raw)
+        self._loading = True
+        for spec in self.form.specs:
+            inp = self.query_one(f"#{input_id(spec)}", Input)
+            if inp.value != self.form.texts[spec.dotted]:
+                inp.value = self.form.texts[spec.dotted]
+        self.call_after_refresh(self._done_loading)
+        self._show_errors()
+
+    def _done_loading(self) -> None:
+        self._loading = False
+
+    @on(Input.Changed, ".field-input")
+    def _field_changed(self, event: Input.Changed) -> None:
+        key = _dotted(event.input.id or "")
+        if key is None or self.form.texts.get(key) == event.value:
+            return
+        self.form.set(key, event.value)
+        self._show_errors()
+
+    def _show_errors(self) -> None:
+        for spec in self.form.specs:
+            iid = input_id(spec)
+            err = self.form.errors.get(spec.dotted, "")
+            box = self.query_one(f"#err-{iid}", Static)
+            box.update(err)
+            box.display = bool(err)
+            self.query_one(f"#{iid}", Input).set_class(bool(err), "-invalid")
+        status = self.query_one("#nr-status", Static)
+        if self.form.ok:
+            cfg = self.form.config
+            status.update(f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
+                          f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
+        else:
+            first = self.form.form_error or next(iter(self.form.errors.values()), "invalid")
+            status.update(f"[red]invalid[/] · {_esc(first)}")
+        for bid in ("#nr-save", "#nr-launch"):
+            self.query_one(bid, Button).disabled = not self.form.ok
+
+    @on(QueueRead)
+    def _queue(self, msg: QueueRead) -> None:
+        if msg.error:
+            self.amc.report_error(f"queue: {msg.error}")
+        table = self.query_one("#nr-queue", DataTable)
+        runs = sorted(msg.runs, key=lambda r: (r.state != "running", r.created_at or 0))
+        keys = [str(r.dir) for r in runs]
+        for key in [k for k in table.rows if k not in set(keys)]:
+            table.remove_row(key)
+        for pos, r in enumerate(runs, 1):
+            from amc_tui.tui.runs_view import gpu_text, state_text
+
+            cells = [str(pos) if r.state == "queued" else "", r.name, r.id, state_text(r.state),
+                     r.arch or fmt.DASH, gpu_text(r), fmt.clock_time(r.created_at)]  # fmt: skip
+            key = str(r.dir)
+            if key in table.rows:
+                for col, value in zip(table.columns, cells, strict=False):
+                    if str(table.get_cell(key, col)) != str(value):
+                        table.update_cell(key, col, value)
+            else:
+                table.add_row(*cells, key=key)
+        tab = self.query_one("#nr-tabs", TabbedContent)
+        n_q = sum(r.state == "queued" for r in runs)
+        tab.get_tab("nr-tab-queue").label = f"Queue ({n_q} queued, {len(runs) - n_q} running)"
+        self.poll_done()
+
+    @on(Launched)
+    def _launched(self, msg: Launched) -> None:
+        if msg.error or msg.info is None:
+            self.amc.report_error(f"launch failed: {msg.error}")
+            self.query_one("#nr-status", Static).update(
+                f"[red]launch failed[/] · {_esc(msg.error or '')}"
+            )
+            return
+        info = msg.info
+        self.amc.report(f"launched {info.name} ({info.id}): {info.state}")
+        self.poll_now()
+        self.amc.open_live(info.dir)
+
+    @on(Saved)
+    def _saved(self, msg: Saved) -> None:
+        if msg.error or msg.path is None:
+            self.amc.report_error(f"save failed: {msg.error}")
+            return
+        name = msg.path.name
+        self.amc.report(f"saved {msg.path}")
+        sel = self.query_one("#nr-config", Select)
+        self.config_names = sorted({*self.config_names, name})
+        self.source = name
+        sel.set_options([(DEFAULTS, DEFAULTS)] + [(n, n) for n in self.config_names])
+        sel.value = name
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Button.Pressed, "#nr-save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#nr-launch")
+    def _launch_pressed(self) -> None:
+        self.action_launch()
+
+    def action_save(self) -> None:
+        from amc_tui.tui.screens.dialogs import Confirm, Prompt
+
+        if not self.form.ok:
+            self.amc.report_error(
+                "fix the form first: " + next(iter(self.form.errors.values()), "")
+            )
+            return
+        cfg = self.form.config
+        stem = Path(self.source).stem if self.source != DEFAULTS else (cfg.name or "config")
+        suggestion = f"{stem}-edit.toml"
+
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            path = self._config_path(name)
+            if path is None:
+                return
+            if path.exists():
+                self.app.push_screen(
+                    Confirm(f"{path.name} exists. Overwrite it?", yes="Overwrite"),
+                    lambda ok: self._save(path, cfg) if ok else self.amc.report("not saved"),
+                )
+            else:
+                self._save(path, cfg)
+
+        self.app.push_screen(Prompt("Save config as (in configs/):", suggestion), chosen)
+
+    def _config_path(self, name: str) -> Path | None:
+        name = name.strip()
+        if not name.endswith(".toml"):
+            name += ".toml"
+        if "/" in name or "\\" in name or name.startswith("."):
+            self.amc.report_error(f"{name!r}: give a file name inside configs/")
+            return None
+        return self.amc.ws.configs / name
+
+    def action_launch(self) -> None:
+        if not self.form.ok:
+            self.amc.report_error(
+                "fix the form first: " + next(iter(self.form.errors.values()), "")
+            )
+            return
+        gpu = self.query_one("#nr-gpu", Select).value
+        gpus = [int(gpu)] if isinstance(gpu, str) and gpu.isdigit() else None
+        self.query_one("#nr-status", Static).update("launching...")
+        self._launch(self.form.config, gpus)
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = "nr-tab-queue" if tabs.active == "nr-tab-form" else "nr-tab-form"
+
+
+def _dotted(iid: str) -> str | None:
+    if not iid.startswith("f-"):
+        return None
+    table, _, key = iid[2:].partition("-")
+    return key if table == "top" else f"{table}.{key}"
+
+
+def _choice_text(c: Any) -> str:
+    if isinstance(c, bool):
+        return "true" if c else "false"
+    return str(c)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))

@@ -1,0 +1,419 @@
+"""Runs (home): every run in a table updated cell by cell, filter, sort, and run actions.
+
+The first scan reads run directories in batches (newest folders first) and posts each batch,
+so the table fills progressively and first paint does not wait for 1,000 runs. Later polls
+re-read only runs whose status.json or events.jsonl changed, plus active runs (their derived
+state depends on pid and heartbeat), and the table touches only the cells whose text changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import get_current_worker
+
+from amc_tui.tui import runs_view as rv
+from amc_tui.tui.screens.base import PollingScreen
+
+BATCH = 100
+STATE_CYCLE = ("", "running", "queued", "completed", "failed", "stopped", "crashed")
+
+
+def _sig(path: Path) -> tuple:
+    """What must change for a finished run to need re-reading."""
+    out = []
+    for name in ("status.json", "events.jsonl", "meta.json"):
+        try:
+            st = os.stat(path / name)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+@dataclass
+class RunsBatch(Message):
+    """Runs read by the worker. `paths` (set on the last batch of a poll) is every run
+    directory on disk, so rows of deleted runs can go."""
+
+    infos: list[Any]
+    sigs: dict[Path, tuple]
+    final: bool
+    paths: list[Path] | None = None
+    error: str | None = None
+    first: bool = False
+    total: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class RunsScreen(PollingScreen):
+    """The home screen."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Clear filter", show=False),
+        Binding("enter", "open", "Open", priority=False),
+        Binding("n", "new", "New"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "analysis", "Analysis"),
+        Binding("m,space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "state_filter", "State", show=False),
+        Binding("o", "sort", "Sort"),
+        Binding("O", "reverse", "Reverse", show=False),
+        Binding("l", "runlog", "RUNLOG"),
+        Binding("g", "gpus", "GPUs"),
+        Binding("q", "quit", "Quit"),
+    ]
+    POLL_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__(id="runs")
+        self.infos: dict[str, Any] = {}  # row key -> RunInfo
+        self.sigs: dict[Path, tuple] = {}
+        self.cells: dict[str, dict[str, Any]] = {}  # row key -> last rendered cells
+        self.marked: list[str] = []
+        self.filter_text = ""
+        self.flt = rv.RunFilter()
+        self.sort_column = "created"
+        self.sort_reverse = True
+        self.loaded = False
+        self.scanned = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="runs-summary")
+        yield Input(placeholder="filter: words, state:running, tag:NAME", id="runs-filter")
+        table: DataTable = DataTable(
+            id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0
+        )
+        for key, label, _width in rv.COLUMNS:
+            table.add_column(" " + label, key=key)
+        yield table
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-filter").display = False
+        self.query_one(DataTable).focus()
+        self._summary()
+
+    # ------------------------------------------------------------------ polling (worker)
+
+    def start_poll(self) -> None:
+        self._scan(dict(self.sigs), {k: getattr(v, "dir", None) for k, v in self.infos.items()},
+                   {getattr(v, "dir", None) for v in self.infos.values() if v.active})  # fmt: skip
+
+    @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
+    def _scan(self, sigs: dict[Path, tuple], known: dict[str, Path], active: set[Path]) -> None:
+        from amc_tui.runs import read_run, run_dirs
+
+        worker = get_current_worker()
+        try:
+            paths = run_dirs(self.amc.ws)
+        except Exception as e:  # noqa: BLE001
+            self.post_message(RunsBatch([], {}, True, None, error=f"cannot list runs: {e}"))
+            return
+        first = not sigs and not known
+        if first:  # newest folders first, so the top of the table fills first
+            paths.sort(key=lambda p: _mtime(p), reverse=True)
+        batch: list[Any] = []
+        batch_sigs: dict[Path, tuple] = {}
+        for i, path in enumerate(paths):
+            if worker.is_cancelled:
+                return
+            sig = _sig(path)
+            if path in sigs and sigs[path] == sig and path not in active:
+                continue
+            try:
+                info = read_run(path)
+            except Exception:  # noqa: BLE001 - read_run never raises; belt and braces
+                continue
+            batch.append(info)
+            batch_sigs[path] = sig
+            if first and len(batch) >= BATCH and i + 1 < len(paths):
+                self.post_message(RunsBatch(batch, batch_sigs, False, first=True, total=len(paths)))
+                batch, batch_sigs = [], {}
+        self.post_message(RunsBatch(batch, batch_sigs, True, paths, first=first, total=len(paths)))
+
+    # ------------------------------------------------------------------ applying results (UI)
+
+    @on(RunsBatch)
+    def _apply(self, msg: RunsBatch) -> None:
+        if msg.error:
+            self.amc.report_error(msg.error)
+        table = self.query_one(DataTable)
+        now = self.amc.clock()
+        self.sigs.update(msg.sigs)
+        added = False
+        for info in msg.infos:
+            key = str(info.dir)
+            self.infos[key] = info
+            self.amc.known_runs[key] = info
+            if self.flt.matches(info):
+                added |= self._put_row(table, key, info, now)
+            elif key in table.rows:
+                table.remove_row(key)
+                self.cells.pop(key, None)
+        if msg.final and msg.paths is not None:
+            live = {str(p) for p in msg.paths}
+            for key in [k for k in self.infos if k not in live]:
+                self.infos.pop(key, None)
+                self.amc.known_runs.pop(key, None)
+                self.cells.pop(key, None)
+                self.sigs.pop(Path(key), None)
+                if key in table.rows:
+                    table.remove_row(key)
+                if key in self.marked:
+                    self.marked.remove(key)
+            # clock-driven cells (elapsed, ETA) of running runs change without file changes
+            for key, info in self.infos.items():
+                if info.state == "running" and key in table.rows:
+                    self._put_row(table, key, info, now)
+        self.scanned += len(msg.infos)
+        if added and (msg.final or msg.first):
+            self._sort(table)
+        if msg.final:
+            self.loaded = True
+        self._summary(progress=None if msg.final else (self.scanned, msg.total))
+        if msg.final:
+            self.poll_done()
+
+    def _put_row(self, table: DataTable, key: str, info: Any, now: float) -> bool:
+        """Add the row or update only its changed cells; True when a row was added."""
+        cells = rv.row_cells(info, now, marked=key in self.marked)
+        old = self.cells.get(key)
+        self.cells[key] = cells
+        if old is None or key not in table.rows:
+            table.add_row(*[cells[k] for k in rv.COLUMN_KEYS], key=key)
+            return True
+        for col in rv.changed_cells(old, cells):
+            table.update_cell(key, col, cells[col])
+        return False
+
+    def _sort(self, table: DataTable | None = None) -> None:
+        table = table or self.query_one(DataTable)
+        if not table.row_count:
+            return
+        now = self.amc.clock()
+        by_id = {self.infos[k].id: self.infos[k] for k in table.rows if k in self.infos}
+        col, rev = self.sort_column, self.sort_reverse
+
+        def key(id_cell: Any) -> tuple:
+            info = by_id.get(str(id_cell).strip())
+            known, value = rv.sort_key(info, col, now) if info is not None else (1, 0)
+            return ((known if not rev else 1 - known), value if known == 0 else 0)
+
+        cursor_key = self.current_key()
+        table.sort("id", key=key, reverse=rev)
+        if cursor_key is not None and cursor_key in table.rows:
+            table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
+
+    def _rebuild(self) -> None:
+        """After a filter change: the visible set changes wholesale (a user action)."""
+        table = self.query_one(DataTable)
+        table.clear()
+        self.cells.clear()
+        now = self.amc.clock()
+        for key, info in self.infos.items():
+            if self.flt.matches(info):
+                self._put_row(table, key, info, now)
+        self._sort(table)
+        self._summary()
+
+    def _summary(self, progress: tuple[int, int] | None = None) -> None:
+        counts = rv.state_counts(list(self.infos.values()))
+        parts = [f"{len(self.infos)} runs"]
+        parts += [
+            f"[{_style(s)}]{counts[s]} {s}[/]"
+            for s in ("running", "queued", "crashed", "failed")
+            if counts.get(s)
+        ]
+        if progress:
+            parts.append(f"loading {progress[0]}/{progress[1]}")
+        elif not self.loaded:
+            parts.append("loading...")
+        table = self.query_one(DataTable)
+        if not self.flt.empty:
+            parts.append(f"filter: {self.filter_text} ({table.row_count} shown)")
+        arrow = "↓" if self.sort_reverse else "↑"
+        parts.append(f"sort: {self.sort_column} {arrow}")
+        if self.marked:
+            parts.append(f"marked: {len(self.marked)}")
+        self.query_one("#runs-summary", Static).update(" · ".join(parts))
+
+    # ------------------------------------------------------------------ helpers
+
+    def current_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        except Exception:  # noqa: BLE001
+            return None
+
+    def current(self) -> Any | None:
+        key = self.current_key()
+        info = self.infos.get(key) if key else None
+        if info is None:
+            self.notify("no run selected", severity="warning")
+        return info
+
+    # ------------------------------------------------------------------ actions
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        col = str(event.column_key.value)
+        if col not in rv.SORTABLE:
+            return
+        if col == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = col, False
+        self._sort()
+        self._summary()
+
+    def action_open(self) -> None:
+        if (info := self.current()) is not None:
+            self.amc.open_live(info.dir)
+
+    def action_analysis(self) -> None:
+        if (info := self.current()) is not None:
+            self.amc.open_analysis(info.dir)
+
+    def action_new(self) -> None:
+        self.amc.open_new_run()
+
+    def action_runlog(self) -> None:
+        key = self.current_key()
+        info = self.infos.get(key) if key else None
+        self.amc.open_runlog(info.id if info else None)
+
+    def action_gpus(self) -> None:
+        self.amc.open_gpus()
+
+    def action_quit(self) -> None:
+        self.app.exit(0)
+
+    def action_stop(self) -> None:
+        if (info := self.current()) is not None:
+            self.amc.confirm_stop(info)
+
+    def action_resume(self) -> None:
+        if (info := self.current()) is not None:
+            self.amc.resume(info)
+
+    def action_mark(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+            if len(self.marked) > 2:
+                dropped = self.marked.pop(0)
+                self._refresh_mark(dropped)
+        self._refresh_mark(key)
+        self._summary()
+
+    def _refresh_mark(self, key: str) -> None:
+        table = self.query_one(DataTable)
+        if key in table.rows and key in self.infos:
+            self._put_row(table, key, self.infos[key], self.amc.clock())
+
+    def action_compare(self) -> None:
+        keys = list(self.marked)
+        cur = self.current_key()
+        if len(keys) < 2 and cur and cur not in keys:
+            keys.append(cur)
+        if len(keys) < 2:
+            self.notify(
+                "mark two runs with m (or mark one and highlight another)", severity="warning"
+            )
+            return
+        a, b = (self.infos.get(k) for k in keys[:2])
+        if a is None or b is None:
+            return
+        self.amc.open_compare(a.dir, b.dir)
+
+    def action_sort(self) -> None:
+        order = ("created", *rv.SORTABLE)
+        i = order.index(self.sort_column) if self.sort_column in order else 0
+        self.sort_column = order[(i + 1) % len(order)]
+        self.sort_reverse = self.sort_column in ("created", "best", "mod", "snr")
+        self._sort()
+        self._summary()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._sort()
+        self._summary()
+
+    def action_filter(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        inp.display = True
+        inp.focus()
+
+    def action_state_filter(self) -> None:
+        current = next(iter(self.flt.states)) if len(self.flt.states) == 1 else ""
+        i = STATE_CYCLE.index(current) if current in STATE_CYCLE else 0
+        nxt = STATE_CYCLE[(i + 1) % len(STATE_CYCLE)]
+        words = [w for w in self.filter_text.split() if not w.startswith(("state:", "s:"))]
+        if nxt:
+            words.insert(0, f"state:{nxt}")
+        self.set_filter(" ".join(words))
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.flt = rv.RunFilter.parse(self.filter_text)
+        inp = self.query_one("#runs-filter", Input)
+        if inp.value != self.filter_text:
+            inp.value = self.filter_text
+        inp.display = bool(self.filter_text) or inp.has_focus
+        self._rebuild()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if event.value.strip() != self.filter_text:
+            self.filter_text = event.value.strip()
+            self.flt = rv.RunFilter.parse(self.filter_text)
+            self._rebuild()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.input.display = bool(self.filter_text)
+        self.query_one(DataTable).focus()
+
+    def action_back(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        if inp.has_focus or self.filter_text:
+            self.set_filter("")
+            self.query_one(DataTable).focus()
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _style(state: str) -> str:
+    from amc_tui.tui.fmt import STATE_STYLES
+
+    return STATE_STYLES.get(state, "")
