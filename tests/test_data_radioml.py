@@ -235,3 +235,18 @@ def test_cli_inspect_exit_codes(tmp_path: Path) -> None:
     proc = subprocess.run([*run, str(good), "--json"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cells"] == 2
+
+
+def test_read_x_bounded_slabs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse or block-crossing rows read right whatever the slab boundaries."""
+    import amc_tui.data.radioml as rm
+
+    monkeypatch.setattr(rm, "READ_BLOCK", 8)
+    x, y, z = good_arrays(50)
+    for opts in ({}, {"chunks": (3, FRAME_LEN, 2)}):
+        p = write_radioml(tmp_path / "f.h5", x, y, z, **opts)
+        with RadioMLFile.open(p) as f:
+            for rows in ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [5, 7, 15, 16, 17, 30, 49], [49]):
+                np.testing.assert_array_equal(f.read_x(np.array(rows)), x[rows])
+            with pytest.raises(ValueError, match="sorted"):
+                f.read_x(np.array([3, 2]))

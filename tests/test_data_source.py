@@ -173,3 +173,26 @@ def test_store_in_worker_processes(files: dict[str, Path], mode: str) -> None:
         finally:
             _INHERITED = None
         assert float(ds.train.get(np.array(pos))[0].sum()) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_modes_agree_on_converted_dtypes(tmp_path: Path, dtype: type) -> None:
+    """float16/float64 X: memmap, h5py slabs and RAM copies all give the same float32."""
+    import h5py
+
+    src = tmp_path / "s.h5"
+    synthesize(src, classes=["BPSK", "QPSK"], frames_per_cell=10, snr_min=0, snr_max=2)
+    with h5py.File(src, "r") as f:
+        x, y, z = f["X"][...], f["Y"][...], f["Z"][...]
+    p = tmp_path / "conv.h5"
+    with h5py.File(p, "w") as f:
+        f["X"], f["Y"], f["Z"] = x.astype(dtype), y, z
+    c = DataConfig(path=str(p), classes=["BPSK", "QPSK"], snr_min=0, snr_max=2)
+    got = []
+    for mode in ("memory", "memmap", "blocks"):
+        with load_dataset(c, mode=mode) as ds:
+            assert any("converted to float32" in n for n in ds.notes)
+            got.append(ds.train.get(np.arange(len(ds.train)))[0])
+            rows = ds.train.rows
+    for g in got:
+        np.testing.assert_array_equal(g, x.astype(dtype).astype(np.float32)[rows])

@@ -20,6 +20,7 @@ from amc_tui.errors import UserError
 LABEL_BLOCK = 1 << 16  # rows of Y/Z per read: 64 Ki x 24 x int64 = 12.6 MB
 X_DTYPES = (np.float32, np.float16, np.float64)
 CHUNK_CACHE_BYTES = 64 << 20
+READ_BLOCK = 4096  # rows: the most one slab read of X may cover (32 MB of float32)
 
 
 class DataError(UserError):
@@ -180,8 +181,10 @@ class RadioMLFile:
     def read_x(self, rows: np.ndarray, gap: int | None = None) -> np.ndarray:
         """float32 (len(rows), 1024, 2) frames for sorted unique `rows`.
 
-        Reads contiguous spans (rows closer than `gap` are read together, default: the chunk
-        size for chunked files so each chunk is decoded once, 32 rows otherwise)."""
+        Rows closer than `gap` are read as one slab (default: the chunk size for chunked
+        files, so each chunk is decoded once; 32 rows otherwise), and no slab crosses an
+        aligned block of READ_BLOCK rows (rounded to whole chunks), which bounds the memory
+        of a read at ~32 MB whatever the spacing of the rows."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), FRAME_LEN, 2), dtype=np.float32)
         if len(rows) == 0:
@@ -192,13 +195,19 @@ class RadioMLFile:
             raise IndexError(f"rows outside 0..{self.n_frames - 1}")
         if gap is None:
             gap = self.chunk_rows or 32
-        breaks = np.flatnonzero(np.diff(rows) > gap) + 1
-        starts = np.concatenate([[0], breaks])
-        ends = np.concatenate([breaks, [len(rows)]])
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        block = READ_BLOCK
+        if self.chunk_rows:
+            block = self.chunk_rows * max(1, READ_BLOCK // self.chunk_rows)
+        cut = (np.diff(rows) > gap) | (np.diff(rows // block) != 0)
+        breaks = np.flatnonzero(cut) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        ends = np.concatenate([breaks, [len(rows)]]).tolist()
+        for s, e in zip(starts, ends, strict=True):
             lo, hi = int(rows[s]), int(rows[e - 1]) + 1
-            span = self._x[lo:hi]
-            out[s:e] = span[rows[s:e] - lo] if hi - lo != e - s else span
+            if hi - lo == e - s:
+                self._x.read_direct(out, np.s_[lo:hi], np.s_[s:e])
+            else:
+                out[s:e] = self._x[lo:hi][rows[s:e] - lo]
         return out
 
     def close(self) -> None:
@@ -222,8 +231,8 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         cls, snr = f.labels()
         layout, dtypes, n, notes = f.layout, f.dtypes, f.n_frames, list(f.notes)
         chunks = None if f.chunks is None else list(f.chunks)
-    grid = np.zeros((N_CLASSES, len(SNRS)), dtype=np.int64)
-    np.add.at(grid, (cls.astype(np.int64), (snr.astype(np.int64) - SNR_MIN) // SNR_STEP), 1)
+    cell = cls.astype(np.int64) * len(SNRS) + (snr.astype(np.int64) - SNR_MIN) // SNR_STEP
+    grid = np.bincount(cell, minlength=N_CLASSES * len(SNRS)).reshape(N_CLASSES, len(SNRS))
     per_class, per_snr = grid.sum(axis=1), grid.sum(axis=0)
     present = grid[grid > 0]
     problems = list(notes)
