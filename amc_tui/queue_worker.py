@@ -1,0 +1,33 @@
+"""The detached queue worker: `python -m amc_tui.queue_worker --workspace DIR`.
+
+Left alive by the launcher (own session, like a trainer) while any run is queued or running,
+so queued runs start, and crashed runs are recorded and restarted, with no amc-tui process
+open. One per workspace (a worker lock); it exits when nothing is active.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from amc_tui.launcher import run_worker
+from amc_tui.workspace import Workspace
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="amc_tui.queue_worker")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--poll", type=float, default=1.0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    ws = Workspace.find(args.workspace)
+
+    def started(info) -> None:  # noqa: ANN001
+        logging.info("started %s (%s) pid %s", info.name, info.id, info.pid)
+
+    return run_worker(ws, poll_s=args.poll, on_start=started)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Launcher with real subprocesses (a stand-in trainer with the real file contract):
+create, spawn, queue, detached worker, stop, crash, resume, restart, bad names."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from amc_tui import launcher
+from amc_tui.errors import UserError
+from amc_tui.runlog import entry_offsets
+from amc_tui.runs import RunDir, read_events, read_run, read_status
+from amc_tui.workspace import Workspace
+
+TESTS = Path(__file__).resolve().parent
+
+
+def wait_for(pred, timeout=60.0, every=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def lws(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.3")
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    ws = Workspace(tmp_path)
+    for sub in ("configs", "runs", "data"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "data" / "fake.h5").write_bytes(b"")
+    (tmp_path / "configs" / "fake.toml").write_text(
+        '[data]\npath = "data/fake.h5"\n[train]\nepochs = 3\n[run]\ndevice = "cpu"\nstop_grace_s = 5.0\n'
+    )
+    yield ws
+    for info in launcher.list_runs(ws, with_last_epoch=False):  # no strays
+        if info.pid and info.state == "running":
+            with __import__("contextlib").suppress(OSError):
+                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+
+
+def finished(ws, info):
+    return lambda: read_run(info.dir).state in ("completed", "failed", "stopped", "crashed")
+
+
+def test_create_run_layout_and_counter(lws):
+    a = launcher.create_run(lws, "configs/fake.toml", ["train.lr=0.01"])
+    b = launcher.create_run(lws, "configs/fake.toml", name="my-run")
+    assert a.state == "queued" and a.name.endswith("-1") and len(a.id) == 8
+    rd = RunDir(a.dir)
+    assert (
+        "lr = 0.01" in rd.config.read_text()
+        and str(lws.root / "data/fake.h5") in rd.config.read_text()
+    )
+    meta = __import__("json").loads(rd.meta.read_text())
+    assert meta["workspace"] == str(lws.root) and meta["arch"] == "swin_tiny" and meta["cells"]
+    assert b.name == "my-run" and (lws.state_dir / "counter").read_text().strip() == "2"
+    with pytest.raises(UserError, match="already exists"):
+        launcher.create_run(lws, "configs/fake.toml", name="my-run")
+    leftovers = [p for p in lws.state_dir.iterdir() if p.name.startswith("new-")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "x..y", "tab\there", "nl\nx", "x" * 65, "\x1b[31m"])
+def test_bad_names_create_nothing(lws, bad):
+    before = sorted(p.name for p in lws.runs.iterdir())
+    with pytest.raises(UserError):
+        launcher.create_run(lws, "configs/fake.toml", name=bad)
+    assert sorted(p.name for p in lws.runs.iterdir()) == before
+
+
+def test_missing_data_and_bad_config_create_nothing(lws):
+    with pytest.raises(UserError, match="data synth"):
+        launcher.create_run(lws, "configs/fake.toml", ["data.path=data/none.h5"])
+    with pytest.raises(UserError, match="unknown key"):
+        launcher.create_run(lws, "configs/fake.toml", ["train.lr_rate=1"])
+    assert [p.name for p in lws.runs.iterdir() if not p.name.startswith(".")] == []
+
+
+def _make_runs(root: str, n: int) -> list[str]:
+    return [launcher.create_run(Workspace(Path(root)), "configs/fake.toml").name for _ in range(n)]
+
+
+def test_counter_is_distinct_across_processes(lws):
+    ctx = mp.get_context("fork")
+    with ctx.Pool(3) as pool:
+        names = sum(pool.starmap(_make_runs, [(str(lws.root), 6)] * 3), [])
+    numbers = sorted(int(n.rsplit("-", 1)[1]) for n in names)
+    assert numbers == list(range(1, 19))
+
+
+def test_launch_runs_to_completion_in_own_session(lws):
+    info = launcher.launch(lws, "configs/fake.toml")
+    assert info.state == "running" and info.pid
+    assert os.getpgid(info.pid) == info.pid != os.getpgid(0)
+    assert os.getsid(info.pid) == info.pid
+    wait_for(finished(lws, info))
+    done = read_run(info.dir)
+    assert done.state == "completed" and done.epoch == 3 and done.best
+    assert "starting trainer" in RunDir(info.dir).log.read_text()
+    wait_for(lambda: "**COMPLETED**" in lws.runlog.read_text(), timeout=10)
+    assert list(entry_offsets(lws.runlog.read_text())) == [info.id]
+    # reaped by our waiter thread: no zombie left behind
+    wait_for(lambda: not Path(f"/proc/{info.pid}").exists(), timeout=10)
+
+
+def test_cpu_runs_one_at_a_time_unless_shared(lws):
+    a = launcher.launch(lws, "configs/fake.toml", detach=False)
+    b = launcher.launch(lws, "configs/fake.toml", detach=False)
+    c = launcher.launch(lws, "configs/fake.toml", ["run.share_device=true"], detach=False)
+    assert (a.state, b.state, c.state) == ("running", "queued", "running")
+    assert launcher.work_queue(lws) == []  # a still busy: b waits
+    wait_for(finished(lws, a))
+    started = wait_for(lambda: launcher.work_queue(lws))
+    assert [s.name for s in started] == [b.name]
+    wait_for(finished(lws, b))
+    assert read_run(b.dir).state == "completed"
+
+
+def test_detached_worker_starts_queued_runs_with_no_launcher_alive(lws, monkeypatch):
+    monkeypatch.delenv("AMC_TUI_NO_WORKER")
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.2")
+    a = launcher.launch(lws, "configs/fake.toml")
+    b = launcher.launch(lws, "configs/fake.toml")
+    assert b.state == "queued"
+    # nobody in this process works the queue any more: the worker must start b
+    wait_for(finished(lws, b), timeout=90)
+    assert read_run(a.dir).state == read_run(b.dir).state == "completed"
+    assert f"started {b.name}" in (lws.state_dir / "worker.log").read_text()
+    wait_for(lambda: not launcher.worker_alive(lws), timeout=30)  # exits when idle
+    wait_for(lambda: lws.runlog.read_text().count("**COMPLETED**") == 2, timeout=10)
+    assert sorted(entry_offsets(lws.runlog.read_text())) == sorted([a.id, b.id])
+
+
+def test_stop_graceful_and_queued(lws):
+    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    q = launcher.launch(lws, "configs/fake.toml", detach=False)
+    wait_for(lambda: read_run(a.dir).epoch >= 1)
+    stopped = launcher.stop_run(lws, a.name)
+    assert stopped.state == "stopped" and stopped.exit_code == 0
+    assert RunDir(a.dir).last_ckpt.is_file()
+    assert launcher.stop_run(lws, q.name).state == "stopped"
+    assert launcher.work_queue(lws) == []  # the stopped queued run never starts
+    assert "**STOPPED**" in lws.runlog.read_text()
+
+
+def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
+    monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
+    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    wait_for(lambda: read_run(a.dir).epoch >= 1)
+    out = launcher.stop_run(lws, a, grace_s=0.5)
+    assert out.state == "stopped" and out.exit_code == -signal.SIGKILL
+    assert not launcher.pid_alive(a.pid)
+    assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
+
+
+def _kill_after_epoch(info, epoch=1):
+    wait_for(lambda: read_run(info.dir).epoch >= epoch)
+    os.killpg(info.pgid, signal.SIGSTOP)
+    last_ckpt = __import__("json").loads(RunDir(info.dir).last_ckpt.read_text())["epoch"]
+    os.killpg(info.pgid, signal.SIGKILL)
+    return last_ckpt
+
+
+def test_crash_is_recorded_and_resume_continues(lws):
+    info = launcher.launch(lws, "configs/fake.toml", ["train.epochs=4"], detach=False)
+    ckpt_epoch = _kill_after_epoch(info)
+    wait_for(lambda: read_run(info.dir).state == "crashed")
+    wait_for(lambda: read_status(RunDir(info.dir)).get("state") == "crashed")  # waiter recorded it
+    assert "killed by signal 9" in read_run(info.dir).error
+    wait_for(lambda: "💥 **CRASHED**" in lws.runlog.read_text(), timeout=10)
+    resumed = launcher.resume_run(lws, info.id)
+    assert resumed.state == "running"
+    wait_for(finished(lws, info))
+    evs = read_events(RunDir(info.dir).events)
+    epochs = [e["epoch"] for e in evs if e["kind"] == "epoch"]
+    starts = [i for i, e in enumerate(evs) if e["kind"] == "start"]
+    after = [e["epoch"] for e in evs[starts[1] :] if e["kind"] == "epoch"]
+    assert after[0] == ckpt_epoch + 1 and sorted(set(epochs)) == [1, 2, 3, 4]
+    assert read_run(info.dir).state == "completed"
+
+
+def test_restart_on_failure_resumes_by_itself(lws):
+    info = launcher.launch(
+        lws,
+        "configs/fake.toml",
+        ["train.epochs=4", 'run.restart="on-failure"', "run.max_restarts=1"],
+        detach=False,
+    )
+    _kill_after_epoch(info)
+    # the restart comes from whoever works the queue (here: this loop, like `amc-tui queue`)
+    wait_for(lambda: launcher.work_queue(lws) or read_run(info.dir).restarts >= 1)
+    wait_for(lambda: (launcher.work_queue(lws), finished(lws, info)())[1])
+    out = read_run(info.dir)
+    assert out.state == "completed" and out.restarts == 1
+    kinds = [e["kind"] for e in read_events(RunDir(info.dir).events)]
+    assert "restart" in kinds and kinds.count("start") == 2
+
+
+def test_reap_records_crash_of_a_process_we_did_not_spawn(lws):
+    info = launcher.create_run(lws, "configs/fake.toml")
+    from amc_tui.runs import write_status
+
+    write_status(
+        RunDir(info.dir),
+        state="running",
+        pid=999_999_999,
+        host=os.uname().nodename,
+        started_at=time.time(),
+        heartbeat_at=time.time(),
+    )
+    changed = launcher.reap(lws)
+    assert [c.name for c in changed] == [info.name]
+    assert read_status(RunDir(info.dir))["state"] == "crashed"
+    assert launcher.reap(lws) == []
