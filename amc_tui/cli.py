@@ -92,6 +92,560 @@ def cmd_tui(args: argparse.Namespace, ws: Workspace) -> int:
     return run_app(ws)
 
 
+# --------------------------------------------------------------------------- runs: shared formatting
+
+
+def _pct(v: object) -> str:
+    return f"{100 * float(v):.2f}%" if isinstance(v, int | float) else "-"
+
+
+def _num(v: object, spec: str = ".3f") -> str:
+    return f"{float(v):{spec}}" if isinstance(v, int | float) else "-"
+
+
+def _scale(v: object) -> float | None:
+    return 100 * float(v) if isinstance(v, int | float) else None
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def _when(t: float | None) -> str:
+    import time
+
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _best(best: dict | None) -> str:
+    if not best:
+        return "-"
+    metric = str(best.get("metric", ""))
+    value = best.get("value")
+    shown = _pct(value) if "acc" in metric or "within" in metric else _num(value, ".4g")
+    return f"{shown} @{best.get('epoch', '?')}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
+
+
+def _epoch_line(ev: dict, epochs: int | str = "?") -> str:
+    v, t = ev.get("val") or {}, ev.get("train") or {}
+    w = ev.get("weights") or {}
+    line = (
+        f"epoch {ev.get('epoch')}/{epochs}  val comb {_pct(v.get('acc_combined'))} "
+        f"mod {_pct(v.get('acc_mod'))} snr {_pct(v.get('acc_snr'))} loss {_num(v.get('loss'))}"
+        f"  | train comb {_pct(t.get('acc_combined'))} loss {_num(t.get('loss'))}"
+    )
+    if w:
+        line += f"  | w mod/snr {_num(_scale(w.get('mod')), '.1f')}/{_num(_scale(w.get('snr')), '.1f')}%"
+    line += f"  | {_num(ev.get('epoch_time_s'), '.1f')} s, {_num(ev.get('samples_per_s'), '.0f')} samples/s"
+    return line + ("  *best*" if ev.get("is_best") else "")
+
+
+def _event_line(ev: dict, epochs: int | str = "?") -> str:
+    """One human line per event for `tail` and `run`."""
+    import time
+
+    kind = ev.get("kind")
+    stamp = (
+        time.strftime("%H:%M:%S", time.localtime(ev["t"]))
+        if isinstance(ev.get("t"), int | float)
+        else "--:--:--"
+    )
+    if kind == "epoch":
+        body = _epoch_line(ev, epochs)
+    elif kind == "step":
+        batch = f" batch {ev['batch']}/{ev['batches']}" if "batch" in ev and "batches" in ev else ""
+        body = (
+            f"epoch {ev.get('epoch')} step {ev.get('step')}{batch}  loss {_num(ev.get('loss'))} "
+            f"(mod {_num(ev.get('loss_mod'))}, snr {_num(ev.get('loss_snr'))})  lr {_num(ev.get('lr'), '.2e')}  "
+            f"{_num(ev.get('samples_per_s'), '.0f')} samples/s"
+        )
+    elif kind == "start":
+        params = ev.get("params")
+        body = (
+            f"start {ev.get('name', '')} on {ev.get('device', '?')}: {ev.get('n_train', '?')} train / "
+            f"{ev.get('n_val', '?')} val / {ev.get('n_test', '?')} test frames, "
+            f"{len(ev.get('classes') or [])} classes x {len(ev.get('snrs') or [])} SNRs"
+            + (f", {params / 1e6:.2f}M parameters" if isinstance(params, int | float) else "")
+            + (" (resumed)" if ev.get("resumed") else "")
+        )
+    elif kind == "end":
+        body = f"end: {ev.get('state')} (exit {ev.get('exit_code')}), best {_best(ev.get('best'))}"
+    elif kind == "restart":
+        body = f"restart {ev.get('attempt')}/{ev.get('max_restarts')} after {ev.get('reason')} (from epoch {ev.get('from_epoch')})"
+    else:
+        rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("t", "kind"))
+        body = f"{kind} {rest}"
+    return f"{stamp} {body}"
+
+
+# --------------------------------------------------------------------------- run
+
+
+class _Progress:
+    """Prints a run's events: epoch lines always; on a TTY a live step line (throughput,
+    ETA) rewritten in place; otherwise a plain progress line at most every 10 s."""
+
+    def __init__(self, epochs: int, batch_size: int, tty: bool) -> None:
+        self.epochs, self.batch_size, self.tty = epochs, batch_size, tty
+        self.live = False
+        self.last_plain = 0.0
+        self.epoch_time: float | None = None
+        self.batches: int | None = None
+
+    def _clear(self) -> None:
+        if self.live:
+            sys.stdout.write("\r\x1b[K")
+            self.live = False
+
+    def line(self, text: str) -> None:
+        self._clear()
+        print(text, flush=True)
+
+    def eta(self, ev: dict) -> float | None:
+        sps = ev.get("samples_per_s")
+        batches = ev.get("batches") or self.batches
+        if not isinstance(sps, int | float) or sps <= 0 or not batches:
+            return None
+        per_batch = self.batch_size / sps
+        left_now = (batches - int(ev.get("batch") or 0)) * per_batch
+        per_epoch = self.epoch_time or batches * per_batch
+        return left_now + max(0, self.epochs - int(ev.get("epoch") or 0)) * per_epoch
+
+    def event(self, ev: dict) -> None:
+        import time
+
+        kind = ev.get("kind")
+        if kind == "step":
+            eta = self.eta(ev)
+            text = (
+                f"epoch {ev.get('epoch')}/{self.epochs}"
+                + (
+                    f" batch {ev['batch']}/{ev['batches']}"
+                    if "batch" in ev and "batches" in ev
+                    else f" step {ev.get('step')}"
+                )
+                + f"  loss {_num(ev.get('loss'))}  {_num(ev.get('samples_per_s'), '.0f')} samples/s  ETA {_dur(eta)}"
+            )
+            if self.tty:
+                sys.stdout.write("\r\x1b[K" + text)
+                sys.stdout.flush()
+                self.live = True
+            elif time.time() - self.last_plain >= 10:
+                self.last_plain = time.time()
+                print(text, flush=True)
+            return
+        if kind == "start" and isinstance(ev.get("steps_per_epoch"), int):
+            self.batches = ev["steps_per_epoch"]
+        if kind == "epoch" and isinstance(ev.get("epoch_time_s"), int | float):
+            self.epoch_time = float(ev["epoch_time_s"])
+        if kind in ("epoch", "start", "restart", "end"):
+            self.line(_event_line(ev, self.epochs)[9:])
+
+    def close(self) -> None:
+        self._clear()
+
+
+def _exit_code(info) -> int:  # noqa: ANN001
+    code = info.exit_code
+    if isinstance(code, int):
+        return 128 - code if code < 0 else code
+    return 0 if info.state in ("completed", "stopped") else 1
+
+
+def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
+    from amc_tui.runlog import runlog_path_for
+
+    lines = [
+        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {_best(info.best)}"
+    ]
+    ev = info.last_epoch
+    if ev:
+        v, t = ev.get("val") or {}, ev.get("train") or {}
+        lines.append(
+            f"  final val: comb {_pct(v.get('acc_combined'))} mod {_pct(v.get('acc_mod'))} "
+            f"snr {_pct(v.get('acc_snr'))} loss {_num(v.get('loss'))}  | train comb "
+            f"{_pct(t.get('acc_combined'))} loss {_num(t.get('loss'))}"
+        )
+    from amc_tui.fsutil import read_json
+
+    final = read_json(info.rundir.final_export / "summary.json")
+    if isinstance(final, dict) and isinstance(final.get("test"), dict):
+        tm = final["test"]
+        lines.append(
+            f"  test (best checkpoint): comb {_pct(tm.get('acc_combined'))} mod {_pct(tm.get('acc_mod'))} "
+            f"snr {_pct(tm.get('acc_snr'))}"
+        )
+    if info.error and info.state in ("failed", "crashed"):
+        lines.append("  error: " + info.error.strip().splitlines()[-1])
+    lines.append(f"  run directory: {info.dir}")
+    lines.append(f"  RUNLOG:        {runlog_path_for(info.dir)}")
+    return "\n".join(lines)
+
+
+def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
+    """Print the run's events until it ends; Ctrl-C stops it gracefully (exit 130)."""
+    import time
+
+    from amc_tui.config import loads_config
+    from amc_tui.launcher import ensure_worker, stop_run, work_queue
+    from amc_tui.runs import FINAL_STATES, EventTailer, read_run
+
+    cfg = loads_config(info.rundir.config.read_text(encoding="utf-8"))
+    progress = _Progress(cfg.train.epochs, cfg.train.batch_size, tty)
+    tailer = EventTailer(info.rundir.events)
+    last_queue = 0.0
+    try:
+        while True:
+            for ev in tailer.poll():
+                progress.event(ev)
+            now = read_run(info.dir, with_last_epoch=False)
+            if now.state in ("queued", "crashed") and time.time() - last_queue >= 1.0:
+                last_queue = time.time()
+                work_queue(ws)  # start it when its turn comes; record/restart a crash
+                continue
+            if now.state in FINAL_STATES and now.stored_state in FINAL_STATES:
+                for ev in tailer.poll():
+                    progress.event(ev)
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"stopping {info.name}: waiting for the checkpoint (Ctrl-C again to kill)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            stop_run(ws, info.dir.name)
+        except KeyboardInterrupt:
+            stop_run(ws, info.dir.name, grace_s=0)
+        print(_summary(read_run(info.dir), ws))
+        return 130
+    finally:
+        progress.close()
+    final = read_run(info.dir)
+    print(_summary(final, ws))
+    ensure_worker(ws)  # other queued runs go on without us
+    return _exit_code(final)
+
+
+def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launcher import launch
+
+    gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    info = launch(ws, ws.resolve(args.config), args.set, args.name, gpus=gpus, detach=args.detach)
+    if args.detach:
+        print(f"{info.name} {info.id} {info.state}")
+        return 0
+    where = "queued: waiting for a free device" if info.state == "queued" else f"pid {info.pid}"
+    print(f"run {info.name} ({info.id}) {where}; directory {info.dir}", flush=True)
+    return _follow(ws, info, sys.stdout.isatty())
+
+
+# --------------------------------------------------------------------------- ls, show, tail
+
+
+def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runs import STATES, list_runs
+
+    if args.state and args.state not in STATES:
+        raise UserError(f"--state must be one of {', '.join(STATES)}, got {args.state!r}")
+    runs = list_runs(ws, state=args.state)
+    if args.json:
+        _print_json([r.to_row() for r in runs])
+        return 0
+    if not runs:
+        print(f"no runs in {ws.runs}" + (f" with state {args.state}" if args.state else ""))
+        return 0
+    rows = []
+    for r in runs:
+        val = (r.last_epoch or {}).get("val") or {}
+        rows.append([
+            r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
+            _pct(val.get("acc_combined")), _best(r.best), _when(r.started_at or r.created_at),
+            _dur(r.elapsed_s()),
+        ])  # fmt: skip
+    print(
+        _table(
+            rows, ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
+        )
+    )
+    return 0
+
+
+def _show_data(info) -> dict:  # noqa: ANN001
+    import tomllib
+
+    from amc_tui.analysis import list_exports, trajectory
+    from amc_tui.runs import read_events, read_meta
+
+    try:
+        config = tomllib.loads(info.rundir.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    traj = trajectory([e for e in read_events(info.rundir.events) if e.get("kind") == "epoch"])
+    return {
+        "run": info.to_row(),
+        "meta": read_meta(info.rundir),
+        "config": config,
+        "last_epoch": info.last_epoch,
+        "trajectory": traj,
+        "exports": {n: str(info.rundir.export / n) for n in list_exports(info.dir)},
+        "checkpoints": {
+            k: str(p)
+            for k, p in (("last", info.rundir.last_ckpt), ("best", info.rundir.best_ckpt))
+            if p.is_file()
+        },
+        "log": str(info.rundir.log),
+    }
+
+
+def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runs import resolve_run
+
+    info = resolve_run(ws, args.run)
+    data = _show_data(info)
+    if args.json:
+        _print_json(data)
+        return 0
+    cfg = data["config"]
+
+    def c(table: str, key: str) -> object:
+        return (cfg.get(table) or {}).get(key, "?")
+
+    print(
+        f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {_best(info.best)}"
+    )
+    print(
+        f"  started {_when(info.started_at)}  ended {_when(info.ended_at)}  elapsed {_dur(info.elapsed_s())}"
+        + (f"  ETA {_dur(info.eta_s())}" if info.eta_s() else "")
+    )
+    print(
+        f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
+        f"  pid {info.pid or '-'}  restarts {info.restarts}"
+    )
+    print(
+        f"  arch {c('model', 'arch')}  batch {c('train', 'batch_size')}  lr {c('train', 'lr')}  "
+        f"epochs {c('train', 'epochs')}  image {c('image', 'size')} px {c('image', 'normalize')}  "
+        f"loss {c('loss', 'weighting')}  data {c('data', 'path')}"
+    )
+    if info.phase or info.notes or info.tags:
+        print(
+            f"  phase {info.phase or '-'}  tags {', '.join(info.tags) or '-'}  notes {info.notes or '-'}"
+        )
+    if info.error:
+        print("  error: " + info.error.strip().splitlines()[-1])
+    if data["trajectory"]:
+        rows = [
+            [
+                str(r["epoch"]) + (" *" if info.best and r["epoch"] == info.best.get("epoch") else ""),
+                _pct(r["val_acc_combined"]), _pct(r["val_acc_mod"]), _pct(r["val_acc_snr"]),
+                _num(r["val_loss"]), _pct(r["train_acc_combined"]), _num(r["train_loss"]),
+                _pct(r["w_mod"]), _pct(r["w_snr"]),
+            ]
+            for r in data["trajectory"]
+        ]  # fmt: skip
+        print()
+        print(
+            _table(
+                rows,
+                [
+                    "EPOCH",
+                    "VAL COMB",
+                    "VAL MOD",
+                    "VAL SNR",
+                    "VAL LOSS",
+                    "TRAIN COMB",
+                    "TRAIN LOSS",
+                    "W MOD",
+                    "W SNR",
+                ],
+            )
+        )
+    print()
+    for name, path in data["exports"].items():
+        print(f"  export {name}: {path}")
+    for name, path in data["checkpoints"].items():
+        print(f"  checkpoint {name}: {path}")
+    print(f"  log: {data['log']}")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
+    import time
+
+    from amc_tui.runs import FINAL_STATES, EventTailer, read_run, resolve_run
+
+    info = resolve_run(ws, args.run)
+    tailer = EventTailer(info.rundir.events)
+    epochs: int | str = info.epochs or "?"
+    try:
+        while True:
+            for ev in tailer.poll():
+                print(_event_line(ev, epochs), flush=True)
+            if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
+                for ev in tailer.poll():
+                    print(_event_line(ev, epochs), flush=True)
+                return 0
+            if not args.follow:
+                return 0
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `amc-tui ls | head`
+        sys.stderr.close()
+        return 0
+
+
+# --------------------------------------------------------------------------- stop, resume, queue
+
+
+def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launcher import stop_run
+    from amc_tui.runs import resolve_run
+
+    info = resolve_run(ws, args.run)
+    if info.state not in ("running", "queued"):
+        print(f"{info.name} is {info.state}: nothing to stop")
+        return 0
+    if info.state == "running":
+        print(f"stopping {info.name} (pid {info.pid}): waiting for its checkpoint", flush=True)
+    out = stop_run(ws, info, grace_s=args.grace)
+    ckpt = out.rundir.last_ckpt
+    print(f"{out.name} {out.state}" + (f"; checkpoint {ckpt}" if ckpt.is_file() else ""))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launcher import resume_run
+    from amc_tui.runs import resolve_run
+
+    info = resolve_run(ws, args.run)
+    out = resume_run(ws, info, as_new=args.as_new)
+    how = (
+        f"as new run {out.name} ({out.id}) from {info.name}"
+        if args.as_new
+        else f"{out.name} ({out.id})"
+    )
+    print(
+        f"resumed {how}: {out.state}"
+        + (f", pid {out.pid}" if out.pid and out.state == "running" else "")
+    )
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launcher import run_worker, worker_alive
+    from amc_tui.runs import list_runs
+
+    if worker_alive(ws):
+        print("a queue worker is already running for this workspace")
+        return 0
+
+    def started(info) -> None:  # noqa: ANN001
+        print(
+            f"started {info.name} ({info.id}) pid {info.pid}"
+            + (f" GPU {info.gpus}" if info.gpus else ""),
+            flush=True,
+        )
+
+    try:
+        run_worker(ws, once=args.once, on_start=started)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `amc-tui ls | head`
+        sys.stderr.close()
+        return 0
+    left = [r for r in list_runs(ws, with_last_epoch=False) if r.state in ("queued", "running")]
+    print("queue empty" if not left else f"{len(left)} run(s) still active")
+    return 0
+
+
+# --------------------------------------------------------------------------- compare, gpus, runlog
+
+
+def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.analysis import compare_runs
+    from amc_tui.runs import resolve_run
+
+    a, b = resolve_run(ws, args.a), resolve_run(ws, args.b)
+    out = compare_runs(a, b)
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"A = {a.name} ({a.id}), {a.state}, best {_best(a.best)}")
+    print(f"B = {b.name} ({b.id}), {b.state}, best {_best(b.best)}")
+    print("\nconfig keys that differ:" if out["config_diff"] else "\nconfigs are identical")
+    for key, va, vb in out["config_diff"]:
+        print(f"  {key}: {va!r} -> {vb!r}")
+
+    def fmt(metric: str, v: object, delta: bool = False) -> str:
+        if not isinstance(v, int | float):
+            return "-"
+        if "acc" in metric or "within" in metric:
+            return (f"{100 * v:+.2f}" if delta else f"{100 * v:.2f}") + ("pt" if delta else "%")
+        return f"{v:+.4f}" if delta else f"{v:.4f}"
+
+    rows = [
+        [r["metric"], fmt(r["metric"], r["best_a"]), fmt(r["metric"], r["best_b"]), fmt(r["metric"], r["best_delta"], True),
+         fmt(r["metric"], r["final_a"]), fmt(r["metric"], r["final_b"]), fmt(r["metric"], r["final_delta"], True)]
+        for r in out["metrics"]
+    ]  # fmt: skip
+    print(
+        f"\nmetrics (best by {out['select_metric']}: A epoch {out['a']['best_epoch']}, B epoch {out['b']['best_epoch']}; "
+        f"final: A epoch {out['a']['epoch']}, B epoch {out['b']['epoch']}):"
+    )
+    print(_table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "FINAL A", "FINAL B", "DELTA"]))
+    if out["top_cells"]:
+        print(f"\ncells that changed most (acc_combined, export {out['export']}):")
+        print(_table(
+            [[c["modulation"], str(c["snr_db"]), _pct(c["a"]), _pct(c["b"]), f"{100 * c['delta']:+.2f}pt"] for c in out["top_cells"]],
+            ["MODULATION", "SNR", "A", "B", "DELTA"],
+        ))  # fmt: skip
+    else:
+        print("\nno common export to compare cells")
+    return 0
+
+
+def cmd_gpus(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.gpu import GpuSampler, format_snapshot, snapshot_dict
+
+    snap = GpuSampler().sample()
+    if args.json:
+        _print_json(snapshot_dict(snap))
+    else:
+        print(format_snapshot(snap))
+    return 0
+
+
+def cmd_runlog_sync(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runlog import sync_all
+
+    changed = sync_all(ws)
+    if changed:
+        print(
+            f"updated {len(changed)} entr{'y' if len(changed) == 1 else 'ies'} in {ws.runlog}: {', '.join(changed)}"
+        )
+    else:
+        print(f"{ws.runlog} is current")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -131,6 +685,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
 
     add("tui", cmd_tui, "open the Textual app (the default)")
+
+    sp = add("run", cmd_run, "create and start (or queue) a run; follow it unless --detach")
+    sp.add_argument("config")
+    sp.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    sp.add_argument("--name", help="run name (default adjective-noun-N)")
+    sp.add_argument("--gpus", help="GPU indices, e.g. 0,1 (default: run.gpus)")
+    sp.add_argument("--detach", "-d", action="store_true", help="print name and id and return")
+    sp = add("ls", cmd_ls, "list runs, newest first")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--state", help="queued | running | completed | failed | stopped | crashed")
+    sp = add("show", cmd_show, "a run's config, status, metrics, trajectory and exports")
+    sp.add_argument("run", help="name, id, or a unique prefix of either")
+    sp.add_argument("--json", action="store_true")
+    sp = add("tail", cmd_tail, "print a run's events as lines, following until it ends")
+    sp.add_argument("run")
+    sp.add_argument("--no-follow", dest="follow", action="store_false", help="print and return")
+    sp = add("stop", cmd_stop, "stop a run gracefully (checkpoint), SIGKILL after the grace period")
+    sp.add_argument("run")
+    sp.add_argument("--grace", type=float, help="seconds before SIGKILL (default run.stop_grace_s)")
+    sp = add("resume", cmd_resume, "continue a stopped/crashed/failed run from its last checkpoint")
+    sp.add_argument("run")
+    sp.add_argument("--as-new", action="store_true", help="a new run seeded from its checkpoint")
+    sp = add("compare", cmd_compare, "config differences, metrics and cells of two runs")
+    sp.add_argument("a")
+    sp.add_argument("b")
+    sp.add_argument("--json", action="store_true")
+    sp = add("gpus", cmd_gpus, "NVIDIA GPUs: utilisation, memory, temperature, power, processes")
+    sp.add_argument("--json", action="store_true")
+    sp = add("queue", cmd_queue, "work the run queue in the foreground until nothing is active")
+    sp.add_argument("--once", action="store_true", help="one pass, then return")
+    rl = sub.add_parser("runlog", help="RUNLOG.md tools").add_subparsers(dest="sub", required=True)
+    add("sync", cmd_runlog_sync, "rebuild missing or stale RUNLOG.md entries", rl)
     return p
 
 
@@ -146,6 +732,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `amc-tui ls | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

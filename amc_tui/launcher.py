@@ -355,6 +355,8 @@ def _spawn(ws: Workspace, info: RunInfo, gpus: list[int], device: str) -> RunInf
     if resume:
         argv.append("--resume")
     now = time.time()
+    if status.get("first_started_at") is None:
+        write_status(rd, first_started_at=now)
     write_status(
         rd,
         state="running",

@@ -167,8 +167,9 @@ def render_entry(run_dir: str | os.PathLike[str]) -> str:
     L: list[str] = [BEGIN.format(id=run_id), f"## {name} ({run_id})", ""]
     # status line
     when = []
-    if status.get("started_at") is not None:
-        when.append(f"started {fmt_date(status['started_at'])}")
+    started = status.get("first_started_at") or status.get("started_at")
+    if started is not None:
+        when.append(f"started {fmt_date(started)}")
     elif meta.get("created_at") is not None:
         when.append(f"created {fmt_date(meta['created_at'])}")
     if state not in ("running", "queued") and status.get("ended_at") is not None:
