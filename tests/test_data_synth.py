@@ -260,3 +260,11 @@ def test_all_classes_and_names_case_insensitive(tmp_path: Path) -> None:
     with h5py.File(p, "r") as f:
         assert f["Y"][...].argmax(axis=1).tolist() == list(range(24))
     assert S.synthesize(p, classes=["qpsk", "Bpsk"], frames_per_cell=1) == 2 * len(SNRS)
+
+
+def test_large_cells_are_made_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "CELL_BATCH", 4)
+    a = S.make_cell("16QAM", 20, 10, seed=3)
+    assert np.array_equal(a, S.make_cell("16QAM", 20, 10, seed=3))
+    assert len(np.unique(a[:, 100, 0])) == 10  # every frame its own
+    np.testing.assert_allclose(np.sum(a**2, axis=(1, 2)) / 1024, 1.0, rtol=1e-4)

@@ -298,7 +298,14 @@ def load_dataset(
         file.close()
         raise
     sources = {name: FrameSource(store, parts[name]) for name in SPLIT_NAMES}
+    notes = list(file.notes)
+    if mode == "blocks" and file.layout != "contiguous":
+        notes.append(
+            f"X is {file.layout} (chunks of {file.chunk_rows} rows) and the selection is read "
+            "from disk: each random frame decodes a whole chunk (slow); fit it in RAM "
+            '(ram_dtype = "float16", frames_per_cell) or rewrite the file contiguous'
+        )
     return Dataset(
         classes=classes, snrs=snrs, mode=mode, path=str(file.path), n_frames=file.n_frames,
-        layout=file.layout, notes=list(file.notes), store=store, **sources,
+        layout=file.layout, notes=notes, store=store, **sources,
     )  # fmt: skip

@@ -54,6 +54,7 @@ FM_DEVIATION = 0.03  # cycles/sample per unit-RMS message
 MESSAGE_BAND = 0.02  # cycles/sample: bandwidth of the analogue message
 AM_INDEX = 0.5  # modulation index of the carrier-carrying AM classes
 WRITE_ROWS = 2048  # frames buffered per HDF5 write (16 MB)
+CELL_BATCH = 4096  # frames generated at once (~200 MB of temporaries at most)
 
 ANALOG = ("AM-SSB-WC", "AM-SSB-SC", "AM-DSB-WC", "AM-DSB-SC", "FM", "GMSK")
 
@@ -332,10 +333,17 @@ def cell_rng(seed: int, name: str, snr_db: int) -> np.random.Generator:
 
 
 def make_cell(name: str, snr_db: int, n: int, seed: int = 0) -> np.ndarray:
-    """The float32 (n, 1024, 2) frames of one cell, exactly as `synthesize` writes them."""
+    """The float32 (n, 1024, 2) frames of one cell, exactly as `synthesize` writes them.
+
+    Made in batches of CELL_BATCH frames from the cell's one generator, which bounds memory
+    for huge cells without making the frames depend on anything but (seed, class, SNR, n)."""
     rng = cell_rng(seed, name, snr_db)
-    clean = modulate(name, n, rng)
-    return to_frames(add_awgn(channel(clean.iq, rng), snr_db, rng))
+    out = np.empty((n, FRAME_LEN, 2), dtype=np.float32)
+    for a in range(0, n, CELL_BATCH):
+        b = min(n, a + CELL_BATCH)
+        clean = modulate(name, b - a, rng)
+        out[a:b] = to_frames(add_awgn(channel(clean.iq, rng), snr_db, rng))
+    return out
 
 
 # --------------------------------------------------------------------------- file
@@ -395,24 +403,26 @@ def synthesize(
     try:
         with h5py.File(tmp, "w") as f:
             x = f.create_dataset("X", shape=(n_total, FRAME_LEN, 2), dtype=np.float32, **opts)
-            y = np.zeros((n_total, N_CLASSES), dtype=np.int64)
-            z = np.empty((n_total, 1), dtype=np.int64)
-            row, done, pending = 0, 0, []
-            for name in names:
-                for snr in snrs:
-                    pending.append(make_cell(name, snr, fpc, seed))
-                    y[row : row + fpc, CLASS_INDEX[name]] = 1
-                    z[row : row + fpc, 0] = snr
-                    row += fpc
-                    done += 1
-                    if len(pending) * fpc >= WRITE_ROWS or done == len(names) * len(snrs):
-                        block = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                        x[row - len(block) : row] = block
-                        pending = []
-                    if progress is not None:
-                        progress(done, len(names) * len(snrs))
-            f.create_dataset("Y", data=y, **({"compression": compression} if compression else {}))
-            f.create_dataset("Z", data=z, **({"compression": compression} if compression else {}))
+            label_opts: dict[str, object] = {"compression": compression} if compression else {}
+            y = f.create_dataset("Y", shape=(n_total, N_CLASSES), dtype=np.int64, **label_opts)
+            z = f.create_dataset("Z", shape=(n_total, 1), dtype=np.int64, **label_opts)
+            cells = [(name, snr) for name in names for snr in snrs]
+            row, pending = 0, []
+            for done, (name, snr) in enumerate(cells, 1):
+                pending.append((name, snr, make_cell(name, snr, fpc, seed)))
+                if len(pending) * fpc >= WRITE_ROWS or done == len(cells):
+                    block = np.concatenate([p[2] for p in pending])
+                    labels = np.zeros((len(block), N_CLASSES), dtype=np.int64)
+                    labels[
+                        np.arange(len(block)), np.repeat([CLASS_INDEX[p[0]] for p in pending], fpc)
+                    ] = 1
+                    x[row : row + len(block)] = block
+                    y[row : row + len(block)] = labels
+                    z[row : row + len(block), 0] = np.repeat([p[1] for p in pending], fpc)
+                    row += len(block)
+                    pending = []
+                if progress is not None:
+                    progress(done, len(cells))
             f.attrs["generator"] = "amc-tui synth"
             f.attrs["seed"] = seed
         os.replace(tmp, target)
