@@ -1,0 +1,135 @@
+"""Checkpoints: written atomically, read with `weights_only=True`, errors as one line.
+
+A checkpoint (DESIGN section 5) is a dict of tensors and plain values only: model, optimizer,
+schedule, AMP scaler, loss weighting, epoch/step/position in the epoch, the train metric
+counters of an unfinished epoch, RNG states (numpy's as a tensor, so nothing but tensors and
+builtins is pickled), the resolved config and its hash. A file from elsewhere is loaded with
+`weights_only=True`: a pickle that would run code is refused before anything in it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from amc_tui.errors import UserError
+
+FORMAT = "amc-tui-checkpoint-1"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used (one line)."""
+
+
+def save(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """torch.save to a temp file in the same folder, fsync, then os.replace."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stored dict, loaded on the CPU with weights_only=True; CheckpointError otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        m = re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE) or re.search(
+            r"Unsupported global: GLOBAL (\S+)", text
+        )
+        if m:
+            raise CheckpointError(
+                f"refused checkpoint {p}: it would import {m.group(1)} (a pickle that can run "
+                "code); only tensors and plain values are loaded"
+            ) from None
+        if "Unsupported operand" in text:
+            raise CheckpointError(f"cannot read checkpoint {p}: not a PyTorch checkpoint") from None
+        raise CheckpointError(
+            f"refused checkpoint {p}: it holds objects that weights_only loading does not allow"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = first.split(". ")[0] if len(first) > 120 else first
+        raise CheckpointError(
+            f"cannot read checkpoint {p}: corrupt or truncated ({first})"
+        ) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"cannot use checkpoint {p}: expected a dict, found {type(obj).__name__}"
+        )
+    return obj
+
+
+def is_full(state: dict[str, Any]) -> bool:
+    """True for our training checkpoints; False for a bare state_dict (seed format)."""
+    return state.get("format") == FORMAT and isinstance(state.get("model"), dict)
+
+
+def bare_state_dict(state: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The model weights of either format (a full checkpoint's `model`, or the file itself)."""
+    if is_full(state):
+        return state["model"]
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state.get(key), dict):  # common wrappers of other trainers
+            state = state[key]
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"cannot use {path}: it holds no tensors")
+    return tensors
+
+
+# --------------------------------------------------------------------------- RNG
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            *map(int, np_state[2:4]),
+            float(np_state[4]),
+        ],
+        "python": _py_state(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _py_state(s: tuple[Any, ...]) -> list[Any]:
+    return [s[0], list(s[1]), s[2]]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):
+            torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,725 @@
+"""The trainer process: `python -m amc_tui.train --run-dir DIR [--resume]`.
+
+Reads DIR/config.toml, trains the dual-head model and talks to the rest of amc-tui only
+through the run directory (DESIGN sections 3-5): status.json (atomic, heartbeat every 5 s from
+a thread, also inside long epochs), events.jsonl (start, step, epoch, gpu, checkpoint, export,
+end), checkpoints/last.pt and best.pt, export/epoch_NNN and export/final, and its own
+RUNLOG.md entry after each epoch and at the end.
+
+Exit: completed -> 0; SIGTERM/SIGINT -> finish the step, write last.pt, stopped, 0; a user
+error (bad arch, data file, checkpoint) -> failed with one line, 2; anything else or a
+non-finite loss -> failed with the traceback tail / task and step, 1.
+
+No host sync per training step on CUDA: losses and metrics accumulate on the device and are
+read at log points (every `step_log_every` steps) and at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from amc_tui.config import LOWER_IS_BETTER, Config, load_config, resolve_arch
+from amc_tui.errors import UserError
+from amc_tui.fsutil import read_json
+from amc_tui.runs import RunDir, append_event, last_event, read_meta, write_status
+from amc_tui.train import checkpoint as ckpt
+from amc_tui.train.constellation import Renderer
+from amc_tui.train.export import plain, write_export
+from amc_tui.train.feed import Feed, plan_batches
+from amc_tui.train.losses import make_weighting, mod_loss, snr_loss
+from amc_tui.train.metrics import Accumulator, Summary
+from amc_tui.train.model import build_model, count_params, load_weights
+from amc_tui.train.schedule import Schedule
+
+log = logging.getLogger("amc_tui.train")
+HEARTBEAT_EVERY_S = 5.0
+GPU_EVENT_EVERY_S = 10.0
+ERROR_TAIL_CHARS = 2000
+
+
+class Stopped(Exception):
+    """SIGTERM/SIGINT was received; the state has been checkpointed."""
+
+
+class NonFinite(Exception):
+    """A loss became NaN or inf."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"run.device = {spec!r} but CUDA is not available on this machine")
+    return torch.device(spec)
+
+
+def visible_gpus() -> list[int]:
+    """Physical GPU indices this process sees (from CUDA_VISIBLE_DEVICES when it holds ints)."""
+    if not torch.cuda.is_available():
+        return []
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        try:
+            return [int(x) for x in env.split(",") if x.strip()]
+        except ValueError:
+            pass
+    return list(range(torch.cuda.device_count()))
+
+
+def workspace_of(run: RunDir) -> Path:
+    ws = read_meta(run).get("workspace")
+    return Path(ws) if isinstance(ws, str) and ws else run.path.resolve().parent.parent
+
+
+def find_resume_source(spec: str, run: RunDir, workspace: Path) -> Path:
+    """`run.resume`: a checkpoint or weights file, a run directory, or a run name/id (its
+    last.pt, else best.pt)."""
+    p = Path(spec).expanduser()
+    candidates = [p] if p.is_absolute() else [workspace / p, Path.cwd() / p]
+    runs = workspace / "runs"
+    candidates.append(runs / spec)
+    if runs.is_dir() and "/" not in spec:
+        for d in sorted(runs.iterdir()):
+            meta = read_json(d / "meta.json")
+            if isinstance(meta, dict) and spec in (meta.get("id"), meta.get("name")):
+                candidates.append(d)
+    for c in candidates:
+        if c.is_file():
+            return c
+        if c.is_dir():
+            for name in ("last.pt", "best.pt"):
+                if (c / "checkpoints" / name).is_file():
+                    return c / "checkpoints" / name
+    raise ckpt.CheckpointError(
+        f"run.resume = {spec!r}: no such checkpoint file, run directory, run name or id"
+    )
+
+
+def metric_value(event: dict[str, Any], dotted: str) -> float:
+    node: Any = event
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return float(node) if isinstance(node, int | float) else float("nan")
+
+
+def better(value: float, best: float | None, lower: bool) -> bool:
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best if lower else value > best
+
+
+def _round(d: dict[str, float], nd: int = 6) -> dict[str, float]:
+    return {k: round(float(v), nd) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    def __init__(self, run_dir: Path, resume: bool = False) -> None:
+        self.run = RunDir(Path(run_dir).resolve())
+        self.resume = resume
+        self.stop_requested = False
+        self.epoch = 0  # completed epochs
+        self.step = 0  # optimizer steps taken
+        self.batch_in_epoch = 0  # batches done in the epoch in progress
+        self.epoch_samples = 0  # samples and training seconds of the epoch in progress
+        self.epoch_train_s = 0.0
+        self.best: dict[str, Any] | None = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+        self.final_done = False
+        self.last_epoch_event: dict[str, Any] | None = None
+        self._status_lock = threading.Lock()
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self.device = torch.device("cpu")
+        self.cfg: Config | None = None
+        self.meta: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- status & events
+
+    def status(self, **updates: Any) -> None:
+        with self._status_lock:
+            write_status(self.run, **updates)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        append_event(self.run, kind, **plain(fields))
+
+    def _heartbeat(self) -> None:
+        sampler = None
+        last_gpu = 0.0
+        if self.device.type == "cuda":
+            with contextlib.suppress(Exception):
+                from amc_tui.gpu import GpuSampler
+
+                sampler = GpuSampler()
+        while not self._hb_stop.wait(HEARTBEAT_EVERY_S):
+            with contextlib.suppress(Exception):
+                self.status(heartbeat_at=time.time(), step=self.step, epoch=self.epoch)
+            if sampler is not None and time.time() - last_gpu >= GPU_EVENT_EVERY_S:
+                last_gpu = time.time()
+                with contextlib.suppress(Exception):
+                    self._gpu_event(sampler)
+
+    def _gpu_event(self, sampler: Any) -> None:
+        snap = sampler.sample()
+        if not snap.ok:
+            return
+        gpus = visible_gpus()
+        idx = self.device.index or 0
+        phys = gpus[idx] if idx < len(gpus) else idx
+        for g in snap.gpus:
+            if g.index == phys and not g.lost:
+                self.event(
+                    "gpu", index=g.index, util=g.util, mem_used_mb=g.mem_used_mb,
+                    mem_total_mb=g.mem_total_mb, temp_c=g.temp_c, power_w=g.power_w,
+                )  # fmt: skip
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.stop_requested:
+            print(f"received {signal.Signals(signum).name}: stopping after this step", flush=True)
+        self.stop_requested = True
+
+    def _runlog(self) -> None:
+        try:
+            from amc_tui.runlog import sync_entry
+
+            sync_entry(self.run.path, workspace_of(self.run) / "RUNLOG.md")
+        except Exception as e:  # a RUNLOG problem never fails training
+            log.warning("RUNLOG.md not updated: %s", str(e).splitlines()[0] if str(e) else e)
+
+    # ----------------------------------------------------------------- main
+
+    def main(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.meta = read_meta(self.run)
+        self.status(
+            state="running", pid=os.getpid(), pgid=os.getpgid(0), host=socket.gethostname(),
+            started_at=time.time(), heartbeat_at=time.time(), ended_at=None, exit_code=None,
+            error=None,
+        )  # fmt: skip
+        self._hb_thread = threading.Thread(
+            target=self._heartbeat, name="amc-heartbeat", daemon=True
+        )
+        self._hb_thread.start()
+        try:
+            self.setup()
+            self.train()
+            self.final()
+            return self.finish("completed", 0)
+        except Stopped:
+            return self.finish("stopped", 0)
+        except UserError as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"error: {msg}", file=sys.stderr, flush=True)
+            return self.finish("failed", 2, error=msg)
+        except NonFinite as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return self.finish("failed", 1, error=str(e))
+        except BaseException as e:  # noqa: BLE001 - every failure must land in status.json
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr, flush=True)
+            tail = tb[-ERROR_TAIL_CHARS:]
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                return self.finish("stopped", 0)
+            return self.finish("failed", 1, error=tail)
+
+    def finish(self, state: str, code: int, error: str | None = None) -> int:
+        self._hb_stop.set()
+        if self._hb_thread is not None:
+            self._hb_thread.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self.status(
+                state=state, exit_code=code, ended_at=time.time(), heartbeat_at=time.time(),
+                error=error, epoch=self.epoch, step=self.step, best=self.best,
+            )  # fmt: skip
+        with contextlib.suppress(Exception):
+            self.event("end", state=state, exit_code=code, best=self.best, error=error)
+        self._runlog()
+        print(f"{state} (exit {code})", flush=True)
+        return code
+
+    # ----------------------------------------------------------------- setup
+
+    def setup(self) -> None:
+        cfg = load_config(self.run.config)
+        if not Path(cfg.data.path).is_absolute():
+            cfg.data.path = str((workspace_of(self.run) / cfg.data.path).resolve())
+        self.cfg = cfg
+        t, run_cfg = cfg.train, cfg.run
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(run_cfg.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(t.seed)
+        np.random.seed(t.seed % 2**32)
+        import random
+
+        random.seed(t.seed)
+        self.status(
+            device=str(self.device), gpus=visible_gpus() if self.device.type == "cuda" else [],
+            epoch=0, epochs=t.epochs, step=0, best=None,
+        )  # fmt: skip
+        print(f"amc-tui trainer: run {self.run.path.name}, device {self.device}", flush=True)
+
+        from amc_tui.data.source import load_dataset
+
+        t0 = time.time()
+        self.ds = load_dataset(cfg.data)
+        print(
+            f"data: {self.ds.path} ({self.ds.mode}) train {len(self.ds.train)} / val "
+            f"{len(self.ds.val)} / test {len(self.ds.test)}, {len(self.ds.classes)} classes x "
+            f"{len(self.ds.snrs)} SNRs ({time.time() - t0:.1f} s)",
+            flush=True,
+        )
+        if len(self.ds.train) == 0:
+            raise UserError("the train split is empty: raise data.frames_per_cell or the split")
+        n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
+        im, m = cfg.image, cfg.model
+        self.model = build_model(
+            m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs
+        )
+        self.weighting = make_weighting(cfg.loss.weighting, cfg.loss.weights)
+        ws = workspace_of(self.run)
+        if m.weights:
+            self._seed_weights(find_resume_source(m.weights, self.run, ws))
+        if run_cfg.resume and not self.resume:
+            self._seed_weights(find_resume_source(run_cfg.resume, self.run, ws))
+
+        cuda = self.device.type == "cuda"
+        self.channels_last = t.channels_last is True or (t.channels_last == "auto" and cuda)
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.weighting.to(self.device)
+        amp = t.amp if t.amp != "auto" else ("bf16" if cuda else "off")
+        if amp == "fp16" and not cuda:
+            amp = "off"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        groups = [
+            {
+                "params": [p for p in self.model.parameters() if p.requires_grad],
+                "weight_decay": t.weight_decay,
+            },
+        ]
+        wparams = [p for p in self.weighting.parameters() if p.requires_grad]
+        if wparams:
+            groups.append({"params": wparams, "weight_decay": 0.0})
+        kwargs: dict[str, Any] = {"lr": t.lr}
+        if cuda:
+            kwargs["fused"] = True
+        self.optimizer = torch.optim.AdamW(groups, **kwargs)
+        self.renderer = Renderer(im.size, im.range, im.normalize, im.channels)
+        self.eval_batch = t.batch_size * 2
+        self.steps_per_epoch = len(self._train_batches(0))
+        self.schedule = Schedule(
+            self.optimizer, t.scheduler, t.epochs * self.steps_per_epoch,
+            t.warmup_epochs * self.steps_per_epoch,
+            higher_is_better=t.select_metric.split(".", 1)[1] not in LOWER_IS_BETTER,
+        )  # fmt: skip
+        self.forward = torch.compile(self.model) if t.compile else self.model
+        self.train_acc = Accumulator(n_mod, n_snr, self.device)
+        self.nonfinite = torch.full((2,), -1, dtype=torch.int64, device=self.device)
+        if self.resume:
+            self._restore()
+        self.params = count_params(self.model)
+        self.event(
+            "start", run_id=self.meta.get("id", self.run.path.name),
+            name=self.meta.get("name", self.run.path.name), device=str(self.device),
+            world_size=1, n_train=len(self.ds.train), n_val=len(self.ds.val),
+            n_test=len(self.ds.test), classes=self.ds.classes, snrs=self.ds.snrs,
+            params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
+            epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=amp,
+            steps_per_epoch=self.steps_per_epoch,
+        )  # fmt: skip
+        self.status(epoch=self.epoch, step=self.step, best=self.best)
+        print(
+            f"model: {resolve_arch(m.arch)} {self.params:,} parameters, {im.channels}x{im.size}"
+            f"x{im.size} images, amp {amp}, {self.steps_per_epoch} steps/epoch",
+            flush=True,
+        )
+        self._runlog()
+
+    def _seed_weights(self, path: Path) -> None:
+        state = ckpt.load(path)
+        n = load_weights(self.model, ckpt.bare_state_dict(state, path), path)
+        if ckpt.is_full(state) and isinstance(state.get("weighting"), dict):
+            with contextlib.suppress(Exception):
+                self.weighting.load_state_dict(state["weighting"])
+        print(f"weights: {n} tensors from {path}", flush=True)
+
+    def _restore(self) -> None:
+        path = self.run.last_ckpt
+        if not path.is_file():
+            print(f"resume: no {path} yet, starting from the beginning", flush=True)
+            return
+        state = ckpt.load(path)
+        if not ckpt.is_full(state):
+            raise ckpt.CheckpointError(
+                f"cannot resume from {path}: not an amc-tui training checkpoint"
+            )
+        arch = resolve_arch(self.cfg.model.arch)
+        if state.get("arch") != arch:
+            raise ckpt.CheckpointError(
+                f"cannot resume from {path}: it holds a {state.get('arch')!r} model, this run uses {arch!r}"
+            )
+        load_weights(self.model, state["model"], path)  # one-line error on a shape mismatch
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.weighting.load_state_dict(state["weighting"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.best = state.get("best")
+        self.bad_epochs = int(state.get("bad_epochs", 0))
+        self.stopped_early = bool(state.get("stopped_early", False))
+        self.last_epoch_event = state.get("last_epoch_event")
+        if state.get("train_acc") is not None:
+            self.train_acc.load(state["train_acc"])
+            self.epoch_samples = int(state.get("epoch_samples", 0))
+            self.epoch_train_s = float(state.get("epoch_train_s", 0.0))
+        ckpt.set_rng_state(state["rng"])
+        # the epoch event may be missing when the process died between checkpoint and event
+        ev = self.last_epoch_event
+        seen = last_event(self.run.events, "epoch")
+        if ev and (seen is None or int(seen.get("epoch", 0)) < int(ev["epoch"])):
+            append_event(
+                self.run, "epoch", **{k: v for k, v in ev.items() if k not in ("t", "kind")}
+            )
+        print(
+            f"resumed from {path}: epoch {self.epoch} done, step {self.step}, "
+            f"batch {self.batch_in_epoch} of epoch {self.epoch + 1}",
+            flush=True,
+        )
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _state(self) -> dict[str, Any]:
+        cfg = self.cfg
+        assert cfg is not None
+        mid = self.batch_in_epoch > 0
+        return {
+            "format": ckpt.FORMAT,
+            "arch": resolve_arch(cfg.model.arch),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "weighting_scheme": cfg.loss.weighting,
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch,
+            "train_acc": self.train_acc.state() if mid else None,
+            "epoch_samples": self.epoch_samples if mid else 0,
+            "epoch_train_s": self.epoch_train_s if mid else 0.0,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "last_epoch_event": self.last_epoch_event,
+            "rng": ckpt.rng_state(),
+            "config": plain(cfg.to_dict()),
+            "config_hash": cfg.hash(),
+            "run_id": self.meta.get("id", self.run.path.name),
+            "saved_at": time.time(),
+        }
+
+    def save(self, which: str) -> None:
+        path = self.run.best_ckpt if which == "best" else self.run.last_ckpt
+        ckpt.save(path, self._state())
+        self.event("checkpoint", epoch=self.epoch, path=str(path), best=which == "best")
+
+    # ----------------------------------------------------------------- training
+
+    def _train_batches(self, epoch_index: int) -> list[np.ndarray]:
+        """Batches of epoch `epoch_index` (0-based): the data order depends only on (seed,
+        epoch), so a resumed run sees exactly the batches it would have seen."""
+        cfg = self.cfg
+        assert cfg is not None
+        order = self.ds.train.order(epoch_index, cfg.train.seed, cfg.data.shuffle)
+        return plan_batches(
+            order, cfg.train.batch_size, drop_last=True, limit=cfg.train.max_steps_per_epoch
+        )
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _images(self, iq: torch.Tensor) -> torch.Tensor:
+        x = self.renderer(iq)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _check_finite(self) -> None:
+        bad = self.nonfinite.tolist()
+        for task, at in zip(("modulation", "SNR"), bad, strict=True):
+            if at >= 0:
+                raise NonFinite(
+                    f"non-finite {task} loss (NaN or inf) at step {at} (epoch {self.epoch + 1})"
+                )
+
+    def train(self) -> None:
+        cfg = self.cfg
+        assert cfg is not None
+        t = cfg.train
+        log_every = cfg.run.step_log_every
+        # on the CPU a check costs nothing; on CUDA it is a sync, so only at log points
+        check_every = 1 if self.device.type == "cpu" else log_every
+        while self.epoch < t.epochs and not self.stopped_early:
+            if self.stop_requested:
+                self.save("last")
+                raise Stopped
+            epoch_no = self.epoch + 1
+            batches = self._train_batches(self.epoch)
+            t_epoch = time.perf_counter()
+            t_log, samples_log = time.perf_counter(), 0
+            self.model.train()
+            if self.batch_in_epoch == 0:
+                self.train_acc.reset()
+                self.epoch_samples, self.epoch_train_s = 0, 0.0
+            t_train0, train_s0 = time.perf_counter(), self.epoch_train_s
+            feed = Feed(self.ds.train, batches, self.device, start=self.batch_in_epoch)
+            for iq, mod, snr in feed:
+                x = self._images(iq)
+                with self._autocast():
+                    mod_logits, snr_logits = self.forward(x)
+                lm = mod_loss(mod_logits, mod)
+                ls = snr_loss(snr_logits, snr, cfg.loss.snr_distance_weight)
+                total = self.weighting.combine({"mod": lm, "snr": ls})
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(total).backward()
+                if t.grad_clip > 0:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.schedule.step()
+                self.step += 1
+                self.batch_in_epoch += 1
+                b = int(mod.shape[0])
+                self.epoch_samples += b
+                samples_log += b
+                self.train_acc.update(mod_logits, snr_logits, mod, snr, lm, ls)
+                finite = torch.stack([torch.isfinite(lm), torch.isfinite(ls)])
+                self.nonfinite = torch.where(
+                    (~finite) & (self.nonfinite < 0), self.step, self.nonfinite
+                )
+                if self.step % check_every == 0:
+                    self._check_finite()
+                if self.step % log_every == 0:
+                    self._check_finite()
+                    now = time.perf_counter()
+                    lm_v, ls_v, tot_v = (float(v) for v in torch.stack([lm, ls, total]).tolist())
+                    self.event(
+                        "step", epoch=epoch_no, step=self.step, loss=round(lm_v + ls_v, 6),
+                        loss_mod=round(lm_v, 6), loss_snr=round(ls_v, 6), objective=round(tot_v, 6),
+                        lr=self.schedule.lr(), samples_per_s=round(samples_log / max(now - t_log, 1e-9), 2),
+                        batch=self.batch_in_epoch, batches=len(batches),
+                    )  # fmt: skip
+                    t_log, samples_log = now, 0
+                self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
+                if self.stop_requested:
+                    feed.close()
+                    self._check_finite()
+                    self.save("last")
+                    raise Stopped
+            self._check_finite()
+            self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
+            self.end_epoch(epoch_no, t_epoch)
+
+    def end_epoch(self, epoch_no: int, t_epoch: float) -> None:
+        cfg = self.cfg
+        assert cfg is not None
+        train_sum = self.train_acc.summary()
+        val_sum = self.evaluate(self.ds.val)
+        train_m, val_m = train_sum.metrics(), val_sum.metrics()
+        lr = self.schedule.lr()
+        event: dict[str, Any] = {
+            "epoch": epoch_no,
+            "epoch_time_s": 0.0,
+            "samples_per_s": round(self.epoch_samples / max(self.epoch_train_s, 1e-9), 2),
+            "lr": lr,
+            "train": _round(train_m),
+            "val": _round(val_m),
+            "weights": _round(self.weighting.shares()),
+            "uncertainty": _round(self.weighting.sigma2()),
+            "is_best": False,
+        }
+        select = cfg.train.select_metric
+        metric = select.split(".", 1)[1]
+        value = metric_value(event, select)
+        if better(value, self.best["value"] if self.best else None, metric in LOWER_IS_BETTER):
+            self.best = {"metric": select, "value": value, "epoch": epoch_no}
+            event["is_best"] = True
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        # the epoch is complete from here on: state for checkpoints
+        self.epoch = epoch_no
+        self.batch_in_epoch = 0
+        self.schedule.end_epoch(value)
+        patience = cfg.train.early_stop_patience
+        if patience and self.bad_epochs >= patience:
+            self.stopped_early = True
+        export_dir = self.run.epoch_export(epoch_no)
+        event["epoch_time_s"] = round(time.perf_counter() - t_epoch, 3)
+        self._export(export_dir, val_sum, "val", event)
+        self.last_epoch_event = event
+        if event["is_best"]:
+            self.save("best")
+        # DWA sees the epoch's mean losses; the event reports the weights used during it
+        self.weighting.end_epoch({"mod": train_m["loss_mod"], "snr": train_m["loss_snr"]})
+        last_epoch = epoch_no >= cfg.train.epochs or self.stopped_early
+        if epoch_no % cfg.run.checkpoint_every == 0 or last_epoch:
+            self.save("last")
+        self.event("epoch", **event)
+        self.status(epoch=self.epoch, step=self.step, best=self.best, heartbeat_at=time.time())
+        v = event["val"]
+        print(
+            f"epoch {epoch_no}/{cfg.train.epochs}: train loss {event['train']['loss']:.4f} "
+            f"acc_mod {event['train']['acc_mod']:.3f} | val loss {v['loss']:.4f} acc_mod "
+            f"{v['acc_mod']:.3f} acc_snr {v['acc_snr']:.3f} acc_combined {v['acc_combined']:.3f}"
+            f" | {event['samples_per_s']:.0f} samples/s, {event['epoch_time_s']:.1f} s"
+            + (" *best*" if event["is_best"] else ""),
+            flush=True,
+        )
+        if self.stopped_early:
+            print(
+                f"early stop: no improvement of {select} for {self.bad_epochs} epochs", flush=True
+            )
+        self._runlog()
+
+    def _export(self, folder: Path, summary: Summary, split: str, fields: dict[str, Any]) -> None:
+        cfg = self.cfg
+        assert cfg is not None
+        write_export(
+            folder, summary, self.ds.classes, self.ds.snrs,
+            {
+                **fields,
+                "split": split,
+                "metrics": _round(summary.metrics()),
+                "run_id": self.meta.get("id", self.run.path.name),
+                "run_name": self.meta.get("name", self.run.path.name),
+                "split_sizes": {k: len(v) for k, v in self.ds.splits.items()},
+                "select_metric": cfg.train.select_metric,
+            },
+        )  # fmt: skip
+        self.event("export", epoch=fields.get("epoch", self.epoch), dir=str(folder), split=split)
+
+    @torch.no_grad()
+    def evaluate(self, source: Any, save_on_stop: bool = True) -> Summary:
+        """One pass over a split in eval mode; stops (raising Stopped) when asked, after
+        saving last.pt unless `save_on_stop` is off (the final pass runs on best weights)."""
+        cfg = self.cfg
+        assert cfg is not None
+        acc = Accumulator(len(self.ds.classes), len(self.ds.snrs), self.device)
+        if len(source) == 0:
+            return acc.summary()
+        self.model.eval()
+        order = np.arange(len(source), dtype=np.int64)
+        feed = Feed(source, plan_batches(order, self.eval_batch, drop_last=False), self.device)
+        try:
+            for iq, mod, snr in feed:
+                if self.stop_requested:
+                    feed.close()
+                    if save_on_stop:
+                        self.save("last")
+                    raise Stopped
+                with self._autocast():
+                    mod_logits, snr_logits = self.forward(self._images(iq))
+                lm = mod_loss(mod_logits, mod)
+                ls = snr_loss(snr_logits, snr, cfg.loss.snr_distance_weight)
+                acc.update(mod_logits, snr_logits, mod, snr, lm, ls)
+        finally:
+            self.model.train()
+        return acc.summary()
+
+    # ----------------------------------------------------------------- final
+
+    def final(self) -> None:
+        """The test split with the best checkpoint -> export/final."""
+        cfg = self.cfg
+        assert cfg is not None
+        if self.stop_requested:
+            raise Stopped  # last.pt was written at the end of the last epoch
+        best_epoch = self.best["epoch"] if self.best else self.epoch
+        if self.run.best_ckpt.is_file():
+            state = ckpt.load(self.run.best_ckpt)
+            self.model.load_state_dict(state["model"])
+            self.weighting.load_state_dict(state["weighting"])
+        if len(self.ds.test) == 0:
+            print(
+                "final: the test split is empty (data.split gives it 0); no final export",
+                flush=True,
+            )
+            return
+        test_sum = self.evaluate(self.ds.test, save_on_stop=False)
+        metrics = _round(test_sum.metrics())
+        best_event = self.last_epoch_event or {}
+        fields = {
+            "epoch": best_epoch,
+            "best": self.best,
+            "test": metrics,
+            "weights": _round(self.weighting.shares()),
+            "uncertainty": _round(self.weighting.sigma2()),
+            "epochs_trained": self.epoch,
+            "stopped_early": self.stopped_early,
+        }
+        if best_event.get("epoch") == best_epoch:
+            fields.update(train=best_event.get("train"), val=best_event.get("val"))
+        else:
+            s = read_json(self.run.epoch_export(best_epoch) / "summary.json") or {}
+            fields.update(train=s.get("train"), val=s.get("val"))
+        self._export(self.run.final_export, test_sum, "test", fields)
+        print(
+            f"final (test split, best epoch {best_epoch}): acc_mod {metrics['acc_mod']:.3f} "
+            f"acc_snr {metrics['acc_snr']:.3f} acc_combined {metrics['acc_combined']:.3f}",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m amc_tui.train", description=__doc__.splitlines()[0])
+    p.add_argument("--run-dir", required=True, help="run directory holding config.toml")
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    args = p.parse_args(argv)
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.toml").is_file():
+        print(f"error: {run_dir}/config.toml not found", file=sys.stderr)
+        return 2
+    return Trainer(run_dir, resume=args.resume).main()
