@@ -216,3 +216,11 @@ async def runs_loaded(pilot: Any) -> Any:
     screen = pilot.app.screen
     await wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False))
     return screen
+
+
+async def screen_ready(pilot: Any, screen_type: type) -> Any:
+    """The active screen once it is of `screen_type` and composed and mounted."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, screen_type) and app.screen.is_mounted)
+    await pilot.pause()
+    return app.screen

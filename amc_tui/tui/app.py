@@ -80,6 +80,9 @@ class AmcApp(App):
     def report(self, message: str, severity: str = "information") -> None:
         self.notify(message, severity=severity, markup=False)  # type: ignore[arg-type]
 
+    def first_rows_painted(self) -> None:
+        """Called once, after the refresh that first shows run rows (the benchmark hooks it)."""
+
     # ------------------------------------------------------------------ navigation
 
     def open_live(self, run_dir: Path) -> None:

@@ -93,19 +93,21 @@ def row_cells(info: Any, now: float, marked: bool = False) -> dict[str, Any]:
     name.append(str(_get(info, "name") or "?"))
     state = Text(" ")
     state.append_text(state_text(_get(info, "state") or "?"))
-    return {
-        "name": name,
-        "id": " " + str(_get(info, "id") or "?"),
-        "state": state,
-        "arch": " " + str(_get(info, "arch") or fmt.DASH),
-        "epoch": " " + (f"{epoch}/{epochs}" if epochs else fmt.DASH),
-        "best": " " + fmt.pct(best_value(info), sign=False),
-        "mod": " " + fmt.pct(val_metric(info, "acc_mod"), sign=False),
-        "snr": " " + fmt.pct(val_metric(info, "acc_snr"), sign=False),
-        "elapsed": " " + fmt.duration(elapsed_s(info, now)),
-        "eta": " " + fmt.duration(eta_s(info, now)),
-        "gpu": " " + gpu_text(info),
+    plain = {
+        "id": str(_get(info, "id") or "?"),
+        "arch": str(_get(info, "arch") or fmt.DASH),
+        "epoch": f"{epoch}/{epochs}" if epochs else fmt.DASH,
+        "best": fmt.pct(best_value(info), sign=False),
+        "mod": fmt.pct(val_metric(info, "acc_mod"), sign=False),
+        "snr": fmt.pct(val_metric(info, "acc_snr"), sign=False),
+        "elapsed": fmt.duration(elapsed_s(info, now)),
+        "eta": fmt.duration(eta_s(info, now)),
+        "gpu": gpu_text(info),
     }
+    # Text, not str: a str cell is parsed as markup (slow, and a "[" in a name would break)
+    cells: dict[str, Any] = {"name": name, "state": state}
+    cells.update({k: Text(" " + v) for k, v in plain.items()})
+    return {k: cells[k] for k in COLUMN_KEYS}
 
 
 def sort_key(info: Any, column: str, now: float) -> tuple:

@@ -14,9 +14,10 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     DataTable,
@@ -79,7 +80,7 @@ class NewRunScreen(PollingScreen):
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "save", "Save config", priority=True),
         Binding("ctrl+l", "launch", "Launch", priority=True),
-        Binding("ctrl+t", "next_tab", "Form/Queue", priority=True),
+        Binding("ctrl+t", "next_tab", "Next tab", priority=True),
     ]
     POLL_S = 2.0
 
@@ -87,7 +88,11 @@ class NewRunScreen(PollingScreen):
         super().__init__(classes="new-run")
         self.form = FormModel()
         self.source: str = DEFAULTS
-        self._loading = False
+        self.mounted_groups: set[str] = set()
+        self._synced_groups: set[str] = set()
+        self._shown_errors: dict[str, str] = {}
+        self._bad_groups: frozenset[str] = frozenset()
+        self._status_text = ""
         self.config_names: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -99,41 +104,58 @@ class NewRunScreen(PollingScreen):
             yield Button("Launch ^l", id="nr-launch", variant="success")
         yield Static("", id="nr-status")
         with TabbedContent(id="nr-tabs"):
-            with TabPane("Form", id="nr-tab-form"), VerticalScroll(id="nr-form"):
-                yield from self._fields()
+            for group in GROUPS:
+                with TabPane(_group_title(group), id=_tab_id(group)):
+                    yield VerticalScroll(Grid(classes="field-grid", id=f"nr-grid-{group or 'top'}"))
             with TabPane("Queue", id="nr-tab-queue"):
                 yield DataTable(id="nr-queue", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
-    def _fields(self) -> ComposeResult:
-        for group in GROUPS:
-            yield Static(f"[b]\\[{group}][/b]" if group else "[b]run identity[/b]",
-                         classes="field-group")  # fmt: skip
-            for spec in (s for s in self.form.specs if s.table == group):
-                suggester = (
-                    SuggestFromList([_choice_text(c) for c in spec.choices], case_sensitive=False)
-                    if spec.choices else None
-                )  # fmt: skip
-                hint = " | ".join(_choice_text(c) for c in spec.choices) if spec.choices else ""
-                with Vertical(classes="field"):
-                    with Horizontal(classes="field-row"):
-                        yield Label(spec.key, classes="field-key")
-                        yield Input(
-                            self.form.texts[spec.dotted],
-                            placeholder=hint,
-                            suggester=suggester,
-                            id=input_id(spec),
-                            classes="field-input",
-                        )
-                    yield Static(
-                        "", classes="field-error", id=f"err-{input_id(spec)}", markup=False
-                    )
+    def _field_widgets(self, group: str) -> list[Widget]:
+        """Label, input and (hidden unless wrong) error line for each key of a table."""
+        out: list[Widget] = []
+        for spec in (s for s in self.form.specs if s.table == group):
+            hint = " | ".join(_choice_text(c) for c in spec.choices) if spec.choices else ""
+            suggester = (
+                SuggestFromList([_choice_text(c) for c in spec.choices], case_sensitive=False)
+                if spec.choices
+                else None
+            )
+            out.append(Label(spec.key, classes="field-key"))
+            out.append(
+                Input(
+                    self.form.texts[spec.dotted],
+                    placeholder=hint,
+                    suggester=suggester,
+                    id=input_id(spec),
+                    classes="field-input",
+                )
+            )
+            out.append(Static("", classes="field-error", id=f"err-{input_id(spec)}", markup=False))
+        return out
 
-    def on_mount(self) -> None:
+    async def _ensure_group(self, group: str) -> None:
+        """Fields are mounted when their tab is first shown: mounting all ~50 inputs at once
+        would delay the screen on a slow box."""
+        if group in self.mounted_groups:
+            return
+        self.mounted_groups.add(group)
+        grid = self.query_one(f"#nr-grid-{group or 'top'}", Grid)
+        await grid.mount_all(self._field_widgets(group))
+        self._show_errors()
+
+    @on(TabbedContent.TabActivated, "#nr-tabs")
+    async def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        pane_id = event.pane.id or ""
+        for group in GROUPS:
+            if pane_id == _tab_id(group):
+                await self._ensure_group(group)
+
+    async def on_mount(self) -> None:
         table = self.query_one("#nr-queue", DataTable)
         table.add_columns("#", "name", "id", "state", "arch", "GPU", "created")
         self._list_configs()
-        self._show_errors()
+        await self._ensure_group(GROUPS[0])
 
     # ------------------------------------------------------------------ workers
 
@@ -248,16 +270,14 @@ class NewRunScreen(PollingScreen):
             self.form.load(cfg)
         elif raw is not None:
             self.form.load_raw(raw)
-        self._loading = True
         for spec in self.form.specs:
+            if spec.table not in self.mounted_groups:
+                continue  # mounted later from form.texts
             inp = self.query_one(f"#{input_id(spec)}", Input)
             if inp.value != self.form.texts[spec.dotted]:
-                inp.value = self.form.texts[spec.dotted]
-        self.call_after_refresh(self._done_loading)
+                with inp.prevent(Input.Changed):
+                    inp.value = self.form.texts[spec.dotted]
         self._show_errors()
-
-    def _done_loading(self) -> None:
-        self._loading = False
 
     @on(Input.Changed, ".field-input")
     def _field_changed(self, event: Input.Changed) -> None:
@@ -267,24 +287,48 @@ class NewRunScreen(PollingScreen):
         self.form.set(key, event.value)
         self._show_errors()
 
-    def _show_errors(self) -> None:
+    def _show_errors(self, force: bool = False) -> None:
+        """Touch only what changed: this runs on every keystroke."""
+        errors = dict(self.form.errors)
         for spec in self.form.specs:
+            if spec.table not in self.mounted_groups:
+                continue
+            err = errors.get(spec.dotted, "")
+            if (
+                not force
+                and err == self._shown_errors.get(spec.dotted, "")
+                and (spec.table in self._synced_groups)
+            ):
+                continue
             iid = input_id(spec)
-            err = self.form.errors.get(spec.dotted, "")
             box = self.query_one(f"#err-{iid}", Static)
             box.update(err)
             box.display = bool(err)
             self.query_one(f"#{iid}", Input).set_class(bool(err), "-invalid")
+        self._synced_groups = set(self.mounted_groups)
+        self._shown_errors = errors
+        bad_groups = frozenset(self.form.by_key[k].table for k in errors)
+        if bad_groups != self._bad_groups:
+            self._bad_groups = bad_groups
+            tabs = self.query_one("#nr-tabs", TabbedContent)
+            for group in GROUPS:
+                mark = " !" if group in bad_groups else ""
+                tabs.get_tab(_tab_id(group)).label = _group_title(group) + mark
         status = self.query_one("#nr-status", Static)
         if self.form.ok:
             cfg = self.form.config
-            status.update(f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
-                          f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
+            text = (f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
+                    f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
         else:
-            first = self.form.form_error or next(iter(self.form.errors.values()), "invalid")
-            status.update(f"[red]invalid[/] · {_esc(first)}")
+            first = self.form.form_error or next(iter(errors.values()), "invalid")
+            text = f"[red]invalid[/] · {_esc(first)}"
+        if text != self._status_text:
+            self._status_text = text
+            status.update(text)
         for bid in ("#nr-save", "#nr-launch"):
-            self.query_one(bid, Button).disabled = not self.form.ok
+            button = self.query_one(bid, Button)
+            if button.disabled == self.form.ok:
+                button.disabled = not self.form.ok
 
     @on(QueueRead)
     def _queue(self, msg: QueueRead) -> None:
@@ -309,7 +353,7 @@ class NewRunScreen(PollingScreen):
                 table.add_row(*cells, key=key)
         tab = self.query_one("#nr-tabs", TabbedContent)
         n_q = sum(r.state == "queued" for r in runs)
-        tab.get_tab("nr-tab-queue").label = f"Queue ({n_q} queued, {len(runs) - n_q} running)"
+        tab.get_tab("nr-tab-queue").label = f"Queue ({n_q} queued)"
         self.poll_done()
 
     @on(Launched)
@@ -393,12 +437,33 @@ class NewRunScreen(PollingScreen):
             return
         gpu = self.query_one("#nr-gpu", Select).value
         gpus = [int(gpu)] if isinstance(gpu, str) and gpu.isdigit() else None
-        self.query_one("#nr-status", Static).update("launching...")
+        self._status_text = "launching..."
+        self.query_one("#nr-status", Static).update(self._status_text)
         self._launch(self.form.config, gpus)
 
     def action_next_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
-        tabs.active = "nr-tab-queue" if tabs.active == "nr-tab-form" else "nr-tab-form"
+        order = [*(_tab_id(g) for g in GROUPS), "nr-tab-queue"]
+        i = order.index(tabs.active) if tabs.active in order else -1
+        tabs.active = order[(i + 1) % len(order)]
+
+    def show_field(self, dotted: str) -> None:
+        """Switch to a field's tab and focus it (for the first error, and for tests)."""
+        spec = self.form.by_key[dotted]
+        self.query_one(TabbedContent).active = _tab_id(spec.table)
+        self.call_after_refresh(self._focus_field, spec)
+
+    def _focus_field(self, spec: FieldSpec) -> None:
+        for inp in self.query(f"#{input_id(spec)}"):
+            inp.focus()
+
+
+def _tab_id(group: str) -> str:
+    return f"nr-tab-{group or 'top'}"
+
+
+def _group_title(group: str) -> str:
+    return group if group else "general"
 
 
 def _dotted(iid: str) -> str | None:

@@ -1,8 +1,10 @@
 """RUNLOG: the workspace's RUNLOG.md rendered as Markdown, with an index of run entries to
 jump to (`amc_tui.runlog.entry_offsets` finds them).
 
-The file is read in a worker. A very large RUNLOG renders only the chosen entry, so opening it
-never stalls the UI.
+The file is read in a worker and split into chunks (the user's text and one chunk per run
+entry), each rendered by Rich's Markdown in its own Static: far cheaper than a widget per
+Markdown block, and jumping to an entry is scrolling to its chunk. A very large RUNLOG shows
+one entry at a time.
 """
 
 from __future__ import annotations
@@ -12,41 +14,33 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markdown import Markdown as RichMarkdown
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, OptionList, Static
+from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-FULL_RENDER_LIMIT = 256 << 10  # bytes; beyond this, render one entry at a time
+FULL_RENDER_LIMIT = 192 << 10  # characters; beyond this, render one entry at a time
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 @dataclass
+class Chunk:
+    text: str
+    run_id: str | None = None  # None: the user's text between entries
+    title: str = ""
+
+
+@dataclass
 class RunlogRead(Message):
-    text: str = ""
-    entries: list[tuple[str, str, int, int]] = field(default_factory=list)  # id, title, s, e
+    chunks: list[Chunk] = field(default_factory=list)
+    size: int = 0
     error: str | None = None
     missing: bool = False
-
-
-def headings_before(text: str, offset: int) -> int:
-    """How many Markdown headings start before `offset` (fenced code skipped): the index of an
-    entry's heading in the rendered table of contents."""
-    count, fenced, pos = 0, False, 0
-    for line in text.splitlines(keepends=True):
-        if pos >= offset:
-            break
-        stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            fenced = not fenced
-        elif not fenced and _HEADING.match(line.rstrip("\n")):
-            count += 1
-        pos += len(line)
-    return count
 
 
 def entry_title(chunk: str, run_id: str) -> str:
@@ -56,6 +50,23 @@ def entry_title(chunk: str, run_id: str) -> str:
         if m:
             return m.group(2).removesuffix(f"({run_id})").strip() or run_id
     return run_id
+
+
+def split_runlog(text: str, offsets: dict[str, tuple[int, int]]) -> list[Chunk]:
+    """The file as consecutive chunks: user text, entry, user text, entry, ..."""
+    chunks: list[Chunk] = []
+    pos = 0
+    for run_id, (start, end) in sorted(offsets.items(), key=lambda kv: kv[1][0]):
+        if start < pos:
+            continue
+        if text[pos:start].strip():
+            chunks.append(Chunk(text[pos:start]))
+        body = text[start:end]
+        chunks.append(Chunk(body, run_id, entry_title(body, run_id)))
+        pos = end
+    if text[pos:].strip():
+        chunks.append(Chunk(text[pos:]))
+    return chunks
 
 
 class RunlogScreen(Screen):
@@ -69,9 +80,9 @@ class RunlogScreen(Screen):
     def __init__(self, jump_to: str | None = None) -> None:
         super().__init__(classes="runlog")
         self.jump_to = jump_to
-        self.text = ""
-        self.entries: list[tuple[str, str, int, int]] = []
+        self.chunks: list[Chunk] = []
         self.partial = False
+        self.current: str | None = None
 
     @property
     def amc(self) -> Any:
@@ -82,8 +93,7 @@ class RunlogScreen(Screen):
         yield Static("RUNLOG.md: reading...", id="rl-head")
         with Horizontal(id="rl-body"):
             yield OptionList(id="rl-index")
-            with VerticalScroll(id="rl-scroll"):
-                yield Markdown("", id="rl-md")
+            yield VerticalScroll(id="rl-scroll")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -99,76 +109,70 @@ class RunlogScreen(Screen):
                 self.post_message(RunlogRead(missing=True))
                 return
             text = path.read_text(encoding="utf-8", errors="replace")
-            offsets = entry_offsets(text)
-            entries = [
-                (rid, entry_title(text[s:e], rid), s, e)
-                for rid, (s, e) in sorted(offsets.items(), key=lambda kv: kv[1][0])
-            ]
-            self.post_message(RunlogRead(text, entries))
+            self.post_message(RunlogRead(split_runlog(text, entry_offsets(text)), len(text)))
         except Exception as e:  # noqa: BLE001
             self.post_message(RunlogRead(error=str(e)))
 
     @on(RunlogRead)
     async def _show(self, msg: RunlogRead) -> None:
         head = self.query_one("#rl-head", Static)
-        md = self.query_one("#rl-md", Markdown)
+        scroll = self.query_one("#rl-scroll", VerticalScroll)
         if msg.error:
             self.amc.report_error(f"RUNLOG: {msg.error}")
             head.update("RUNLOG.md: cannot read (see notification)")
             return
+        await scroll.remove_children()
         if msg.missing:
-            head.update("no RUNLOG.md yet: it gets an entry when a run starts")
-            await md.update("")
+            head.update("no RUNLOG.md yet: a run gets its entry when it starts")
             return
-        self.text, self.entries = msg.text, msg.entries
-        self.partial = len(msg.text.encode()) > FULL_RENDER_LIMIT
+        self.chunks = msg.chunks
+        entries = [c for c in msg.chunks if c.run_id]
+        self.partial = msg.size > FULL_RENDER_LIMIT
         index = self.query_one("#rl-index", OptionList)
         index.clear_options()
-        index.add_options([Option(title, id=rid) for rid, title, _, _ in msg.entries])
-        size_kb = len(msg.text.encode()) / 1024
+        index.add_options([Option(c.title, id=c.run_id) for c in entries])
         head.update(
-            f"RUNLOG.md · {len(msg.entries)} run entries · {size_kb:.0f} KB"
-            + (" · large file: showing one entry at a time" if self.partial else "")
+            f"RUNLOG.md · {len(entries)} run entries · {msg.size / 1024:.0f} KB"
+            + (" · large file: one entry at a time" if self.partial else "")
         )
-        target = self.jump_to if any(e[0] == self.jump_to for e in msg.entries) else None
+        target = self.jump_to if any(c.run_id == self.jump_to for c in entries) else None
         if self.partial:
-            first = target or (msg.entries[-1][0] if msg.entries else None)
-            await md.update(self._entry_text(first) if first else msg.text[:FULL_RENDER_LIMIT])
+            first = target or (entries[-1].run_id if entries else None)
+            await self._render_chunks(
+                [c for c in msg.chunks if c.run_id == first] or msg.chunks[:1]
+            )
         else:
-            await md.update(msg.text)
+            await self._render_chunks(msg.chunks)
         if target:
             self.jump(target)
 
-    def _entry_text(self, run_id: str) -> str:
-        for rid, _, s, e in self.entries:
-            if rid == run_id:
-                return self.text[s:e]
-        return ""
+    async def _render_chunks(self, chunks: list[Chunk]) -> None:
+        scroll = self.query_one("#rl-scroll", VerticalScroll)
+        await scroll.remove_children()
+        await scroll.mount_all(
+            Static(
+                RichMarkdown(c.text), classes="rl-chunk", id=f"rl-{c.run_id}" if c.run_id else None
+            )
+            for c in chunks
+        )
 
     def jump(self, run_id: str) -> bool:
         """Scroll to a run's entry (render it alone in a large file)."""
-        entry = next((e for e in self.entries if e[0] == run_id), None)
-        if entry is None:
+        chunk = next((c for c in self.chunks if c.run_id == run_id), None)
+        if chunk is None:
             self.amc.report(f"no RUNLOG entry for {run_id}", "warning")
             return False
-        md = self.query_one("#rl-md", Markdown)
+        self.current = run_id
         index = self.query_one("#rl-index", OptionList)
         with contextlib.suppress(Exception):
             index.highlighted = index.get_option_index(run_id)
+        scroll = self.query_one("#rl-scroll", VerticalScroll)
         if self.partial:
-            self.run_worker(md.update(self._entry_text(run_id)), exclusive=True, group="rl-md")
-            self.query_one("#rl-scroll").scroll_home(animate=False)
+            self.run_worker(self._render_chunks([chunk]), exclusive=True, group="rl-render")
+            scroll.scroll_home(animate=False)
             return True
-        toc = md.table_of_contents
-        n = headings_before(self.text, entry[2])
-        if n < len(toc):
-            block_id = toc[n][2]
-            target = md.query_one(f"#{block_id}")
-            self.call_after_refresh(
-                lambda: self.query_one("#rl-scroll").scroll_to_widget(
-                    target, top=True, animate=False
-                )
-            )
+        target = scroll.query_one(f"#rl-{run_id}")
+        self.call_after_refresh(scroll.scroll_to_widget, target, top=True, animate=False)
         return True
 
     @on(OptionList.OptionSelected, "#rl-index")

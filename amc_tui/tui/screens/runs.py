@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
@@ -25,6 +26,8 @@ from amc_tui.tui import runs_view as rv
 from amc_tui.tui.screens.base import PollingScreen
 
 BATCH = 100
+REBUILD_CHUNK = 200
+FILTER_DEBOUNCE_S = 0.3
 STATE_CYCLE = ("", "running", "queued", "completed", "failed", "stopped", "crashed")
 
 
@@ -89,6 +92,12 @@ class RunsScreen(PollingScreen):
         self.sort_reverse = True
         self.loaded = False
         self.scanned = 0
+        self.batches: list[tuple[int, bool]] = []  # (runs, final) per batch of the first scan
+        self._generation = 0
+        self._painted = False
+        self._rebuilding = False
+        self._rebuild_unsorted = False
+        self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -180,8 +189,15 @@ class RunsScreen(PollingScreen):
                 if info.state == "running" and key in table.rows:
                     self._put_row(table, key, info, now)
         self.scanned += len(msg.infos)
-        if added and (msg.final or msg.first):
-            self._sort(table)
+        if not self._painted and table.row_count:
+            self._painted = True
+            self.call_after_refresh(self.amc.first_rows_painted)
+        if msg.first:
+            self.batches.append((len(msg.infos), msg.final))
+        if added and self._rebuilding:
+            self._rebuild_unsorted = True
+        elif added and (msg.final or not msg.first or len(self.batches) == 1):
+            self._sort(table)  # while the first scan streams in: sort its first and last batch
         if msg.final:
             self.loaded = True
         self._summary(progress=None if msg.final else (self.scanned, msg.total))
@@ -219,15 +235,33 @@ class RunsScreen(PollingScreen):
             table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
 
     def _rebuild(self) -> None:
-        """After a filter change: the visible set changes wholesale (a user action)."""
+        """After a filter change: the visible set changes wholesale (a user action), so the
+        table is refilled in sorted order, a chunk per frame, so typing never freezes."""
         table = self.query_one(DataTable)
         table.clear()
         self.cells.clear()
+        self._generation += 1
         now = self.amc.clock()
-        for key, info in self.infos.items():
-            if self.flt.matches(info):
+        rows = rv.select(self.infos.values(), self.flt, self.sort_column, self.sort_reverse, now)
+        self._rebuilding = True
+        self._rebuild_unsorted = False
+        self._add_chunk(self._generation, [str(i.dir) for i in rows], 0)
+
+    def _add_chunk(self, generation: int, keys: list[str], start: int) -> None:
+        if generation != self._generation:
+            return  # a newer filter took over
+        table = self.query_one(DataTable)
+        now = self.amc.clock()
+        for key in keys[start : start + REBUILD_CHUNK]:
+            info = self.infos.get(key)
+            if info is not None:
                 self._put_row(table, key, info, now)
-        self._sort(table)
+        if start + REBUILD_CHUNK < len(keys):
+            self.call_after_refresh(self._add_chunk, generation, keys, start + REBUILD_CHUNK)
+            return
+        self._rebuilding = False
+        if self._rebuild_unsorted:
+            self._sort(table)
         self._summary()
 
     def _summary(self, progress: tuple[int, int] | None = None) -> None:
@@ -379,23 +413,34 @@ class RunsScreen(PollingScreen):
         self.set_filter(" ".join(words))
 
     def set_filter(self, text: str) -> None:
+        self._cancel_filter_timer()
         self.filter_text = text.strip()
         self.flt = rv.RunFilter.parse(self.filter_text)
         inp = self.query_one("#runs-filter", Input)
         if inp.value != self.filter_text:
-            inp.value = self.filter_text
+            with inp.prevent(Input.Changed):
+                inp.value = self.filter_text
         inp.display = bool(self.filter_text) or inp.has_focus
         self._rebuild()
 
+    def _cancel_filter_timer(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+
     @on(Input.Changed, "#runs-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        """Debounced: the table refills once typing pauses, not on every key."""
+        self._cancel_filter_timer()
         if event.value.strip() != self.filter_text:
-            self.filter_text = event.value.strip()
-            self.flt = rv.RunFilter.parse(self.filter_text)
-            self._rebuild()
+            value = event.value
+            self._filter_timer = self.set_timer(FILTER_DEBOUNCE_S, lambda: self.set_filter(value))
 
     @on(Input.Submitted, "#runs-filter")
     def _filter_done(self, event: Input.Submitted) -> None:
+        if event.value.strip() != self.filter_text:
+            self.set_filter(event.value)
+        self._cancel_filter_timer()
         event.input.display = bool(self.filter_text)
         self.query_one(DataTable).focus()
 

@@ -1,0 +1,177 @@
+"""New-run screen: the form validates as you type, saves without overwriting unasked, and
+launches a real subprocess (helper C's stand-in trainer, same file contract) that the Live
+screen follows and stops; quitting the app leaves a run running."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Input, Select, Static
+from tui_fixtures import make_app, new_workspace, runs_loaded, screen_ready, wait_for
+
+from amc_tui.config import load_config
+from amc_tui.runs import list_runs, pid_alive, read_run
+from amc_tui.tui.screens.dialogs import Confirm, Prompt
+from amc_tui.tui.screens.live import LiveScreen
+from amc_tui.tui.screens.new_run import NewRunScreen, input_id
+from amc_tui.tui.widgets.curves import Curves
+
+pytestmark = pytest.mark.anyio
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.4")
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    ws = new_workspace(tmp_path / "ws")
+    (ws.data / "fake.h5").write_bytes(b"")
+    (ws.configs / "fake.toml").write_text(
+        '[data]\npath = "data/fake.h5"\n[train]\nepochs = 40\n'
+        '[run]\ndevice = "cpu"\nstop_grace_s = 5.0\n'
+    )
+    yield ws
+    for info in list_runs(ws, with_last_epoch=False):  # no strays
+        if info.pid and info.state == "running":
+            with contextlib.suppress(OSError):
+                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+
+
+async def open_form(pilot, config: str = "fake.toml") -> NewRunScreen:
+    await runs_loaded(pilot)
+    await pilot.press("n")
+    screen = await screen_ready(pilot, NewRunScreen)
+    sel = screen.query_one("#nr-config", Select)
+    await wait_for(pilot, lambda: config in screen.config_names)
+    sel.value = config
+    await wait_for(pilot, lambda: screen.form.texts["train.epochs"] == "40")
+    return screen
+
+
+async def edit(pilot, screen: NewRunScreen, dotted: str, text: str, type_it: bool = True) -> Input:
+    """Go to a field's tab and type `text` over it key by key (or paste it: type_it=False)."""
+    screen.show_field(dotted)
+    spec = screen.form.by_key[dotted]
+    await wait_for(pilot, lambda: bool(screen.query(f"#{input_id(spec)}")))
+    inp = screen.query_one(f"#{input_id(spec)}", Input)
+    await wait_for(pilot, lambda: inp.has_focus)
+    if type_it:
+        inp.action_select_all()
+        await pilot.press("backspace", *text)
+    else:
+        inp.value = text
+        await wait_for(pilot, lambda: screen.form.texts[dotted] == text)
+    return inp
+
+
+async def test_form_validates_as_you_type_and_saves_without_overwriting(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        inp = await edit(pilot, screen, "train.lr", "-0.1")
+        err = screen.query_one(f"#err-{inp.id}", Static)
+        await wait_for(pilot, lambda: err.display)
+        assert "[train] lr must be > 0" in str(err.render())
+        assert inp.has_class("-invalid")
+        assert screen.query_one("#nr-launch", Button).disabled
+        assert "invalid" in str(screen.query_one("#nr-status", Static).render())
+        await pilot.press("ctrl+l")  # refused in place: nothing created
+        assert list_runs(ws) == []
+
+        await edit(pilot, screen, "train.lr", "0.002", type_it=False)
+        await wait_for(pilot, lambda: not err.display)
+        assert not screen.query_one("#nr-launch", Button).disabled
+
+        # save as a new file
+        await pilot.press("ctrl+s")
+        prompt = await screen_ready(pilot, Prompt)
+        prompt.query_one(Input).value = "tuned"
+        await pilot.press("enter")
+        saved = ws.configs / "tuned.toml"
+        await wait_for(pilot, saved.exists)
+        assert load_config(saved).train.lr == pytest.approx(0.002)
+        await screen_ready(pilot, NewRunScreen)
+
+        # saving onto an existing file asks first; "n" keeps it byte for byte
+        before = (ws.configs / "fake.toml").read_bytes()
+        await pilot.press("ctrl+s")
+        prompt = await screen_ready(pilot, Prompt)
+        prompt.query_one(Input).value = "fake.toml"
+        await pilot.press("enter")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("n")
+        await screen_ready(pilot, NewRunScreen)
+        assert (ws.configs / "fake.toml").read_bytes() == before
+        # "y" overwrites
+        await pilot.press("ctrl+s")
+        prompt = await screen_ready(pilot, Prompt)
+        prompt.query_one(Input).value = "fake.toml"
+        await pilot.press("enter")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: load_config(ws.configs / "fake.toml").train.lr == 0.002)
+
+
+async def test_launch_from_form_follow_live_and_stop(ws) -> None:
+    app = make_app(ws, live_poll_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_form(pilot)
+        await edit(pilot, screen, "name", "ui-launched-1", type_it=False)
+        await pilot.press("ctrl+l")
+        live = await screen_ready(pilot, LiveScreen)
+        run = ws.runs / "ui-launched-1"
+        assert live.run_dir == run
+        info = await _wait_state(pilot, run, "running")
+        assert pid_alive(info.pid)  # a real subprocess
+        acc = live.query_one("#plot-acc", Curves)
+        await wait_for(pilot, lambda: len(acc.series.get("combined", ([], []))[0]) >= 2)
+        await pilot.press("s")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("y")
+        info = await _wait_state(pilot, run, "stopped", timeout=30)
+        await wait_for(pilot, lambda: not pid_alive(info.pid))
+        head = live.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: "stopped" in str(head.render()))
+
+
+async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        await edit(pilot, screen, "name", "keeps-going-1", type_it=False)
+        await pilot.press("ctrl+l")
+        await screen_ready(pilot, LiveScreen)
+        info = await _wait_state(pilot, ws.runs / "keeps-going-1", "running")
+        await pilot.press("escape", "escape", "q")
+    assert pid_alive(info.pid)
+    assert read_run(info.dir).state == "running"
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        runs = await runs_loaded(pilot)
+        key = str(info.dir)
+        assert runs.infos[key].state == "running"
+    os.killpg(info.pgid or info.pid, signal.SIGTERM)
+
+
+async def test_failed_launch_is_shown_in_place(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        await edit(pilot, screen, "data.path", "data/missing.h5", type_it=False)
+        await pilot.press("ctrl+l")
+        status = screen.query_one("#nr-status", Static)
+        await wait_for(pilot, lambda: "launch failed" in str(status.render()))
+        assert "data file not found" in str(status.render())
+        assert isinstance(app.screen, NewRunScreen)
+        assert list_runs(ws) == []
+
+
+async def _wait_state(pilot, run: Path, state: str, timeout: float = 30) -> object:
+    await wait_for(pilot, lambda: read_run(run).state == state, timeout=timeout)
+    return read_run(run)

@@ -1,0 +1,162 @@
+"""The TUI's pure view models: run rows, filter and sort, the config form, live series,
+colour scales, RUNLOG headings. No terminal needed."""
+
+from __future__ import annotations
+
+import pytest
+from tui_fixtures import T0, demo_workspace
+
+from amc_tui.config import Config, loads_config
+from amc_tui.runs import list_runs, read_run
+from amc_tui.tui import fmt
+from amc_tui.tui import runs_view as rv
+from amc_tui.tui.form_model import FormModel, parse_text, toml_literal
+from amc_tui.tui.heat import Scale, delta_scale, metric_scale
+from amc_tui.tui.live_model import LiveModel, tail_lines, throughput
+from amc_tui.tui.screens.runlog import entry_title, split_runlog
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    return demo_workspace(tmp_path_factory.mktemp("views") / "ws")
+
+
+def test_formatting() -> None:
+    assert fmt.duration(3725) == "1h02m"
+    assert fmt.duration(65) == "1m05s"
+    assert fmt.duration(None) == fmt.DASH
+    assert fmt.pct(0.8734) == "87.3%"
+    assert fmt.pct(0.8734, sign=False) == "87.3"
+    assert fmt.pct(float("nan")) == fmt.DASH
+    assert fmt.rate(780) == "780 samples/s"
+    assert fmt.ago(T0, T0 + 12) == "12s ago"
+
+
+def test_row_cells_follow_the_run(demo) -> None:
+    info = read_run(demo.runs / "fresh-dew-6")
+    cells = rv.row_cells(info, now=info.started_at + 125, marked=True)
+    assert cells["name"].plain == "*fresh-dew-6"
+    plain = {k: v.plain.strip() for k, v in cells.items()}
+    assert plain["state"] == "running"
+    assert plain["epoch"] == "3/10"
+    assert plain["elapsed"] == "2m05s"
+    assert plain["eta"] == "7m00s"  # 7 epochs left x 60 s per epoch
+    assert plain["best"] == fmt.pct(info.best["value"], sign=False)
+    unmarked = rv.row_cells(info, now=info.started_at + 125)
+    assert rv.changed_cells(cells, unmarked) == ["name"]
+    later = rv.row_cells(info, now=info.started_at + 185)
+    assert set(rv.changed_cells(unmarked, later)) == {"elapsed"}
+
+
+def test_filter_by_state_tag_and_words(demo) -> None:
+    infos = list_runs(demo)
+    names = lambda text: sorted(i.name for i in infos if rv.RunFilter.parse(text).matches(i))  # noqa: E731
+    assert names("state:failed") == ["calm-sky-3"]
+    assert names("state:running,queued") == ["eager-fog-5", "fresh-dew-6"]
+    assert names("tag:baseline") == ["amber-wave-1", "bold-river-2"]
+    assert names("swin") == ["calm-sky-3"]
+    assert names("tag:baseline amber") == ["amber-wave-1"]
+    assert len(names("")) == len(infos)
+
+
+def test_sort_puts_unknown_last_both_ways(demo) -> None:
+    infos = list_runs(demo)
+    up = rv.select(infos, rv.RunFilter(), "best", False, T0)
+    down = rv.select(infos, rv.RunFilter(), "best", True, T0)
+    assert up[-1].name == down[-1].name == "eager-fog-5"  # queued: no best yet
+    vals = [rv.best_value(i) for i in down[:-1]]
+    assert vals == sorted(vals, reverse=True)
+
+
+def test_form_validates_like_config_check() -> None:
+    form = FormModel()
+    assert form.ok
+    assert form.set("train.lr", "-1") == "[train] lr must be > 0, got -1.0"
+    assert not form.ok
+    assert "train.lr" in form.errors
+    assert form.set("train.lr", "3e-4") is None and form.ok
+    assert form.config.train.lr == pytest.approx(3e-4)
+    # a cross-field error shows beside the field being edited
+    form.set("data.snr_min", "10")
+    form.set("data.snr_max", "0")
+    assert list(form.errors) == ["data.snr_max"]
+    form.set("data.snr_max", "30")
+    assert form.set("model.arch", "swim_tiny").startswith("unknown arch 'swim_tiny'")
+    form.set("model.arch", "resnet18")
+    assert form.set("name", "a/b") == "name: run name 'a/b' contains a path separator"
+    form.set("name", "")
+    assert form.set("loss.weights", "{mod = 2.0, snr = 1.0}") is None
+    assert form.config.loss.weights == {"mod": 2.0, "snr": 1.0}
+    assert form.set("data.classes", '["BPSK", "QPSK"]') is None
+    assert form.config.data.classes == ["BPSK", "QPSK"]
+
+
+def test_form_round_trips_every_default_through_toml() -> None:
+    form = FormModel(Config())
+    cfg = form.config
+    assert cfg is not None and cfg.to_dict() == Config().to_dict()
+    for spec in form.specs:
+        value = Config().get(spec.dotted)
+        assert parse_text(spec, form.texts[spec.dotted]) == value, spec.dotted
+    assert toml_literal({"a b": [1, 2.5, True]}) == '{"a b" = [1, 2.5, true]}'
+
+
+def test_form_loads_a_bad_file_with_the_error_beside_its_field() -> None:
+    form = FormModel()
+    form.load_raw({"train": {"lr": "fast"}, "model": {"arch": "resnet18"}})
+    assert form.errors == {"train.lr": '[train] lr must be a number, got "fast"'}
+    assert form.texts["model.arch"] == "resnet18"
+    form.load(loads_config("[train]\nepochs = 3\n"))
+    assert form.ok and form.texts["train.epochs"] == "3"
+
+
+def test_live_model_series_resume_and_decimation() -> None:
+    m = LiveModel(max_step_points=100)
+    ep = lambda e, acc: {"kind": "epoch", "epoch": e, "val": {"acc_combined": acc, "loss": 1.0},  # noqa: E731
+                         "train": {"loss": 1.2}, "weights": {"mod": 0.6, "snr": 0.4},
+                         "epoch_time_s": 30.0}  # fmt: skip
+    m.feed([{"kind": "start"}, ep(1, 0.1), ep(2, 0.2), ep(2, 0.25), {"kind": "future"}])
+    v = m.view()
+    assert v.epochs == [1, 2] and v.series["val_acc_combined"] == [0.1, 0.25]
+    assert v.series["w_mod"] == [0.6, 0.6]
+    m.feed({"kind": "step", "step": i, "loss": 1.0, "samples_per_s": 5.0} for i in range(1, 1001))
+    v = m.view()
+    assert len(v.step_x) <= 100 and v.step_x == sorted(v.step_x)
+    assert v.step_x[0] == 1 and v.step_x[-1] > 900
+    assert throughput(v) == 5.0
+    m.feed([{"kind": "gpu", "index": 0, "util": 50, "mem_used_mb": 10, "mem_total_mb": 100}])
+    assert m.view().gpus[0]["util"] == [50.0]
+
+
+def test_tail_lines() -> None:
+    assert tail_lines(b"a\nb\r\nc\n", 2) == ["b", "c"]
+    assert tail_lines(b"x\nprogress 1\rprogress 2\n", 5) == ["x", "progress 2"]
+
+
+def test_scales() -> None:
+    acc = metric_scale("acc_combined", [0.1, 0.9])
+    assert acc.rgb(0.0) == (165, 0, 38) and acc.rgb(1.0) == (26, 152, 80)
+    mae = metric_scale("snr_mae_db", [0.5, 8.0])
+    assert mae.rgb(0.0) == (26, 152, 80)  # lower error is greener
+    assert mae.label(2.345, 4) == " 2.3"
+    d = delta_scale([-0.1, 0.05])
+    assert d.rgb(0.1) == (26, 152, 80) and d.rgb(-0.1) == (69, 117, 180)
+    assert d.label(0.05, 3) == " +5"
+    assert Scale("share").label(None, 3) == " · "
+
+
+def test_runlog_split_into_user_text_and_entries() -> None:
+    text = (
+        "# RUNLOG\nmine\n<!--b-->\n## a (id1)\nx\n<!--e-->\nnotes\n<!--b-->\n## b (id2)\n<!--e-->\n"
+    )
+    s1, s2 = text.index("<!--b-->"), text.rindex("<!--b-->")
+    offsets = {"id1": (s1, text.index("notes")), "id2": (s2, len(text))}
+    chunks = split_runlog(text, offsets)
+    assert [(c.run_id, c.title) for c in chunks] == [
+        (None, ""),
+        ("id1", "a"),
+        (None, ""),
+        ("id2", "b"),
+    ]
+    assert "".join(c.text for c in chunks) == text
+    assert entry_title("## x (id9)\n", "id9") == "x"
