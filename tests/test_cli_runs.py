@@ -34,7 +34,7 @@ def wait_for(pred, timeout=60.0):
 def cws(workspace, monkeypatch):
     monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("FAKE_EPOCH_S", "0.2")
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.15")
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     (workspace / "data" / "fake.h5").write_bytes(b"")
     (workspace / "configs" / "fake.toml").write_text(
@@ -51,7 +51,21 @@ def amc(ws: Workspace, *args: str, timeout: float = 120) -> subprocess.Completed
     )  # fmt: skip
 
 
-def test_run_foreground_prints_epochs_and_summary(cws):
+@pytest.fixture
+def cli(cws, capsys):
+    """`amc-tui ...` in this process (the read-only commands: no start-up cost per call)."""
+    from amc_tui.cli import main
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        rc = main(["--workspace", str(cws.root), *args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+    return call
+
+
+def test_run_foreground_prints_epochs_and_summary(cws, cli):
     out = amc(cws, "run", "configs/fake.toml", "--name", "fg-run")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -61,7 +75,7 @@ def test_run_foreground_prints_epochs_and_summary(cws):
     ]  # fmt: skip
     assert "fg-run (" in out.stdout and "completed, epoch 3/3" in out.stdout
     assert "RUNLOG:" in out.stdout and str(cws.runlog) in out.stdout
-    rows = json.loads(amc(cws, "ls", "--json").stdout)
+    rows = json.loads(cli("ls", "--json").stdout)
     assert len(rows) == 1
     for key in (
         "id",
@@ -85,7 +99,7 @@ def test_run_exit_code_is_the_trainers(cws, monkeypatch):
     assert out.returncode == 1 and "failed" in out.stdout and "fake failure" in out.stdout
 
 
-def test_detach_then_ls_show_tail_stop_resume(cws):
+def test_detach_then_ls_show_tail_stop_resume(cws, cli):
     out = amc(
         cws, "run", "configs/fake.toml", "--detach", "--set", "train.epochs=40", "--name", "bg-run"
     )
@@ -93,17 +107,17 @@ def test_detach_then_ls_show_tail_stop_resume(cws):
     name, run_id, state = out.stdout.split()
     assert (name, state) == ("bg-run", "running") and len(run_id) == 8
     wait_for(lambda: read_run(cws.runs / name).epoch >= 1)
-    ls = amc(cws, "ls", "--state", "running")
+    ls = cli("ls", "--state", "running")
     assert "bg-run" in ls.stdout and "running" in ls.stdout
-    assert amc(cws, "ls", "--state", "completed").stdout.startswith("no runs")
-    assert amc(cws, "ls", "--state", "nope").returncode == 2
-    show = amc(cws, "show", run_id[:5])
+    assert cli("ls", "--state", "completed").stdout.startswith("no runs")
+    assert cli("ls", "--state", "nope").returncode == 2
+    show = cli("show", run_id[:5])
     assert show.returncode == 0 and "bg-run" in show.stdout and "export epoch_001" in show.stdout
-    data = json.loads(amc(cws, "show", "bg", "--json").stdout)
+    data = json.loads(cli("show", "bg", "--json").stdout)
     assert data["run"]["id"] == run_id and data["trajectory"][0]["epoch"] == 1
     stop = amc(cws, "stop", "bg-run")
     assert stop.returncode == 0 and "stopped; checkpoint" in stop.stdout
-    tail = amc(cws, "tail", "bg-run")  # run has ended: prints everything and returns
+    tail = cli("tail", "bg-run")  # run has ended: prints everything and returns
     assert (
         tail.returncode == 0
         and "start bg-run" in tail.stdout
@@ -142,32 +156,32 @@ def test_bad_names_exit_2_and_create_nothing(cws, bad):
     assert [p for p in cws.runs.iterdir() if not p.name.startswith(".")] == []
 
 
-def test_unknown_and_ambiguous_run_refs(cws):
+def test_unknown_and_ambiguous_run_refs(cws, cli):
     make_fake_run(cws, "calm-sea-1", run_id="aaaa1111")
     make_fake_run(cws, "calm-sky-2", run_id="aaab2222")
     for cmd in ("show", "tail", "stop", "resume"):
-        out = amc(cws, cmd, "calm")
+        out = cli(cmd, "calm")
         assert out.returncode == 2 and "ambiguous" in out.stderr and "calm-sea-1" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
-    out = amc(cws, "compare", "zzz", "calm-sea-1")
+    out = cli("compare", "zzz", "calm-sea-1")
     assert out.returncode == 2 and "no run matches 'zzz'" in out.stderr
 
 
-def test_compare_gpus_runlog_queue(cws):
+def test_compare_gpus_runlog_queue(cws, cli):
     make_fake_run(cws, "cmp-a-1", seed=1, epochs=3)
     make_fake_run(cws, "cmp-b-2", seed=2, epochs=4, arch="swin_tiny")
-    out = amc(cws, "compare", "cmp-a", "cmp-b")
+    out = cli("compare", "cmp-a", "cmp-b")
     assert out.returncode == 0 and "model.arch: 'resnet18' -> 'swin_tiny'" in out.stdout
     assert "val.acc_combined" in out.stdout and "cells that changed most" in out.stdout
-    data = json.loads(amc(cws, "compare", "cmp-a", "cmp-b", "--json").stdout)
+    data = json.loads(cli("compare", "cmp-a", "cmp-b", "--json").stdout)
     assert len(data["top_cells"]) == 5 and data["metrics"]
-    gp = amc(cws, "gpus")
+    gp = cli("gpus")
     assert gp.returncode == 0 and gp.stdout.strip()
-    assert "ok" in json.loads(amc(cws, "gpus", "--json").stdout)
-    sync = amc(cws, "runlog", "sync")
+    assert "ok" in json.loads(cli("gpus", "--json").stdout)
+    sync = cli("runlog", "sync")
     assert sync.returncode == 0 and "updated 2 entries" in sync.stdout
-    assert "is current" in amc(cws, "runlog", "sync").stdout
-    assert amc(cws, "queue", "--once").returncode == 0
+    assert "is current" in cli("runlog", "sync").stdout
+    assert cli("queue", "--once").returncode == 0
 
 
 def test_queue_command_works_the_queue_until_empty(cws):
@@ -179,10 +193,10 @@ def test_queue_command_works_the_queue_until_empty(cws):
     assert read_run(cws.runs / "q-two").state == "completed"
 
 
-def test_ls_empty_and_default_text(cws):
-    assert "no runs" in amc(cws, "ls").stdout
+def test_ls_empty_and_default_text(cws, cli):
+    assert "no runs" in cli("ls").stdout
     make_fake_run(cws, "t-x-1")
-    out = amc(cws, "ls")
+    out = cli("ls")
     assert (
         out.stdout.splitlines()[0].split()[:3] == ["NAME", "ID", "STATE"] and "t-x-1" in out.stdout
     )

@@ -166,7 +166,7 @@ def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
 
 
 def _kill_after_epoch(info, epoch=1):
-    wait_for(lambda: read_run(info.dir).epoch >= epoch)
+    wait_for(lambda: RunDir(info.dir).last_ckpt.is_file())
     os.killpg(info.pgid, signal.SIGSTOP)
     last_ckpt = __import__("json").loads(RunDir(info.dir).last_ckpt.read_text())["epoch"]
     os.killpg(info.pgid, signal.SIGKILL)
