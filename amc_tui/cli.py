@@ -366,8 +366,9 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     if args.state and args.state not in STATES:
         raise UserError(f"--state must be one of {', '.join(STATES)}, got {args.state!r}")
     runs = list_runs(ws, state=args.state)
-    if args.json:
-        _print_json([r.to_row() for r in runs])
+    if args.json:  # one row per line: the C encoder (an indent would take the slow path)
+        rows = [json.dumps(r.to_row(), default=str) for r in runs]
+        sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
         return 0
     if not runs:
         print(f"no runs in {ws.runs}" + (f" with state {args.state}" if args.state else ""))
