@@ -43,6 +43,7 @@ from amc_tui.names import check_name, new_id, new_name
 from amc_tui.runs import (
     FINAL_STATES,
     STALE_AFTER_S,
+    RunCache,
     RunDir,
     RunInfo,
     append_event,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT_S = 30.0
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
 HUNG_AFTER_S = 20 * STALE_AFTER_S
-WORKER_POLL_S = 1.0
+WORKER_POLL_S = 2.0
 TRAINER_MODULE = "amc_tui.train"
 # Another trainer module (same CLI and file contract) for tests and custom trainers.
 TRAINER_ENV = "AMC_TUI_TRAINER_MODULE"
@@ -534,7 +535,7 @@ def reap(ws: Workspace) -> list[RunInfo]:
     """Record runs whose trainer died (state crashed, end event, RUNLOG) and requeue those
     with restart = "on-failure". Returns the runs it changed."""
     with queue_lock(ws):
-        return _reap_locked(ws, list_runs(ws, with_last_epoch=False))
+        return _reap_locked(ws, _scan(ws))
 
 
 # --------------------------------------------------------------------------- queue
@@ -595,10 +596,19 @@ def _queue_order(info: RunInfo) -> tuple[float, str]:
     return (float(q) if isinstance(q, int | float) else info.created_at or 0.0, info.name)
 
 
+_caches: dict[Path, RunCache] = {}
+
+
+def _scan(ws: Workspace) -> list[RunInfo]:
+    """All runs, through a per-workspace cache: the worker polls every second."""
+    cache = _caches.setdefault(ws.root, RunCache())
+    return list_runs(ws, with_last_epoch=False, cache=cache, copy=False)
+
+
 def _work_locked(ws: Workspace) -> list[RunInfo]:
     from amc_tui.gpu import default_sampler
 
-    runs = list_runs(ws, with_last_epoch=False)
+    runs = _scan(ws)
     changed = {r.dir for r in _reap_locked(ws, runs)}
     if changed:
         runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
@@ -662,7 +672,7 @@ def start_run(ws: Workspace, run: RunInfo | str) -> RunInfo:
 
 
 def has_active(ws: Workspace) -> bool:
-    return any(r.state in ("queued", "running") for r in list_runs(ws, with_last_epoch=False))
+    return any(r.state in ("queued", "running") for r in _scan(ws))
 
 
 def launch(

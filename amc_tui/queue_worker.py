@@ -11,14 +11,14 @@ import argparse
 import logging
 import sys
 
-from amc_tui.launcher import run_worker
+from amc_tui.launcher import WORKER_POLL_S, run_worker
 from amc_tui.workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="amc_tui.queue_worker")
     p.add_argument("--workspace", required=True)
-    p.add_argument("--poll", type=float, default=1.0)
+    p.add_argument("--poll", type=float, default=WORKER_POLL_S)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ws = Workspace.find(args.workspace)

@@ -7,6 +7,7 @@ files, a torn last event line and unknown kinds/keys.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -456,11 +457,67 @@ def _sort_key(info: RunInfo) -> tuple[float, str]:
     return (info.created_at or info.started_at or 0.0, info.name)
 
 
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class RunCache:
+    """Re-reads a run only when its status.json, meta.json or events.jsonl changed (mtime and
+    size), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
+    state of a running run is re-derived every time (pid and heartbeat age change silently)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[Any, ...], RunInfo]] = {}
+
+    def read(
+        self, path: str | os.PathLike[str], with_last_epoch: bool = True, copy: bool = True
+    ) -> RunInfo:
+        """The run's info; `copy=False` returns the cached object itself (read-only use)."""
+        base = os.fspath(path)
+        key = (
+            _stamp(os.path.join(base, STATUS_FILE)),
+            _stamp(os.path.join(base, META_FILE)),
+            _stamp(os.path.join(base, EVENTS_FILE)) if with_last_epoch else None,
+            with_last_epoch,
+        )
+        hit = self._entries.get(base)
+        if hit is None or hit[0] != key:
+            info = read_run(base, with_last_epoch=with_last_epoch)
+            self._entries[base] = (key, info)
+            return dataclasses.replace(info) if copy else info
+        info = dataclasses.replace(hit[1]) if copy else hit[1]
+        if info.stored_state == "running":
+            info.state = derive_state(
+                {"state": "running", "pid": info.pid, "host": info.host or None,
+                 "heartbeat_at": info.heartbeat_at, "started_at": info.started_at}
+            )  # fmt: skip
+        return info
+
+    def forget_missing(self, keep: set[str]) -> None:
+        for base in list(self._entries):
+            if base not in keep:
+                del self._entries[base]
+
+
 def list_runs(
-    ws: Workspace, state: str | None = None, with_last_epoch: bool = True
+    ws: Workspace,
+    state: str | None = None,
+    with_last_epoch: bool = True,
+    cache: RunCache | None = None,
+    copy: bool = True,
 ) -> list[RunInfo]:
-    """Every run of the workspace, newest first; `state` filters on the derived state."""
-    runs = [read_run(p, with_last_epoch=with_last_epoch) for p in run_dirs(ws)]
+    """Every run of the workspace, newest first; `state` filters on the derived state.
+    With a `cache`, unchanged runs are not re-read (for callers that poll)."""
+    dirs = run_dirs(ws)
+    if cache is None:
+        runs = [read_run(p, with_last_epoch=with_last_epoch) for p in dirs]
+    else:
+        runs = [cache.read(p, with_last_epoch=with_last_epoch, copy=copy) for p in dirs]
+        cache.forget_missing({os.fspath(p) for p in dirs})
     if state:
         runs = [r for r in runs if r.state == state]
     runs.sort(key=_sort_key, reverse=True)

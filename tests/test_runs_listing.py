@@ -107,3 +107,29 @@ def test_resolve_by_name_id_and_prefix(ws):
         resolve_run(ws, "nope")
     with pytest.raises(UserError):
         resolve_run(ws, "../calm-sea-1")
+
+
+def test_run_cache_rereads_only_changed_runs(ws):
+    import subprocess
+    import sys
+
+    from amc_tui.runs import RunCache, RunDir, write_status
+
+    make_fake_run(ws, "c-a-1", created_at=1.0)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    live = make_fake_run(ws, "c-b-2", created_at=2.0, state="running", pid=proc.pid)
+    cache = RunCache()
+    assert [r.state for r in list_runs(ws, cache=cache)] == ["running", "completed"]
+    write_status(RunDir(ws.runs / "c-a-1"), state="failed")
+    assert [r.state for r in list_runs(ws, cache=cache)] == ["running", "failed"]
+    proc.kill()
+    proc.wait()
+    # status.json unchanged, but the trainer is gone: the cached run is re-derived
+    assert [r.state for r in list_runs(ws, cache=cache)] == ["crashed", "failed"]
+    first = list_runs(ws, cache=cache)[0]
+    first.name = "mutated"
+    assert list_runs(ws, cache=cache)[0].name == "c-b-2"  # copies by default
+    import shutil
+
+    shutil.rmtree(live.path)
+    assert [r.name for r in list_runs(ws, cache=cache)] == ["c-a-1"]
