@@ -185,8 +185,18 @@ def test_compare_gpus_runlog_queue(cws, cli):
 
 
 def test_queue_command_works_the_queue_until_empty(cws):
-    for n in ("q-one", "q-two"):
-        assert amc(cws, "run", "configs/fake.toml", "--name", n, "--detach").returncode == 0
+    for n, epochs in (("q-one", 15), ("q-two", 3)):
+        out = amc(
+            cws,
+            "run",
+            "configs/fake.toml",
+            "--name",
+            n,
+            "--detach",
+            "--set",
+            f"train.epochs={epochs}",
+        )
+        assert out.returncode == 0
     assert read_run(cws.runs / "q-two").state == "queued"
     out = amc(cws, "queue")
     assert out.returncode == 0 and "started q-two" in out.stdout and "queue empty" in out.stdout
