@@ -481,12 +481,15 @@ class Trainer:
         return x
 
     def _check_finite(self) -> None:
-        bad = self.nonfinite.tolist()
-        for task, at in zip(("modulation", "SNR"), bad, strict=True):
-            if at >= 0:
-                raise NonFinite(
-                    f"non-finite {task} loss (NaN or inf) at step {at} (epoch {self.epoch + 1})"
-                )
+        bad = dict(zip(("modulation", "SNR"), self.nonfinite.tolist(), strict=True))
+        hit = {task: at for task, at in bad.items() if at >= 0}
+        if hit:
+            at = min(hit.values())
+            tasks = " and ".join(t for t, s in hit.items() if s == at)
+            raise NonFinite(
+                f"non-finite {tasks} loss (NaN or inf) at step {at} (epoch {self.epoch + 1}); "
+                "lower train.lr or set train.grad_clip"
+            )
 
     def train(self) -> None:
         cfg = self.cfg

@@ -1,0 +1,264 @@
+"""The trainer as a real process on tiny synthetic data: contract, learning, export, resume,
+failures. The 2-epoch tiny run is shared (train_fixtures.tiny_run)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from train_fixtures import (
+    TINY,
+    TINY_CLASSES,
+    events,
+    log_text,
+    make_data,
+    make_run,
+    run_trainer,
+    start_trainer,
+    stop_after_epoch,
+    tiny,
+)
+
+from amc_tui.runs import read_status
+from amc_tui.train import checkpoint as ckpt
+
+STATUS_KEYS = {
+    "state", "pid", "pgid", "device", "gpus", "epoch", "epochs", "step", "started_at",
+    "ended_at", "heartbeat_at", "exit_code", "best", "error",
+}  # fmt: skip
+SPLIT_KEYS = {"loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1"}
+# Measured: 0.53 val modulation accuracy on frames >= 10 dB after 2 epochs (4 classes).
+HIGH_SNR_ACC_MIN = 0.40  # chance is 0.25
+
+
+def hi_snr_acc(per_cell: pd.DataFrame, snr_min: int = 10) -> float:
+    hi = per_cell[per_cell.snr_db >= snr_min]
+    return float((hi.acc_mod * hi.n).sum() / hi.n.sum())
+
+
+# --------------------------------------------------------------------------- the tiny run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    return tiny(tmp_path_factory)
+
+
+def test_tiny_run_completes_and_learns(tiny_run) -> None:
+    run = tiny_run.run
+    assert tiny_run.code == 0, log_text(run)[-3000:]
+    st = read_status(run)
+    assert st["state"] == "completed" and st["exit_code"] == 0 and st["error"] is None
+    assert [e["epoch"] for e in events(run, "epoch")] == [1, 2]
+    acc = hi_snr_acc(pd.read_csv(run.epoch_export(2) / "per_cell.csv"))
+    print(f"val acc_mod on frames >= 10 dB after 2 epochs: {acc:.3f} (chance 0.25)")
+    assert acc >= HIGH_SNR_ACC_MIN
+
+
+def test_status_and_events_follow_the_contract(tiny_run) -> None:
+    run = tiny_run.run
+    st = read_status(run)
+    assert set(st) >= STATUS_KEYS
+    assert st["epoch"] == st["epochs"] == 2 and st["device"] == "cpu" and st["gpus"] == []
+    assert st["ended_at"] >= st["started_at"] and st["heartbeat_at"] >= st["started_at"]
+    evs = events(run)
+    kinds = [e["kind"] for e in evs]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    start = evs[0]
+    assert {"run_id", "name", "device", "world_size", "n_train", "n_val", "n_test", "classes",
+            "snrs", "params"} <= set(start)  # fmt: skip
+    assert start["classes"] == TINY_CLASSES and start["snrs"] == list(range(0, 21, 2))
+    steps = events(run, "step")
+    assert steps and all({"epoch", "step", "loss", "loss_mod", "loss_snr", "lr", "samples_per_s"}
+                         <= set(e) for e in steps)  # fmt: skip
+    assert [e["step"] for e in steps] == sorted({e["step"] for e in steps})
+    for ev in events(run, "epoch"):
+        assert set(ev["train"]) >= SPLIT_KEYS and set(ev["val"]) >= SPLIT_KEYS
+        assert set(ev["weights"]) == {"mod", "snr"} == set(ev["uncertainty"])
+        assert math.isclose(sum(ev["weights"].values()), 1.0, abs_tol=1e-5)
+        for key in ("epoch_time_s", "samples_per_s", "lr", "is_best"):
+            assert key in ev
+    best = [e for e in events(run, "epoch") if e["is_best"]][-1]
+    assert st["best"] == {"metric": "val.acc_combined", "value": best["val"]["acc_combined"],
+                          "epoch": best["epoch"]}  # fmt: skip
+    ckpts = events(run, "checkpoint")
+    assert any(c["best"] for c in ckpts) and any(not c["best"] for c in ckpts)
+    assert run.last_ckpt.is_file() and run.best_ckpt.is_file()
+    exports = [Path(e["dir"]).name for e in events(run, "export")]
+    assert exports == ["epoch_001", "epoch_002", "final"]
+    end = evs[-1]
+    assert end["state"] == "completed" and end["exit_code"] == 0 and end["best"] == st["best"]
+    # the trainer wrote its RUNLOG.md entry
+    runlog = (tiny_run.ws / "RUNLOG.md").read_text()
+    assert "amc-tui:begin idtiny-r" in runlog
+
+
+def test_checkpoint_holds_the_full_training_state(tiny_run) -> None:
+    state = ckpt.load(tiny_run.run.last_ckpt)
+    for key in ("model", "optimizer", "schedule", "scaler", "weighting", "epoch", "step",
+                "rng", "config", "config_hash", "best"):  # fmt: skip
+        assert key in state
+    assert state["epoch"] == 2 and state["batch_in_epoch"] == 0
+    assert state["step"] == read_status(tiny_run.run)["step"]
+    assert "log_var" in state["weighting"]
+
+
+def test_export_consistency(tiny_run) -> None:
+    run = tiny_run.run
+    start = events(run, "start")[0]
+    for ev in events(run, "epoch"):
+        folder = run.epoch_export(ev["epoch"])
+        pc = pd.read_csv(folder / "per_cell.csv")
+        assert list(pc.columns) == ["modulation", "snr_db", "n", "acc_mod", "acc_snr",
+                                    "acc_combined", "snr_mae_db"]  # fmt: skip
+        assert sorted(set(pc.modulation)) == sorted(TINY_CLASSES)  # selected classes only
+        assert sorted(set(pc.snr_db)) == list(range(0, 21, 2))
+        n = pc.n.sum()
+        assert n == start["n_val"]
+        for key in ("acc_mod", "acc_snr", "acc_combined", "snr_mae_db"):
+            assert (pc[key] * pc.n).sum() / n == pytest.approx(ev["val"][key], abs=2e-6)
+        assert (pc.acc_combined <= np.minimum(pc.acc_mod, pc.acc_snr) + 1e-12).all()
+        v = ev["val"]
+        assert v["acc_combined"] <= min(v["acc_mod"], v["acc_snr"])
+        for name in ("confusion_mod.csv", "confusion_snr.csv"):
+            conf = pd.read_csv(folder / name, index_col=0)
+            assert conf.values.sum() == start["n_val"]
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["epoch"] == ev["epoch"] and summary["val"] == ev["val"]
+        assert summary["split_sizes"] == {"train": start["n_train"], "val": start["n_val"],
+                                          "test": start["n_test"]}  # fmt: skip
+    final = run.final_export
+    summary = json.loads((final / "summary.json").read_text())
+    assert summary["split"] == "test" and summary["epoch"] == read_status(run)["best"]["epoch"]
+    pc = pd.read_csv(final / "per_cell.csv")
+    assert pc.n.sum() == start["n_test"]
+    assert (pc.acc_mod * pc.n).sum() / pc.n.sum() == pytest.approx(
+        summary["test"]["acc_mod"], abs=2e-6
+    )
+    assert pd.read_csv(final / "confusion_mod.csv", index_col=0).values.sum() == start["n_test"]
+    assert summary["test"]["acc_combined"] <= min(
+        summary["test"]["acc_mod"], summary["test"]["acc_snr"]
+    )
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_resume_after_sigterm_equals_a_straight_run(tiny_run, tmp_path) -> None:
+    straight = tiny_run.run
+    run = make_run(tmp_path, "resumed-1", tiny_run.data)
+    code = stop_after_epoch(run, 1)
+    st = read_status(run)
+    assert code == 0 and st["state"] == "stopped", log_text(run)[-3000:]
+    assert st["exit_code"] == 0 and run.last_ckpt.is_file()
+    assert events(run)[-1]["kind"] == "end" and events(run)[-1]["state"] == "stopped"
+    assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]
+    assert read_status(run)["state"] == "completed"
+    assert [e["epoch"] for e in events(run, "epoch")] == [1, 2]
+    assert [e["resumed"] for e in events(run, "start")] == [False, True]
+    steps = [e["step"] for e in events(run, "step")]
+    assert steps == sorted(set(steps))  # no step logged twice
+    a = ckpt.load(straight.last_ckpt)
+    b = ckpt.load(run.last_ckpt)
+    assert a["step"] == b["step"]
+    for key, value in a["model"].items():
+        assert torch.allclose(value, b["model"][key], atol=1e-5), key
+    assert torch.allclose(a["weighting"]["log_var"], b["weighting"]["log_var"], atol=1e-6)
+    ea, eb = events(straight, "epoch")[-1], events(run, "epoch")[-1]
+    assert eb["val"] == pytest.approx(ea["val"], abs=1e-4)
+    assert eb["train"] == pytest.approx(ea["train"], abs=1e-4)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@pytest.fixture(scope="module")
+def failed_runs(tiny_run, tmp_path_factory) -> dict:
+    """Runs that must fail, started together (their start-up is mostly imports)."""
+    ws = tmp_path_factory.mktemp("failing")
+    data = tiny_run.data
+    marker = ws / "pwned"
+    evil = ws / "evil.pt"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": ckpt.FORMAT, "model": {}, "x": Payload()}, evil)
+
+    def config(name: str, path: Path = data, epochs: int = 1) -> str:
+        return TINY.format(name=name, data=path, epochs=epochs)
+
+    swin_kwargs = "{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}"
+    runs = {
+        "payload": make_run(ws, "payload-1", data, config=config("payload-1").replace(
+            "[run]\n", f'[run]\nresume = "{evil}"\n')),
+        "kwarg": make_run(ws, "kwarg-1", data, config=config("kwarg-1").replace(
+            "num_heads = [1, 2]}", "num_heads = [1, 2], wndow = 3}")),
+        # an absurd learning rate: the weights overflow after the first step
+        "nan": make_run(ws, "nan-1", data, config=config("nan-1").replace("lr = 0.002", "lr = 1e30")),
+        "other-arch": make_run(ws, "other-1", data, config=config("other-1", epochs=2).replace(
+            'arch = "swin_tiny"', 'arch = "resnet18"').replace(swin_kwargs, "{}")),
+        "no-data": make_run(ws, "nodata-1", ws / "absent.h5", config=config("nodata-1", ws / "absent.h5")),
+    }  # fmt: skip
+    (runs["other-arch"].checkpoints).mkdir()
+    shutil.copy(tiny_run.run.last_ckpt, runs["other-arch"].last_ckpt)
+    procs = {
+        k: start_trainer(r, *(["--resume"] if k == "other-arch" else [])) for k, r in runs.items()
+    }
+    codes = {k: p.wait(timeout=180) for k, p in procs.items()}
+    return {"runs": runs, "codes": codes, "marker": marker}
+
+
+def _failed(failed_runs, key: str, code: int) -> tuple[str, str]:
+    run = failed_runs["runs"][key]
+    st = read_status(run)
+    assert failed_runs["codes"][key] == code, log_text(run)[-3000:]
+    assert st["state"] == "failed" and st["exit_code"] == code and st["ended_at"]
+    end = events(run)[-1]
+    assert end["kind"] == "end" and end["state"] == "failed"
+    return st["error"], log_text(run)
+
+
+def test_pickle_payload_checkpoint_is_refused_by_the_trainer(failed_runs) -> None:
+    error, log = _failed(failed_runs, "payload", 2)
+    assert "\n" not in error and "refused checkpoint" in error and "system" in error
+    assert error in log
+    assert not failed_runs["marker"].exists()  # the payload never ran
+
+
+def test_rejected_kwarg_fails_at_start_with_one_line(failed_runs) -> None:
+    error, log = _failed(failed_runs, "kwarg", 2)
+    assert "\n" not in error and "wndow" in error and "timm rejected" in error
+    assert error in log and "Traceback" not in log
+    assert not events(failed_runs["runs"]["kwarg"], "epoch")
+
+
+def test_nonfinite_loss_fails_naming_task_and_step(failed_runs) -> None:
+    error, log = _failed(failed_runs, "nan", 1)
+    assert "non-finite modulation" in error and "loss (NaN or inf) at step 2 " in error
+    assert error in log
+
+
+def test_resume_with_another_architecture_fails_with_one_line(failed_runs) -> None:
+    error, _ = _failed(failed_runs, "other-arch", 2)
+    assert "\n" not in error and "swin_tiny_patch4_window7_224" in error and "resnet18" in error
+
+
+def test_missing_data_file_fails_with_the_synth_hint(failed_runs) -> None:
+    error, _ = _failed(failed_runs, "no-data", 2)
+    assert "\n" not in error and "absent.h5" in error and "synth" in error
+
+
+def test_make_data_is_cached(tiny_run) -> None:
+    before = tiny_run.data.stat().st_mtime_ns
+    assert make_data(tiny_run.data) == tiny_run.data
+    assert tiny_run.data.stat().st_mtime_ns == before

@@ -1,0 +1,153 @@
+"""Helpers for trainer tests: tiny synthetic files, run directories, real trainer processes.
+
+Import explicitly: `from train_fixtures import TINY, make_run, run_trainer, tiny, ...`.
+The trained tiny run is made once per test session (cached here, since pytest would create one
+session fixture per importing module) and shared read-only by the tests that inspect it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amc_tui.runs import RunDir, read_events, read_status
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
+TINY_SNR = (0, 20)
+TINY_FPC = 32
+
+# A tiny Swin (41 k parameters) on 32 px images: ~1,000 samples/s on one core.
+TINY = """\
+name = "{name}"
+[data]
+path = "{data}"
+classes = ["BPSK", "QPSK", "8PSK", "16QAM"]
+snr_min = 0
+snr_max = 20
+frames_per_cell = 32
+[image]
+size = 32
+range = 1.5
+[model]
+arch = "swin_tiny"
+dropout = 0.1
+backbone_kwargs = {{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}}
+[train]
+epochs = {epochs}
+batch_size = 32
+lr = 0.002
+threads = 1
+seed = 0
+[run]
+step_log_every = 5
+"""
+
+
+def make_data(path: Path, frames_per_cell: int = TINY_FPC) -> Path:
+    from amc_tui.data.synth import synthesize
+
+    if not path.exists():
+        synthesize(path, classes=TINY_CLASSES, frames_per_cell=frames_per_cell,
+                   snr_min=TINY_SNR[0], snr_max=TINY_SNR[1], seed=0)  # fmt: skip
+    return path
+
+
+def make_run(
+    ws: Path, name: str, data: Path, epochs: int = 2, extra: str = "", config: str | None = None
+) -> RunDir:
+    """A run directory as the launcher makes it: config.toml + meta.json (workspace set)."""
+    run = RunDir(ws / "runs" / name)
+    run.path.mkdir(parents=True)
+    text = config if config is not None else TINY.format(name=name, data=data, epochs=epochs)
+    run.config.write_text(text + extra, encoding="utf-8")
+    meta = {"id": f"id{name[:6]}", "name": name, "workspace": str(ws), "created_at": time.time()}
+    run.meta.write_text(json.dumps(meta), encoding="utf-8")
+    return run
+
+
+def start_trainer(run: RunDir, *args: str) -> subprocess.Popen[bytes]:
+    """The trainer as the launcher starts it: own session, output to train.log."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    log = open(run.log, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "amc_tui.train", "--run-dir", str(run.path), *args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
+def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
+    proc = start_trainer(run, *args)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def stop_after_epoch(run: RunDir, epoch: int, *args: str, timeout: float = 120) -> int:
+    """Start the trainer, SIGTERM it as soon as epoch `epoch`'s event is written."""
+    proc = start_trainer(run, *args)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return proc.returncode
+            if any(e["kind"] == "epoch" and e["epoch"] >= epoch for e in events(run)):
+                os.kill(proc.pid, signal.SIGTERM)
+                return proc.wait(timeout=60)
+            time.sleep(0.02)
+        raise TimeoutError(f"no epoch {epoch} event within {timeout} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def events(run: RunDir, kind: str | None = None) -> list[dict[str, Any]]:
+    evs = read_events(run.events) if run.events.exists() else []
+    return [e for e in evs if kind is None or e["kind"] == kind]
+
+
+def log_text(run: RunDir) -> str:
+    return run.log.read_text(encoding="utf-8", errors="replace") if run.log.exists() else ""
+
+
+@dataclass
+class TinyRun:
+    ws: Path
+    data: Path
+    run: RunDir
+    code: int
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return read_status(self.run)
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """The tiny config trained for 2 epochs by a real trainer process, once per session."""
+    if "tiny" not in _CACHE:
+        ws = tmp_path_factory.mktemp("train_ws")
+        data = make_data(ws / "data" / "tiny.h5")
+        run = make_run(ws, "tiny-run-1", data)
+        code = run_trainer(run)
+        _CACHE["tiny"] = TinyRun(ws, data, run, code)
+    return _CACHE["tiny"]
