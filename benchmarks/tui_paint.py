@@ -1,0 +1,117 @@
+"""Child process of bench_cli: starts the TUI headless on a workspace and reports, on stdout,
+one JSON line when the first run rows are painted and one when the first scan has loaded
+every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--batch N]`
+(`--batch` prototypes another first-scan batch size of the Runs screen, `--hold-scan` a scan
+that pauses after its first batch until those rows are painted).
+
+The parent times from spawning this process to reading each line, so interpreter start-up,
+imports and Textual's own start-up are all inside the figure, as a user would see them.
+`--floor` paints a bare Textual app with an empty DataTable instead: the part of the first
+paint that is Textual's and Python's, not ours.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+T0 = time.perf_counter()
+TIMEOUT_S = 60.0
+SIZE = (160, 48)
+FIRST_BATCH = 100  # runs per batch of the Runs screen's first scan
+
+
+def say(event: str) -> None:
+    """One line per event; `t` = seconds since this script started (after interpreter start)."""
+    sys.stdout.write(json.dumps({"event": event, "t": time.perf_counter() - T0}) + "\n")
+    sys.stdout.flush()
+
+
+def floor() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable, Footer, Header
+
+    class Bare(App):
+        def compose(self) -> ComposeResult:
+            yield Header()
+            yield DataTable()
+            yield Footer()
+
+        def on_mount(self) -> None:
+            t = self.query_one(DataTable)
+            t.add_columns("name", "state")
+            t.add_row("a", "b")
+            self.call_after_refresh(self.done)
+
+        def done(self) -> None:
+            say("painted")
+            say("loaded")
+            self.exit()
+
+    Bare().run(headless=True, size=SIZE)
+
+
+def amc(root: str, batch: int = 0, hold_scan: bool = False) -> None:
+    from pathlib import Path
+
+    say("imports_start")
+    import threading
+
+    import amc_tui.runs as runs_module
+    from amc_tui.tui import app as app_module
+    from amc_tui.tui.app import AmcApp
+    from amc_tui.workspace import Workspace
+
+    read_run = runs_module.read_run
+    painted = threading.Event()
+    calls = [0]
+
+    def traced_read_run(*a: object, **kw: object) -> object:
+        """Marks when the scan worker starts reading runs and when its first batch is read."""
+        calls[0] += 1
+        if calls[0] == 1:
+            say("scan_started")
+        if hold_scan and calls[0] == (batch or FIRST_BATCH) + 1:
+            painted.wait(5.0)  # prototype: the scan pauses until the first rows are on screen
+        out = read_run(*a, **kw)
+        if calls[0] == (batch or FIRST_BATCH):
+            say("first_batch_read")
+        return out
+
+    runs_module.read_run = traced_read_run  # the scan worker looks it up at call time
+    if batch:  # prototype a different first-scan batch size (module global, read at run time)
+        from amc_tui.tui.screens import runs as screen_module
+
+        screen_module.BATCH = batch
+
+    class Timed(AmcApp):
+        # Textual resolves a relative CSS_PATH next to the subclass's module: point it back
+        CSS_PATH = str(Path(app_module.__file__).parent / str(AmcApp.CSS_PATH))
+
+        def first_rows_painted(self) -> None:
+            say("painted")
+            painted.set()
+
+        def on_mount(self) -> None:
+            self.set_interval(0.02, self._check)
+
+        def _check(self) -> None:
+            if getattr(self.screen, "loaded", False):
+                say("loaded")
+                self.exit()
+            elif time.perf_counter() - T0 > TIMEOUT_S:
+                say("timeout")
+                self.exit()
+
+    app = Timed(Workspace(Path(root)))
+    say("app_created")
+    app.run(headless=True, size=SIZE)
+
+
+if __name__ == "__main__":
+    if "--floor" in sys.argv:
+        floor()
+    else:
+        n = int(sys.argv[sys.argv.index("--batch") + 1]) if "--batch" in sys.argv else 0
+        amc(sys.argv[1], n, "--hold-scan" in sys.argv)
