@@ -19,6 +19,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _mode_for(target))  # mkstemp makes 0600; keep what readers expect
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -70,6 +71,14 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _mode_for(target: Path) -> int:
+    """The target's current permission bits, or 0644 for a new file."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        return 0o644
 
 
 def _fsync_dir(folder: Path) -> None:

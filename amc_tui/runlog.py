@@ -427,12 +427,7 @@ def _read(path: Path) -> str | None:
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
-    os.chmod(path, mode)
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))  # keeps the file's mode
 
 
 def _merge(text: str, entries: dict[str, str]) -> tuple[str, list[str]]:
