@@ -132,9 +132,8 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 
     # --- TUI first paint (headless, fresh process)
     ours = best_paint(ws.root, [], repeats)
-    # the floor and the prototype cost a TUI start each: full runs only
+    # the floor costs a TUI start each: full runs only
     bare = best_paint(ws.root, ["--floor"], repeats) if not quick else {"painted": float("nan")}
-    held = best_paint(ws.root, ["--hold-scan"], repeats) if not quick else {}
     figs.append(
         time_figure(
             f"tui_first_paint_{n}_runs_s", ours["painted"], f"goal {PAINT_GOAL_S} s", PAINT_GOAL_S,
@@ -144,8 +143,6 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                 "bare_textual_app_first_paint_s": round(bare["painted"], 4),
                 "all_runs_loaded_s": round(ours["loaded"], 4),
                 "phases_s": {k: round(v, 4) for k, v in ours.items() if not k.endswith("_child")},
-                "prototype_scan_paused_until_first_paint_s": round(held.get("painted", -1), 4),
-                "prototype_scan_paused_all_loaded_s": round(held.get("loaded", -1), 4),
             },
         )
     )  # fmt: skip

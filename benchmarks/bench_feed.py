@@ -91,6 +91,18 @@ def prototype_torch_half_rate(ds: Dataset, batches: list[np.ndarray], repeats: i
     return timed_rate(batches, call, repeats, budget_s)
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def feed_thread_rate(source: FrameSource, batches: list[np.ndarray], repeats: int) -> float:
     """amc_tui.train.feed.Feed on the CPU: the prefetch thread the trainer iterates."""
     import torch
@@ -206,7 +218,12 @@ def run(files: Any, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     half, half_load_s = open_dataset(chunked, "memory", "float16")
     with half:
         half_rate = gather_rate(half.train, batches, repeats, budget)
-        proto = prototype_torch_half_rate(half, batches, repeats, budget)
+        torch_threads = _torch_threads()
+        _set_torch_threads(1)  # one thread: intra-op threads only add contention for this size
+        try:
+            proto = prototype_torch_half_rate(half, batches, repeats, budget)
+        finally:
+            _set_torch_threads(torch_threads)
         figs.append(
             rate_figure(
                 "feed_float16_store", half_rate, "frames/s", "float32 RAM store", f32_rate,
@@ -214,7 +231,7 @@ def run(files: Any, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                 "converts to float32), random batches of 32",
                 extra={"batch": 32, "ram_bytes": half.store.nbytes, "float32_ram_bytes": f32_bytes,
                        "load_s": round(half_load_s, 2),
-                       "prototype_torch_conversion_frames_per_s":
+                       "prototype_torch_conversion_1thread_frames_per_s":
                            None if proto is None else round(proto, 1)},
             )
         )  # fmt: skip

@@ -1,8 +1,7 @@
 """Child process of bench_cli: starts the TUI headless on a workspace and reports, on stdout,
 one JSON line when the first run rows are painted and one when the first scan has loaded
-every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--batch N]`
-(`--batch` prototypes another first-scan batch size of the Runs screen, `--hold-scan` a scan
-that pauses after its first batch until those rows are painted).
+every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor]`. Phase marks
+(scan started, first batch read) come from wrapping amc_tui.runs.read_run.
 
 The parent times from spawning this process to reading each line, so interpreter start-up,
 imports and Textual's own start-up are all inside the figure, as a user would see them.
@@ -19,7 +18,6 @@ import time
 T0 = time.perf_counter()
 TIMEOUT_S = 60.0
 SIZE = (160, 48)
-FIRST_BATCH = 100  # runs per batch of the Runs screen's first scan
 
 
 def say(event: str) -> None:
@@ -52,19 +50,18 @@ def floor() -> None:
     Bare().run(headless=True, size=SIZE)
 
 
-def amc(root: str, batch: int = 0, hold_scan: bool = False) -> None:
+def amc(root: str) -> None:
     from pathlib import Path
 
     say("imports_start")
-    import threading
-
     import amc_tui.runs as runs_module
     from amc_tui.tui import app as app_module
     from amc_tui.tui.app import AmcApp
+    from amc_tui.tui.screens import runs as screen_module
     from amc_tui.workspace import Workspace
 
     read_run = runs_module.read_run
-    painted = threading.Event()
+    first_batch = int(getattr(screen_module, "FIRST_BATCH", getattr(screen_module, "BATCH", 100)))
     calls = [0]
 
     def traced_read_run(*a: object, **kw: object) -> object:
@@ -72,18 +69,12 @@ def amc(root: str, batch: int = 0, hold_scan: bool = False) -> None:
         calls[0] += 1
         if calls[0] == 1:
             say("scan_started")
-        if hold_scan and calls[0] == (batch or FIRST_BATCH) + 1:
-            painted.wait(5.0)  # prototype: the scan pauses until the first rows are on screen
         out = read_run(*a, **kw)
-        if calls[0] == (batch or FIRST_BATCH):
+        if calls[0] == first_batch:
             say("first_batch_read")
         return out
 
     runs_module.read_run = traced_read_run  # the scan worker looks it up at call time
-    if batch:  # prototype a different first-scan batch size (module global, read at run time)
-        from amc_tui.tui.screens import runs as screen_module
-
-        screen_module.BATCH = batch
 
     class Timed(AmcApp):
         # Textual resolves a relative CSS_PATH next to the subclass's module: point it back
@@ -91,7 +82,6 @@ def amc(root: str, batch: int = 0, hold_scan: bool = False) -> None:
 
         def first_rows_painted(self) -> None:
             say("painted")
-            painted.set()
 
         def on_mount(self) -> None:
             self.set_interval(0.02, self._check)
@@ -113,5 +103,4 @@ if __name__ == "__main__":
     if "--floor" in sys.argv:
         floor()
     else:
-        n = int(sys.argv[sys.argv.index("--batch") + 1]) if "--batch" in sys.argv else 0
-        amc(sys.argv[1], n, "--hold-scan" in sys.argv)
+        amc(sys.argv[1])
