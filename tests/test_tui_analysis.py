@@ -53,7 +53,7 @@ def check_heatmap_equals_csv(heat: Heatmap, csv_path, metric: str) -> int:
     return checked
 
 
-async def test_heatmap_equals_per_cell_csv_for_each_metric(demo) -> None:
+async def test_heatmap_equals_per_cell_csv_then_confusion_f1_trajectory(demo) -> None:
     run = demo.runs / "amber-wave-1"
     app = make_app(demo)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -85,15 +85,7 @@ async def test_heatmap_equals_per_cell_csv_for_each_metric(demo) -> None:
         hard = str(screen.query_one("#an-hard", Static).render())
         assert "hardest cells" in hard and "dB" in hard
 
-
-async def test_confusion_f1_and_trajectory(demo) -> None:
-    run = demo.runs / "amber-wave-1"
-    app = make_app(demo)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await runs_loaded(pilot)
-        app.open_analysis(run)
-        screen = await screen_ready(pilot, AnalysisScreen)
-        await wait_for(pilot, lambda: screen.data is not None)
+        # confusion matrices, F1, trajectory
         cm = screen.query_one("#an-cm-mod", Heatmap)
         assert cm.row_labels == ["4ASK", "8ASK", "BPSK", "QPSK"]
         for row in cm.values:  # normalised per true class

@@ -68,8 +68,40 @@ def demo_workspace(root: Path) -> Workspace:
 
 
 def scale_workspace(root: Path, n: int = 1000) -> Workspace:
+    """n finished runs in the DESIGN layout (config.toml, meta.json, status.json, events.jsonl
+    with start and epoch events), written plainly (no fsync) so 1,000 take about a second."""
+    import random
+
+    from runs_fixtures import epoch_event
+
     ws = new_workspace(root)
-    make_fake_runs(ws, n)
+    template = make_fake_runs(ws, 1)[0]
+    config = template.config.read_text()
+    states = ("completed", "completed", "stopped", "failed")
+    for i in range(1, n):
+        rd = ws.runs / f"fake-run-{i}"
+        rd.mkdir()
+        t0 = T0 + i * 1000
+        state = states[i % len(states)]
+        rng = random.Random(i)
+        evs = [epoch_event(e, 4, rng, e == 4) for e in range(1, 5 if state == "completed" else 3)]
+        last = evs[-1]
+        best = {"metric": "val.acc_combined", "value": last["val"]["acc_combined"],
+                "epoch": last["epoch"]}  # fmt: skip
+        (rd / "config.toml").write_text(config)
+        (rd / "meta.json").write_text(json.dumps({
+            "id": f"s{i:07d}", "name": rd.name, "created_at": t0, "host": "testhost",
+            "arch": "resnet18", "epochs": 4, "tags": [], "phase": "", "notes": "",
+        }))  # fmt: skip
+        (rd / "status.json").write_text(json.dumps({
+            "state": state, "pid": None, "device": "cpu", "gpus": [], "epoch": last["epoch"],
+            "epochs": 4, "step": 3 * last["epoch"], "started_at": t0 + 1,
+            "ended_at": t0 + 300, "heartbeat_at": t0 + 300, "exit_code": 0, "best": best,
+        }))  # fmt: skip
+        start = {"t": t0 + 1, "kind": "start", "run_id": f"s{i:07d}", "name": rd.name}
+        (rd / "events.jsonl").write_text(
+            "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in [start, *evs])
+        )
     return ws
 
 
@@ -127,8 +159,11 @@ class NVMLError(Exception):
     pass
 
 
-class NoDriver(NVMLError):
+class NVMLError_DriverNotLoaded(NVMLError):  # noqa: N801 - pynvml's own name
     pass
+
+
+NoDriver = NVMLError_DriverNotLoaded
 
 
 class FakeNVML(types.SimpleNamespace):

@@ -27,7 +27,7 @@ Clock = Callable[[], float]
 class AmcApp(App):
     """amc-tui. `clock`, `gpu_sampler` and poll intervals are injectable for tests."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "amc-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [

@@ -71,12 +71,12 @@ class GpusScreen(PollingScreen):
                 reason = f"no NVIDIA GPU: {reason}"
             head.update("")
             head.display = False
+            text = f"{reason}\n\nRuns use the CPU here; the trainer picks a GPU when one appears."
             if not box.query("#gpu-none"):
                 box.remove_children()
-                box.mount(Static(f"{reason}\n\nRuns use the CPU here; the trainer picks a GPU "
-                                 "when one appears.", id="gpu-none", markup=False))  # fmt: skip
+                box.mount(Static(text, id="gpu-none", markup=False))
             else:
-                box.query_one("#gpu-none", Static).update(reason)
+                box.query_one("#gpu-none", Static).update(text)
             self.poll_done()
             return
         head.display = True

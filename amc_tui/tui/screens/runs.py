@@ -9,6 +9,7 @@ state depends on pid and heartbeat), and the table touches only the cells whose 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from textual.worker import get_current_worker
 from amc_tui.tui import runs_view as rv
 from amc_tui.tui.screens.base import PollingScreen
 
-BATCH = 100
+FIRST_BATCH = 40  # enough rows to fill a 200x50 terminal: first paint waits for these only
+BATCH = 200
+BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
 STATE_CYCLE = ("", "running", "queued", "completed", "failed", "stopped", "crashed")
@@ -95,6 +98,7 @@ class RunsScreen(PollingScreen):
         self.batches: list[tuple[int, bool]] = []  # (runs, final) per batch of the first scan
         self._generation = 0
         self._painted = False
+        self._batch_drawn = threading.Event()
         self._rebuilding = False
         self._rebuild_unsorted = False
         self._filter_timer: Timer | None = None
@@ -137,6 +141,7 @@ class RunsScreen(PollingScreen):
             paths.sort(key=lambda p: _mtime(p), reverse=True)
         batch: list[Any] = []
         batch_sigs: dict[Path, tuple] = {}
+        sent = 0
         for i, path in enumerate(paths):
             if worker.is_cancelled:
                 return
@@ -149,9 +154,15 @@ class RunsScreen(PollingScreen):
                 continue
             batch.append(info)
             batch_sigs[path] = sig
-            if first and len(batch) >= BATCH and i + 1 < len(paths):
+            limit = FIRST_BATCH if not sent else BATCH
+            if first and len(batch) >= limit and i + 1 < len(paths):
+                # back-pressure: wait until the UI has drawn this batch, so the reader
+                # thread never starves the first paint of the GIL
+                self._batch_drawn.clear()
                 self.post_message(RunsBatch(batch, batch_sigs, False, first=True, total=len(paths)))
+                sent += len(batch)
                 batch, batch_sigs = [], {}
+                self._batch_drawn.wait(BATCH_ACK_TIMEOUT_S)
         self.post_message(RunsBatch(batch, batch_sigs, True, paths, first=first, total=len(paths)))
 
     # ------------------------------------------------------------------ applying results (UI)
@@ -203,6 +214,8 @@ class RunsScreen(PollingScreen):
         self._summary(progress=None if msg.final else (self.scanned, msg.total))
         if msg.final:
             self.poll_done()
+        else:
+            self.call_after_refresh(self._batch_drawn.set)
 
     def _put_row(self, table: DataTable, key: str, info: Any, now: float) -> bool:
         """Add the row or update only its changed cells; True when a row was added."""

@@ -63,4 +63,7 @@ class GpuCard(Vertical):
         for key, label, unit in ROWS:
             self.query_one(f"#lbl-{key}", Label).update(f"{label:>5} {_fmt(latest.get(key), unit)}")
             data = [float(v) for v in history.get(key, []) if is_num(v)]
-            self.query_one(f"#spk-{key}", Sparkline).data = data or [0.0]
+            # one sample draws as a full bar, two equal ones as a floor: start as a floor
+            self.query_one(f"#spk-{key}", Sparkline).data = (
+                data * 2 if len(data) == 1 else data
+            ) or [0.0, 0.0]

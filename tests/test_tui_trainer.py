@@ -1,0 +1,99 @@
+"""End to end with the real trainer (`python -m amc_tui.train`): launch a tiny run from the
+New-run form, watch its epochs arrive in the Live screen, check the Analysis heatmap against
+the run's own per_cell.csv, and stop it from the UI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+import pytest
+from test_tui_analysis import check_heatmap_equals_csv
+from test_tui_new_run import open_form
+from textual.widgets import Static
+from tui_fixtures import make_app, new_workspace, screen_ready, wait_for
+
+from amc_tui.data.synth import synthesize
+from amc_tui.runs import list_runs, pid_alive, read_run
+from amc_tui.tui.screens.analysis import AnalysisScreen
+from amc_tui.tui.screens.dialogs import Confirm
+from amc_tui.tui.screens.live import LiveScreen
+from amc_tui.tui.widgets.curves import Curves
+from amc_tui.tui.widgets.heatmap import Heatmap
+
+pytestmark = pytest.mark.anyio
+TINY = """\
+[data]
+path = "data/tiny.h5"
+classes = ["BPSK", "QPSK", "8PSK"]
+snr_min = 0
+snr_max = 10
+frames_per_cell = 8
+
+[image]
+size = 32
+
+[model]
+arch = "resnet18"
+
+[train]
+epochs = 40
+batch_size = 16
+max_steps_per_epoch = 2
+threads = 1
+
+[run]
+device = "cpu"
+step_log_every = 1
+stop_grace_s = 20.0
+"""
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    monkeypatch.delenv("AMC_TUI_TRAINER_MODULE", raising=False)
+    ws = new_workspace(tmp_path / "ws")
+    synthesize(ws.data / "tiny.h5", classes=["BPSK", "QPSK", "8PSK"], frames_per_cell=8,
+               snr_min=0, snr_max=10, seed=0)  # fmt: skip
+    (ws.configs / "fake.toml").write_text(TINY)
+    yield ws
+    for info in list_runs(ws, with_last_epoch=False):
+        if info.pid and info.state == "running":
+            with contextlib.suppress(OSError):
+                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+
+
+async def test_real_trainer_launch_live_analysis_stop(ws) -> None:
+    app = make_app(ws, live_poll_s=0.25)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_form(pilot)  # picks configs/fake.toml (the tiny config)
+        await pilot.press("ctrl+l")
+        live = await screen_ready(pilot, LiveScreen)
+        run = live.run_dir
+        await wait_for(pilot, lambda: read_run(run).state == "running", timeout=60)
+        pid = read_run(run).pid
+        assert pid_alive(pid)
+        # epochs arrive from the real trainer and the curves follow
+        acc = live.query_one("#plot-acc", Curves)
+        await wait_for(pilot, lambda: len(acc.series.get("combined", ([], []))[0]) >= 1,
+                       timeout=150)  # fmt: skip
+        await wait_for(pilot, lambda: (run / "export/epoch_001/per_cell.csv").exists(), timeout=60)
+        await pilot.press("a")
+        analysis = await screen_ready(pilot, AnalysisScreen)
+        await wait_for(pilot, lambda: analysis.data is not None, timeout=30)
+        export = analysis.export
+        check_heatmap_equals_csv(
+            analysis.query_one("#an-heat", Heatmap), run / "export" / export / "per_cell.csv",
+            "acc_combined",
+        )  # fmt: skip
+        await pilot.press("escape")
+        await screen_ready(pilot, LiveScreen)
+        await pilot.press("s")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: read_run(run).state == "stopped", timeout=90)
+        await wait_for(pilot, lambda: not pid_alive(pid), timeout=30)
+        head = live.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: "stopped" in str(head.render()))
