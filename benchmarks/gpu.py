@@ -114,6 +114,21 @@ def figures_for(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def write(result: dict[str, Any], out: str, t_start: float) -> None:
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mod in ("numpy", "h5py", "timm"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - report what is there
+            out[mod] = None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="gpu_results.json")
@@ -151,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.version.cuda, "device": str(device),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **gpu_info(),
+            **versions(),
         },
-        "figures": [], "runs": [], "skipped": [],
+        "figures": [], "runs": [], "skipped": [], "errors": [],
     }  # fmt: skip
     if device.type == "cuda":
         result["machine"]["device_name"] = torch.cuda.get_device_name(device)
@@ -166,25 +182,34 @@ def main(argv: list[str] | None = None) -> int:
                 result["skipped"].append({"size": size, "why": f"budget {args.budget_s} s spent"})
                 continue
             cfg = size_config(size, args, path)
-            ds = load_dataset(cfg.data)
             try:
-                t0 = time.perf_counter()
-                res = tb.measure_model(cfg, ds.train, len(ds.classes), len(ds.snrs), device,
-                                       steps=args.steps)  # fmt: skip
-                res["wall_s"] = round(time.perf_counter() - t0, 1)
-                res["data_mode"] = ds.mode
+                ds = load_dataset(cfg.data)
+                try:
+                    t0 = time.perf_counter()
+                    res = tb.measure_model(cfg, ds.train, len(ds.classes), len(ds.snrs), device,
+                                           steps=args.steps)  # fmt: skip
+                    res["wall_s"] = round(time.perf_counter() - t0, 1)
+                    res["data_mode"] = ds.mode
+                finally:
+                    ds.close()
+            except Exception as e:  # noqa: BLE001 - keep the other sizes' results
+                import traceback
+
+                result["errors"].append({"size": size, "error": f"{type(e).__name__}: {e}",
+                                         "traceback": traceback.format_exc(limit=12)})  # fmt: skip
+                print(traceback.format_exc(), file=sys.stderr, flush=True)
+                continue
             finally:
-                ds.close()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             result["runs"].append(res)
             result["figures"] += figures_for(res)
             print(json.dumps(res), flush=True)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            write(result, args.out, t_start)  # partial results survive a later failure
     leaked = [m for m in BLOCKED if m in sys.modules]
     result["imports_blocked"] = list(BLOCKED)
     result["blocked_modules_imported"] = leaked
-    result["seconds"] = round(time.perf_counter() - t_start, 1)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write(result, args.out, t_start)
     print(
         "\n".join(
             f"{f['name']}: {f['value']:,} {f['unit']} (x{f['ratio']} vs {f['baseline']})"
@@ -192,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(f"wrote {args.out} in {result['seconds']} s", flush=True)
-    return 1 if leaked else 0
+    return 1 if leaked or result["errors"] else 0
 
 
 if __name__ == "__main__":
