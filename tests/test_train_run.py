@@ -17,7 +17,6 @@ from train_fixtures import (
     TINY_CLASSES,
     events,
     log_text,
-    make_data,
     make_run,
     run_trainer,
     start_trainer,
@@ -256,9 +255,3 @@ def test_resume_with_another_architecture_fails_with_one_line(failed_runs) -> No
 def test_missing_data_file_fails_with_the_synth_hint(failed_runs) -> None:
     error, _ = _failed(failed_runs, "no-data", 2)
     assert "\n" not in error and "absent.h5" in error and "synth" in error
-
-
-def test_make_data_is_cached(tiny_run) -> None:
-    before = tiny_run.data.stat().st_mtime_ns
-    assert make_data(tiny_run.data) == tiny_run.data
-    assert tiny_run.data.stat().st_mtime_ns == before

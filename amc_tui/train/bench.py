@@ -314,9 +314,10 @@ def open_data(cfg: Config, tmp: Path, frames_per_cell: int = 64) -> tuple[Any, s
     path = Path(cfg.data.path)
     note = str(path)
     if not path.is_file():
-        path = tmp / "bench.h5"
-        synthesize(path, classes=cfg.data.classes, frames_per_cell=frames_per_cell,
-                   snr_min=cfg.data.snr_min, snr_max=cfg.data.snr_max, seed=0)  # fmt: skip
+        path = tmp / f"bench-{frames_per_cell}.h5"
+        if not path.is_file():  # one synthetic file per bench run, shared by its configs
+            synthesize(path, classes=cfg.data.classes, frames_per_cell=frames_per_cell,
+                       snr_min=cfg.data.snr_min, snr_max=cfg.data.snr_max, seed=0)  # fmt: skip
         note = f"synthetic ({frames_per_cell} frames per cell; {cfg.data.path} not found)"
     cfg.data.path = str(path)
     cfg.data.frames_per_cell = 0
@@ -361,6 +362,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         p = Path(cfg.data.path).expanduser()
         cfg.data.path = str(p if p.is_absolute() else ws / p)
         cfgs = [(str(path), cfg)]
+    if args.batch_size:
+        for _, c in cfgs:
+            c.train.batch_size = args.batch_size
     with tempfile.TemporaryDirectory(prefix="amc-bench-") as tmp:
         for name, cfg in cfgs:
             ds, note = open_data(cfg, Path(tmp), frames_per_cell=args.frames_per_cell)
@@ -463,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "--frames-per-cell", type=int, default=64, help="synthetic file size when needed"
     )
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=0, help="override train.batch_size")
     p.add_argument("--out", default=None, help="also write the JSON report here")
     args = p.parse_args(argv)
     if args.gpu and not args.steps:

@@ -282,9 +282,10 @@ class Trainer:
         import random
 
         random.seed(t.seed)
+        fresh = {} if self.resume else {"epoch": 0, "step": 0, "best": None}
         self.status(
             device=str(self.device), gpus=visible_gpus() if self.device.type == "cuda" else [],
-            epoch=0, epochs=t.epochs, step=0, best=None,
+            epochs=t.epochs, **fresh,
         )  # fmt: skip
         print(f"amc-tui trainer: run {self.run.path.name}, device {self.device}", flush=True)
 
