@@ -64,11 +64,14 @@ class NonFinite(Exception):
 
 
 def pick_device(spec: str) -> torch.device:
+    """The torch device for `run.device`; CUDA devices always carry an index (the launcher
+    narrows CUDA_VISIBLE_DEVICES to the assigned GPU, so "auto"/"cuda" mean index 0)."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"run.device = {spec!r} but CUDA is not available on this machine")
-    return torch.device(spec)
+    device = torch.device(spec)
+    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
 
 
 def visible_gpus() -> list[int]:
