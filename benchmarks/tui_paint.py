@@ -1,6 +1,6 @@
 """Child process of bench_cli: starts the TUI headless on a workspace and reports, on stdout,
 one JSON line when the first run rows are painted and one when the first scan has loaded
-every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor]`. Phase marks
+every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--size WxH]`. Phase marks
 (scan started, first batch read) come from wrapping amc_tui.runs.read_run.
 
 The parent times from spawning this process to reading each line, so interpreter start-up,
@@ -17,7 +17,7 @@ import time
 
 T0 = time.perf_counter()
 TIMEOUT_S = 60.0
-SIZE = (160, 48)
+SIZE = (120, 40)
 
 
 def say(event: str) -> None:
@@ -80,14 +80,17 @@ def amc(root: str) -> None:
         # Textual resolves a relative CSS_PATH next to the subclass's module: point it back
         CSS_PATH = str(Path(app_module.__file__).parent / str(AmcApp.CSS_PATH))
 
+        painted = False
+
         def first_rows_painted(self) -> None:
             say("painted")
+            self.painted = True
 
         def on_mount(self) -> None:
             self.set_interval(0.02, self._check)
 
         def _check(self) -> None:
-            if getattr(self.screen, "loaded", False):
+            if self.painted and getattr(self.screen, "loaded", False):
                 say("loaded")
                 self.exit()
             elif time.perf_counter() - T0 > TIMEOUT_S:
@@ -100,6 +103,9 @@ def amc(root: str) -> None:
 
 
 if __name__ == "__main__":
+    if "--size" in sys.argv:
+        w, h = sys.argv[sys.argv.index("--size") + 1].split("x")
+        SIZE = (int(w), int(h))
     if "--floor" in sys.argv:
         floor()
     else:
