@@ -8,16 +8,18 @@ import json
 import pytest
 from textual.widgets import Log, Static
 from tui_fixtures import (
+    FakeNVML,
     add_epoch,
     big_event_file,
     demo_workspace,
     make_app,
     runs_loaded,
+    sampler,
     screen_ready,
     wait_for,
 )
 
-from amc_tui.runs import RunDir, append_event
+from amc_tui.runs import RunDir, append_event, write_status
 from amc_tui.tui.live_model import MAX_STEP_POINTS
 from amc_tui.tui.screens.live import LiveScreen, LiveUpdate
 from amc_tui.tui.widgets.curves import Curves
@@ -87,6 +89,20 @@ async def test_large_event_file_streams_in_chunks_and_stays_bounded(demo) -> Non
         await wait_for(pilot, lambda: live.tailer.offset == before + added)
         assert live.model.epoch_rows[9]["val"]["acc_combined"] == 0.5
         assert live.tailer.reset_count == 0
+
+
+async def test_gpu_sparklines_fall_back_to_nvml_for_the_runs_gpu(demo) -> None:
+    rd = RunDir(demo.runs / "fresh-dew-6")
+    write_status(rd, device="cuda:1", gpus=[1])  # no gpu events from this trainer
+    app = make_app(demo, live_poll_s=0.2, gpu_sampler=sampler(FakeNVML(count=2)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        await wait_for(pilot, lambda: bool(live.query("#live-gpu-1")))
+        card = live.query_one("#live-gpu-1", GpuCard)
+        await wait_for(pilot, lambda: "47%" in str(card.query_one("#lbl-util").render()))
+        assert not live.query("#live-gpu-0")  # only the run's own GPU
 
 
 async def test_failed_run_shows_its_error_in_place(demo) -> None:

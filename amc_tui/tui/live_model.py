@@ -74,6 +74,7 @@ class LiveModel:
         self.gpu_last: dict[int, dict[str, Any]] = {}
         self.n_events = 0
         self.last_t: float | None = None
+        self.last_gpu_t: float | None = None  # of the trainer's own gpu events
 
     def feed(self, events: Iterable[dict[str, Any]]) -> None:
         for ev in events:
@@ -88,6 +89,8 @@ class LiveModel:
                 self.epoch_rows[ev["epoch"]] = ev
             elif kind == "gpu":
                 self._gpu(ev)
+                if ev.get("source") != "nvml" and is_num(t):
+                    self.last_gpu_t = float(t)
             elif kind == "start":
                 self.start, self.end = ev, None
             elif kind == "end":

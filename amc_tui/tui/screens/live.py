@@ -9,6 +9,7 @@ chunk by chunk, each chunk shown as it lands. Polls every 0.5 s, so a new event 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ LOG_LINES = 200
 LOG_TAIL_BYTES = 32 << 10
 CHUNK_BYTES = 4 << 20
 PLOTS = ("loss", "acc", "steps", "weights")
+NVML_FALLBACK_AFTER_S = 15.0  # trainer gpu events come every ~10 s
 
 
 @dataclass
@@ -105,11 +107,33 @@ class LiveScreen(PollingScreen):
                 if caught_up or worker.is_cancelled:
                     break
                 self.post_message(LiveUpdate(self.model.view(), info, None, False))
+            self._sample_gpus(info)
             log, sig = _read_log(run.log, log_sig)
             self.post_message(LiveUpdate(self.model.view(), info, log, True))
             self.log_sig = sig
         except Exception as e:  # noqa: BLE001 - shown in place
             self.post_message(LiveUpdate(None, None, None, True, error=str(e)))
+
+    def _sample_gpus(self, info: Any) -> None:
+        """Fill in the run's GPU sparklines from this host's NVML while the trainer's own
+        `gpu` events are missing or stale (another host's run stays event-only)."""
+        gpus = _run_gpus(info)
+        if info.state != "running" or not gpus:
+            return
+        now = time.time()
+        last = self.model.last_gpu_t
+        if last is not None and now - last < NVML_FALLBACK_AFTER_S:
+            return
+        snap = self.amc.sample_gpus()
+        if not snap.ok:
+            return
+        self.model.feed(
+            {"t": now, "kind": "gpu", "index": g.index, "util": g.util,
+             "mem_used_mb": g.mem_used_mb, "mem_total_mb": g.mem_total_mb,
+             "temp_c": g.temp_c, "power_w": g.power_w, "source": "nvml"}
+            for g in snap.gpus
+            if g.index in gpus and not g.lost
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ UI
 
@@ -221,6 +245,16 @@ class LiveScreen(PollingScreen):
 
     def action_runlog(self) -> None:
         self.amc.open_runlog(self.info.id if self.info else None)
+
+
+def _run_gpus(info: Any) -> list[int]:
+    """Physical GPU indices a run uses: status.gpus, else the index in `cuda:N`."""
+    if info.gpus:
+        return list(info.gpus)
+    device = info.device or ""
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return [int(device[5:])]
+    return [0] if device == "cuda" else []
 
 
 def _size(path: Path) -> int:

@@ -26,7 +26,7 @@ from textual.worker import get_current_worker
 from amc_tui.tui import runs_view as rv
 from amc_tui.tui.screens.base import PollingScreen
 
-FIRST_BATCH = 40  # enough rows to fill a 200x50 terminal: first paint waits for these only
+FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
 BATCH = 200
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
