@@ -32,7 +32,7 @@ STATUS_KEYS = {
     "ended_at", "heartbeat_at", "exit_code", "best", "error",
 }  # fmt: skip
 SPLIT_KEYS = {"loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1"}
-# Measured: 0.53 val modulation accuracy on frames >= 10 dB after 2 epochs (4 classes).
+# Measured: 0.597 val modulation accuracy on frames >= 10 dB after 2 epochs (4 classes).
 HIGH_SNR_ACC_MIN = 0.40  # chance is 0.25
 
 

@@ -254,7 +254,10 @@ def measure_model(
         train_step(*next(feed_iter))
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    with _UtilSampler(device.index or 0) as util:
+    from amc_tui.train.loop import visible_gpus
+
+    gpus, idx = visible_gpus(), device.index or 0
+    with _UtilSampler(gpus[idx] if idx < len(gpus) else idx) as util:  # NVML's numbering
         k, dt = timed(lambda i: train_step(*next(feed_iter)), min(n_max, len(plan) - warmup))
     with contextlib.suppress(Exception):
         feed_iter.close()  # type: ignore[attr-defined]
@@ -344,11 +347,9 @@ def gpu_configs() -> list[Config]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ws = Path(args.workspace or ".").resolve()
-    device = (
-        torch.device(args.device)
-        if args.device
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    from amc_tui.train.loop import pick_device
+
+    device = pick_device(args.device or "auto")
     if args.threads:
         torch.set_num_threads(args.threads)
     report: dict[str, Any] = {"machine": machine(), "device": str(device), "runs": [], "render": []}
