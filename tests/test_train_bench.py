@@ -18,7 +18,7 @@ def test_bench_json_report_with_a_synthetic_file(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "amc_tui.train.bench", str(cfg), "--workspace", str(tmp_path),
-         "--json", "--steps", "3", "--render-min-s", "0", "--frames-per-cell", "8",
+         "--json", "--steps", "3", "--render-min-s", "0", "--render-frames", "64", "--frames-per-cell", "8",
          "--threads", "1"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )  # fmt: skip

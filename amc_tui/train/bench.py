@@ -394,7 +394,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for s in (0, 10, 20, 30)
             ]
         )
-        frames = np.concatenate([frames] * math.ceil(512 / len(frames)))[:512]
+        n = max(1, args.render_frames)
+        frames = np.concatenate([frames] * math.ceil(n / len(frames)))[:n]
         frames = frames[rng.permutation(len(frames))]
         for size in sizes:
             report["render"].append(measure_render(size, frames, min_s=args.render_min_s))
@@ -464,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "--min-s", type=float, default=5.0, help="seconds per timed phase when --steps is 0"
     )
     p.add_argument("--render-min-s", type=float, default=1.0)
+    p.add_argument("--render-frames", type=int, default=512, help="frames per rendering pass")
     p.add_argument(
         "--frames-per-cell", type=int, default=64, help="synthetic file size when needed"
     )
