@@ -14,7 +14,6 @@ import os
 import pickle
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from amc_tui.errors import UserError
+from amc_tui.fsutil import atomic_write_with
 
 FORMAT = "amc-tui-checkpoint-1"
 
@@ -31,20 +31,10 @@ class CheckpointError(UserError):
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same folder, fsync, then os.replace."""
+    """torch.save to a temp file in the same folder, fsync, then rename over `path`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_with(target, lambda f: torch.save(state, f))
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
