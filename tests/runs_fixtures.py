@@ -7,23 +7,68 @@ RUNLOG and compare can be tested, and benchmarked at 1,000 runs, without a train
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amc_tui.config import Config, dumps_config, from_dict
 from amc_tui.data.classes import DIGITAL, snr_range
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.names import new_id
-from amc_tui.runs import RunDir
+from amc_tui.runs import RunDir, list_runs
 from amc_tui.workspace import Workspace
 
+if TYPE_CHECKING:  # the stand-in trainer and benchmarks import this module: no pytest there
+    import pytest
+
+TESTS = Path(__file__).resolve().parent
 SPLITS = ("train", "val")
+# Keys every run row must carry (RunInfo.to_row(), `amc-tui ls --json`).
+ROW_KEYS = ("id", "name", "state", "arch", "epoch", "epochs", "best", "started_at", "ended_at",
+            "dir")  # fmt: skip
 _CONFIG_CACHE: dict[str, str] = {}
+
+
+def runs_workspace(root: Path) -> Workspace:
+    """An empty workspace with only runs/, for hand-made run directories."""
+    ws = Workspace(root)
+    ws.runs.mkdir()
+    return ws
+
+
+def fake_trainer_workspace(
+    root: Path, monkeypatch: pytest.MonkeyPatch, *, epoch_s: float, epochs: int,
+    stop_grace_s: float,
+) -> Workspace:  # fmt: skip
+    """A workspace whose runs start the stand-in trainer (tests/runs_fake_trainer.py, real file
+    contract, `epoch_s` seconds per epoch) with no queue worker, and configs/fake.toml pointing
+    at an empty data/fake.h5."""
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("FAKE_EPOCH_S", str(epoch_s))
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    for sub in ("configs", "runs", "data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "data" / "fake.h5").write_bytes(b"")
+    (root / "configs" / "fake.toml").write_text(
+        f'[data]\npath = "data/fake.h5"\n[train]\nepochs = {epochs}\n'
+        f'[run]\ndevice = "cpu"\nstop_grace_s = {stop_grace_s}\n'
+    )
+    return Workspace(root)
+
+
+def kill_running(ws: Workspace) -> None:
+    """SIGKILL the process group of every run still running (no strays after a test)."""
+    for info in list_runs(ws, with_last_epoch=False):
+        if info.pid and info.state == "running":
+            with contextlib.suppress(OSError):
+                os.killpg(info.pgid or info.pid, signal.SIGKILL)
 
 
 def fake_config(**tables: dict[str, Any]) -> Config:

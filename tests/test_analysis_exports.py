@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from runs_fixtures import epoch_event, make_fake_run
+from runs_fixtures import epoch_event, make_fake_run, runs_workspace
 
 from amc_tui.analysis import (
     best_row,
@@ -20,14 +20,11 @@ from amc_tui.analysis import (
     trajectory,
 )
 from amc_tui.runs import read_run
-from amc_tui.workspace import Workspace
 
 
 @pytest.fixture
 def ws(tmp_path):
-    w = Workspace(tmp_path)
-    w.runs.mkdir()
-    return w
+    return runs_workspace(tmp_path)
 
 
 def test_list_and_load_export(ws):

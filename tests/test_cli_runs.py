@@ -10,15 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from runs_fixtures import make_fake_run
+from runs_fixtures import ROW_KEYS, fake_trainer_workspace, make_fake_run
 
 from amc_tui.runs import RunDir, read_run
 from amc_tui.workspace import Workspace
-
-TESTS = Path(__file__).resolve().parent
 
 
 def wait_for(pred, timeout=60.0):
@@ -32,16 +29,7 @@ def wait_for(pred, timeout=60.0):
 
 @pytest.fixture
 def cws(workspace, monkeypatch):
-    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("FAKE_EPOCH_S", "0.15")
-    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    (workspace / "data" / "fake.h5").write_bytes(b"")
-    (workspace / "configs" / "fake.toml").write_text(
-        '[data]\npath = "data/fake.h5"\n[train]\nepochs = 3\n[run]\ndevice = "cpu"\n'
-        "stop_grace_s = 10.0\n"
-    )
-    return Workspace(workspace)
+    return fake_trainer_workspace(workspace, monkeypatch, epoch_s=0.15, epochs=3, stop_grace_s=10.0)
 
 
 def amc(ws: Workspace, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -77,18 +65,7 @@ def test_run_foreground_prints_epochs_and_summary(cws, cli):
     assert "RUNLOG:" in out.stdout and str(cws.runlog) in out.stdout
     rows = json.loads(cli("ls", "--json").stdout)
     assert len(rows) == 1
-    for key in (
-        "id",
-        "name",
-        "state",
-        "arch",
-        "epoch",
-        "epochs",
-        "best",
-        "started_at",
-        "ended_at",
-        "dir",
-    ):
+    for key in ROW_KEYS:
         assert key in rows[0]
     assert rows[0]["state"] == "completed" and rows[0]["best"]["metric"] == "val.acc_combined"
 

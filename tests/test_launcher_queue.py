@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from runs_fixtures import fake_trainer_workspace, kill_running
 
 from amc_tui import launcher
 from amc_tui.errors import UserError
 from amc_tui.runlog import entry_offsets
 from amc_tui.runs import RunDir, read_events, read_run, read_status
 from amc_tui.workspace import Workspace
-
-TESTS = Path(__file__).resolve().parent
 
 
 def wait_for(pred, timeout=60.0, every=0.05):
@@ -32,22 +31,9 @@ def wait_for(pred, timeout=60.0, every=0.05):
 
 @pytest.fixture
 def lws(tmp_path, monkeypatch):
-    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("FAKE_EPOCH_S", "0.3")
-    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    ws = Workspace(tmp_path)
-    for sub in ("configs", "runs", "data"):
-        (tmp_path / sub).mkdir()
-    (tmp_path / "data" / "fake.h5").write_bytes(b"")
-    (tmp_path / "configs" / "fake.toml").write_text(
-        '[data]\npath = "data/fake.h5"\n[train]\nepochs = 3\n[run]\ndevice = "cpu"\nstop_grace_s = 5.0\n'
-    )
+    ws = fake_trainer_workspace(tmp_path, monkeypatch, epoch_s=0.3, epochs=3, stop_grace_s=5.0)
     yield ws
-    for info in launcher.list_runs(ws, with_last_epoch=False):  # no strays
-        if info.pid and info.state == "running":
-            with __import__("contextlib").suppress(OSError):
-                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+    kill_running(ws)  # no strays
 
 
 def finished(ws, info):

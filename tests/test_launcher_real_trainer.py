@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from train_fixtures import write_tiny_workspace
 
 from amc_tui import launcher
 from amc_tui.runlog import entry_offsets
@@ -30,28 +31,6 @@ from amc_tui.runs import FINAL_STATES, RunDir, list_runs, read_events, read_run,
 from amc_tui.workspace import Workspace
 
 HAND_WRITTEN = "# RUNLOG\n\nMy own notes, written by hand.\n\n## Historical context\n- ResNet plateau 24-26 %\n"
-TINY = """\
-[data]
-path = "data/tiny.h5"
-classes = ["BPSK", "QPSK", "8PSK"]
-snr_min = 0
-snr_max = 10
-frames_per_cell = 8
-[image]
-size = 32
-[model]
-arch = "resnet18"
-[train]
-epochs = 2
-batch_size = 16
-max_steps_per_epoch = 2
-threads = 1
-[run]
-device = "cpu"
-share_device = true
-step_log_every = 1
-stop_grace_s = 60.0
-"""
 LIMIT_S = 240.0
 
 
@@ -117,14 +96,8 @@ def _cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
-    from amc_tui.data.synth import synthesize
-
     root = tmp_path_factory.mktemp("real-ws")
-    ws = Workspace(root)
-    for sub in ("configs", "runs", "data"):
-        (root / sub).mkdir()
-    synthesize(root / "data" / "tiny.h5", ["BPSK", "QPSK", "8PSK"], 8, 0, 10, seed=0)
-    (root / "configs" / "tiny.toml").write_text(TINY)
+    ws = write_tiny_workspace(root, "tiny.toml", epochs=2, stop_grace_s=60.0, share_device=True)
     ws.runlog.write_text(HAND_WRITTEN)
     saved_env = dict(os.environ)
     for key in ("AMC_TUI_TRAINER_MODULE", "AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):

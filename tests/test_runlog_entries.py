@@ -7,19 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs_fixtures import make_fake_run
+from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.runlog import entry_offsets, render_entry, runlog_path_for, sync_all, sync_entry
 from amc_tui.runs import RunDir, read_status, write_status
-from amc_tui.workspace import Workspace
 
 
 @pytest.fixture
 def ws(tmp_path):
-    w = Workspace(tmp_path)
-    w.runs.mkdir()
-    return w
+    return runs_workspace(tmp_path)
 
 
 def test_entry_mirrors_the_seed(ws):

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from runs_fixtures import make_fake_run
+from runs_fixtures import ROW_KEYS, make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
 from amc_tui.runs import list_runs, read_run, resolve_run
@@ -15,9 +15,7 @@ from amc_tui.workspace import Workspace
 
 @pytest.fixture
 def ws(tmp_path):
-    w = Workspace(tmp_path)
-    w.runs.mkdir()
-    return w
+    return runs_workspace(tmp_path)
 
 
 def test_read_run_completed(ws):
@@ -34,18 +32,7 @@ def test_read_run_completed(ws):
     assert info.last_epoch["epoch"] == 4 and "val" in info.last_epoch
     assert info.tags == ["x"] and info.phase == "P1"
     row = info.to_row()
-    for key in (
-        "id",
-        "name",
-        "state",
-        "arch",
-        "epoch",
-        "epochs",
-        "best",
-        "started_at",
-        "ended_at",
-        "dir",
-    ):
+    for key in ROW_KEYS:
         assert key in row
     json.dumps(row)
 

@@ -5,14 +5,14 @@ the real trainer are in test_tui_trainer.py."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from pathlib import Path
 
 import pytest
+from runs_fixtures import fake_trainer_workspace, kill_running
 from textual.widgets import Button, Input, Select, Static
-from tui_fixtures import make_app, new_workspace, runs_loaded, screen_ready, wait_for
+from tui_fixtures import make_app, runs_loaded, screen_ready, wait_for
 
 from amc_tui.config import load_config
 from amc_tui.runs import list_runs, pid_alive, read_run
@@ -21,26 +21,15 @@ from amc_tui.tui.screens.live import LiveScreen
 from amc_tui.tui.screens.new_run import NewRunScreen, input_id
 
 pytestmark = pytest.mark.anyio
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    monkeypatch.setenv("FAKE_EPOCH_S", "0.4")
-    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    ws = new_workspace(tmp_path / "ws")
-    (ws.data / "fake.h5").write_bytes(b"")
-    (ws.configs / "fake.toml").write_text(
-        '[data]\npath = "data/fake.h5"\n[train]\nepochs = 40\n'
-        '[run]\ndevice = "cpu"\nstop_grace_s = 5.0\n'
+    ws = fake_trainer_workspace(
+        tmp_path / "ws", monkeypatch, epoch_s=0.4, epochs=40, stop_grace_s=5.0
     )
     yield ws
-    for info in list_runs(ws, with_last_epoch=False):  # no strays
-        if info.pid and info.state == "running":
-            with contextlib.suppress(OSError):
-                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+    kill_running(ws)  # no strays
 
 
 async def open_form(pilot, config: str = "fake.toml") -> NewRunScreen:

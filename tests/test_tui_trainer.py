@@ -4,18 +4,15 @@ the run's own per_cell.csv, and stop it from the UI."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-
 import pytest
+from runs_fixtures import kill_running
 from test_tui_analysis import check_heatmap_equals_csv
 from test_tui_new_run import open_form
 from textual.widgets import Static
-from tui_fixtures import make_app, new_workspace, screen_ready, wait_for
+from train_fixtures import write_tiny_workspace
+from tui_fixtures import make_app, screen_ready, wait_for
 
-from amc_tui.data.synth import synthesize
-from amc_tui.runs import list_runs, pid_alive, read_run
+from amc_tui.runs import pid_alive, read_run
 from amc_tui.tui.screens.analysis import AnalysisScreen
 from amc_tui.tui.screens.dialogs import Confirm
 from amc_tui.tui.screens.live import LiveScreen
@@ -23,46 +20,16 @@ from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import Heatmap
 
 pytestmark = pytest.mark.anyio
-TINY = """\
-[data]
-path = "data/tiny.h5"
-classes = ["BPSK", "QPSK", "8PSK"]
-snr_min = 0
-snr_max = 10
-frames_per_cell = 8
-
-[image]
-size = 32
-
-[model]
-arch = "resnet18"
-
-[train]
-epochs = 40
-batch_size = 16
-max_steps_per_epoch = 2
-threads = 1
-
-[run]
-device = "cpu"
-step_log_every = 1
-stop_grace_s = 20.0
-"""
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     monkeypatch.delenv("AMC_TUI_TRAINER_MODULE", raising=False)
-    ws = new_workspace(tmp_path / "ws")
-    synthesize(ws.data / "tiny.h5", classes=["BPSK", "QPSK", "8PSK"], frames_per_cell=8,
-               snr_min=0, snr_max=10, seed=0)  # fmt: skip
-    (ws.configs / "fake.toml").write_text(TINY)
+    # fake.toml: the name open_form picks; 40 epochs: the value it waits for
+    ws = write_tiny_workspace(tmp_path / "ws", "fake.toml", epochs=40, stop_grace_s=20.0)
     yield ws
-    for info in list_runs(ws, with_last_epoch=False):
-        if info.pid and info.state == "running":
-            with contextlib.suppress(OSError):
-                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+    kill_running(ws)
 
 
 async def test_real_trainer_launch_live_analysis_stop(ws) -> None:

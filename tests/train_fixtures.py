@@ -1,6 +1,7 @@
 """Helpers for trainer tests: tiny synthetic files, run directories, real trainer processes.
 
-Import explicitly: `from train_fixtures import TINY, make_run, run_trainer, tiny, ...`.
+Import explicitly: `from train_fixtures import TINY, make_run, run_trainer, tiny, ...`;
+`write_tiny_workspace` sets up a workspace for trainers started by the launcher or the TUI.
 The trained tiny run is made once per test session (cached here, since pytest would create one
 session fixture per importing module) and shared read-only by the tests that inspect it.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from amc_tui.runs import RunDir, read_events, read_status
+from amc_tui.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
@@ -51,6 +53,48 @@ seed = 0
 [run]
 step_log_every = 5
 """
+
+
+# A tiny ResNet for real trainers launched in a workspace (launcher, TUI): 2 steps per epoch.
+WS_TINY_CLASSES = ["BPSK", "QPSK", "8PSK"]
+WS_TINY = """\
+[data]
+path = "data/tiny.h5"
+classes = ["BPSK", "QPSK", "8PSK"]
+snr_min = 0
+snr_max = 10
+frames_per_cell = 8
+[image]
+size = 32
+[model]
+arch = "resnet18"
+[train]
+epochs = {epochs}
+batch_size = 16
+max_steps_per_epoch = 2
+threads = 1
+[run]
+device = "cpu"
+{share_device}step_log_every = 1
+stop_grace_s = {stop_grace_s}
+"""
+
+
+def write_tiny_workspace(
+    root: Path, config_name: str, *, epochs: int, stop_grace_s: float, share_device: bool = False
+) -> Workspace:
+    """A workspace (configs/, runs/, data/) with data/tiny.h5 (3 classes, 0..10 dB, 8 frames
+    per cell) and configs/<config_name> = WS_TINY."""
+    from amc_tui.data.synth import synthesize
+
+    for sub in ("configs", "runs", "data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    synthesize(root / "data" / "tiny.h5", classes=WS_TINY_CLASSES, frames_per_cell=8,
+               snr_min=0, snr_max=10, seed=0)  # fmt: skip
+    share = "share_device = true\n" if share_device else ""
+    text = WS_TINY.format(epochs=epochs, stop_grace_s=stop_grace_s, share_device=share)
+    (root / "configs" / config_name).write_text(text)
+    return Workspace(root)
 
 
 def make_data(path: Path, frames_per_cell: int = TINY_FPC) -> Path:
