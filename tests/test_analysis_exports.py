@@ -71,6 +71,24 @@ def test_hardest_cells(ws):
     assert hardest_cells(per_cell, n=1)[0]["acc_combined"] > vals[0] or vals[0] == vals[1]
 
 
+def test_hardest_cells_break_ties_by_the_heads():
+    import pandas as pd
+
+    rows = [  # all at 0 % combined: the one where both heads fail must come first
+        ("4ASK", -12, 6, 0.0, 0.0, 0.83, 0.3),
+        ("4ASK", -10, 6, 0.0, 0.5, 0.0, 4.0),
+        ("QPSK", 0, 6, 0.0, 0.0, 0.0, 8.0),
+        ("BPSK", 30, 6, 0.9, 1.0, 0.9, 0.1),
+    ]
+    cols = ["modulation", "snr_db", "n", "acc_combined", "acc_mod", "acc_snr", "snr_mae_db"]
+    cells = hardest_cells(pd.DataFrame(rows, columns=cols), n=3)
+    assert [(c["modulation"], c["snr_db"]) for c in cells] == [
+        ("QPSK", 0),
+        ("4ASK", -10),
+        ("4ASK", -12),
+    ]
+
+
 def test_trajectory_dedupes_and_ignores_other_kinds():
     import random
 
