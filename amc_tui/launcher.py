@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT_S = 30.0
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
 HUNG_AFTER_S = 20 * STALE_AFTER_S
+STOP_ESCALATE_SLACK_S = 2.0  # past the grace period, before the worker's SIGKILL
 WORKER_POLL_S = 2.0
 TRAINER_MODULE = "amc_tui.train"
 # Another trainer module (same CLI and file contract) for tests and custom trainers.
@@ -512,9 +513,31 @@ def _requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
     return True
 
 
+def _escalate_stop(info: RunInfo) -> bool:
+    """SIGKILL a trainer whose stop was asked for over a grace period ago and which still
+    runs. The process that asked (an app the user quit, a dropped SSH session) may be gone,
+    so the queue worker's regular reap finishes the job; the next reap records `stopped`."""
+    try:
+        asked = float(_stop_marker(info.rundir).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        grace = _read_config(info.rundir).run.stop_grace_s
+    except (OSError, UserError):
+        grace = 30.0
+    if time.time() - asked <= grace + STOP_ESCALATE_SLACK_S:
+        return False
+    if not _is_our_trainer(info.pid, info.dir):
+        return False
+    _signal_group(info, signal.SIGKILL)
+    return _wait_gone(info.pid or 0, time.time() + 5.0)
+
+
 def _reap_locked(ws: Workspace, runs: list[RunInfo]) -> list[RunInfo]:
     out = []
     for info in runs:
+        if info.stored_state == "running" and info.state == "running" and _escalate_stop(info):
+            info = read_run(info.dir)  # now crashed-derived: recorded as stopped below
         if info.stored_state != "running" or info.state != "crashed":
             continue
         if info.host and info.host != socket.gethostname():

@@ -151,6 +151,31 @@ def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
     assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
 
 
+def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
+    """The app asked for a stop (marker + SIGTERM) and was quit before the grace period
+    ended: the worker's reap sends SIGKILL and records `stopped`, not `crashed`."""
+    monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
+    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    wait_for(lambda: read_run(a.dir).epoch >= 1)
+    asked = time.time() - 60.0  # longer ago than stop_grace_s = 5
+    (RunDir(a.dir).path / ".stop_requested").write_text(f"{asked}\n")
+    os.killpg(a.pgid, signal.SIGTERM)  # ignored by this trainer
+    assert launcher.pid_alive(a.pid)
+    launcher.reap(lws)
+    wait_for(lambda: read_run(a.dir).state == "stopped")
+    assert not launcher.pid_alive(a.pid)
+    assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
+
+
+def test_a_fresh_stop_request_is_not_escalated(lws, monkeypatch):
+    monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
+    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    wait_for(lambda: read_run(a.dir).epoch >= 1)
+    (RunDir(a.dir).path / ".stop_requested").write_text(f"{time.time()}\n")
+    launcher.reap(lws)
+    assert launcher.pid_alive(a.pid) and read_run(a.dir).state == "running"
+
+
 def _kill_after_epoch(info, epoch=1):
     wait_for(lambda: RunDir(info.dir).last_ckpt.is_file())
     os.killpg(info.pgid, signal.SIGSTOP)
