@@ -143,6 +143,7 @@ class Trainer:
         self.run = RunDir(Path(run_dir).resolve())
         self.resume = resume
         self.stop_requested = False
+        self._load_tenth = 0
         self.epoch = 0  # completed epochs
         self.step = 0  # optimizer steps taken
         self.batch_in_epoch = 0  # batches done in the epoch in progress
@@ -203,6 +204,17 @@ class Trainer:
         if not self.stop_requested:
             print(f"received {signal.Signals(signum).name}: stopping after this step", flush=True)
         self.stop_requested = True
+
+    def _load_progress(self, done: int, total: int) -> None:
+        """Called between blocks while the selection loads into RAM (minutes for the real
+        file): a stop asked for meanwhile ends the run now instead of after the load, and
+        train.log shows how far it got every 10 %."""
+        if self.stop_requested:
+            raise Stopped
+        tenth = 10 * done // max(total, 1)
+        if tenth > self._load_tenth:
+            self._load_tenth = tenth
+            print(f"loading frames into RAM: {done:,} / {total:,}", flush=True)
 
     def _runlog(self) -> None:
         try:
@@ -295,7 +307,7 @@ class Trainer:
         from amc_tui.data.source import load_dataset
 
         t0 = time.time()
-        self.ds = load_dataset(cfg.data)
+        self.ds = load_dataset(cfg.data, progress=self._load_progress)
         print(
             f"data: {self.ds.path} ({self.ds.mode}) train {len(self.ds.train)} / val "
             f"{len(self.ds.val)} / test {len(self.ds.test)}, {len(self.ds.classes)} classes x "
