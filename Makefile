@@ -32,11 +32,9 @@ $(DEMO_H5): | $(STAMP)
 
 demo-data: $(DEMO_H5)
 
+# `amc-tui run` ends by printing the run directory and RUNLOG.md.
 demo: $(STAMP) $(DEMO_H5)
 	$(AMC) run configs/demo.toml
-	@echo
-	@echo "RUNLOG:        $(CURDIR)/RUNLOG.md"
-	@echo "run directory: $$($(AMC) ls --json | $(PY) -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["dir"] if r else "-")')"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results.json
