@@ -415,12 +415,18 @@ def _spawn(ws: Workspace, info: RunInfo, gpus: list[int], device: str) -> RunInf
 def _wait_child(ws: Workspace, rd: RunDir, proc: subprocess.Popen[bytes]) -> None:
     """Reap our trainer child (no zombies) and record how it ended if it could not."""
     rc = proc.wait()
-    try:
+
+    def left_running() -> bool:
         status = read_status(rd)
-        if status.get("state") == "running" and status.get("pid") == proc.pid:
+        return status.get("state") == "running" and status.get("pid") == proc.pid
+
+    try:
+        if left_running():
             with queue_lock(ws):
-                _record_dead(ws, read_run(rd.path), exit_code=rc)
-                _requeue_on_failure(ws, read_run(rd.path))
+                # again under the lock: a reap may meanwhile have recorded this trainer and
+                # started the run's restart, whose live trainer must not be recorded dead
+                if left_running():
+                    _requeue_on_failure(ws, _record_dead(ws, read_run(rd.path), exit_code=rc))
     except Exception as e:  # noqa: BLE001 - a daemon thread must not die noisily
         log.warning("recording the end of %s failed: %s", rd.path, e)
     finally:
