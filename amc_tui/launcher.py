@@ -29,6 +29,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from amc_tui.config import (
+    LOWER_IS_BETTER,
     Config,
     ConfigError,
     apply_overrides,
@@ -49,6 +50,7 @@ from amc_tui.runs import (
     append_event,
     list_runs,
     pid_alive,
+    read_meta,
     read_run,
     read_status,
     resolve_run,
@@ -163,8 +165,6 @@ def _resolve_resume(ws: Workspace, ref: str) -> tuple[str, dict[str, Any] | None
 
 
 def _best_of(value: float, metric: str, other: float) -> bool:
-    from amc_tui.config import LOWER_IS_BETTER
-
     lower = metric.rpartition(".")[2] in LOWER_IS_BETTER
     return value < other if lower else value > other
 
@@ -177,7 +177,7 @@ def _baseline(ws: Workspace, cfg: Config, cells: dict[str, int]) -> dict[str, An
     for info in list_runs(ws, with_last_epoch=False):
         if info.state not in FINAL_STATES or not info.best or info.best.get("metric") != metric:
             continue
-        meta = _read_json(info.rundir.meta)
+        meta = read_meta(info.rundir)
         if meta.get("cells") not in (None, cells):
             continue
         value = info.best.get("value")
@@ -192,13 +192,6 @@ def _baseline(ws: Workspace, cfg: Config, cells: dict[str, int]) -> dict[str, An
                 "epoch": info.best.get("epoch"),
             }
     return best
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    from amc_tui.fsutil import read_json
-
-    data = read_json(path)
-    return data if isinstance(data, dict) else {}
 
 
 def create_run(
@@ -357,10 +350,10 @@ def _spawn(ws: Workspace, info: RunInfo, gpus: list[int], device: str) -> RunInf
     if resume:
         argv.append("--resume")
     now = time.time()
-    if status.get("first_started_at") is None:
-        write_status(rd, first_started_at=now)
+    first = {"first_started_at": now} if status.get("first_started_at") is None else {}
     write_status(
         rd,
+        **first,
         state="running",
         pid=None,
         pgid=None,
@@ -519,6 +512,14 @@ def _requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
     return True
 
 
+def _stop_grace(rd: RunDir) -> float:
+    """The run's run.stop_grace_s (the default when its config cannot be read)."""
+    try:
+        return _read_config(rd).run.stop_grace_s
+    except (OSError, UserError):
+        return Config().run.stop_grace_s
+
+
 def _escalate_stop(info: RunInfo) -> bool:
     """SIGKILL a trainer whose stop was asked for over a grace period ago and which still
     runs. The process that asked (an app the user quit, a dropped SSH session) may be gone,
@@ -527,11 +528,7 @@ def _escalate_stop(info: RunInfo) -> bool:
         asked = float(_stop_marker(info.rundir).read_text().strip())
     except (OSError, ValueError):
         return False
-    try:
-        grace = _read_config(info.rundir).run.stop_grace_s
-    except (OSError, UserError):
-        grace = 30.0
-    if time.time() - asked <= grace + STOP_ESCALATE_SLACK_S:
+    if time.time() - asked <= _stop_grace(info.rundir) + STOP_ESCALATE_SLACK_S:
         return False
     if not _is_our_trainer(info.pid, info.dir):
         return False
@@ -641,11 +638,11 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
     changed = {r.dir for r in _reap_locked(ws, runs)}
     if changed:
         runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
-    running = [r for r in runs if r.state == "running"]
+    running = [(r, _assigned(r)) for r in runs if r.state == "running"]  # one read each
     slots = _Slots(
-        cpu_busy=any(not _uses_gpu(r) for r in running),
-        gpu_busy={g for r in running for g in _assigned(r)},
-        unknown_gpu_busy=any(_uses_gpu(r) and not _assigned(r) for r in running),
+        cpu_busy=any(not _uses_gpu(r) for r, _ in running),
+        gpu_busy={g for _, got in running for g in got},
+        unknown_gpu_busy=any(_uses_gpu(r) and not got for r, got in running),
     )
     snap_cache: list[Any] = []
 
@@ -852,10 +849,7 @@ def stop_run(
     if info.state != "running" or not _is_our_trainer(info.pid, info.dir):
         return info
     if grace_s is None:
-        try:
-            grace_s = _read_config(info.rundir).run.stop_grace_s
-        except (OSError, UserError):
-            grace_s = 30.0
+        grace_s = _stop_grace(info.rundir)
     # a marker file, not status.json: the live trainer owns status.json (no lost updates)
     atomic_write_text(_stop_marker(info.rundir), f"{time.time()}\n")
     _signal_group(info, signal.SIGTERM)
