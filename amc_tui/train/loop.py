@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from amc_tui.config import LOWER_IS_BETTER, Config, load_config, resolve_arch
+from amc_tui.config import LOWER_IS_BETTER, Config, load_config, resolve_arch, with_data_path
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
-from amc_tui.runs import RunDir, append_event, last_event, read_meta, write_status
+from amc_tui.runs import RunDir, append_event, dig, last_event, read_meta, write_status
 from amc_tui.train import checkpoint as ckpt
 from amc_tui.train.constellation import Renderer
 from amc_tui.train.export import plain, write_export
@@ -117,9 +117,7 @@ def find_resume_source(spec: str, run: RunDir, workspace: Path) -> Path:
 
 
 def metric_value(event: dict[str, Any], dotted: str) -> float:
-    node: Any = event
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+    node = dig(event, dotted)
     return float(node) if isinstance(node, int | float) else float("nan")
 
 
@@ -279,9 +277,7 @@ class Trainer:
     # ----------------------------------------------------------------- setup
 
     def setup(self) -> None:
-        cfg = load_config(self.run.config)
-        if not Path(cfg.data.path).is_absolute():
-            cfg.data.path = str((workspace_of(self.run) / cfg.data.path).resolve())
+        cfg = with_data_path(load_config(self.run.config), workspace_of(self.run))
         self.cfg = cfg
         t, run_cfg = cfg.train, cfg.run
         if t.threads > 0:
@@ -513,6 +509,7 @@ class Trainer:
         t = cfg.train
         log_every = cfg.run.step_log_every
         # on the CPU a check costs nothing; on CUDA it is a sync, so only at log points
+        # (check_every divides log_every: every log point has been checked already)
         check_every = 1 if self.device.type == "cpu" else log_every
         while self.epoch < t.epochs and not self.stopped_early:
             if self.stop_requested:
@@ -556,7 +553,6 @@ class Trainer:
                 if self.step % check_every == 0:
                     self._check_finite()
                 if self.step % log_every == 0:
-                    self._check_finite()
                     now = time.perf_counter()
                     lm_v, ls_v, tot_v = (float(v) for v in torch.stack([lm, ls, total]).tolist())
                     self.event(
