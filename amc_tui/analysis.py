@@ -6,11 +6,9 @@ TUI, the CLI and the trainer's RUNLOG hook can all use it. Nothing here writes f
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from amc_tui.config import LOWER_IS_BETTER, METRICS, diff_configs
+from amc_tui.fsutil import read_json
+from amc_tui.runs import RunDir, read_config_dict, read_events
 
 CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
@@ -67,11 +67,7 @@ def list_exports(run_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def read_summary(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        with open(Path(export_dir) / "summary.json", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
+    data = read_json(Path(export_dir) / "summary.json")
     return data if isinstance(data, dict) else {}
 
 
@@ -396,16 +392,7 @@ def findings(
 # --------------------------------------------------------------------------- compare
 
 
-def _config_dict(run_dir: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _epoch_events(run_dir: Path) -> list[dict[str, Any]]:
-    from amc_tui.runs import read_events
-
     return [e for e in read_events(run_dir / "events.jsonl") if e.get("kind") == "epoch"]
 
 
@@ -494,7 +481,9 @@ def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
         "select_metric": metric,
         "config_diff": [
             (k, va, vb)
-            for k, va, vb in diff_configs(_config_dict(da), _config_dict(db))
+            for k, va, vb in diff_configs(
+                read_config_dict(RunDir(da)), read_config_dict(RunDir(db))
+            )
             if k != "name"
         ],
         "metrics": rows_out,

@@ -281,10 +281,10 @@ def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
             f"snr {_pct(v.get('acc_snr'))} loss {_num(v.get('loss'))}  | train comb "
             f"{_pct(t.get('acc_combined'))} loss {_num(t.get('loss'))}"
         )
-    from amc_tui.fsutil import read_json
+    from amc_tui.analysis import read_summary
 
-    final = read_json(info.rundir.final_export / "summary.json")
-    if isinstance(final, dict) and isinstance(final.get("test"), dict):
+    final = read_summary(info.rundir.final_export)
+    if isinstance(final.get("test"), dict):
         tm = final["test"]
         lines.append(
             f"  test (best checkpoint): comb {_pct(tm.get('acc_combined'))} mod {_pct(tm.get('acc_mod'))} "
@@ -390,15 +390,10 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def _show_data(info) -> dict:  # noqa: ANN001
-    import tomllib
-
     from amc_tui.analysis import list_exports, trajectory
-    from amc_tui.runs import read_events, read_meta
+    from amc_tui.runs import read_config_dict, read_events, read_meta
 
-    try:
-        config = tomllib.loads(info.rundir.config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
+    config = read_config_dict(info.rundir)
     traj = trajectory([e for e in read_events(info.rundir.events) if e.get("kind") == "epoch"])
     return {
         "run": info.to_row(),

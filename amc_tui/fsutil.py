@@ -58,10 +58,11 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any | None:
-    """The parsed file, or None when it is missing or unreadable (a reader never crashes)."""
+    """The parsed file, or None when it is missing or unreadable (a reader never crashes).
+    One bytes read and json.loads: listing 1,000 runs reads 2,000 of these."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return json.loads(f.read())
     except (OSError, ValueError):
         return None
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ from amc_tui.analysis import (
     read_per_cell,
     read_summary,
 )
-from amc_tui.fsutil import atomic_write_bytes, read_json
-from amc_tui.runs import RunDir, derive_state, read_meta, read_status
+from amc_tui.fsutil import atomic_write_bytes
+from amc_tui.runs import RunDir, derive_state, read_config_dict, read_meta, read_status
 
 BEGIN = "<!-- amc-tui:begin {id} -->"
 END = "<!-- amc-tui:end {id} -->"
@@ -120,13 +119,6 @@ def runlog_path_for(run_dir: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------- render
 
 
-def _config(rd: RunDir) -> dict[str, Any]:
-    try:
-        return tomllib.loads(rd.config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _split_sizes(start: dict[str, Any] | None, summaries: list[dict[str, Any]]) -> dict[str, Any]:
     if start and any(isinstance(start.get(f"n_{k}"), int) for k in ("train", "val", "test")):
         return {k: start.get(f"n_{k}") for k in ("train", "val", "test")}
@@ -151,7 +143,7 @@ def _test_metrics(summary: dict[str, Any]) -> dict[str, Any] | None:
 def render_entry(run_dir: str | os.PathLike[str]) -> str:
     """The run's RUNLOG entry, markers included, ending with a newline."""
     rd = RunDir(Path(run_dir))
-    status, meta, cfg = read_status(rd), read_meta(rd), _config(rd)
+    status, meta, cfg = read_status(rd), read_meta(rd), read_config_dict(rd)
     run_id = str(meta.get("id") or status.get("id") or rd.name)
     name = str(meta.get("name") or rd.name)
     state = derive_state(status) if status else "queued"
@@ -486,8 +478,8 @@ def sync_all(ws: Any) -> list[str]:
 
     dirs = []
     for d in run_dirs(ws):
-        status = read_json(d / "status.json")
-        if isinstance(status, dict) and status.get("started_at") is not None:
+        status = read_status(RunDir(d))
+        if status.get("started_at") is not None:
             meta = read_meta(RunDir(d))
             dirs.append((meta.get("created_at") or status.get("started_at") or 0, d.name, d))
     dirs.sort(key=lambda x: (float(x[0]) if isinstance(x[0], int | float) else 0.0, x[1]))

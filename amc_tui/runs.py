@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,15 @@ def write_status(run: RunDir, **updates: Any) -> dict[str, Any]:
 def read_meta(run: RunDir) -> dict[str, Any]:
     data = read_json(run.meta)
     return data if isinstance(data, dict) else {}
+
+
+def read_config_dict(run: RunDir) -> dict[str, Any]:
+    """config.toml as the raw TOML dict ({} when missing or bad), for readers that show or
+    compare it; validation and defaults are config.load_config's job."""
+    try:
+        return tomllib.loads(run.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -360,11 +370,8 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _config_fallback(run: RunDir) -> dict[str, Any]:
     """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
-    import tomllib
-
-    try:
-        raw = tomllib.loads(run.config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    raw = read_config_dict(run)
+    if not raw:
         return {}
     return {
         "arch": dig(raw, "model.arch"),
@@ -375,22 +382,11 @@ def _config_fallback(run: RunDir) -> dict[str, Any]:
     }
 
 
-def _fast_json(path: str) -> dict[str, Any]:
-    """A JSON object file as a dict ({} when missing or bad): the listing's hot path."""
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
     """A RunInfo from the run's files; never raises on missing or bad files."""
     base = os.fspath(path)
     run = RunDir(Path(base))
-    status = _fast_json(os.path.join(base, STATUS_FILE))
-    meta = _fast_json(os.path.join(base, META_FILE))
+    status, meta = read_status(run), read_meta(run)
     if "arch" not in meta or "epochs" not in meta:
         meta = {**_config_fallback(run), **meta}
     last = (
