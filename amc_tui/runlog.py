@@ -11,7 +11,6 @@ The trainer imports this module: no textual, no tomli_w, no torch here or in wha
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -29,7 +28,14 @@ from amc_tui.analysis import (
     read_summary,
 )
 from amc_tui.fsutil import atomic_write_bytes
-from amc_tui.runs import RunDir, derive_state, read_config_dict, read_meta, read_status
+from amc_tui.runs import (
+    RunDir,
+    derive_state,
+    first_event,
+    read_config_dict,
+    read_meta,
+    read_status,
+)
 
 BEGIN = "<!-- amc-tui:begin {id} -->"
 END = "<!-- amc-tui:end {id} -->"
@@ -87,26 +93,6 @@ def _dig(obj: Any, dotted: str, default: Any = None) -> Any:
     return obj
 
 
-def _first_event(path: Path, kind: str, max_lines: int = 200) -> dict[str, Any] | None:
-    """The first event of `kind` near the head of events.jsonl (the start event)."""
-    try:
-        with open(path, "rb") as f:
-            for i, raw in enumerate(f):
-                if i >= max_lines:
-                    break
-                if kind.encode() not in raw:
-                    continue
-                try:
-                    ev = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(ev, dict) and ev.get("kind") == kind:
-                    return ev
-    except OSError:
-        pass
-    return None
-
-
 def runlog_path_for(run_dir: str | os.PathLike[str]) -> Path:
     """The workspace RUNLOG.md of a run: meta.json "workspace", else two folders up."""
     rd = RunDir(Path(run_dir))
@@ -147,7 +133,7 @@ def render_entry(run_dir: str | os.PathLike[str]) -> str:
     run_id = str(meta.get("id") or status.get("id") or rd.name)
     name = str(meta.get("name") or rd.name)
     state = derive_state(status) if status else "queued"
-    start = _first_event(rd.events, "start")
+    start = first_event(rd.events, "start")
     traj = export_trajectory(rd.path)
     export_names = [n for n in (latest_export(rd.path),) if n]
     summaries = [read_summary(rd.export / n) for n in export_names]

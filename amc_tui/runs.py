@@ -219,6 +219,24 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
+def first_event(
+    path: str | os.PathLike[str], kind: str, max_lines: int = 200
+) -> dict[str, Any] | None:
+    """The first event of `kind` among the first `max_lines` lines (the start event)."""
+    needle = kind.encode()
+    try:
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f):
+                if i >= max_lines:
+                    break
+                ev = _parse_line(raw) if needle in raw else None
+                if ev is not None and ev.get("kind") == kind:
+                    return ev
+    except OSError:
+        pass
+    return None
+
+
 def last_event(
     path: str | os.PathLike[str], kind: str = "epoch", block: int = 64 << 10, limit: int = 64 << 20
 ) -> dict[str, Any] | None:
@@ -229,6 +247,7 @@ def last_event(
     except OSError:
         return None
     needle = f'"kind":"{kind}"'.encode()
+    spaced = f'"kind": "{kind}"'.encode()
     with f:
         pos = f.seek(0, os.SEEK_END)
         tail = b""
@@ -243,7 +262,7 @@ def last_event(
             tail = lines[0] if pos > 0 else b""
             body = lines[1:] if pos > 0 else lines
             for raw in reversed(body):
-                if needle in raw or f'"kind": "{kind}"'.encode() in raw:
+                if needle in raw or spaced in raw:
                     ev = _parse_line(raw)
                     if ev is not None and ev.get("kind") == kind:
                         return ev
