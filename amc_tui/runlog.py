@@ -35,6 +35,7 @@ from amc_tui.runs import (
     read_config_dict,
     read_meta,
     read_status,
+    run_workspace,
 )
 
 BEGIN = "<!-- amc-tui:begin {id} -->"
@@ -95,11 +96,7 @@ def _dig(obj: Any, dotted: str, default: Any = None) -> Any:
 
 def runlog_path_for(run_dir: str | os.PathLike[str]) -> Path:
     """The workspace RUNLOG.md of a run: meta.json "workspace", else two folders up."""
-    rd = RunDir(Path(run_dir))
-    ws = read_meta(rd).get("workspace")
-    if isinstance(ws, str) and ws:
-        return Path(ws) / "RUNLOG.md"
-    return rd.path.resolve().parent.parent / "RUNLOG.md"
+    return run_workspace(RunDir(Path(run_dir))) / "RUNLOG.md"
 
 
 # --------------------------------------------------------------------------- render

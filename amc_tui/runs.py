@@ -113,6 +113,12 @@ def read_meta(run: RunDir) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def run_workspace(run: RunDir) -> Path:
+    """The workspace a run belongs to: meta.json "workspace", else two folders up."""
+    ws = read_meta(run).get("workspace")
+    return Path(ws) if isinstance(ws, str) and ws else run.path.resolve().parent.parent
+
+
 def read_config_dict(run: RunDir) -> dict[str, Any]:
     """config.toml as the raw TOML dict ({} when missing or bad), for readers that show or
     compare it; validation and defaults are config.load_config's job."""

@@ -36,7 +36,15 @@ import torch
 from amc_tui.config import LOWER_IS_BETTER, Config, load_config, resolve_arch, with_data_path
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
-from amc_tui.runs import RunDir, append_event, dig, last_event, read_meta, write_status
+from amc_tui.runs import (
+    RunDir,
+    append_event,
+    dig,
+    last_event,
+    read_meta,
+    run_workspace,
+    write_status,
+)
 from amc_tui.train import checkpoint as ckpt
 from amc_tui.train.constellation import Renderer
 from amc_tui.train.export import plain, write_export
@@ -85,11 +93,6 @@ def visible_gpus() -> list[int]:
         except ValueError:
             pass
     return list(range(torch.cuda.device_count()))
-
-
-def workspace_of(run: RunDir) -> Path:
-    ws = read_meta(run).get("workspace")
-    return Path(ws) if isinstance(ws, str) and ws else run.path.resolve().parent.parent
 
 
 def find_resume_source(spec: str, run: RunDir, workspace: Path) -> Path:
@@ -218,7 +221,7 @@ class Trainer:
         try:
             from amc_tui.runlog import sync_entry
 
-            sync_entry(self.run.path, workspace_of(self.run) / "RUNLOG.md")
+            sync_entry(self.run.path)
         except Exception as e:  # a RUNLOG problem never fails training
             log.warning("RUNLOG.md not updated: %s", str(e).splitlines()[0] if str(e) else e)
 
@@ -277,7 +280,7 @@ class Trainer:
     # ----------------------------------------------------------------- setup
 
     def setup(self) -> None:
-        cfg = with_data_path(load_config(self.run.config), workspace_of(self.run))
+        cfg = with_data_path(load_config(self.run.config), run_workspace(self.run))
         self.cfg = cfg
         t, run_cfg = cfg.train, cfg.run
         if t.threads > 0:
@@ -318,7 +321,7 @@ class Trainer:
             m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs
         )
         self.weighting = make_weighting(cfg.loss.weighting, cfg.loss.weights)
-        ws = workspace_of(self.run)
+        ws = run_workspace(self.run)
         if m.weights:
             self._seed_weights(find_resume_source(m.weights, self.run, ws))
         if run_cfg.resume and not self.resume:
