@@ -490,22 +490,16 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
     info = resolve_run(ws, args.run)
     tailer = EventTailer(info.rundir.events)
     epochs: int | str = info.epochs or "?"
-    try:
-        while True:
+    while True:  # Ctrl-C (130) and a closed pipe (0) are handled by main()
+        for ev in tailer.poll():
+            print(_event_line(ev, epochs), flush=True)
+        if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
             for ev in tailer.poll():
                 print(_event_line(ev, epochs), flush=True)
-            if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
-                for ev in tailer.poll():
-                    print(_event_line(ev, epochs), flush=True)
-                return 0
-            if not args.follow:
-                return 0
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `amc-tui ls | head`
-        sys.stderr.close()
-        return 0
+            return 0
+        if not args.follow:
+            return 0
+        time.sleep(0.25)
 
 
 # --------------------------------------------------------------------------- stop, resume, queue
@@ -560,13 +554,7 @@ def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
             flush=True,
         )
 
-    try:
-        run_worker(ws, once=args.once, on_start=started)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `amc-tui ls | head`
-        sys.stderr.close()
-        return 0
+    run_worker(ws, once=args.once, on_start=started)  # Ctrl-C / closed pipe: main() handles
     left = [r for r in list_runs(ws, with_last_epoch=False) if r.state in ("queued", "running")]
     print("queue empty" if not left else f"{len(left)} run(s) still active")
     return 0
