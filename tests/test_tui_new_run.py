@@ -89,22 +89,22 @@ async def test_form_validates_as_you_type_and_saves_without_overwriting(ws) -> N
 
         # saving onto an existing file asks first; "n" keeps it byte for byte
         before = (ws.configs / "fake.toml").read_bytes()
-        await pilot.press("ctrl+s")
-        prompt = await screen_ready(pilot, Prompt)
-        prompt.query_one(Input).value = "fake.toml"
-        await pilot.press("enter")
-        await screen_ready(pilot, Confirm)
-        await pilot.press("n")
+        await save_over_existing(pilot, "fake.toml", answer="n")
         await screen_ready(pilot, NewRunScreen)
         assert (ws.configs / "fake.toml").read_bytes() == before
         # "y" overwrites
-        await pilot.press("ctrl+s")
-        prompt = await screen_ready(pilot, Prompt)
-        prompt.query_one(Input).value = "fake.toml"
-        await pilot.press("enter")
-        await screen_ready(pilot, Confirm)
-        await pilot.press("y")
+        await save_over_existing(pilot, "fake.toml", answer="y")
         await wait_for(pilot, lambda: load_config(ws.configs / "fake.toml").train.lr == 0.002)
+
+
+async def save_over_existing(pilot, name: str, answer: str) -> None:
+    """ctrl+s, type an existing file name, and answer the overwrite question."""
+    await pilot.press("ctrl+s")
+    prompt = await screen_ready(pilot, Prompt)
+    prompt.query_one(Input).value = name
+    await pilot.press("enter")
+    await screen_ready(pilot, Confirm)
+    await pilot.press(answer)
 
 
 async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws) -> None:
