@@ -324,10 +324,15 @@ class RunInfo:
         return self.state in ACTIVE_STATES
 
     def elapsed_s(self, now: float | None = None) -> float | None:
-        """Wall time since start (until end when ended)."""
+        """Wall time since start: until the end when ended, until the last heartbeat when the
+        trainer died without one (a crashed run's clock does not keep running)."""
         if self.started_at is None:
             return None
-        end = self.ended_at if self.ended_at is not None else (now or time.time())
+        end = self.ended_at
+        if end is None:
+            end = self.heartbeat_at if self.state == "crashed" and self.heartbeat_at else None
+        if end is None:
+            end = now or time.time()
         return max(0.0, end - self.started_at)
 
     def eta_s(self, now: float | None = None) -> float | None:
