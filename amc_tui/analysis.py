@@ -16,15 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amc_tui.config import LOWER_IS_BETTER, METRICS, diff_configs
+from amc_tui import contract
+from amc_tui.config import diff_configs
+from amc_tui.contract import METRICS, PER_CELL_COLUMNS
 from amc_tui.fsutil import read_json
-from amc_tui.runs import RunDir, read_config_dict, read_events
+from amc_tui.runs import EXPORT_DIR, RunDir, epoch_events, read_config_dict
 
-CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
 UNDERWEIGHT_SHARE = 0.40
 OVERFIT_GAP = 0.05  # train ahead of val by more than 5 points of combined accuracy
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
+FINAL = contract.FINAL_EXPORT
 
 
 # --------------------------------------------------------------------------- export
@@ -34,7 +36,7 @@ _EPOCH_DIR = re.compile(r"^epoch_(\d+)$")
 class Export:
     dir: Path
     summary: dict[str, Any] = field(default_factory=dict)
-    per_cell: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CELL_COLUMNS))
+    per_cell: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PER_CELL_COLUMNS))
     confusion_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
     confusion_snr: pd.DataFrame = field(default_factory=pd.DataFrame)
     f1_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -57,17 +59,17 @@ def export_epoch(name: str) -> int | None:
 
 def list_exports(run_dir: str | os.PathLike[str]) -> list[str]:
     """Export folder names in order: epoch_001, epoch_002, ..., then final."""
-    root = Path(run_dir) / "export"
+    root = Path(run_dir) / EXPORT_DIR
     try:
         names = [e.name for e in os.scandir(root) if e.is_dir()]
     except OSError:
         return []
     epochs = sorted((n for n in names if export_epoch(n) is not None), key=export_epoch)
-    return epochs + (["final"] if "final" in names else [])
+    return epochs + ([FINAL] if FINAL in names else [])
 
 
 def read_summary(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    data = read_json(Path(export_dir) / "summary.json")
+    data = read_json(Path(export_dir) / contract.SUMMARY_FILE)
     return data if isinstance(data, dict) else {}
 
 
@@ -80,9 +82,9 @@ def _csv(path: Path, **kw: Any) -> pd.DataFrame:
 
 def read_per_cell(export_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """per_cell.csv with its DESIGN columns (an empty frame when missing or bad)."""
-    df = _csv(Path(export_dir) / "per_cell.csv")
-    if df.empty or not set(CELL_COLUMNS) <= set(df.columns):
-        return pd.DataFrame(columns=CELL_COLUMNS)
+    df = _csv(Path(export_dir) / contract.PER_CELL_FILE)
+    if df.empty or not set(PER_CELL_COLUMNS) <= set(df.columns):
+        return pd.DataFrame(columns=PER_CELL_COLUMNS)
     df["modulation"] = df["modulation"].astype(str)
     return df
 
@@ -94,10 +96,10 @@ def load_export(export_dir: str | os.PathLike[str]) -> Export:
         dir=d,
         summary=read_summary(d),
         per_cell=read_per_cell(d),
-        confusion_mod=_csv(d / "confusion_mod.csv", index_col=0),
-        confusion_snr=_csv(d / "confusion_snr.csv", index_col=0),
-        f1_mod=_csv(d / "f1_mod.csv"),
-        f1_snr=_csv(d / "f1_snr.csv"),
+        confusion_mod=_csv(d / contract.CONFUSION_FILES["mod"], index_col=0),
+        confusion_snr=_csv(d / contract.CONFUSION_FILES["snr"], index_col=0),
+        f1_mod=_csv(d / contract.F1_FILES["mod"]),
+        f1_snr=_csv(d / contract.F1_FILES["snr"]),
     )
 
 
@@ -105,16 +107,12 @@ def latest_export(run_dir: str | os.PathLike[str], prefer_final: bool = True) ->
     names = list_exports(run_dir)
     if not names:
         return None
-    if prefer_final or names[-1] != "final":
+    if prefer_final or names[-1] != FINAL:
         return names[-1]
     return names[-2] if len(names) > 1 else names[-1]
 
 
 # --------------------------------------------------------------------------- cells
-
-
-def _lower_better(metric: str) -> bool:
-    return metric.rpartition(".")[2] in LOWER_IS_BETTER
 
 
 def _mod_order(mods: list[str]) -> list[str]:
@@ -165,7 +163,7 @@ def hardest_cells(
     df = per_cell[per_cell["n"] > 0].copy()
     if df.empty:
         return []
-    sign = -1.0 if _lower_better(metric) else 1.0
+    sign = -1.0 if contract.lower_is_better(metric) else 1.0
     df["_key"] = sign * df[metric].astype(float)
     df["_heads"] = (df["acc_mod"].astype(float) + df["acc_snr"].astype(float)) / 2
     df["_cls"] = [CLASS_INDEX.get(m, 10_000) for m in df["modulation"]]
@@ -213,10 +211,10 @@ def trajectory(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def export_trajectory(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The trajectory from export/epoch_NNN/summary.json files (one per finished epoch)."""
-    root = Path(run_dir) / "export"
+    root = Path(run_dir) / EXPORT_DIR
     summaries = []
     for name in list_exports(run_dir):
-        if name == "final":
+        if name == FINAL:
             continue
         s = read_summary(root / name)
         if s:
@@ -238,10 +236,9 @@ def best_row(traj: list[dict[str, Any]], select_metric: str) -> dict[str, Any] |
     scored = [r for r in traj if r.get(key) is not None and math.isfinite(r[key])]
     if not scored:
         return None
-    lower = _lower_better(select_metric)
     best = scored[0]
     for r in scored[1:]:
-        if (r[key] < best[key]) if lower else (r[key] > best[key]):
+        if contract.is_better(r[key], best[key], select_metric):
             best = r
     return best
 
@@ -365,11 +362,11 @@ def findings(
     if baseline and best is not None and baseline.get("metric") == select_metric:
         key = select_metric.replace(".", "_", 1)
         mine, theirs = best[key], float(baseline["value"])
-        lower = _lower_better(select_metric)
-        ahead = mine < theirs if lower else mine > theirs
-        fmt = _pct if "acc" in key else (lambda v: f"{v:.4g}")
-        diff = abs(mine - theirs) * (100 if "acc" in key else 1)
-        unit = " points" if "acc" in key else ""
+        ahead = contract.is_better(mine, theirs, select_metric)
+        percent = contract.is_percent(select_metric)
+        fmt = _pct if percent else (lambda v: f"{v:.4g}")
+        diff = abs(mine - theirs) * (100 if percent else 1)
+        unit = " points" if percent else ""
         who = f"{baseline.get('name')} ({baseline.get('id')})"
         if ahead:
             text = f"new best: {select_metric} {fmt(mine)} beats the best earlier run {who} at {fmt(theirs)} by {diff:.2f}{unit}"
@@ -390,10 +387,6 @@ def findings(
 
 
 # --------------------------------------------------------------------------- compare
-
-
-def _epoch_events(run_dir: Path) -> list[dict[str, Any]]:
-    return [e for e in read_events(run_dir / "events.jsonl") if e.get("kind") == "epoch"]
 
 
 def _common_export(a: Path, b: Path) -> str | None:
@@ -434,7 +427,7 @@ def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
     the cells that changed most in the newest export both runs have."""
     da, db = Path(a.dir), Path(b.dir)
     metric = (a.best or {}).get("metric") or "val.acc_combined"
-    ta, tb = trajectory(_epoch_events(da)), trajectory(_epoch_events(db))
+    ta, tb = trajectory(epoch_events(da)), trajectory(epoch_events(db))
     if not ta:
         ta = export_trajectory(da)
     if not tb:
@@ -449,7 +442,7 @@ def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
             key = f"{split}_{m}"
             row: dict[str, Any] = {
                 "metric": f"{split}.{m}",
-                "lower_is_better": m in LOWER_IS_BETTER,
+                "lower_is_better": contract.lower_is_better(m),
             }
             for which, (ra, rb) in picks.items():
                 va = ra.get(key) if ra else None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from amc_tui.contract import METRICS
 from amc_tui.data.classes import SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
 from amc_tui.errors import UserError
 
@@ -394,11 +395,6 @@ def validate(cfg: Config) -> None:
     _range(r.step_log_every >= 1, "[run] step_log_every must be >= 1")
     _range(r.checkpoint_every >= 1, "[run] checkpoint_every must be >= 1")
     _range(r.stop_grace_s >= 0, "[run] stop_grace_s must be >= 0")
-
-
-# The per-split metrics of an epoch event (DESIGN section 4); higher is better except these.
-METRICS = ("loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1")
-LOWER_IS_BETTER = frozenset({"loss", "snr_mae_db"})
 
 
 # --------------------------------------------------------------------------- load, dump, overrides

@@ -28,8 +28,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from amc_tui import contract
 from amc_tui.config import (
-    LOWER_IS_BETTER,
     Config,
     ConfigError,
     apply_overrides,
@@ -164,11 +164,6 @@ def _resolve_resume(ws: Workspace, ref: str) -> tuple[str, dict[str, Any] | None
     return ckpt, {"id": src.id, "name": src.name, "checkpoint": ckpt}
 
 
-def _best_of(value: float, metric: str, other: float) -> bool:
-    lower = metric.rpartition(".")[2] in LOWER_IS_BETTER
-    return value < other if lower else value > other
-
-
 def _baseline(ws: Workspace, cfg: Config, cells: dict[str, int]) -> dict[str, Any] | None:
     """The best earlier finished run on the same task and metric, frozen into meta.json so
     the RUNLOG finding 'against the best earlier run' renders from this run's files alone."""
@@ -183,7 +178,7 @@ def _baseline(ws: Workspace, cfg: Config, cells: dict[str, int]) -> dict[str, An
         value = info.best.get("value")
         if not isinstance(value, int | float):
             continue
-        if best is None or _best_of(float(value), metric, best["value"]):
+        if best is None or contract.is_better(float(value), best["value"], metric):
             best = {
                 "id": info.id,
                 "name": info.name,

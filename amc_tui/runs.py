@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amc_tui import contract
 from amc_tui.errors import UserError
 from amc_tui.fsutil import append_line, atomic_write_json, plain, read_json
 from amc_tui.workspace import Workspace
@@ -83,11 +84,11 @@ class RunDir:
         return self.path / EXPORT_DIR
 
     def epoch_export(self, epoch: int) -> Path:
-        return self.export / f"epoch_{epoch:03d}"
+        return self.export / contract.epoch_export_name(epoch)
 
     @property
     def final_export(self) -> Path:
-        return self.export / "final"
+        return self.export / contract.FINAL_EXPORT
 
 
 # --------------------------------------------------------------------------- status
@@ -225,6 +226,16 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
+def epoch_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every epoch event of a run, in order (the trajectory every screen and the RUNLOG
+    draw). Read in bounded chunks, so a large event file never loads at once."""
+    out: list[dict[str, Any]] = []
+    tailer = EventTailer(Path(run_dir) / EVENTS_FILE)
+    while batch := tailer.poll(max_bytes=8 << 20):
+        out.extend(ev for ev in batch if ev.get("kind") == "epoch")
+    return out
+
+
 def first_event(
     path: str | os.PathLike[str], kind: str, max_lines: int = 200
 ) -> dict[str, Any] | None:
@@ -314,6 +325,8 @@ class RunInfo:
     restarts: int = 0
     resumed_from: dict[str, Any] | None = None
     stored_state: str = "queued"
+    queued_at: float | None = None
+    assigned_gpus: list[int] = field(default_factory=list)
 
     @property
     def rundir(self) -> RunDir:
@@ -336,17 +349,15 @@ class RunInfo:
         return max(0.0, end - self.started_at)
 
     def eta_s(self, now: float | None = None) -> float | None:
-        """Remaining time from the mean epoch time so far (None when unknown)."""
-        if self.state != "running" or not self.epochs or not self.epoch:
+        """Remaining time of a running run by `contract.eta_s`: the latest epoch time, counting
+        down from the last epoch event (None before the first epoch ends)."""
+        if self.state != "running" or not self.last_epoch:
             return None
-        elapsed = self.elapsed_s(now)
-        if self.last_epoch and self.last_epoch.get("epoch_time_s"):
-            per_epoch = float(self.last_epoch["epoch_time_s"])
-        elif elapsed:
-            per_epoch = elapsed / self.epoch
-        else:
-            return None
-        return max(0.0, (self.epochs - self.epoch) * per_epoch)
+        since = contract.metric_value(self.last_epoch, "t")
+        into = (now or time.time()) - since if since is not None else 0.0
+        return contract.eta_s(
+            self.epochs, self.epoch, contract.metric_value(self.last_epoch, "epoch_time_s"), into
+        )
 
     def metric(self, dotted: str = "val.acc_combined") -> float | None:
         """A value from the last epoch event by dotted path, e.g. `val.acc_combined`."""
@@ -398,6 +409,10 @@ def _int(value: Any, default: int = 0) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
+def _ints(value: Any) -> list[int]:
+    return [g for g in value if isinstance(g, int)] if isinstance(value, list) else []
+
+
 def _config_fallback(run: RunDir) -> dict[str, Any]:
     """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
     raw = read_config_dict(run)
@@ -429,7 +444,6 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
     except (TypeError, ValueError):
         state = str(status.get("state") or "queued")
     best = status.get("best")
-    gpus = status.get("gpus")
     tags = meta.get("tags")
     epoch = _int(status.get("epoch"))
     if last is not None:
@@ -451,7 +465,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         heartbeat_at=_num(status.get("heartbeat_at")),
         pid=_int(status.get("pid"), 0) or None,
         device=str(status.get("device") or ""),
-        gpus=[g for g in gpus if isinstance(g, int)] if isinstance(gpus, list) else [],
+        gpus=_ints(status.get("gpus")),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         phase=str(meta.get("phase") or ""),
         notes=str(meta.get("notes") or ""),
@@ -463,6 +477,8 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         restarts=_int(status.get("restarts")),
         resumed_from=resumed if isinstance(resumed, dict) else None,
         stored_state=str(status.get("state") or "queued"),
+        queued_at=_num(status.get("queued_at")),
+        assigned_gpus=_ints(status.get("assigned_gpus")),
     )
 
 
@@ -577,3 +593,30 @@ def resolve_run(ws: Workspace, ref: str) -> RunInfo:
     listed = ", ".join(_brief(r) for r in matches[:8])
     more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
     raise UserError(f"{ref!r} is ambiguous: {listed}{more}")
+
+
+def resolve_checkpoint(ws: Workspace, ref: str, key: str) -> tuple[Path, dict[str, Any]]:
+    """A checkpoint reference as the user wrote it in `key` (`run.resume`, `model.weights`):
+    a file (relative to the workspace), a run directory, or a run name, id or prefix, whose
+    last.pt (else best.pt) is taken. Returns the absolute file and the record meta.json keeps
+    ({id, name, checkpoint}); a reference that resolves to nothing is a UserError naming `key`.
+    Resolved once, when a run is created: the trainer receives a file path."""
+    p = ws.resolve(ref)
+    if p.is_file():
+        path = p.resolve()
+        return path, {"id": None, "name": None, "checkpoint": str(path)}
+    if p.is_dir() and (p / META_FILE).is_file():
+        src = read_run(p, with_last_epoch=False)
+    else:
+        try:
+            src = resolve_run(ws, ref)
+        except UserError as e:
+            raise UserError(f"{key} = {ref!r}: not a checkpoint file, and {e}") from None
+    rd = src.rundir
+    for ckpt in (rd.last_ckpt, rd.best_ckpt):
+        if ckpt.is_file():
+            path = ckpt.resolve()
+            return path, {"id": src.id, "name": src.name, "checkpoint": str(path)}
+    raise UserError(
+        f"{key} = {ref!r}: run {src.name} ({src.id}) has no checkpoint in {rd.checkpoints}"
+    )

@@ -50,7 +50,7 @@ def fake_trainer_workspace(
     contract, `epoch_s` seconds per epoch) with no queue worker, and configs/fake.toml pointing
     at an empty data/fake.h5."""
     monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(TESTS.parent)]))
     monkeypatch.setenv("FAKE_EPOCH_S", str(epoch_s))
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     for sub in ("configs", "runs", "data"):

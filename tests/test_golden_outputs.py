@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.cli import main
 from amc_tui.workspace import Workspace
-from runs_fixtures import make_fake_run, runs_workspace
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ROOT = "/GOLDEN-WS"

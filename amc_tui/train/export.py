@@ -15,18 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from amc_tui.contract import (
+    CONFUSION_FILES,
+    F1_FILES,
+    PER_CELL_COLUMNS,
+    PER_CELL_FILE,
+    SUMMARY_FILE,
+)
 from amc_tui.fsutil import atomic_write_json, atomic_write_text
 from amc_tui.train.metrics import Summary, f1_scores
-
-PER_CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
-FILES = (
-    "summary.json",
-    "per_cell.csv",
-    "confusion_mod.csv",
-    "confusion_snr.csv",
-    "f1_mod.csv",
-    "f1_snr.csv",
-)
 
 
 def plain(obj: Any) -> Any:
@@ -87,20 +84,20 @@ def write_export(
     )
     rows = summary.per_cell(classes, snrs)
     atomic_write_text(
-        out / "per_cell.csv",
+        out / PER_CELL_FILE,
         _csv([list(PER_CELL_COLUMNS)] + [[r[c] for c in PER_CELL_COLUMNS] for r in rows]),
     )
-    atomic_write_text(out / "confusion_mod.csv", _confusion(summary.conf_mod, list(classes)))
-    atomic_write_text(out / "confusion_snr.csv", _confusion(summary.conf_snr, snr_labels))
+    atomic_write_text(out / CONFUSION_FILES["mod"], _confusion(summary.conf_mod, list(classes)))
+    atomic_write_text(out / CONFUSION_FILES["snr"], _confusion(summary.conf_snr, snr_labels))
     atomic_write_text(
-        out / "f1_mod.csv",
+        out / F1_FILES["mod"],
         _csv(
             [["modulation", "f1"]] + [[c, float(f)] for c, f in zip(classes, f1_mod, strict=True)]
         ),
     )
     atomic_write_text(
-        out / "f1_snr.csv",
+        out / F1_FILES["snr"],
         _csv([["snr_db", "f1"]] + [[int(s), float(f)] for s, f in zip(snrs, f1_snr, strict=True)]),
     )
-    atomic_write_json(out / "summary.json", doc)  # last: its presence marks a complete export
+    atomic_write_json(out / SUMMARY_FILE, doc)  # last: its presence marks a complete export
     return doc

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
 import os
 import signal
 import socket
@@ -33,13 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from amc_tui.config import LOWER_IS_BETTER, Config, load_config, resolve_arch, with_data_path
+from amc_tui import contract
+from amc_tui.config import Config, load_config, resolve_arch, with_data_path
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.runs import (
     RunDir,
     append_event,
-    dig,
     last_event,
     read_meta,
     run_workspace,
@@ -117,19 +116,6 @@ def find_resume_source(spec: str, run: RunDir, workspace: Path) -> Path:
     raise ckpt.CheckpointError(
         f"run.resume = {spec!r}: no such checkpoint file, run directory, run name or id"
     )
-
-
-def metric_value(event: dict[str, Any], dotted: str) -> float:
-    node = dig(event, dotted)
-    return float(node) if isinstance(node, int | float) else float("nan")
-
-
-def better(value: float, best: float | None, lower: bool) -> bool:
-    if not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value < best if lower else value > best
 
 
 def _round(d: dict[str, float], nd: int = 6) -> dict[str, float]:
@@ -357,7 +343,7 @@ class Trainer:
         self.schedule = Schedule(
             self.optimizer, t.scheduler, t.epochs * self.steps_per_epoch,
             t.warmup_epochs * self.steps_per_epoch,
-            higher_is_better=t.select_metric.split(".", 1)[1] not in LOWER_IS_BETTER,
+            higher_is_better=not contract.lower_is_better(t.select_metric),
         )  # fmt: skip
         self.forward = torch.compile(self.model) if t.compile else self.model
         self.train_acc = Accumulator(n_mod, n_snr, self.device)
@@ -594,9 +580,8 @@ class Trainer:
             "is_best": False,
         }
         select = cfg.train.select_metric
-        metric = select.split(".", 1)[1]
-        value = metric_value(event, select)
-        if better(value, self.best["value"] if self.best else None, metric in LOWER_IS_BETTER):
+        value = contract.metric_value(event, select)
+        if contract.is_better(value, self.best["value"] if self.best else None, select):
             self.best = {"metric": select, "value": value, "epoch": epoch_no}
             event["is_best"] = True
             self.bad_epochs = 0

@@ -64,9 +64,9 @@ class Schedule:
         self.t += 1
         self._apply()
 
-    def end_epoch(self, value: float) -> None:
+    def end_epoch(self, value: float | None) -> None:
         """Plateau: halve the lr after PLATEAU_PATIENCE epochs without improvement."""
-        if self.kind != "plateau" or not math.isfinite(value):
+        if self.kind != "plateau" or value is None or not math.isfinite(value):
             return
         better = self.plateau_best is None or (
             value > self.plateau_best if self.higher else value < self.plateau_best

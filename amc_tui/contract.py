@@ -1,0 +1,99 @@
+"""The rules every reader and writer of a run shares, each defined once.
+
+Which metrics an epoch event carries and how a person reads them (percent or number, lower or
+higher is better), the analysis export's file names and per-cell columns, and the ETA formula.
+Pure: no I/O, no imports from the rest of the package, so the trainer, the CLI, the RUNLOG
+writer and the app can all import it. The run directory's files and readers live in `runs`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# --------------------------------------------------------------------------- metrics
+
+# The per-split metrics of an epoch event (`train` and `val` objects), in display order.
+METRICS = ("loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1")
+# Shares of frames (0..1), shown to people as percent; the others are plain numbers.
+PERCENT_METRICS = frozenset({"acc_mod", "acc_snr", "acc_combined", "snr_within_1"})
+LOWER_IS_BETTER = frozenset({"loss", "snr_mae_db"})
+SPLITS = ("train", "val", "test")
+DEFAULT_SELECT = "val.acc_combined"
+
+
+def metric_name(metric: str) -> str:
+    """`val.acc_combined` -> `acc_combined` (a bare name is returned as is)."""
+    return metric.rpartition(".")[2]
+
+
+def is_percent(metric: str) -> bool:
+    """True when the metric (bare or dotted) is a share shown as percent."""
+    return metric_name(metric) in PERCENT_METRICS
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric_name(metric) in LOWER_IS_BETTER
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): anything else is 'no data'."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_value(event: dict[str, Any] | None, dotted: str) -> float | None:
+    """The value at a dotted path of an epoch event (`val.acc_combined`); None when missing
+    or not a finite number."""
+    node: Any = event
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return float(node) if is_number(node) else None
+
+
+def is_better(value: float | None, best: float | None, metric: str) -> bool:
+    """True when `value` beats `best` for `metric`; a missing or non-finite value never does,
+    and any finite value beats no best yet."""
+    if not is_number(value):
+        return False
+    if not is_number(best):
+        return True
+    return value < best if lower_is_better(metric) else value > best  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- export layout
+
+SUMMARY_FILE = "summary.json"
+PER_CELL_FILE = "per_cell.csv"
+CONFUSION_FILES = {"mod": "confusion_mod.csv", "snr": "confusion_snr.csv"}
+F1_FILES = {"mod": "f1_mod.csv", "snr": "f1_snr.csv"}
+EXPORT_FILES = (SUMMARY_FILE, PER_CELL_FILE, *CONFUSION_FILES.values(), *F1_FILES.values())
+# One row per (modulation, snr_db); n = frames in the cell (0 = no data, never 0 %).
+PER_CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
+FINAL_EXPORT = "final"
+
+
+def epoch_export_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}"
+
+
+# --------------------------------------------------------------------------- ETA
+
+
+def eta_s(
+    epochs_total: int | None,
+    epochs_done: int | None,
+    epoch_time_s: float | None,
+    into_epoch_s: float = 0.0,
+) -> float | None:
+    """Seconds left: the epochs not yet finished times the latest epoch time, less the time
+    already spent in the current epoch (so it counts down between epoch events). None when
+    the total or an epoch time is unknown."""
+    if not epochs_total or not is_number(epoch_time_s) or epoch_time_s <= 0:  # type: ignore[operator]
+        return None
+    left = max(0, epochs_total - (epochs_done or 0))
+    if left == 0:
+        return 0.0
+    per_epoch = float(epoch_time_s)  # type: ignore[arg-type]
+    return left * per_epoch - min(max(0.0, into_epoch_s), per_epoch)
