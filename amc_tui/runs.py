@@ -8,7 +8,6 @@ files, a torn last event line and unknown kinds/keys.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import time
@@ -19,13 +18,21 @@ from typing import Any
 
 from amc_tui import contract
 from amc_tui.errors import UserError
-from amc_tui.fsutil import append_line, atomic_write_json, plain, read_json
+from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-exported)
+    EVENTS_FILE,
+    EventTailer,
+    append_event,
+    epoch_events,
+    first_event,
+    last_event,
+    read_events,
+)
+from amc_tui.fsutil import atomic_write_json, read_json
 from amc_tui.workspace import Workspace
 
 CONFIG_FILE = "config.toml"
 META_FILE = "meta.json"
 STATUS_FILE = "status.json"
-EVENTS_FILE = "events.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
@@ -160,130 +167,6 @@ def derive_state(status: dict[str, Any], now: float | None = None, host: str | N
     if beat is not None and now - float(beat) > STALE_AFTER_S:
         return "crashed"
     return state
-
-
-# --------------------------------------------------------------------------- events
-
-
-def append_event(run: RunDir, kind: str, **fields: Any) -> dict[str, Any]:
-    """Append one `{"t", "kind", ...}` line to events.jsonl."""
-    event = {"t": round(time.time(), 3), "kind": kind, **fields}
-    append_line(run.events, json.dumps(event, default=plain, separators=(",", ":")))
-    return event
-
-
-def _parse_line(raw: bytes) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return None
-    return obj if isinstance(obj, dict) and "kind" in obj else None
-
-
-class EventTailer:
-    """Incremental reader of events.jsonl by byte offset.
-
-    Each `poll()` returns the complete lines written since the last call; a torn last line is
-    kept for later; if the file shrank (replaced or truncated) it starts over from 0.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], offset: int = 0) -> None:
-        self.path = Path(path)
-        self.offset = offset
-        self.reset_count = 0
-
-    def poll(self, max_bytes: int = 16 << 20) -> list[dict[str, Any]]:
-        try:
-            size = self.path.stat().st_size
-        except OSError:
-            return []
-        if size < self.offset:
-            self.offset = 0
-            self.reset_count += 1
-        if size == self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(min(size - self.offset, max_bytes))
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        events = []
-        for raw in chunk[: end + 1].splitlines():
-            ev = _parse_line(raw)
-            if ev is not None:
-                events.append(ev)
-        return events
-
-
-def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every complete event in a file (for exports and tests; listing uses last_event)."""
-    out: list[dict[str, Any]] = []
-    tailer = EventTailer(path)
-    while batch := tailer.poll():
-        out.extend(batch)
-    return out
-
-
-def epoch_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every epoch event of a run, in order (the trajectory every screen and the RUNLOG
-    draw). Read in bounded chunks, so a large event file never loads at once."""
-    out: list[dict[str, Any]] = []
-    tailer = EventTailer(Path(run_dir) / EVENTS_FILE)
-    while batch := tailer.poll(max_bytes=8 << 20):
-        out.extend(ev for ev in batch if ev.get("kind") == "epoch")
-    return out
-
-
-def first_event(
-    path: str | os.PathLike[str], kind: str, max_lines: int = 200
-) -> dict[str, Any] | None:
-    """The first event of `kind` among the first `max_lines` lines (the start event)."""
-    needle = kind.encode()
-    try:
-        with open(path, "rb") as f:
-            for i, raw in enumerate(f):
-                if i >= max_lines:
-                    break
-                ev = _parse_line(raw) if needle in raw else None
-                if ev is not None and ev.get("kind") == kind:
-                    return ev
-    except OSError:
-        pass
-    return None
-
-
-def last_event(
-    path: str | os.PathLike[str], kind: str = "epoch", block: int = 64 << 10, limit: int = 64 << 20
-) -> dict[str, Any] | None:
-    """The last complete event of `kind`, found by reading blocks backwards from the end, so
-    listing never parses a whole event file."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115
-    except OSError:
-        return None
-    needle = f'"kind":"{kind}"'.encode()
-    spaced = f'"kind": "{kind}"'.encode()
-    with f:
-        pos = f.seek(0, os.SEEK_END)
-        tail = b""
-        scanned = 0
-        while pos > 0 and scanned < limit:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + tail
-            scanned += step
-            lines = buf.split(b"\n")
-            tail = lines[0] if pos > 0 else b""
-            body = lines[1:] if pos > 0 else lines
-            for raw in reversed(body):
-                if needle in raw or spaced in raw:
-                    ev = _parse_line(raw)
-                    if ev is not None and ev.get("kind") == kind:
-                        return ev
-        return None
 
 
 # --------------------------------------------------------------------------- run info (listing)

@@ -1,0 +1,142 @@
+"""The event stream of a run (`events.jsonl`): append-only writes and tolerant readers.
+
+One JSON object per line, `{"t": <unix s>, "kind": <str>, ...}`. Readers ignore unknown kinds
+and keys and a torn last line, and never parse a whole large file to answer one question
+(`last_event` reads backwards, `EventTailer` resumes from a byte offset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from amc_tui.fsutil import append_line, plain
+
+if TYPE_CHECKING:
+    from amc_tui.runs import RunDir
+
+EVENTS_FILE = "events.jsonl"
+
+
+def append_event(run: RunDir, kind: str, **fields: Any) -> dict[str, Any]:
+    """Append one `{"t", "kind", ...}` line to events.jsonl."""
+    event = {"t": round(time.time(), 3), "kind": kind, **fields}
+    append_line(run.events, json.dumps(event, default=plain, separators=(",", ":")))
+    return event
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and "kind" in obj else None
+
+
+class EventTailer:
+    """Incremental reader of events.jsonl by byte offset.
+
+    Each `poll()` returns the complete lines written since the last call; a torn last line is
+    kept for later; if the file shrank (replaced or truncated) it starts over from 0.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0) -> None:
+        self.path = Path(path)
+        self.offset = offset
+        self.reset_count = 0
+
+    def poll(self, max_bytes: int = 16 << 20) -> list[dict[str, Any]]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset = 0
+            self.reset_count += 1
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(min(size - self.offset, max_bytes))
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        events = []
+        for raw in chunk[: end + 1].splitlines():
+            ev = _parse_line(raw)
+            if ev is not None:
+                events.append(ev)
+        return events
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete event in a file (for exports and tests; listing uses last_event)."""
+    out: list[dict[str, Any]] = []
+    tailer = EventTailer(path)
+    while batch := tailer.poll():
+        out.extend(batch)
+    return out
+
+
+def epoch_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every epoch event of a run, in order (the trajectory every screen and the RUNLOG
+    draw). Read in bounded chunks, so a large event file never loads at once."""
+    out: list[dict[str, Any]] = []
+    tailer = EventTailer(Path(run_dir) / EVENTS_FILE)
+    while batch := tailer.poll(max_bytes=8 << 20):
+        out.extend(ev for ev in batch if ev.get("kind") == "epoch")
+    return out
+
+
+def first_event(
+    path: str | os.PathLike[str], kind: str, max_lines: int = 200
+) -> dict[str, Any] | None:
+    """The first event of `kind` among the first `max_lines` lines (the start event)."""
+    needle = kind.encode()
+    try:
+        with open(path, "rb") as f:
+            for i, raw in enumerate(f):
+                if i >= max_lines:
+                    break
+                ev = _parse_line(raw) if needle in raw else None
+                if ev is not None and ev.get("kind") == kind:
+                    return ev
+    except OSError:
+        pass
+    return None
+
+
+def last_event(
+    path: str | os.PathLike[str], kind: str = "epoch", block: int = 64 << 10, limit: int = 64 << 20
+) -> dict[str, Any] | None:
+    """The last complete event of `kind`, found by reading blocks backwards from the end, so
+    listing never parses a whole event file."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return None
+    needle = f'"kind":"{kind}"'.encode()
+    spaced = f'"kind": "{kind}"'.encode()
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        tail = b""
+        scanned = 0
+        while pos > 0 and scanned < limit:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + tail
+            scanned += step
+            lines = buf.split(b"\n")
+            tail = lines[0] if pos > 0 else b""
+            body = lines[1:] if pos > 0 else lines
+            for raw in reversed(body):
+                if needle in raw or spaced in raw:
+                    ev = _parse_line(raw)
+                    if ev is not None and ev.get("kind") == kind:
+                        return ev
+        return None
