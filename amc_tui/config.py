@@ -79,6 +79,11 @@ def check_arch(arch: str) -> None:
 # --------------------------------------------------------------------------- schema
 
 
+# Upper bounds that catch a typo (an extra zero) before it becomes a week-long run.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
+
+
 class ConfigError(UserError):
     """A config problem, as one line fit for stderr."""
 
@@ -152,6 +157,7 @@ class RunConfig:
     checkpoint_every: int = 1
     share_device: bool = False
     stop_grace_s: float = 30.0
+    checkpoint_minutes: float = 10.0
 
 
 @dataclass
@@ -361,17 +367,26 @@ def validate(cfg: Config) -> None:
     _range(im.range > 0, f"[image] range must be > 0, got {im.range}")
     check_arch(m.arch)
     _range(0 <= m.dropout < 1, f"[model] dropout must be in [0, 1), got {m.dropout}")
-    _range(t.epochs >= 1, f"[train] epochs must be >= 1, got {t.epochs}")
-    _range(t.batch_size >= 1, f"[train] batch_size must be >= 1, got {t.batch_size}")
-    _range(t.lr > 0, f"[train] lr must be > 0, got {t.lr}")
-    _range(t.weight_decay >= 0, f"[train] weight_decay must be >= 0, got {t.weight_decay}")
+    _range(
+        1 <= t.epochs <= MAX_EPOCHS, f"[train] epochs must be in 1..{MAX_EPOCHS}, got {t.epochs}"
+    )
+    _range(
+        1 <= t.batch_size <= MAX_BATCH,
+        f"[train] batch_size must be in 1..{MAX_BATCH}, got {t.batch_size}",
+    )
+    _range(0 < t.lr <= 10, f"[train] lr must be in (0, 10], got {t.lr}")
+    _range(
+        0 <= t.weight_decay <= 10, f"[train] weight_decay must be in 0..10, got {t.weight_decay}"
+    )
     _range(
         0 <= t.warmup_epochs < t.epochs or t.warmup_epochs == 0,
         f"[train] warmup_epochs must be in 0..epochs-1, got {t.warmup_epochs}",
     )
     _range(t.grad_clip >= 0, f"[train] grad_clip must be >= 0 (0 = off), got {t.grad_clip}")
-    for key in ("early_stop_patience", "max_steps_per_epoch", "threads"):
-        _range(getattr(t, key) >= 0, f"[train] {key} must be >= 0 (0 = off), got {getattr(t, key)}")
+    for key, top in (("early_stop_patience", MAX_EPOCHS), ("max_steps_per_epoch", 10**9),
+                     ("threads", 1024)):  # fmt: skip
+        v = getattr(t, key)
+        _range(0 <= v <= top, f"[train] {key} must be in 0..{top} (0 = off), got {v}")
     split_name, _, metric = t.select_metric.partition(".")
     _range(
         split_name in ("val", "train") and metric in METRICS,
@@ -391,10 +406,25 @@ def validate(cfg: Config) -> None:
     )
     if isinstance(r.gpus, list):
         _range(all(g >= 0 for g in r.gpus), f"[run] gpus must be GPU indices >= 0, got {r.gpus}")
-    _range(r.max_restarts >= 0, "[run] max_restarts must be >= 0")
-    _range(r.step_log_every >= 1, "[run] step_log_every must be >= 1")
-    _range(r.checkpoint_every >= 1, "[run] checkpoint_every must be >= 1")
-    _range(r.stop_grace_s >= 0, "[run] stop_grace_s must be >= 0")
+    _range(
+        0 <= r.max_restarts <= 1000, f"[run] max_restarts must be in 0..1000, got {r.max_restarts}"
+    )
+    _range(
+        1 <= r.step_log_every <= 1_000_000,
+        f"[run] step_log_every must be in 1..1000000, got {r.step_log_every}",
+    )
+    _range(
+        1 <= r.checkpoint_every <= MAX_EPOCHS,
+        f"[run] checkpoint_every must be in 1..{MAX_EPOCHS} epochs, got {r.checkpoint_every}",
+    )
+    _range(
+        0 <= r.checkpoint_minutes <= 1440,
+        f"[run] checkpoint_minutes must be in 0..1440 (0 = per epoch only), got {r.checkpoint_minutes}",
+    )
+    _range(
+        0 <= r.stop_grace_s <= 86400,
+        f"[run] stop_grace_s must be in 0..86400 seconds, got {r.stop_grace_s}",
+    )
 
 
 # --------------------------------------------------------------------------- load, dump, overrides
