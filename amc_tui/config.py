@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from amc_tui.contract import METRICS
-from amc_tui.data.classes import SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
+from amc_tui.data.classes import DEFAULT_SPLIT, SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
 from amc_tui.errors import UserError
 
 # --------------------------------------------------------------------------- architectures
@@ -94,7 +94,7 @@ class DataConfig:
     classes: str | list[str] = "digital"
     snr_min: int = -20
     snr_max: int = 30
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split: list[float] = field(default_factory=lambda: list(DEFAULT_SPLIT))
     split_seed: int = 42
     shuffle: bool = True
     frames_per_cell: int = 0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from amc_tui.config import DataConfig
 from amc_tui.data.classes import CLASSES
 from amc_tui.data.radioml import DataError, RadioMLFile
-from amc_tui.data.select import Selection, select, split, split_counts
+from amc_tui.data.select import Selection, min_frames_per_cell, select, split, split_counts
 from amc_tui.data.source import load_dataset
 
 CLS = ["BPSK", "QPSK", "16QAM"]
@@ -164,3 +164,44 @@ def test_file_labels_drive_selection(tmp_path: Path) -> None:
         x = f.read_x(np.sort(sel.rows))
     assert np.all(x[:, 0, 0] == CLASSES.index("8PSK")) and np.all(x[:, 0, 1] == 12)
     assert len(sel) == 5
+
+
+@pytest.mark.parametrize(
+    ("per_cell", "shares", "empty"),
+    [(3, (0.8, 0.1, 0.1), "validation"), (9, (0.5, 0.5, 0.0), None), (2, (0.95, 0.0, 0.05), "test"),
+     (10, (0.8, 0.1, 0.1), None)],
+)  # fmt: skip
+def test_split_with_an_empty_part_is_refused(
+    tmp_path: Path, per_cell: int, shares: tuple[float, float, float], empty: str | None
+) -> None:
+    from amc_tui.data.source import preflight
+    from amc_tui.data.synth import synthesize
+
+    path = tmp_path / "d.h5"
+    synthesize(path, classes=["BPSK", "QPSK"], frames_per_cell=per_cell, snr_min=0, snr_max=2)
+    cfg = DataConfig(path=str(path), classes=["BPSK", "QPSK"], snr_min=0, snr_max=2,
+                     split=list(shares))  # fmt: skip
+    if empty is None:
+        sizes = preflight(cfg)
+        assert sizes["train"] > 0 and sizes["val"] > 0 and sum(sizes.values()) == 4 * per_cell
+        return
+    with pytest.raises(DataError) as info:
+        preflight(cfg)
+    msg = str(info.value)
+    assert f"leaves the {empty} split with 0 frames" in msg
+    assert f"{per_cell} frames per (class, SNR) cell" in msg
+    assert f"at least {min_frames_per_cell(shares)} per cell" in msg
+    with pytest.raises(DataError, match=f"{empty} split with 0 frames"):
+        load_dataset(cfg)  # the trainer refuses it too
+
+
+def test_min_frames_per_cell_is_the_smallest_count_that_fills_every_part() -> None:
+    for shares in ((0.8, 0.1, 0.1), (0.7, 0.2, 0.1), (0.5, 0.5, 0.0), (0.34, 0.33, 0.33)):
+        need = min_frames_per_cell(shares)
+        parts = [i for i, x in enumerate(shares) if x > 0]
+        for n, full in ((need, True), (need - 1, False)):
+            # over many tie-breaks: always full at `need`, sometimes short at `need - 1`
+            fills = [min(split_counts(n, shares, np.random.default_rng(k))[i] for i in parts) >= 1
+                     for k in range(64)]  # fmt: skip
+            assert all(fills) if full else not all(fills), (shares, n)
+    assert min_frames_per_cell((0.8, 0.1, 0.1)) == 7

@@ -19,6 +19,7 @@ SNR_MIN, SNR_MAX, SNR_STEP = -20, 30, 2
 SNRS: tuple[int, ...] = tuple(range(SNR_MIN, SNR_MAX + 1, SNR_STEP))
 FRAME_LEN = 1024
 FRAMES_PER_CELL = 4096  # in the real file
+DEFAULT_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test shares
 
 CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
 _UPPER = {name.upper(): name for name in CLASSES}

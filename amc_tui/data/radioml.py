@@ -14,7 +14,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from amc_tui.data.classes import CLASSES, FRAME_LEN, N_CLASSES, SNR_MAX, SNR_MIN, SNR_STEP, SNRS
+from amc_tui.data.classes import (
+    CLASSES,
+    DEFAULT_SPLIT,
+    FRAME_LEN,
+    N_CLASSES,
+    SNR_MAX,
+    SNR_MIN,
+    SNR_STEP,
+    SNRS,
+)
 from amc_tui.errors import UserError
 
 LABEL_BLOCK = 1 << 16  # rows of Y/Z per read: 64 Ki x 24 x int64 = 12.6 MB
@@ -250,6 +259,16 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if present.size and present.min() != present.max():
         problems.append(f"frames per cell vary: {int(present.min())}..{int(present.max())}")
+    from amc_tui.data.select import min_frames_per_cell  # select imports this module
+
+    need = min_frames_per_cell(DEFAULT_SPLIT)
+    few = int((present < need).sum())
+    if few:
+        problems.append(
+            f"{few} cell(s) have fewer than {need} frames: the default split "
+            f"{'/'.join(str(x) for x in DEFAULT_SPLIT)} leaves them without validation or test "
+            "frames"
+        )
     return {
         "path": str(path),
         "frames": int(n),

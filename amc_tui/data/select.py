@@ -8,12 +8,13 @@ Python's hash() or global state, and each cell's choice is independent of the ot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from amc_tui.data.classes import CLASS_INDEX, N_CLASSES, SNR_MIN, SNR_STEP, SNRS
+from amc_tui.data.classes import CLASS_INDEX, DEFAULT_SPLIT, N_CLASSES, SNR_MIN, SNR_STEP, SNRS
 from amc_tui.data.radioml import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -117,7 +118,7 @@ def split_counts(n: int, shares: Sequence[float], rng: np.random.Generator) -> l
 
 
 def split(
-    sel: Selection, shares: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42
+    sel: Selection, shares: Sequence[float] = DEFAULT_SPLIT, seed: int = 42
 ) -> dict[str, Selection]:
     """train/val/test, disjoint and covering `sel`, stratified per (class, SNR) cell with
     per-cell counts within one frame of the shares; each part's rows ascending."""
@@ -147,3 +148,44 @@ def split(
         idx = idx[np.argsort(sel.rows[idx], kind="stable")]
         out[name] = sel.take(idx)
     return out
+
+
+def min_frames_per_cell(shares: Sequence[float]) -> int:
+    """The fewest frames per (class, SNR) cell for which `split_counts` gives every part with
+    a share > 0 at least one frame, whatever its random tie-breaks."""
+    shares = [float(x) for x in shares]
+    for n in range(1, 1_000_001):
+        exact = [n * x for x in shares]
+        floors = [math.floor(e + 1e-9) for e in exact]
+        rest = n - sum(floors)
+        frac = [e - f for e, f in zip(exact, floors, strict=True)]
+        ok = True
+        for x, f, fr in zip(shares, floors, frac, strict=True):
+            if x <= 0 or f >= 1:
+                continue
+            ahead = sum(1 for o in frac if o > fr)  # parts surely served before this one
+            tied = sum(1 for o in frac if o == fr)  # parts that may be served before it
+            ok = ok and ahead + tied <= rest
+        if ok:
+            return n
+    raise ValueError(f"no frames-per-cell count fills every part of {shares}")
+
+
+def check_split(sel: Selection, parts: dict[str, Selection], shares: Sequence[float]) -> None:
+    """Refuse a split that leaves validation (or test, when asked for) with no frames: a run
+    on it would report 0 % everywhere and call epoch 1 its best. The message names the frames
+    per cell and the smallest count that works."""
+    shares = [float(x) for x in shares]
+    labels = {"val": "validation", "test": "test"}
+    for name, share in zip(SPLIT_NAMES[1:], shares[1:], strict=True):
+        if share <= 0 or len(parts[name]) > 0:
+            continue
+        counts = np.bincount(sel.cell()) if len(sel) else np.zeros(1, dtype=np.int64)
+        counts = counts[counts > 0] if (counts > 0).any() else counts
+        lo, hi = int(counts.min()), int(counts.max())
+        have = str(lo) if lo == hi else f"{lo}..{hi}"
+        raise DataError(
+            f"data.split {shares} leaves the {labels[name]} split with 0 frames: {have} frames per "
+            f"(class, SNR) cell, and this split needs at least {min_frames_per_cell(shares)} "
+            "per cell (raise data.frames_per_cell, make more frames per cell, or change the split)"
+        )

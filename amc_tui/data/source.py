@@ -18,7 +18,7 @@ import numpy as np
 
 from amc_tui.data.classes import FRAME_LEN, resolve_classes, snr_range
 from amc_tui.data.radioml import DataError, RadioMLFile
-from amc_tui.data.select import SPLIT_NAMES, Selection, select, split
+from amc_tui.data.select import SPLIT_NAMES, Selection, check_split, select, split
 
 Mode = Literal["memory", "memmap", "blocks"]
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -290,6 +290,7 @@ def load_dataset(
             frames_per_cell=int(data_cfg.frames_per_cell), seed=int(data_cfg.split_seed),
         )  # fmt: skip
         parts = split(sel, data_cfg.split, seed=int(data_cfg.split_seed))
+        check_split(sel, parts, data_cfg.split)
         rows = np.sort(sel.rows)
         ram_dtype = getattr(data_cfg, "ram_dtype", "float32")
         if mode is None:
@@ -311,3 +312,22 @@ def load_dataset(
         classes=classes, snrs=snrs, mode=mode, path=str(file.path), n_frames=file.n_frames,
         layout=file.layout, notes=notes, store=store, **sources,
     )  # fmt: skip
+
+
+def preflight(data_cfg: Any) -> dict[str, int]:
+    """The split sizes a config gives, from the labels alone (no frame is read): run creation
+    calls it so a config that cannot train is refused before a run directory exists."""
+    try:
+        classes = resolve_classes(data_cfg.classes)
+    except ValueError as e:
+        raise DataError(f"data.classes: {e}") from None
+    snrs = snr_range(int(data_cfg.snr_min), int(data_cfg.snr_max))
+    with RadioMLFile.open(data_cfg.path) as file:
+        class_col, snr_db = file.labels()
+    sel = select(
+        class_col, snr_db, classes, snrs,
+        frames_per_cell=int(data_cfg.frames_per_cell), seed=int(data_cfg.split_seed),
+    )  # fmt: skip
+    parts = split(sel, data_cfg.split, seed=int(data_cfg.split_seed))
+    check_split(sel, parts, data_cfg.split)
+    return {name: len(parts[name]) for name in SPLIT_NAMES}
