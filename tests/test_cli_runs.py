@@ -109,12 +109,18 @@ def test_detach_then_ls_show_tail_stop_resume(cws, cli):
     assert "nothing to stop" in amc(cws, "stop", "bg-run").stdout
 
 
+def _terminal_sigint() -> None:
+    """SIGINT as a terminal delivers it: a suite started in the background (`make test &`,
+    CI scripts) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_gracefully_and_exits_130(cws):
     proc = subprocess.Popen(
         [sys.executable, "-m", "amc_tui.cli", "run", "configs/fake.toml", "--set", "train.epochs=40",
          "--name", "int-run"],
         cwd=cws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, preexec_fn=_terminal_sigint,
     )  # fmt: skip
     wait_for(lambda: read_run(cws.runs / "int-run").epoch >= 1)
     proc.send_signal(signal.SIGINT)
