@@ -8,6 +8,7 @@ files, a torn last event line and unknown kinds/keys.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amc_tui import contract
+from amc_tui import contract, runlock
 from amc_tui.errors import UserError
 from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-exported)
     EVENTS_FILE,
@@ -37,8 +38,10 @@ LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 
-STATES = ("queued", "running", "completed", "failed", "stopped", "crashed")
-ACTIVE_STATES = frozenset({"queued", "running"})
+STATES = ("queued", "running", "stalled", "completed", "failed", "stopped", "crashed", "unknown")
+# stalled: the trainer lives (it holds the run's lock) but its heartbeat is old (paused,
+# suspended, a stuck filesystem); unknown: status.json is unreadable, nothing acts on the run.
+ACTIVE_STATES = frozenset({"queued", "running", "stalled"})
 FINAL_STATES = frozenset({"completed", "failed", "stopped", "crashed"})
 HEARTBEAT_INTERVAL_S = 10.0
 STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
@@ -103,14 +106,35 @@ class RunDir:
 
 def read_status(run: RunDir) -> dict[str, Any]:
     """status.json as a dict ({} when missing or unreadable)."""
-    data = read_json(run.status)
-    return data if isinstance(data, dict) else {}
+    return status_or_error(run)[0]
+
+
+def status_or_error(run: RunDir) -> tuple[dict[str, Any], str | None]:
+    """status.json and, when it is missing or unreadable, why: such a run is `unknown`."""
+    try:
+        raw = run.status.read_bytes()
+    except FileNotFoundError:
+        return {}, "status.json is missing"
+    except OSError as e:
+        return {}, f"status.json cannot be read: {e.strerror or e}"
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        return {}, f"status.json is not valid JSON ({e})"
+    if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+        return {}, "status.json has no state"
+    return data, None
 
 
 def write_status(run: RunDir, **updates: Any) -> dict[str, Any]:
     """Merge `updates` into status.json and replace it atomically. Only one process writes a
-    run's status at a time (the trainer while it lives, the launcher otherwise)."""
-    status = read_status(run)
+    run's status at a time (the trainer while it lives, the launcher otherwise). A damaged
+    status.json is never overwritten: the run waits for `amc-tui repair`."""
+    status, error = status_or_error(run)
+    if error and run.status.exists():
+        raise UserError(
+            f"run {run.name}: {error}; nothing was changed (amc-tui repair {run.name} rebuilds it)"
+        )
     status.update(updates)
     atomic_write_json(run.status, status)
     return status
@@ -153,20 +177,30 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def derive_state(status: dict[str, Any], now: float | None = None, host: str | None = None) -> str:
-    """The state a reader should show: `running` becomes `crashed` when the trainer's pid is
-    gone (same host) or its heartbeat is older than 3 intervals."""
+def derive_state(
+    status: dict[str, Any],
+    now: float | None = None,
+    host: str | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """The state a reader should show for a stored `running`. The run's lock decides first:
+    held -> `running`, or `stalled` when the heartbeat is older than 3 intervals; free ->
+    `crashed` (the kernel dropped it with the trainer). A run without a lock file (a trainer
+    that has not taken it yet) falls back to its pid (same host) and heartbeat."""
     state = status.get("state") or "queued"
     if state != "running":
         return state
     now = time.time() if now is None else now
+    beat = status.get("heartbeat_at") or status.get("started_at")
+    stale = beat is not None and now - float(beat) > STALE_AFTER_S
+    if run_dir is not None and runlock.has_lock_file(run_dir):
+        if runlock.holder(run_dir) is None:
+            return "crashed"
+        return "stalled" if stale else "running"
     same_host = status.get("host") in (None, host or socket.gethostname())
     if same_host and status.get("pid") and not pid_alive(status["pid"]):
         return "crashed"
-    beat = status.get("heartbeat_at") or status.get("started_at")
-    if beat is not None and now - float(beat) > STALE_AFTER_S:
-        return "crashed"
-    return state
+    return "crashed" if stale else state
 
 
 # --------------------------------------------------------------------------- run info (listing)
@@ -296,6 +330,13 @@ def _ints(value: Any) -> list[int]:
     return [g for g in value if isinstance(g, int)] if isinstance(value, list) else []
 
 
+def _derived(run: RunDir, status: dict[str, Any]) -> str:
+    try:
+        return derive_state(status, run_dir=run.path)
+    except (TypeError, ValueError):  # a heartbeat that is not a number
+        return str(status.get("state") or "queued")
+
+
 def _config_fallback(run: RunDir) -> dict[str, Any]:
     """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
     raw = read_config_dict(run)
@@ -314,7 +355,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
     """A RunInfo from the run's files; never raises on missing or bad files."""
     base = os.fspath(path)
     run = RunDir(Path(base))
-    status, meta = read_status(run), read_meta(run)
+    (status, damage), meta = status_or_error(run), read_meta(run)
     if "arch" not in meta or "epochs" not in meta:
         meta = {**_config_fallback(run), **meta}
     last = (
@@ -322,10 +363,12 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         if with_last_epoch
         else None
     )
-    try:
-        state = derive_state(status)
-    except (TypeError, ValueError):
-        state = str(status.get("state") or "queued")
+    state = _derived(run, status) if damage is None else "unknown"
+    if state == "crashed" and status.get("state") == "running":
+        # the trainer may have written its end and exited between our two reads
+        again, damage = status_or_error(run)
+        if damage is None and again.get("state") != "running":
+            status, state = again, _derived(run, again)
     best = status.get("best")
     tags = meta.get("tags")
     epoch = _int(status.get("epoch"))
@@ -353,7 +396,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         phase=str(meta.get("phase") or ""),
         notes=str(meta.get("notes") or ""),
         last_epoch=last,
-        error=str(status["error"]) if status.get("error") else None,
+        error=damage or (str(status["error"]) if status.get("error") else None),
         pgid=_int(status.get("pgid"), 0) or None,
         host=str(status.get("host") or ""),
         exit_code=_int(status.get("exit_code"), 0) if status.get("exit_code") is not None else None,
@@ -365,17 +408,33 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
     )
 
 
-def run_dirs(ws: Workspace) -> list[Path]:
-    """Every run directory under runs/ (hidden folders such as the state dir skipped)."""
+def _folders(ws: Workspace) -> list[str]:
     try:
         entries = list(os.scandir(ws.runs))
     except OSError:
         return []
     return [
-        Path(e.path)
-        for e in entries
-        if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+        e.path for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
     ]
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """A run is a folder with config.toml and meta.json (the launcher writes them first);
+    anything else under runs/ is foreign: listed by `ls --all`, never acted on."""
+    base = os.fspath(path)
+    return os.path.isfile(os.path.join(base, META_FILE)) and os.path.isfile(
+        os.path.join(base, CONFIG_FILE)
+    )
+
+
+def run_dirs(ws: Workspace) -> list[Path]:
+    """Every run directory under runs/ (hidden folders and foreign folders skipped)."""
+    return [Path(p) for p in _folders(ws) if is_run_dir(p)]
+
+
+def foreign_dirs(ws: Workspace) -> list[Path]:
+    """Folders under runs/ that are not runs (no config.toml + meta.json)."""
+    return [Path(p) for p in _folders(ws) if not is_run_dir(p)]
 
 
 def _sort_key(info: RunInfo) -> tuple[float, str]:
@@ -418,7 +477,8 @@ class RunCache:
         if info.stored_state == "running":
             info.state = derive_state(
                 {"state": "running", "pid": info.pid, "host": info.host or None,
-                 "heartbeat_at": info.heartbeat_at, "started_at": info.started_at}
+                 "heartbeat_at": info.heartbeat_at, "started_at": info.started_at},
+                run_dir=base,
             )  # fmt: skip
         return info
 

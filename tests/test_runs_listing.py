@@ -58,7 +58,8 @@ def test_read_run_never_raises_on_garbage(ws):
     (d / "events.jsonl").write_bytes(b'\x00\xff{"kind": "epoch", "epo')
     (d / "config.toml").write_text("= nope")
     info = read_run(d)
-    assert info.name == "broken-run-1" and info.state == "queued" and info.last_epoch is None
+    assert info.name == "broken-run-1" and info.last_epoch is None
+    assert info.state == "unknown" and "status.json is not valid JSON" in (info.error or "")
 
 
 def test_last_epoch_skips_torn_line_and_unknown_kinds(ws):
