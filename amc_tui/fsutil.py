@@ -7,8 +7,10 @@ same folder, fsync, rename over the target, fsync the folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +101,58 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_stale_tmp(*folders: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files `atomic_write_with` leaves when its process is killed mid-write
+    (`.<name>.<random>.tmp`; a checkpoint's is 50-130 MB). Only the folder's owner calls it
+    (a trainer holding the run's lock), so no live writer's temp file is removed."""
+    removed: list[Path] = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file():
+                with contextlib.suppress(OSError):
+                    os.unlink(e.path)
+                    removed.append(Path(e.path))
+    return removed
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Free space on the filesystem holding `path` (its nearest existing parent)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, or torch.save's RuntimeError for a short write ("unexpected pos",
+    "file write failed"), which hides the errno of a full disk."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "unexpected pos" in text or "file write failed" in text or "No space left" in text
+    )
+
+
+def disk_full_message(path: str | os.PathLike[str]) -> str:
+    """What a person needs: which file, and how much room there is."""
+    return f"no space left on device writing {path} ({human_bytes(free_bytes(path))} free)"
