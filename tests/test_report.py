@@ -4,7 +4,9 @@ tables, event lines and the live ETA."""
 from __future__ import annotations
 
 import math
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +188,15 @@ def test_progress_line() -> None:
     assert (
         report.progress_line(no_batch, "?", None) == "epoch 1/? step 4  loss -  - samples/s  ETA -"
     )
+
+
+def test_no_substring_rule_decides_percent_anywhere() -> None:
+    root = Path(report.__file__).parent
+    rule = re.compile(r"""["'](acc|within)["'] in """)
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for p in root.rglob("*.py")
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if rule.search(line)
+    ]
+    assert offenders == []
