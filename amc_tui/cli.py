@@ -336,32 +336,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     if info.error:
         print("  error: " + info.error.strip().splitlines()[-1])
     if data["trajectory"]:
-        rows = [
-            [
-                str(r["epoch"]) + (" *" if info.best and r["epoch"] == info.best.get("epoch") else ""),
-                report.pct(r["val_acc_combined"]), report.pct(r["val_acc_mod"]), report.pct(r["val_acc_snr"]),
-                report.num(r["val_loss"]), report.pct(r["train_acc_combined"]), report.num(r["train_loss"]),
-                report.pct(r["w_mod"]), report.pct(r["w_snr"]),
-            ]
-            for r in data["trajectory"]
-        ]  # fmt: skip
         print()
-        print(
-            report.table(
-                rows,
-                [
-                    "EPOCH",
-                    "VAL COMB",
-                    "VAL MOD",
-                    "VAL SNR",
-                    "VAL LOSS",
-                    "TRAIN COMB",
-                    "TRAIN LOSS",
-                    "W MOD",
-                    "W SNR",
-                ],
-            )
-        )
+        print(report.trajectory_table(data["trajectory"], (info.best or {}).get("epoch")))
     print()
     for name, path in data["exports"].items():
         print(f"  export {name}: {path}")

@@ -106,6 +106,24 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
 
 
+TRAJECTORY_HEADER = ("EPOCH", "VAL COMB", "VAL MOD", "VAL SNR", "VAL LOSS", "TRAIN COMB",
+                     "TRAIN LOSS", "W MOD", "W SNR")  # fmt: skip
+
+
+def trajectory_table(traj: Sequence[dict[str, Any]], best_epoch: Any = None) -> str:
+    """`show`'s table of `analysis.trajectory` rows, the best epoch marked with `*`."""
+    rows = [
+        [
+            str(r["epoch"]) + (" *" if best_epoch is not None and r["epoch"] == best_epoch else ""),
+            pct(r["val_acc_combined"]), pct(r["val_acc_mod"]), pct(r["val_acc_snr"]),
+            num(r["val_loss"]), pct(r["train_acc_combined"]), num(r["train_loss"]),
+            pct(r["w_mod"]), pct(r["w_snr"]),
+        ]
+        for r in traj
+    ]  # fmt: skip
+    return table(rows, TRAJECTORY_HEADER)
+
+
 # --------------------------------------------------------------------------- event lines
 
 

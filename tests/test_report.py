@@ -110,6 +110,28 @@ def test_table_pads_columns_and_trims_trailing_space() -> None:
     assert report.table([], ["NAME", "VALUE"]) == "NAME  VALUE"
 
 
+def test_trajectory_table_marks_the_best_epoch() -> None:
+    row = {"val_acc_combined": 0.4061, "val_acc_mod": 0.8184, "val_acc_snr": None,
+           "val_loss": 1.305, "train_acc_combined": 0.3954, "train_loss": math.nan,
+           "w_mod": 0.6389, "w_snr": 0.3611}  # fmt: skip
+    lines = report.trajectory_table([{**row, "epoch": 1}, {**row, "epoch": 2}], 2).split("\n")
+    assert lines[0].split() == ["EPOCH", "VAL", "COMB", "VAL", "MOD", "VAL", "SNR", "VAL",
+                                "LOSS", "TRAIN", "COMB", "TRAIN", "LOSS", "W", "MOD", "W", "SNR"]  # fmt: skip
+    assert lines[1].split() == [
+        "1",
+        "40.61%",
+        "81.84%",
+        "-",
+        "1.305",
+        "39.54%",
+        "-",
+        "63.89%",
+        "36.11%",
+    ]
+    assert lines[2].startswith("2 *    40.61%")
+    assert "*" not in report.trajectory_table([{**row, "epoch": 1}])
+
+
 # --------------------------------------------------------------------------- event lines
 
 
