@@ -20,6 +20,8 @@ from amc_tui import contract
 from amc_tui.config import diff_configs
 from amc_tui.contract import METRICS, PER_CELL_COLUMNS
 from amc_tui.fsutil import read_json
+from amc_tui.report import metric as _metric
+from amc_tui.report import pct as _pct
 from amc_tui.runs import EXPORT_DIR, RunDir, epoch_events, read_config_dict
 
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
@@ -255,10 +257,6 @@ class Finding:
     text: str
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
-
-
 def findings(
     traj: list[dict[str, Any]],
     *,
@@ -331,7 +329,7 @@ def findings(
                 Finding(
                     "best-is-last",
                     "info",
-                    f"still improving: the best {select_metric} ({_pct(best[key]) if 'acc' in key else f'{best[key]:.4g}'}) "
+                    f"still improving: the best {select_metric} ({_metric(select_metric, best[key])}) "
                     f"is at the last epoch ({last['epoch']}){so_far}; more epochs may help",
                 )
             )

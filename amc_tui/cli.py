@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from amc_tui import contract, report
 from amc_tui.errors import UserError
 from amc_tui.workspace import Workspace
 
@@ -92,107 +93,6 @@ def cmd_tui(args: argparse.Namespace, ws: Workspace) -> int:
     return run_app(ws)
 
 
-# --------------------------------------------------------------------------- runs: shared formatting
-
-
-def _pct(v: object) -> str:
-    return f"{100 * float(v):.2f}%" if isinstance(v, int | float) else "-"
-
-
-def _num(v: object, spec: str = ".3f") -> str:
-    return f"{float(v):{spec}}" if isinstance(v, int | float) else "-"
-
-
-def _scale(v: object) -> float | None:
-    return 100 * float(v) if isinstance(v, int | float) else None
-
-
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-def _when(t: float | None) -> str:
-    import time
-
-    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
-
-
-def _best(best: dict | None) -> str:
-    if not best:
-        return "-"
-    metric = str(best.get("metric", ""))
-    value = best.get("value")
-    shown = _pct(value) if "acc" in metric or "within" in metric else _num(value, ".4g")
-    return f"{shown} @{best.get('epoch', '?')}"
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
-
-
-def _epoch_line(ev: dict, epochs: int | str = "?") -> str:
-    v, t = ev.get("val") or {}, ev.get("train") or {}
-    w = ev.get("weights") or {}
-    line = (
-        f"epoch {ev.get('epoch')}/{epochs}  val comb {_pct(v.get('acc_combined'))} "
-        f"mod {_pct(v.get('acc_mod'))} snr {_pct(v.get('acc_snr'))} loss {_num(v.get('loss'))}"
-        f"  | train comb {_pct(t.get('acc_combined'))} loss {_num(t.get('loss'))}"
-    )
-    if w:
-        line += f"  | w mod/snr {_num(_scale(w.get('mod')), '.1f')}/{_num(_scale(w.get('snr')), '.1f')}%"
-    line += f"  | {_num(ev.get('epoch_time_s'), '.1f')} s, {_num(ev.get('samples_per_s'), '.0f')} samples/s"
-    return line + ("  *best*" if ev.get("is_best") else "")
-
-
-def _event_line(ev: dict, epochs: int | str = "?") -> str:
-    """One human line per event for `tail` and `run`."""
-    import time
-
-    kind = ev.get("kind")
-    stamp = (
-        time.strftime("%H:%M:%S", time.localtime(ev["t"]))
-        if isinstance(ev.get("t"), int | float)
-        else "--:--:--"
-    )
-    if kind == "epoch":
-        body = _epoch_line(ev, epochs)
-    elif kind == "step":
-        batch = f" batch {ev['batch']}/{ev['batches']}" if "batch" in ev and "batches" in ev else ""
-        body = (
-            f"epoch {ev.get('epoch')} step {ev.get('step')}{batch}  loss {_num(ev.get('loss'))} "
-            f"(mod {_num(ev.get('loss_mod'))}, snr {_num(ev.get('loss_snr'))})  lr {_num(ev.get('lr'), '.2e')}  "
-            f"{_num(ev.get('samples_per_s'), '.0f')} samples/s"
-        )
-    elif kind == "start":
-        params = ev.get("params")
-        body = (
-            f"start {ev.get('name', '')} on {ev.get('device', '?')}: {ev.get('n_train', '?')} train / "
-            f"{ev.get('n_val', '?')} val / {ev.get('n_test', '?')} test frames, "
-            f"{len(ev.get('classes') or [])} classes x {len(ev.get('snrs') or [])} SNRs"
-            + (f", {params / 1e6:.2f}M parameters" if isinstance(params, int | float) else "")
-            + (" (resumed)" if ev.get("resumed") else "")
-        )
-    elif kind == "end":
-        body = f"end: {ev.get('state')} (exit {ev.get('exit_code')}), best {_best(ev.get('best'))}"
-    elif kind == "restart":
-        body = f"restart {ev.get('attempt')}/{ev.get('max_restarts')} after {ev.get('reason')} (from epoch {ev.get('from_epoch')})"
-    else:
-        rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("t", "kind"))
-        body = f"{kind} {rest}"
-    return f"{stamp} {body}"
-
-
 # --------------------------------------------------------------------------- run
 
 
@@ -200,7 +100,7 @@ class _Progress:
     """Prints a run's events: epoch lines always; on a TTY a live step line (throughput,
     ETA) rewritten in place; otherwise a plain progress line at most every 10 s."""
 
-    def __init__(self, epochs: int, batch_size: int, tty: bool) -> None:
+    def __init__(self, epochs: int | None, batch_size: int | None, tty: bool) -> None:
         self.epochs, self.batch_size, self.tty = epochs, batch_size, tty
         self.live = False
         self.last_plain = 0.0
@@ -216,31 +116,14 @@ class _Progress:
         self._clear()
         print(text, flush=True)
 
-    def eta(self, ev: dict) -> float | None:
-        sps = ev.get("samples_per_s")
-        batches = ev.get("batches") or self.batches
-        if not isinstance(sps, int | float) or sps <= 0 or not batches:
-            return None
-        per_batch = self.batch_size / sps
-        left_now = (batches - int(ev.get("batch") or 0)) * per_batch
-        per_epoch = self.epoch_time or batches * per_batch
-        return left_now + max(0, self.epochs - int(ev.get("epoch") or 0)) * per_epoch
-
     def event(self, ev: dict) -> None:
         import time
 
         kind = ev.get("kind")
+        shown = self.epochs or "?"
         if kind == "step":
-            eta = self.eta(ev)
-            text = (
-                f"epoch {ev.get('epoch')}/{self.epochs}"
-                + (
-                    f" batch {ev['batch']}/{ev['batches']}"
-                    if "batch" in ev and "batches" in ev
-                    else f" step {ev.get('step')}"
-                )
-                + f"  loss {_num(ev.get('loss'))}  {_num(ev.get('samples_per_s'), '.0f')} samples/s  ETA {_dur(eta)}"
-            )
+            eta = report.step_eta(ev, self.epochs, self.epoch_time, self.batch_size, self.batches)
+            text = report.progress_line(ev, shown, eta)
             if self.tty:
                 sys.stdout.write("\r\x1b[K" + text)
                 sys.stdout.flush()
@@ -251,10 +134,10 @@ class _Progress:
             return
         if kind == "start" and isinstance(ev.get("steps_per_epoch"), int):
             self.batches = ev["steps_per_epoch"]
-        if kind == "epoch" and isinstance(ev.get("epoch_time_s"), int | float):
+        if kind == "epoch" and contract.is_number(ev.get("epoch_time_s")):
             self.epoch_time = float(ev["epoch_time_s"])
         if kind in ("epoch", "start", "restart", "end"):
-            self.line(_event_line(ev, self.epochs)[9:])
+            self.line(report.event_body(ev, shown))
 
     def close(self) -> None:
         self._clear()
@@ -271,15 +154,15 @@ def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
     from amc_tui.runlog import runlog_path_for
 
     lines = [
-        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {_best(info.best)}"
+        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {report.best(info.best)}"
     ]
     ev = info.last_epoch
     if ev:
         v, t = ev.get("val") or {}, ev.get("train") or {}
         lines.append(
-            f"  final val: comb {_pct(v.get('acc_combined'))} mod {_pct(v.get('acc_mod'))} "
-            f"snr {_pct(v.get('acc_snr'))} loss {_num(v.get('loss'))}  | train comb "
-            f"{_pct(t.get('acc_combined'))} loss {_num(t.get('loss'))}"
+            f"  final val: comb {report.pct(v.get('acc_combined'))} mod {report.pct(v.get('acc_mod'))} "
+            f"snr {report.pct(v.get('acc_snr'))} loss {report.num(v.get('loss'))}  | train comb "
+            f"{report.pct(t.get('acc_combined'))} loss {report.num(t.get('loss'))}"
         )
     from amc_tui.analysis import read_summary
 
@@ -287,8 +170,8 @@ def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
     if isinstance(final.get("test"), dict):
         tm = final["test"]
         lines.append(
-            f"  test (best checkpoint): comb {_pct(tm.get('acc_combined'))} mod {_pct(tm.get('acc_mod'))} "
-            f"snr {_pct(tm.get('acc_snr'))}"
+            f"  test (best checkpoint): comb {report.pct(tm.get('acc_combined'))} mod {report.pct(tm.get('acc_mod'))} "
+            f"snr {report.pct(tm.get('acc_snr'))}"
         )
     if info.error and info.state in ("failed", "crashed"):
         lines.append("  error: " + info.error.strip().splitlines()[-1])
@@ -301,12 +184,18 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
     """Print the run's events until it ends; Ctrl-C stops it gracefully (exit 130)."""
     import time
 
-    from amc_tui.config import loads_config
     from amc_tui.launcher import ensure_worker, stop_run, work_queue
-    from amc_tui.runs import FINAL_STATES, EventTailer, read_run
+    from amc_tui.runs import FINAL_STATES, EventTailer, dig, read_config_dict, read_run
 
-    cfg = loads_config(info.rundir.config.read_text(encoding="utf-8"))
-    progress = _Progress(cfg.train.epochs, cfg.train.batch_size, tty)
+    # The launcher validated the config; the progress line needs only two of its values.
+    raw = read_config_dict(info.rundir)
+    epochs = read_run(info.dir, with_last_epoch=False).epochs or dig(raw, "train.epochs")
+    batch_size = dig(raw, "train.batch_size")
+    progress = _Progress(
+        epochs if isinstance(epochs, int) else None,
+        batch_size if isinstance(batch_size, int) else None,
+        tty,
+    )
     tailer = EventTailer(info.rundir.events)
     last_queue = 0.0
     try:
@@ -378,11 +267,11 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
         val = (r.last_epoch or {}).get("val") or {}
         rows.append([
             r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
-            _pct(val.get("acc_combined")), _best(r.best), _when(r.started_at or r.created_at),
-            _dur(r.elapsed_s()),
+            report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
+            report.duration(r.elapsed_s()),
         ])  # fmt: skip
     print(
-        _table(
+        report.table(
             rows, ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
         )
     )
@@ -425,11 +314,11 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         return (cfg.get(table) or {}).get(key, "?")
 
     print(
-        f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {_best(info.best)}"
+        f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {report.best(info.best)}"
     )
     print(
-        f"  started {_when(info.started_at)}  ended {_when(info.ended_at)}  elapsed {_dur(info.elapsed_s())}"
-        + (f"  ETA {_dur(info.eta_s())}" if info.eta_s() else "")
+        f"  started {report.clock(info.started_at)}  ended {report.clock(info.ended_at)}  elapsed {report.duration(info.elapsed_s())}"
+        + (f"  ETA {report.duration(info.eta_s())}" if info.eta_s() else "")
     )
     print(
         f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
@@ -447,32 +336,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     if info.error:
         print("  error: " + info.error.strip().splitlines()[-1])
     if data["trajectory"]:
-        rows = [
-            [
-                str(r["epoch"]) + (" *" if info.best and r["epoch"] == info.best.get("epoch") else ""),
-                _pct(r["val_acc_combined"]), _pct(r["val_acc_mod"]), _pct(r["val_acc_snr"]),
-                _num(r["val_loss"]), _pct(r["train_acc_combined"]), _num(r["train_loss"]),
-                _pct(r["w_mod"]), _pct(r["w_snr"]),
-            ]
-            for r in data["trajectory"]
-        ]  # fmt: skip
         print()
-        print(
-            _table(
-                rows,
-                [
-                    "EPOCH",
-                    "VAL COMB",
-                    "VAL MOD",
-                    "VAL SNR",
-                    "VAL LOSS",
-                    "TRAIN COMB",
-                    "TRAIN LOSS",
-                    "W MOD",
-                    "W SNR",
-                ],
-            )
-        )
+        print(report.trajectory_table(data["trajectory"], (info.best or {}).get("epoch")))
     print()
     for name, path in data["exports"].items():
         print(f"  export {name}: {path}")
@@ -492,10 +357,10 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
     epochs: int | str = info.epochs or "?"
     while True:  # Ctrl-C (130) and a closed pipe (0) are handled by main()
         for ev in tailer.poll():
-            print(_event_line(ev, epochs), flush=True)
+            print(report.event_line(ev, epochs), flush=True)
         if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
             for ev in tailer.poll():
-                print(_event_line(ev, epochs), flush=True)
+                print(report.event_line(ev, epochs), flush=True)
             return 0
         if not args.follow:
             return 0
@@ -572,33 +437,36 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
     if args.json:
         _print_json(out)
         return 0
-    print(f"A = {a.name} ({a.id}), {a.state}, best {_best(a.best)}")
-    print(f"B = {b.name} ({b.id}), {b.state}, best {_best(b.best)}")
+    print(f"A = {a.name} ({a.id}), {a.state}, best {report.best(a.best)}")
+    print(f"B = {b.name} ({b.id}), {b.state}, best {report.best(b.best)}")
     print("\nconfig keys that differ:" if out["config_diff"] else "\nconfigs are identical")
     for key, va, vb in out["config_diff"]:
         print(f"  {key}: {va!r} -> {vb!r}")
 
-    def fmt(metric: str, v: object, delta: bool = False) -> str:
-        if not isinstance(v, int | float):
-            return "-"
-        if "acc" in metric or "within" in metric:
-            return (f"{100 * v:+.2f}" if delta else f"{100 * v:.2f}") + ("pt" if delta else "%")
-        return f"{v:+.4f}" if delta else f"{v:.4f}"
+    def row(r: dict) -> list[str]:
+        m = r["metric"]
+        values = [report.metric(m, r[k], ".4f") for k in ("best_a", "best_b")]
+        finals = [report.metric(m, r[k], ".4f") for k in ("final_a", "final_b")]
+        return [
+            m,
+            *values,
+            report.delta(m, r["best_delta"]),
+            *finals,
+            report.delta(m, r["final_delta"]),
+        ]
 
-    rows = [
-        [r["metric"], fmt(r["metric"], r["best_a"]), fmt(r["metric"], r["best_b"]), fmt(r["metric"], r["best_delta"], True),
-         fmt(r["metric"], r["final_a"]), fmt(r["metric"], r["final_b"]), fmt(r["metric"], r["final_delta"], True)]
-        for r in out["metrics"]
-    ]  # fmt: skip
+    rows = [row(r) for r in out["metrics"]]
     print(
         f"\nmetrics (best by {out['select_metric']}: A epoch {out['a']['best_epoch']}, B epoch {out['b']['best_epoch']}; "
         f"final: A epoch {out['a']['epoch']}, B epoch {out['b']['epoch']}):"
     )
-    print(_table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "FINAL A", "FINAL B", "DELTA"]))
+    print(
+        report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "FINAL A", "FINAL B", "DELTA"])
+    )
     if out["top_cells"]:
         print(f"\ncells that changed most (acc_combined, export {out['export']}):")
-        print(_table(
-            [[c["modulation"], str(c["snr_db"]), _pct(c["a"]), _pct(c["b"]), f"{100 * c['delta']:+.2f}pt"] for c in out["top_cells"]],
+        print(report.table(
+            [[c["modulation"], str(c["snr_db"]), report.pct(c["a"]), report.pct(c["b"]), report.delta("acc_combined", c["delta"])] for c in out["top_cells"]],
             ["MODULATION", "SNR", "A", "B", "DELTA"],
         ))  # fmt: skip
     else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import re
 import sys
 from pathlib import Path
 
 import pytest
-from runs_fixtures import make_fake_run, runs_workspace
+from runs_fixtures import fake_config, make_fake_run, runs_workspace
 
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.runlog import entry_offsets, render_entry, runlog_path_for, sync_all, sync_entry
@@ -140,3 +142,29 @@ def test_concurrent_writers_all_land(ws):
     assert sorted(entry_offsets(text)) == [f"cc{i:06d}" for i in range(8)]
     for i in range(8):
         assert text.count(f"<!-- amc-tui:end cc{i:06d} -->") == 1
+
+
+def test_grid_without_start_event_or_export_comes_from_the_snr_grid(ws):
+    run = make_fake_run(ws, "no-start-1", state="stopped", epochs=4, exports=False)
+    lines = run.events.read_text().splitlines(keepends=True)
+    run.events.write_text("".join(ln for ln in lines if json.loads(ln)["kind"] != "start"))
+    # an off-grid bound (hand-edited) selects only the levels the dataset has
+    raw = run.config.read_text()
+    assert "snr_min = -20" in raw and "snr_max = 30" in raw
+    run.config.write_text(
+        raw.replace("snr_min = -20", "snr_min = -25").replace("snr_max = 30", "snr_max = 10")
+    )
+    text = render_entry(run.path)
+    assert "17 modulations x 16 SNR levels (-20..10 dB) = 272 combinations" in text
+
+
+def test_snr_within_1_selected_reads_as_percent(ws):
+    cfg = fake_config(train={"epochs": 4, "select_metric": "val.snr_within_1"})
+    run = make_fake_run(ws, "within-1", epochs=4, config=cfg)
+    status = read_status(run)
+    best = {"metric": "val.snr_within_1", "value": 0.8608, "epoch": 4}
+    atomic_write_json(run.status, {**status, "best": best})
+    text = render_entry(run.path)
+    assert "★ best epoch by `val.snr_within_1`: 4 (86.08%)" in text
+    improving = [ln for ln in text.splitlines() if "rule: `best-is-last`" in ln]
+    assert improving and re.search(r"best val\.snr_within_1 \(\d+\.\d\d%\)", improving[0])
