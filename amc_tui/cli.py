@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from amc_tui import contract, report
 from amc_tui.errors import UserError
+from amc_tui.serve import add_serve_parser
 from amc_tui.workspace import Workspace
 
 Handler = Callable[[argparse.Namespace, Workspace], int]
@@ -537,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
 
     add("tui", cmd_tui, "open the Textual app (the default)")
+    add_serve_parser(sub)
 
     sp = add("run", cmd_run, "create and start (or queue) a run; follow it unless --detach")
     sp.add_argument("config")
