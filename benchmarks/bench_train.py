@@ -1,11 +1,11 @@
 """Training and inference samples/s of configs/demo.toml on this machine's CPU.
 
-Calls helper B's `amc_tui.train.bench.measure_model` in-process: the trainer's code path
+Calls `amc_tui.train.bench.measure_model` in-process: the trainer's code path
 (Feed prefetch thread -> on-device rendering -> forward/backward -> AdamW step), time-boxed,
-plus B's per-batch split (feed, render, forward+backward+step, each alone).
+plus its per-batch split (feed, render, forward+backward+step, each alone).
 
 Baselines, measured in the same run on the same batches: for training, the model's
-forward+backward+step alone on images rendered beforehand (B's split), so the ratio is the
+forward+backward+step alone on images rendered beforehand (that split), so the ratio is the
 share of the model's own speed the whole pipeline reaches (1.0 = feed and rendering cost
 nothing); for inference, the model's forward alone on pre-rendered images.
 """
@@ -42,21 +42,20 @@ def demo_config() -> tuple[Config, str]:
 
 
 def forward_only_rate(cfg: Config, source: Any, n_mod: int, n_snr: int, batches: int) -> float:
-    """Samples/s of model forward (eval, no grad) on images rendered beforehand, batch 2x."""
-    from amc_tui.train.constellation import Renderer
-    from amc_tui.train.model import build_model
+    """Samples/s of model forward (eval, no grad) on images rendered beforehand, batch 2x;
+    the model as the trainer builds it (memory format, autocast, compile)."""
+    from amc_tui.train.build import build
 
-    im, m = cfg.image, cfg.model
-    model = build_model(m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs)
-    model.eval()
+    net = build(cfg, torch.device("cpu"), n_mod, n_snr)
+    net.model.eval()
     bs = 2 * cfg.train.batch_size
     iq, _, _ = source.get(source.order(0, 0, True)[:bs])
-    x = Renderer(im.size, im.range, im.normalize, im.channels)(torch.from_numpy(iq)).clone()
-    with torch.no_grad():
-        model(x)  # warm-up
+    x = net.images(torch.from_numpy(iq)).clone()
+    with torch.no_grad(), net.autocast():
+        net.forward(x)  # warm-up
         t0 = time.perf_counter()
         for _ in range(batches):
-            model(x)
+            net.forward(x)
         dt = time.perf_counter() - t0
     return batches * len(x) / dt
 

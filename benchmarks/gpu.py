@@ -5,7 +5,7 @@ nvidia-ml-py but not textual or tomli-w. Run from the source tree:
 
     PYTHONPATH=. python benchmarks/gpu.py --out gpu_results.json     (or benchmarks/gpu.sh)
 
-It makes its own synthetic file, then for each image size runs helper B's
+It makes its own synthetic file, then for each image size runs
 `amc_tui.train.bench.measure_model` (the trainer's code path: Feed prefetch thread with pinned
 buffers -> rendering on the GPU -> bf16 forward/backward -> fused AdamW) and reports training
 and inference samples/s, mean GPU utilisation from NVML during the timed steps, peak memory,
@@ -154,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from amc_tui.data.synth import synthesize
     from amc_tui.train import bench as tb
 
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    device = torch.device(args.device)  # measure_model applies the trainer's device settings
     sizes = [args.size] if args.size else [int(s) for s in args.sizes.split(",") if s]
     result: dict[str, Any] = {
         "machine": {

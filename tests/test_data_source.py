@@ -100,15 +100,20 @@ def test_order_deterministic_per_seed_and_epoch(synth_small: Path) -> None:
         assert np.array_equal(src.order(3, 7, False), np.arange(n))
 
 
-def test_batches_cover_epoch(synth_small: Path) -> None:
+def test_planned_batches_cover_epoch(synth_small: Path) -> None:
+    """The trainer's batches: plan_batches over one epoch's order, each gathered with get."""
+    from amc_tui.train.feed import plan_batches
+
     with load_dataset(DataConfig(path=str(synth_small))) as ds:
         src = ds.val
-        got = list(src.batches(50, epoch=3, seed=1, shuffle=True))
+        order = src.order(3, 1, True)
+        got = [src.get(idx) for idx in plan_batches(order, 50, drop_last=False)]
         sizes = [len(b[0]) for b in got]
         assert sum(sizes) == len(src) and all(s == 50 for s in sizes[:-1])
-        dropped = list(src.batches(50, epoch=3, seed=1, shuffle=True, drop_last=True))
-        assert len(dropped) == len(src) // 50
-        order = src.order(3, 1, True)
+        assert len(src) % 50 and sizes[-1] == len(src) % 50  # the partial batch is kept
+        dropped = plan_batches(order, 50, drop_last=True)
+        assert len(dropped) == len(src) // 50 and all(len(b) == 50 for b in dropped)
+        assert len(plan_batches(order, 50, drop_last=True, limit=2)) == 2
         iq, mod, snr = src.get(order[:50])
         np.testing.assert_array_equal(got[0][0], iq)
         np.testing.assert_array_equal(got[0][1], mod)

@@ -151,26 +151,19 @@ def test_families_without_img_size_and_channels() -> None:
     assert a.shape == (2, 5) and b.shape == (2, 7)
 
 
-def test_run_resume_finds_files_runs_names_and_ids(tmp_path: Path) -> None:
-    import json
-
-    from amc_tui.runs import RunDir
-    from amc_tui.train.loop import find_resume_source
-
-    ws = tmp_path
-    old = RunDir(ws / "runs" / "calm-sea-1")
-    old.checkpoints.mkdir(parents=True)
-    old.meta.write_text(json.dumps({"id": "k3x9a0b2", "name": "calm-sea-1"}))
-    ckpt.save(old.best_ckpt, {"a": torch.zeros(1)})
-    me = RunDir(ws / "runs" / "new-run-2")
-    me.path.mkdir()
-    assert find_resume_source("calm-sea-1", me, ws) == old.best_ckpt  # no last.pt: best.pt
-    ckpt.save(old.last_ckpt, {"a": torch.zeros(1)})
-    for spec in ("calm-sea-1", "k3x9a0b2", str(old.path), "runs/calm-sea-1", str(old.best_ckpt)):
-        expected = old.best_ckpt if spec.endswith("best.pt") else old.last_ckpt
-        assert find_resume_source(spec, me, ws) == expected, spec
-    seed = ws / "best_model_swin_tiny_epoch_1.pth"
+def test_checkpoint_file_takes_the_recorded_path_and_names_the_key(tmp_path: Path) -> None:
+    """The launcher records an absolute file; a relative one is the workspace's. Nothing else
+    is searched: a run name or directory is not a file here."""
+    ws = tmp_path / "ws"
+    seed = ws / "seeds" / "best_model_swin_tiny_epoch_1.pth"
+    seed.parent.mkdir(parents=True)
     seed.write_bytes(b"x")
-    assert find_resume_source("best_model_swin_tiny_epoch_1.pth", me, ws) == seed
-    with pytest.raises(ckpt.CheckpointError, match="no such checkpoint"):
-        find_resume_source("nobody-9", me, ws)
+    assert ckpt.checkpoint_file(str(seed), "model.weights", ws) == seed
+    assert ckpt.checkpoint_file("seeds/best_model_swin_tiny_epoch_1.pth", "run.resume", ws) == seed
+    with pytest.raises(ckpt.CheckpointError) as e:
+        ckpt.checkpoint_file("seeds/gone.pth", "model.weights", ws)
+    assert one_line(e.value).startswith("model.weights = 'seeds/gone.pth': no such file")
+    assert str(ws / "seeds" / "gone.pth") in str(e.value)
+    with pytest.raises(ckpt.CheckpointError) as e:  # a directory (or a run name) is no file
+        ckpt.checkpoint_file(str(seed.parent), "run.resume", ws)
+    assert one_line(e.value) == f"run.resume = {str(seed.parent)!r}: no such file"

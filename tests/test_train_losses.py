@@ -126,8 +126,17 @@ def test_schedule_warmup_cosine_and_resume() -> None:
 
 def test_schedule_plateau_and_none() -> None:
     opt = _opt()
-    s = Schedule(opt, "plateau", total_steps=10, higher_is_better=True)
+    s = Schedule(opt, "plateau", total_steps=10, metric="val.acc_combined")
     for v in (0.5, 0.6, 0.6, 0.6, 0.6):
+        s.end_epoch(v)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    # a lower-is-better select metric: a falling loss is improvement; NaN is never better
+    opt = _opt()
+    s = Schedule(opt, "plateau", total_steps=10, metric="val.loss")
+    for v in (0.5, 0.4, 0.3, float("nan"), 0.2, 0.1):
+        s.end_epoch(v)
+    assert opt.param_groups[0]["lr"] == 1.0
+    for v in (0.2, 0.2, 0.2):
         s.end_epoch(v)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
     opt = _opt()

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from amc_tui.train.export import FILES, PER_CELL_COLUMNS, write_export
+from amc_tui.contract import EXPORT_FILES, PER_CELL_COLUMNS
+from amc_tui.train.export import write_export
 from amc_tui.train.metrics import Accumulator, f1_scores
 
 torch.set_num_threads(1)
@@ -73,7 +74,7 @@ def test_export_files_are_consistent(tmp_path) -> None:
     s = acc.summary()
     fields = {"epoch": np.int64(3), "val": s.metrics(), "is_best": np.bool_(True)}
     write_export(tmp_path, s, CLASSES, SNRS, fields)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPORT_FILES)
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["epoch"] == 3 and doc["is_best"] is True and doc["snrs"] == SNRS
     assert set(doc["f1_mod"]) == set(CLASSES)

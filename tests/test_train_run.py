@@ -207,6 +207,9 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
         "other-arch": make_run(ws, "other-1", data, config=config("other-1", epochs=2).replace(
             'arch = "swin_tiny"', 'arch = "resnet18"').replace(swin_kwargs, "{}")),
         "no-data": make_run(ws, "nodata-1", ws / "absent.h5", config=config("nodata-1", ws / "absent.h5")),
+        # a hand-written relative path, taken from the workspace, is not there
+        "no-weights": make_run(ws, "noweights-1", data, config=config("noweights-1").replace(
+            'dropout = 0.1\n', 'dropout = 0.1\nweights = "seeds/gone.pth"\n')),
     }  # fmt: skip
     (runs["other-arch"].checkpoints).mkdir()
     shutil.copy(tiny_run.run.last_ckpt, runs["other-arch"].last_ckpt)
@@ -250,6 +253,13 @@ def test_nonfinite_loss_fails_naming_task_and_step(failed_runs) -> None:
 def test_resume_with_another_architecture_fails_with_one_line(failed_runs) -> None:
     error, _ = _failed(failed_runs, "other-arch", 2)
     assert "\n" not in error and "swin_tiny_patch4_window7_224" in error and "resnet18" in error
+
+
+def test_missing_weights_file_fails_naming_the_key(failed_runs) -> None:
+    error, log = _failed(failed_runs, "no-weights", 2)
+    assert error.startswith("model.weights = 'seeds/gone.pth': no such file (")
+    assert error.endswith("seeds/gone.pth)") and "\n" not in error and error in log
+    assert "data:" not in log  # failed before the data load
 
 
 def test_missing_data_file_fails_with_the_synth_hint(failed_runs) -> None:

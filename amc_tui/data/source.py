@@ -10,7 +10,7 @@ chunk otherwise. Indexing is batched; there is no per-sample Python.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -189,19 +189,6 @@ class FrameSource:
         if not shuffle:
             return np.arange(len(self), dtype=np.int64)
         return epoch_rng(seed, epoch).permutation(len(self)).astype(np.int64)
-
-    def batches(
-        self, batch_size: int, epoch: int = 0, seed: int = 0, shuffle: bool = False,
-        drop_last: bool = False,
-    ) -> Iterator[Batch]:  # fmt: skip
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        order = self.order(epoch, seed, shuffle)
-        for a in range(0, len(order), batch_size):
-            idx = order[a : a + batch_size]
-            if drop_last and len(idx) < batch_size:
-                break
-            yield self.get(idx)
 
 
 @dataclass

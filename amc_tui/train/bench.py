@@ -3,9 +3,10 @@
 Runs `python -m amc_tui.train.bench [CONFIG] --workspace WS [--json] [--gpu]` (the CLI
 spawns it, so only this process imports torch). It measures, in one run:
 
-- training samples/s of the config's model (feed + on-device rendering + forward/backward +
-  optimizer, the trainer's own code path), and the time split between feed, rendering and
-  forward/backward measured separately;
+- training samples/s of the config's model: feed + on-device rendering + the trainer's own
+  step (`build.build` and `Built.train_step`: the same device settings, parameter groups,
+  AMP and GradScaler, gradient clipping and compile), and the time split between feed,
+  rendering and forward/backward/step measured separately;
 - inference samples/s (eval mode, no grad, batch 2x);
 - rendering frames/s of `constellation.Renderer` against a per-frame `np.histogram2d` loop at
   the same size (the config's size, and 64 and 224 px), with the number of samples whose bin
@@ -36,6 +37,7 @@ import torch
 
 from amc_tui.config import Config, from_dict, load_config, resolve_arch
 from amc_tui.errors import UserError
+from amc_tui.train.build import build, pick_device, visible_gpus
 from amc_tui.train.constellation import (
     Renderer,
     bin_counts,
@@ -44,8 +46,7 @@ from amc_tui.train.constellation import (
     unit_power,
 )
 from amc_tui.train.feed import Feed, plan_batches
-from amc_tui.train.losses import make_weighting, mod_loss, snr_loss
-from amc_tui.train.model import build_model, count_params
+from amc_tui.train.model import count_params
 
 RENDER_BATCH = 256
 
@@ -172,49 +173,14 @@ def measure_model(
     """
     im, m, t = cfg.image, cfg.model, cfg.train
     torch.manual_seed(0)
-    model = build_model(m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs)
+    net = build(cfg, device, n_mod, n_snr)
     cuda = device.type == "cuda"
-    channels_last = t.channels_last is True or (t.channels_last == "auto" and cuda)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    weighting = make_weighting(cfg.loss.weighting, cfg.loss.weights).to(device)
-    amp = t.amp if t.amp != "auto" else ("bf16" if cuda else "off")
-    amp_dtype = (
-        {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-        if (cuda or amp == "bf16")
-        else None
-    )
-    params = [{"params": list(model.parameters())}, {"params": list(weighting.parameters()) or []}]
-    params = [g for g in params if g["params"]]
-    opt = torch.optim.AdamW(
-        params, lr=t.lr, weight_decay=t.weight_decay, **({"fused": True} if cuda else {})
-    )
-    forward = torch.compile(model) if t.compile else model
-    renderer = Renderer(im.size, im.range, im.normalize, im.channels)
     bs = t.batch_size
-
-    def autocast() -> Any:
-        return (
-            torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        )
-
-    def images(iq: torch.Tensor) -> torch.Tensor:
-        x = renderer(iq)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     def train_step(
         iq: torch.Tensor, mod: torch.Tensor, snr: torch.Tensor, x: torch.Tensor | None = None
     ) -> None:
-        x = images(iq) if x is None else x
-        with autocast():
-            ml, sl = forward(x)
-        loss = weighting.combine(
-            {"mod": mod_loss(ml, mod), "snr": snr_loss(sl, snr, cfg.loss.snr_distance_weight)}
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        net.train_step(net.images(iq) if x is None else x, mod, snr)
 
     def batches(n: int, size: int, epoch: int = 0) -> list[np.ndarray]:
         order = source.order(epoch, 0, True)
@@ -241,21 +207,20 @@ def measure_model(
 
     n_max = steps or 10_000
     out: dict[str, Any] = {
-        "arch": resolve_arch(m.arch), "params": count_params(model), "size": im.size,
-        "channels": im.channels, "batch_size": bs, "amp": amp, "device": str(device),
-        "channels_last": channels_last, "compile": t.compile,
+        "arch": resolve_arch(m.arch), "params": count_params(net.model), "size": im.size,
+        "channels": im.channels, "batch_size": bs, "amp": net.amp, "device": str(device),
+        "channels_last": net.channels_last, "compile": t.compile, "grad_clip": net.grad_clip,
+        "grad_scaler": net.scaler.is_enabled(), "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
 
     # full pipeline: Feed (prefetch thread) -> render -> forward/backward -> step
-    model.train()
+    net.model.train()
     plan = batches(warmup + n_max if steps else warmup + 400, bs)
     feed_iter = iter(Feed(source, plan, device))
     for _ in range(warmup):
         train_step(*next(feed_iter))
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    from amc_tui.train.loop import visible_gpus
-
     gpus, idx = visible_gpus(), device.index or 0
     with _UtilSampler(gpus[idx] if idx < len(gpus) else idx) as util:  # NVML's numbering
         k, dt = timed(lambda i: train_step(*next(feed_iter)), min(n_max, len(plan) - warmup))
@@ -276,8 +241,8 @@ def measure_model(
         held.append((iq, mod, snr))
     _sync(device)
     tf = time.perf_counter() - t0
-    kr, tr = timed(lambda i: images(held[i % len(held)][0]), n_part)
-    imgs = [images(h[0]).clone() for h in held[: min(len(held), 8)]]
+    kr, tr = timed(lambda i: net.images(held[i % len(held)][0]), n_part)
+    imgs = [net.images(h[0]).clone() for h in held[: min(len(held), 8)]]
     kb, tb = timed(lambda i: train_step(*held[i % len(held)], x=imgs[i % len(imgs)]), n_part)
     out["split_ms_per_batch"] = {
         "feed": round(1000 * tf / len(held), 2),
@@ -286,15 +251,15 @@ def measure_model(
     }
 
     # inference: eval mode, no grad, batch 2x
-    model.eval()
+    net.model.eval()
     ibs = 2 * bs
     iplan = batches(n_max if steps else 200, ibs, epoch=3)
     it = iter(Feed(source, iplan, device))
 
     def infer(i: int) -> None:
         iq, _, _ = next(it)
-        with torch.no_grad(), autocast():
-            forward(images(iq))
+        with torch.no_grad(), net.autocast():
+            net.forward(net.images(iq))
 
     for _ in range(min(2, len(iplan) - 1)):
         infer(0)
@@ -347,11 +312,9 @@ def gpu_configs() -> list[Config]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     ws = Path(args.workspace or ".").resolve()
-    from amc_tui.train.loop import pick_device
-
     device = pick_device(args.device or "auto")
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # the rendering comparison too
     report: dict[str, Any] = {"machine": machine(), "device": str(device), "runs": [], "render": []}
     if args.gpu:
         cfgs = [("swin_tiny-gpu-preset", c) for c in gpu_configs()]
@@ -363,9 +326,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         p = Path(cfg.data.path).expanduser()
         cfg.data.path = str(p if p.is_absolute() else ws / p)
         cfgs = [(str(path), cfg)]
-    if args.batch_size:
-        for _, c in cfgs:
-            c.train.batch_size = args.batch_size
+    for _, c in cfgs:
+        c.train.batch_size = args.batch_size or c.train.batch_size
+        c.train.threads = args.threads or c.train.threads
     with tempfile.TemporaryDirectory(prefix="amc-bench-") as tmp:
         for name, cfg in cfgs:
             ds, note = open_data(cfg, Path(tmp), frames_per_cell=args.frames_per_cell)

@@ -30,6 +30,20 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used (one line)."""
 
 
+def checkpoint_file(ref: str, key: str, workspace: Path) -> Path:
+    """The file `key` (`run.resume`, `model.weights`) names. The launcher writes an absolute
+    path when it creates the run (runs.resolve_checkpoint); a relative one, from a hand-written
+    config, is taken from the workspace. No search here: a trainer must not pick a different
+    checkpoint than the one its config records."""
+    path = Path(ref).expanduser()
+    if not path.is_absolute():
+        path = workspace / path
+    if not path.is_file():
+        where = "" if str(path) == ref else f" ({path})"
+        raise CheckpointError(f"{key} = {ref!r}: no such file{where}")
+    return path
+
+
 def save(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """torch.save to a temp file in the same folder, fsync, then rename over `path`."""
     target = Path(path)

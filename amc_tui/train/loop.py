@@ -45,12 +45,13 @@ from amc_tui.runs import (
     write_status,
 )
 from amc_tui.train import checkpoint as ckpt
-from amc_tui.train.constellation import Renderer
+from amc_tui.train import report
+from amc_tui.train.build import Built, build, pick_device, visible_gpus
+from amc_tui.train.evaluate import evaluate
 from amc_tui.train.export import plain, write_export
 from amc_tui.train.feed import Feed, plan_batches
-from amc_tui.train.losses import make_weighting, mod_loss, snr_loss
 from amc_tui.train.metrics import Accumulator, Summary
-from amc_tui.train.model import build_model, count_params, load_weights
+from amc_tui.train.model import count_params, load_weights
 from amc_tui.train.schedule import Schedule
 
 log = logging.getLogger("amc_tui.train")
@@ -70,62 +71,12 @@ class NonFinite(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
-def pick_device(spec: str) -> torch.device:
-    """The torch device for `run.device`; CUDA devices always carry an index (the launcher
-    narrows CUDA_VISIBLE_DEVICES to the assigned GPU, so "auto"/"cuda" mean index 0)."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"run.device = {spec!r} but CUDA is not available on this machine")
-    device = torch.device(spec)
-    return torch.device("cuda", 0) if device.type == "cuda" and device.index is None else device
-
-
-def visible_gpus() -> list[int]:
-    """Physical GPU indices this process sees (from CUDA_VISIBLE_DEVICES when it holds ints)."""
-    if not torch.cuda.is_available():
-        return []
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        try:
-            return [int(x) for x in env.split(",") if x.strip()]
-        except ValueError:
-            pass
-    return list(range(torch.cuda.device_count()))
-
-
-def find_resume_source(spec: str, run: RunDir, workspace: Path) -> Path:
-    """`run.resume`: a checkpoint or weights file, a run directory, or a run name/id (its
-    last.pt, else best.pt)."""
-    p = Path(spec).expanduser()
-    candidates = [p] if p.is_absolute() else [workspace / p, Path.cwd() / p]
-    runs = workspace / "runs"
-    candidates.append(runs / spec)
-    if runs.is_dir() and "/" not in spec:
-        for d in sorted(runs.iterdir()):
-            meta = read_json(d / "meta.json")
-            if isinstance(meta, dict) and spec in (meta.get("id"), meta.get("name")):
-                candidates.append(d)
-    for c in candidates:
-        if c.is_file():
-            return c
-        if c.is_dir():
-            for name in ("last.pt", "best.pt"):
-                if (c / "checkpoints" / name).is_file():
-                    return c / "checkpoints" / name
-    raise ckpt.CheckpointError(
-        f"run.resume = {spec!r}: no such checkpoint file, run directory, run name or id"
-    )
-
-
-def _round(d: dict[str, float], nd: int = 6) -> dict[str, float]:
-    return {k: round(float(v), nd) for k, v in d.items()}
-
-
 # --------------------------------------------------------------------------- trainer
 
 
 class Trainer:
+    built: Built  # model, optimizer and step, made by setup()
+
     def __init__(self, run_dir: Path, resume: bool = False) -> None:
         self.run = RunDir(Path(run_dir).resolve())
         self.resume = resume
@@ -266,17 +217,11 @@ class Trainer:
     # ----------------------------------------------------------------- setup
 
     def setup(self) -> None:
-        cfg = with_data_path(load_config(self.run.config), run_workspace(self.run))
+        ws = run_workspace(self.run)
+        cfg = with_data_path(load_config(self.run.config), ws)
         self.cfg = cfg
-        t, run_cfg = cfg.train, cfg.run
-        if t.threads > 0:
-            torch.set_num_threads(t.threads)
+        t, run_cfg, m, im = cfg.train, cfg.run, cfg.model, cfg.image
         self.device = pick_device(run_cfg.device)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = True
         torch.manual_seed(t.seed)
         np.random.seed(t.seed % 2**32)
         import random
@@ -288,6 +233,10 @@ class Trainer:
             epochs=t.epochs, **fresh,
         )  # fmt: skip
         print(f"amc-tui trainer: run {self.run.path.name}, device {self.device}", flush=True)
+        # before the data load (minutes): a missing file fails at once
+        seed_from = [ckpt.checkpoint_file(m.weights, "model.weights", ws)] if m.weights else []
+        if run_cfg.resume and not self.resume:
+            seed_from.append(ckpt.checkpoint_file(run_cfg.resume, "run.resume", ws))
 
         from amc_tui.data.source import load_dataset
 
@@ -302,79 +251,34 @@ class Trainer:
         if len(self.ds.train) == 0:
             raise UserError("the train split is empty: raise data.frames_per_cell or the split")
         n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
-        im, m = cfg.image, cfg.model
-        self.model = build_model(
-            m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs
-        )
-        self.weighting = make_weighting(cfg.loss.weighting, cfg.loss.weights)
-        ws = run_workspace(self.run)
-        if m.weights:
-            self._seed_weights(find_resume_source(m.weights, self.run, ws))
-        if run_cfg.resume and not self.resume:
-            self._seed_weights(find_resume_source(run_cfg.resume, self.run, ws))
-
-        cuda = self.device.type == "cuda"
-        self.channels_last = t.channels_last is True or (t.channels_last == "auto" and cuda)
-        self.model.to(self.device)
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.weighting.to(self.device)
-        amp = t.amp if t.amp != "auto" else ("bf16" if cuda else "off")
-        if amp == "fp16" and not cuda:
-            amp = "off"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-        groups = [
-            {
-                "params": [p for p in self.model.parameters() if p.requires_grad],
-                "weight_decay": t.weight_decay,
-            },
-        ]
-        wparams = [p for p in self.weighting.parameters() if p.requires_grad]
-        if wparams:
-            groups.append({"params": wparams, "weight_decay": 0.0})
-        kwargs: dict[str, Any] = {"lr": t.lr}
-        if cuda:
-            kwargs["fused"] = True
-        self.optimizer = torch.optim.AdamW(groups, **kwargs)
-        self.renderer = Renderer(im.size, im.range, im.normalize, im.channels)
+        self.built = b = build(cfg, self.device, n_mod, n_snr, seed_from)
         self.eval_batch = t.batch_size * 2
         self.steps_per_epoch = len(self._train_batches(0))
         self.schedule = Schedule(
-            self.optimizer, t.scheduler, t.epochs * self.steps_per_epoch,
-            t.warmup_epochs * self.steps_per_epoch,
-            higher_is_better=not contract.lower_is_better(t.select_metric),
+            b.optimizer, t.scheduler, t.epochs * self.steps_per_epoch,
+            t.warmup_epochs * self.steps_per_epoch, metric=t.select_metric,
         )  # fmt: skip
-        self.forward = torch.compile(self.model) if t.compile else self.model
         self.train_acc = Accumulator(n_mod, n_snr, self.device)
         self.nonfinite = torch.full((2,), -1, dtype=torch.int64, device=self.device)
         if self.resume:
             self._restore()
-        self.params = count_params(self.model)
+        self.params = count_params(b.model)
         self.event(
             "start", run_id=self.meta.get("id", self.run.path.name),
             name=self.meta.get("name", self.run.path.name), device=str(self.device),
             world_size=1, n_train=len(self.ds.train), n_val=len(self.ds.val),
             n_test=len(self.ds.test), classes=self.ds.classes, snrs=self.ds.snrs,
             params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
-            epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=amp,
+            epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=b.amp,
             steps_per_epoch=self.steps_per_epoch,
         )  # fmt: skip
         self.status(epoch=self.epoch, step=self.step, best=self.best)
         print(
             f"model: {resolve_arch(m.arch)} {self.params:,} parameters, {im.channels}x{im.size}"
-            f"x{im.size} images, amp {amp}, {self.steps_per_epoch} steps/epoch",
+            f"x{im.size} images, amp {b.amp}, {self.steps_per_epoch} steps/epoch",
             flush=True,
         )
         self._runlog()
-
-    def _seed_weights(self, path: Path) -> None:
-        state = ckpt.load(path)
-        n = load_weights(self.model, ckpt.bare_state_dict(state, path), path)
-        if ckpt.is_full(state) and isinstance(state.get("weighting"), dict):
-            with contextlib.suppress(Exception):
-                self.weighting.load_state_dict(state["weighting"])
-        print(f"weights: {n} tensors from {path}", flush=True)
 
     def _restore(self) -> None:
         path = self.run.last_ckpt
@@ -391,12 +295,12 @@ class Trainer:
             raise ckpt.CheckpointError(
                 f"cannot resume from {path}: it holds a {state.get('arch')!r} model, this run uses {arch!r}"
             )
-        load_weights(self.model, state["model"], path)  # one-line error on a shape mismatch
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_weights(self.built.model, state["model"], path)  # one-line error on a shape mismatch
+        self.built.model.load_state_dict(state["model"])
+        self.built.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.weighting.load_state_dict(state["weighting"])
+        self.built.scaler.load_state_dict(state["scaler"])
+        self.built.weighting.load_state_dict(state["weighting"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best = state.get("best")
@@ -430,11 +334,11 @@ class Trainer:
         return {
             "format": ckpt.FORMAT,
             "arch": resolve_arch(cfg.model.arch),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": self.built.model.state_dict(),
+            "optimizer": self.built.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "weighting": self.weighting.state_dict(),
+            "scaler": self.built.scaler.state_dict(),
+            "weighting": self.built.weighting.state_dict(),
             "weighting_scheme": cfg.loss.weighting,
             "epoch": self.epoch,
             "step": self.step,
@@ -470,17 +374,6 @@ class Trainer:
             order, cfg.train.batch_size, drop_last=True, limit=cfg.train.max_steps_per_epoch
         )
 
-    def _autocast(self) -> Any:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def _images(self, iq: torch.Tensor) -> torch.Tensor:
-        x = self.renderer(iq)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
     def _check_finite(self) -> None:
         bad = dict(zip(("modulation", "SNR"), self.nonfinite.tolist(), strict=True))
         hit = {task: at for task, at in bad.items() if at >= 0}
@@ -508,33 +401,22 @@ class Trainer:
             batches = self._train_batches(self.epoch)
             t_epoch = time.perf_counter()
             t_log, samples_log = time.perf_counter(), 0
-            self.model.train()
+            self.built.model.train()
             if self.batch_in_epoch == 0:
                 self.train_acc.reset()
                 self.epoch_samples, self.epoch_train_s = 0, 0.0
             t_train0, train_s0 = time.perf_counter(), self.epoch_train_s
             feed = Feed(self.ds.train, batches, self.device, start=self.batch_in_epoch)
             for iq, mod, snr in feed:
-                x = self._images(iq)
-                with self._autocast():
-                    mod_logits, snr_logits = self.forward(x)
-                lm = mod_loss(mod_logits, mod)
-                ls = snr_loss(snr_logits, snr, cfg.loss.snr_distance_weight)
-                total = self.weighting.combine({"mod": lm, "snr": ls})
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(total).backward()
-                if t.grad_clip > 0:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                st = self.built.train_step(self.built.images(iq), mod, snr)
+                lm, ls = st.loss_mod, st.loss_snr
                 self.schedule.step()
                 self.step += 1
                 self.batch_in_epoch += 1
                 b = int(mod.shape[0])
                 self.epoch_samples += b
                 samples_log += b
-                self.train_acc.update(mod_logits, snr_logits, mod, snr, lm, ls)
+                self.train_acc.update(st.mod_logits, st.snr_logits, mod, snr, lm, ls)
                 finite = torch.stack([torch.isfinite(lm), torch.isfinite(ls)])
                 self.nonfinite = torch.where(
                     (~finite) & (self.nonfinite < 0), self.step, self.nonfinite
@@ -543,7 +425,7 @@ class Trainer:
                     self._check_finite()
                 if self.step % log_every == 0:
                     now = time.perf_counter()
-                    lm_v, ls_v, tot_v = (float(v) for v in torch.stack([lm, ls, total]).tolist())
+                    lm_v, ls_v, tot_v = (float(v) for v in torch.stack([lm, ls, st.total]).tolist())
                     self.event(
                         "step", epoch=epoch_no, step=self.step, loss=round(lm_v + ls_v, 6),
                         loss_mod=round(lm_v, 6), loss_snr=round(ls_v, 6), objective=round(tot_v, 6),
@@ -567,18 +449,10 @@ class Trainer:
         train_sum = self.train_acc.summary()
         val_sum = self.evaluate(self.ds.val)
         train_m, val_m = train_sum.metrics(), val_sum.metrics()
-        lr = self.schedule.lr()
-        event: dict[str, Any] = {
-            "epoch": epoch_no,
-            "epoch_time_s": 0.0,
-            "samples_per_s": round(self.epoch_samples / max(self.epoch_train_s, 1e-9), 2),
-            "lr": lr,
-            "train": _round(train_m),
-            "val": _round(val_m),
-            "weights": _round(self.weighting.shares()),
-            "uncertainty": _round(self.weighting.sigma2()),
-            "is_best": False,
-        }
+        event = report.epoch_event(
+            epoch_no, train_m, val_m, self.epoch_samples, self.epoch_train_s,
+            self.schedule.lr(), self.built.weighting,
+        )  # fmt: skip
         select = cfg.train.select_metric
         value = contract.metric_value(event, select)
         if contract.is_better(value, self.best["value"] if self.best else None, select):
@@ -601,21 +475,13 @@ class Trainer:
         if event["is_best"]:
             self.save("best")
         # DWA sees the epoch's mean losses; the event reports the weights used during it
-        self.weighting.end_epoch({"mod": train_m["loss_mod"], "snr": train_m["loss_snr"]})
+        self.built.weighting.end_epoch({"mod": train_m["loss_mod"], "snr": train_m["loss_snr"]})
         last_epoch = epoch_no >= cfg.train.epochs or self.stopped_early
         if epoch_no % cfg.run.checkpoint_every == 0 or last_epoch:
             self.save("last")
         self.event("epoch", **event)
         self.status(epoch=self.epoch, step=self.step, best=self.best, heartbeat_at=time.time())
-        v = event["val"]
-        print(
-            f"epoch {epoch_no}/{cfg.train.epochs}: train loss {event['train']['loss']:.4f} "
-            f"acc_mod {event['train']['acc_mod']:.3f} | val loss {v['loss']:.4f} acc_mod "
-            f"{v['acc_mod']:.3f} acc_snr {v['acc_snr']:.3f} acc_combined {v['acc_combined']:.3f}"
-            f" | {event['samples_per_s']:.0f} samples/s, {event['epoch_time_s']:.1f} s"
-            + (" *best*" if event["is_best"] else ""),
-            flush=True,
-        )
+        print(report.epoch_line(event, cfg.train.epochs), flush=True)
         if self.stopped_early:
             print(
                 f"early stop: no improvement of {select} for {self.bad_epochs} epochs", flush=True
@@ -630,7 +496,7 @@ class Trainer:
             {
                 **fields,
                 "split": split,
-                "metrics": _round(summary.metrics()),
+                "metrics": report.rounded(summary.metrics()),
                 "run_id": self.meta.get("id", self.run.path.name),
                 "run_name": self.meta.get("name", self.run.path.name),
                 "split_sizes": {k: len(v) for k, v in self.ds.splits.items()},
@@ -639,33 +505,18 @@ class Trainer:
         )  # fmt: skip
         self.event("export", epoch=fields.get("epoch", self.epoch), dir=str(folder), split=split)
 
-    @torch.no_grad()
     def evaluate(self, source: Any, save_on_stop: bool = True) -> Summary:
-        """One pass over a split in eval mode; stops (raising Stopped) when asked, after
-        saving last.pt unless `save_on_stop` is off (the final pass runs on best weights)."""
-        cfg = self.cfg
-        assert cfg is not None
-        acc = Accumulator(len(self.ds.classes), len(self.ds.snrs), self.device)
-        if len(source) == 0:
-            return acc.summary()
-        self.model.eval()
-        order = np.arange(len(source), dtype=np.int64)
-        feed = Feed(source, plan_batches(order, self.eval_batch, drop_last=False), self.device)
-        try:
-            for iq, mod, snr in feed:
-                if self.stop_requested:
-                    feed.close()
-                    if save_on_stop:
-                        self.save("last")
-                    raise Stopped
-                with self._autocast():
-                    mod_logits, snr_logits = self.forward(self._images(iq))
-                lm = mod_loss(mod_logits, mod)
-                ls = snr_loss(snr_logits, snr, cfg.loss.snr_distance_weight)
-                acc.update(mod_logits, snr_logits, mod, snr, lm, ls)
-        finally:
-            self.model.train()
-        return acc.summary()
+        """One pass over a split; stops (raising Stopped) when asked, after saving last.pt
+        unless `save_on_stop` is off (the final pass runs on best weights)."""
+        n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
+        summary = evaluate(
+            self.built, source, n_mod, n_snr, self.eval_batch, lambda: self.stop_requested
+        )
+        if summary is None:
+            if save_on_stop:
+                self.save("last")
+            raise Stopped
+        return summary
 
     # ----------------------------------------------------------------- final
 
@@ -678,8 +529,8 @@ class Trainer:
         best_epoch = self.best["epoch"] if self.best else self.epoch
         if self.run.best_ckpt.is_file():
             state = ckpt.load(self.run.best_ckpt)
-            self.model.load_state_dict(state["model"])
-            self.weighting.load_state_dict(state["weighting"])
+            self.built.model.load_state_dict(state["model"])
+            self.built.weighting.load_state_dict(state["weighting"])
         if len(self.ds.test) == 0:
             print(
                 "final: the test split is empty (data.split gives it 0); no final export",
@@ -687,28 +538,17 @@ class Trainer:
             )
             return
         test_sum = self.evaluate(self.ds.test, save_on_stop=False)
-        metrics = _round(test_sum.metrics())
-        best_event = self.last_epoch_event or {}
-        fields = {
-            "epoch": best_epoch,
-            "best": self.best,
-            "test": metrics,
-            "weights": _round(self.weighting.shares()),
-            "uncertainty": _round(self.weighting.sigma2()),
-            "epochs_trained": self.epoch,
-            "stopped_early": self.stopped_early,
-        }
-        if best_event.get("epoch") == best_epoch:
-            fields.update(train=best_event.get("train"), val=best_event.get("val"))
-        else:
-            s = read_json(self.run.epoch_export(best_epoch) / "summary.json") or {}
-            fields.update(train=s.get("train"), val=s.get("val"))
+        metrics = report.rounded(test_sum.metrics())
+        best_summary = self.last_epoch_event or {}
+        if best_summary.get("epoch") != best_epoch:
+            export = self.run.epoch_export(best_epoch) / contract.SUMMARY_FILE
+            best_summary = read_json(export) or {}
+        fields = report.final_fields(
+            best_epoch, self.best, metrics, self.built.weighting, self.epoch, self.stopped_early,
+            best_summary,
+        )  # fmt: skip
         self._export(self.run.final_export, test_sum, "test", fields)
-        print(
-            f"final (test split, best epoch {best_epoch}): acc_mod {metrics['acc_mod']:.3f} "
-            f"acc_snr {metrics['acc_snr']:.3f} acc_combined {metrics['acc_combined']:.3f}",
-            flush=True,
-        )
+        print(report.final_line(best_epoch, metrics), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ from typing import Any
 
 import torch
 
+from amc_tui import contract
+from amc_tui.config import TrainConfig
+
 PLATEAU_FACTOR = 0.5
 PLATEAU_PATIENCE = 3  # epochs without improvement of the select metric before halving
 
@@ -23,7 +26,7 @@ class Schedule:
         kind: str,
         total_steps: int,
         warmup_steps: int = 0,
-        higher_is_better: bool = True,
+        metric: str = TrainConfig.select_metric,
     ) -> None:
         if kind not in ("cosine", "plateau", "none"):
             raise ValueError(f"unknown scheduler {kind!r}")
@@ -31,7 +34,7 @@ class Schedule:
         self.kind = kind
         self.total = max(1, total_steps)
         self.warmup = max(0, warmup_steps)
-        self.higher = higher_is_better
+        self.metric = metric  # the select metric: plateau uses the trainer's better-than rule
         self.base = [g["lr"] for g in optimizer.param_groups]
         self.t = 0  # optimizer steps taken
         self.plateau_scale = 1.0
@@ -66,12 +69,9 @@ class Schedule:
 
     def end_epoch(self, value: float | None) -> None:
         """Plateau: halve the lr after PLATEAU_PATIENCE epochs without improvement."""
-        if self.kind != "plateau" or value is None or not math.isfinite(value):
+        if self.kind != "plateau" or not contract.is_number(value):
             return
-        better = self.plateau_best is None or (
-            value > self.plateau_best if self.higher else value < self.plateau_best
-        )
-        if better:
+        if contract.is_better(value, self.plateau_best, self.metric):
             self.plateau_best, self.plateau_bad = value, 0
         else:
             self.plateau_bad += 1

@@ -1,0 +1,64 @@
+"""build.build: the one place the trainer and the benchmark get their model, optimizer and
+training step from (a tiny Swin on the CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from amc_tui.config import from_dict
+from amc_tui.train.build import build, resolve_amp
+
+torch.set_num_threads(1)
+TINY_SWIN = {"window_size": 4, "embed_dim": 24, "depths": [1, 1], "num_heads": [1, 2]}
+
+
+def tiny_cfg(**train: object):
+    return from_dict({
+        "data": {"path": "unused.h5"},
+        "image": {"size": 32},
+        "model": {"arch": "swin_tiny", "backbone_kwargs": TINY_SWIN},
+        "train": {"lr": 1e-3, "weight_decay": 0.05, **train},
+    })  # fmt: skip
+
+
+def test_weight_decay_spares_the_loss_weighting() -> None:
+    cfg = tiny_cfg()
+    cfg.loss.weighting = "uncertainty"
+    net = build(cfg, torch.device("cpu"), 4, 11)
+    model_group, weighting_group = net.optimizer.param_groups
+    assert model_group["weight_decay"] == 0.05 and weighting_group["weight_decay"] == 0.0
+    assert {id(p) for p in weighting_group["params"]} == {id(net.weighting.log_var)}
+    assert len(model_group["params"]) == len(list(net.model.parameters()))
+    cfg.loss.weighting = "fixed"  # nothing to learn: one group
+    assert len(build(cfg, torch.device("cpu"), 4, 11).optimizer.param_groups) == 1
+
+
+def test_amp_as_used() -> None:
+    assert [resolve_amp(a, cuda=False) for a in ("auto", "bf16", "fp16", "off")] == [
+        "off", "bf16", "off", "off",
+    ]  # fmt: skip
+    assert [resolve_amp(a, cuda=True) for a in ("auto", "bf16", "fp16", "off")] == [
+        "bf16", "bf16", "fp16", "off",
+    ]  # fmt: skip
+    net = build(tiny_cfg(amp="fp16"), torch.device("cpu"), 4, 11)
+    assert net.amp == "off" and net.amp_dtype is None and not net.scaler.is_enabled()
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3])
+def test_train_step_clips_the_gradient_norm(clip: float) -> None:
+    torch.manual_seed(0)
+    net = build(tiny_cfg(grad_clip=clip), torch.device("cpu"), 4, 11)
+    iq = torch.randn(8, 1024, 2)
+    mod, snr = torch.randint(0, 4, (8,)), torch.randint(0, 11, (8,))
+    before = [p.detach().clone() for p in net.model.parameters()]
+    step = net.train_step(net.images(iq), mod, snr)
+    assert step.mod_logits.shape == (8, 4) and step.snr_logits.shape == (8, 11)
+    assert torch.isfinite(step.total) and step.total.dim() == 0
+    norm = torch.nn.utils.get_total_norm([p.grad for p in net.model.parameters()])
+    if clip:
+        assert norm <= clip * 1.01
+    else:
+        assert norm > 1e-2  # what the clipped run brought down
+    changed = [not torch.equal(a, p) for a, p in zip(before, net.model.parameters(), strict=True)]
+    assert any(changed)  # the optimizer stepped
