@@ -302,7 +302,7 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
     import time
 
     from amc_tui.config import loads_config
-    from amc_tui.launcher import ensure_worker, stop_run, work_queue
+    from amc_tui.launch import ensure_worker, stop_run, work_queue
     from amc_tui.runs import FINAL_STATES, EventTailer, read_run
 
     cfg = loads_config(info.rundir.config.read_text(encoding="utf-8"))
@@ -345,7 +345,7 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
 
 
 def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import launch
+    from amc_tui.launch import launch
 
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     info = launch(ws, ws.resolve(args.config), args.set, args.name, gpus=gpus, detach=args.detach)
@@ -506,7 +506,7 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import stop_run
+    from amc_tui.launch import stop_run
     from amc_tui.runs import resolve_run
 
     info = resolve_run(ws, args.run)
@@ -522,7 +522,7 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import resume_run
+    from amc_tui.launch import resume_run
     from amc_tui.runs import resolve_run
 
     info = resolve_run(ws, args.run)
@@ -540,7 +540,7 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import run_worker, worker_alive
+    from amc_tui.launch import run_worker, worker_alive
     from amc_tui.runs import list_runs
 
     if worker_alive(ws):

@@ -142,7 +142,7 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def _stop(self, run_dir: Path) -> None:
-        from amc_tui.launcher import stop_run
+        from amc_tui.launch import stop_run
         from amc_tui.runs import read_run
 
         try:
@@ -153,7 +153,7 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume(self, info: Any) -> None:
-        from amc_tui.launcher import resume_run
+        from amc_tui.launch import resume_run
         from amc_tui.runs import read_run
 
         try:

@@ -209,7 +209,7 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
     def _launch(self, cfg: Any, gpus: list[int] | None) -> None:
-        from amc_tui.launcher import launch
+        from amc_tui.launch import launch
 
         try:
             self.post_message(Launched(launch(self.amc.ws, cfg, gpus=gpus)))
