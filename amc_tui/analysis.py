@@ -481,3 +481,29 @@ def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
         "export": common,
         "top_cells": cells,
     }
+
+
+def best_earlier_run(ws: Any, metric: str, cells: dict[str, int]) -> dict[str, Any] | None:
+    """The best finished run of workspace `ws` on the same metric and cell grid: frozen into
+    a new run's meta.json, so the RUNLOG finding 'against the best earlier run' renders from
+    that run's files alone."""
+    from amc_tui.runs import FINAL_STATES, list_runs, read_meta
+
+    best: dict[str, Any] | None = None
+    for info in list_runs(ws, with_last_epoch=False):
+        if info.state not in FINAL_STATES or not info.best or info.best.get("metric") != metric:
+            continue
+        if read_meta(info.rundir).get("cells") not in (None, cells):
+            continue
+        value = info.best.get("value")
+        if not isinstance(value, int | float):
+            continue
+        if best is None or contract.is_better(float(value), best["value"], metric):
+            best = {
+                "id": info.id,
+                "name": info.name,
+                "metric": metric,
+                "value": float(value),
+                "epoch": info.best.get("epoch"),
+            }
+    return best

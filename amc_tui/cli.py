@@ -185,7 +185,7 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
     """Print the run's events until it ends; Ctrl-C stops it gracefully (exit 130)."""
     import time
 
-    from amc_tui.launcher import ensure_worker, stop_run, work_queue
+    from amc_tui.launch import ensure_worker, stop_run, work_queue
     from amc_tui.runs import FINAL_STATES, EventTailer, dig, read_config_dict, read_run
 
     # The launcher validated the config; the progress line needs only two of its values.
@@ -235,7 +235,7 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
 
 
 def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import launch
+    from amc_tui.launch import launch
 
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     info = launch(ws, ws.resolve(args.config), args.set, args.name, gpus=gpus, detach=args.detach)
@@ -372,7 +372,7 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import stop_run
+    from amc_tui.launch import stop_run
     from amc_tui.runs import resolve_run
 
     info = resolve_run(ws, args.run)
@@ -388,7 +388,7 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import resume_run
+    from amc_tui.launch import resume_run
     from amc_tui.runs import resolve_run
 
     info = resolve_run(ws, args.run)
@@ -406,7 +406,7 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launcher import run_worker, worker_alive
+    from amc_tui.launch import run_worker, worker_alive
     from amc_tui.runs import list_runs
 
     if worker_alive(ws):

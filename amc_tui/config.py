@@ -533,6 +533,15 @@ def with_data_path(cfg: Config, workspace: Path) -> Config:
     return out
 
 
+def cell_counts(data: DataConfig) -> dict[str, int]:
+    """How many classes and SNR levels a validated data selection covers (meta.json `cells`:
+    runs are only comparable on the same grid)."""
+    return {
+        "classes": len(resolve_classes(data.classes)),
+        "snrs": (data.snr_max - data.snr_min) // SNR_STEP + 1,
+    }
+
+
 def diff_configs(
     a: dict[str, Any], b: dict[str, Any], prefix: str = ""
 ) -> list[tuple[str, Any, Any]]:

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sys
 import time
 import tomllib
@@ -55,6 +56,7 @@ def main() -> int:
         state="running",
         pid=os.getpid(),
         pgid=os.getpgid(0),
+        host=socket.gethostname(),
         device="cpu",
         epoch=first - 1,
         epochs=epochs,

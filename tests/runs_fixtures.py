@@ -64,8 +64,12 @@ def fake_trainer_workspace(
 
 
 def kill_running(ws: Workspace) -> None:
-    """SIGKILL the process group of every run still running (no strays after a test)."""
+    """SIGKILL the process group of every run still running (no strays after a test),
+    including trainers that have not written their pid yet."""
+    from amc_tui.launch.supervise import with_trainer
+
     for info in list_runs(ws, with_last_epoch=False):
+        info = with_trainer(ws, info)
         if info.pid and info.state == "running":
             with contextlib.suppress(OSError):
                 os.killpg(info.pgid or info.pid, signal.SIGKILL)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from runs_fixtures import fake_trainer_workspace, kill_running
 
-from amc_tui import launcher
+from amc_tui import launch as launcher
 from amc_tui.errors import UserError
+from amc_tui.launch.supervise import run_info
 from amc_tui.runlog import entry_offsets
-from amc_tui.runs import RunDir, read_events, read_run, read_status
+from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status
 from amc_tui.workspace import Workspace
 
 
@@ -147,7 +150,7 @@ def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     out = launcher.stop_run(lws, a, grace_s=0.5)
     assert out.state == "stopped" and out.exit_code == -signal.SIGKILL
-    assert not launcher.pid_alive(a.pid)
+    assert not pid_alive(a.pid)
     assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
 
 
@@ -160,10 +163,10 @@ def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
     asked = time.time() - 60.0  # longer ago than stop_grace_s = 5
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{asked}\n")
     os.killpg(a.pgid, signal.SIGTERM)  # ignored by this trainer
-    assert launcher.pid_alive(a.pid)
+    assert pid_alive(a.pid)
     launcher.reap(lws)
     wait_for(lambda: read_run(a.dir).state == "stopped")
-    assert not launcher.pid_alive(a.pid)
+    assert not pid_alive(a.pid)
     assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
 
 
@@ -173,7 +176,7 @@ def test_a_fresh_stop_request_is_not_escalated(lws, monkeypatch):
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{time.time()}\n")
     launcher.reap(lws)
-    assert launcher.pid_alive(a.pid) and read_run(a.dir).state == "running"
+    assert pid_alive(a.pid) and read_run(a.dir).state == "running"
 
 
 def _kill_after_epoch(info, epoch=1):
@@ -235,3 +238,98 @@ def test_reap_records_crash_of_a_process_we_did_not_spawn(lws):
     assert [c.name for c in changed] == [info.name]
     assert read_status(RunDir(info.dir))["state"] == "crashed"
     assert launcher.reap(lws) == []
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_checkpoint_references_resolve_to_files_at_creation(lws):
+    src = launcher.create_run(lws, "configs/fake.toml", name="source-run")
+    RunDir(src.dir).checkpoints.mkdir()
+    RunDir(src.dir).last_ckpt.write_bytes(b"ckpt")
+    seed = lws.root / "seed.pth"
+    seed.write_bytes(b"weights")
+    new = launcher.create_run(
+        lws, "configs/fake.toml", ['run.resume="source"', 'model.weights="seed.pth"']
+    )
+    text = RunDir(new.dir).config.read_text()
+    assert f'resume = "{RunDir(src.dir).last_ckpt.resolve()}"' in text
+    assert f'weights = "{seed.resolve()}"' in text
+    meta = __import__("json").loads(RunDir(new.dir).meta.read_text())
+    assert meta["resumed_from"] == {
+        "id": src.id,
+        "name": "source-run",
+        "checkpoint": str(RunDir(src.dir).last_ckpt.resolve()),
+    }
+    assert meta["weights_from"] == {"id": None, "name": None, "checkpoint": str(seed.resolve())}
+
+
+def test_a_bad_weights_reference_names_model_weights_and_creates_nothing(lws):
+    def names():
+        return sorted(p.name for p in lws.runs.iterdir() if not p.name.startswith("."))
+
+    with pytest.raises(UserError, match=r"^model\.weights = 'nowhere': not a checkpoint file"):
+        launcher.create_run(lws, "configs/fake.toml", ['model.weights="nowhere"'])
+    bare = launcher.create_run(lws, "configs/fake.toml", name="no-ckpt")
+    with pytest.raises(
+        UserError, match=r"^model\.weights = 'no-ckpt': run no-ckpt .* no checkpoint"
+    ):
+        launcher.create_run(lws, "configs/fake.toml", ['model.weights="no-ckpt"'])
+    assert names() == [bare.name]
+
+
+# --------------------------------------------------------------------------- one status writer
+
+SILENT_TRAINER = """
+import os, sys, time
+run = sys.argv[sys.argv.index("--run-dir") + 1]
+while not os.path.exists(os.path.join(run, "go")):
+    time.sleep(0.02)
+sys.exit(3)
+"""
+
+
+@pytest.fixture
+def silent(lws, tmp_path, monkeypatch):
+    """Runs start a trainer that never writes status.json and exits 3 once `go` appears."""
+    (tmp_path / "silent_trainer.py").write_text(SILENT_TRAINER)
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "silent_trainer")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}")
+    yield lws
+    for run in lws.runs.iterdir():
+        if not run.name.startswith("."):
+            (run / "go").write_text("")
+
+
+def test_the_launcher_leaves_status_to_a_live_trainer(silent):
+    a = launcher.launch(silent, "configs/fake.toml", detach=False)
+    assert a.state == "running" and a.pid and os.getpgid(a.pid) == a.pid
+    status = read_status(RunDir(a.dir))
+    assert status["state"] == "running" and status.get("pid") is None
+    (a.dir / "go").write_text("")
+    wait_for(lambda: read_status(RunDir(a.dir)).get("state") == "crashed")
+    assert "exited with code 3" in read_run(a.dir).error
+
+
+def test_other_processes_find_a_trainer_before_its_first_status_write(silent):
+    def detached(name: str):
+        out = subprocess.run(
+            [sys.executable, "-m", "amc_tui.cli", "run", "configs/fake.toml", "--detach",
+             "--name", name, "--set", "run.share_device=true"],
+            cwd=silent.root, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return read_run(silent.runs / name)
+
+    a, b = detached("early-stop"), detached("early-exit")
+    assert a.pid is None and b.pid is None  # status.json: the spawning process is gone
+    assert launcher.reap(silent) == []  # alive: nothing to record
+    stopped = launcher.stop_run(silent, "early-stop", grace_s=5.0)
+    assert stopped.state == "stopped"
+    pid = run_info(silent, "early-exit").pid
+    assert pid and pid_alive(pid)
+    (b.dir / "go").write_text("")
+    wait_for(lambda: not pid_alive(pid))
+    assert [r.name for r in launcher.reap(silent)] == ["early-exit"]  # at once, not stale
+    assert read_run(b.dir).state == "crashed" and "is gone" in read_run(b.dir).error
+    assert list((silent.state_dir / "trainers").iterdir()) == []

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from train_fixtures import write_tiny_workspace
 
-from amc_tui import launcher
+from amc_tui import launch as launcher
 from amc_tui.runlog import entry_offsets
 from amc_tui.runs import FINAL_STATES, RunDir, list_runs, read_events, read_run, read_status
 from amc_tui.workspace import Workspace

@@ -114,7 +114,10 @@ async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws) -> None
         await edit(pilot, screen, "name", "keeps-going-1", type_it=False)
         await pilot.press("ctrl+l")
         await screen_ready(pilot, LiveScreen)
-        info = await _wait_state(pilot, ws.runs / "keeps-going-1", "running")
+        await _wait_state(pilot, ws.runs / "keeps-going-1", "running")
+        # the pid is the trainer's own to write, in its first status write
+        await wait_for(pilot, lambda: read_run(ws.runs / "keeps-going-1").pid, timeout=30)
+        info = read_run(ws.runs / "keeps-going-1")
         await pilot.press("escape", "escape", "q")
     assert pid_alive(info.pid)
     assert read_run(info.dir).state == "running"

@@ -40,6 +40,8 @@ async def test_real_trainer_launch_live_analysis_stop(ws) -> None:
         live = await screen_ready(pilot, LiveScreen)
         run = live.run_dir
         await wait_for(pilot, lambda: read_run(run).state == "running", timeout=60)
+        # the trainer writes its own pid first thing, once torch is imported
+        await wait_for(pilot, lambda: read_run(run).pid, timeout=60)
         pid = read_run(run).pid
         assert pid_alive(pid)
         # epochs arrive from the real trainer and the curves follow

@@ -1,7 +1,7 @@
 """The Textual app: navigation, run actions shared by every screen, and the command palette.
 
 `run_app(ws)` is what `amc-tui` (no command) and `amc-tui tui` call. The app reads and
-controls run directories only through amc_tui.runs / launcher / gpu / analysis / runlog, does
+controls run directories only through amc_tui.runs / launch / gpu / analysis / runlog, does
 all file and NVML I/O in thread workers, and never stops a run when it quits.
 """
 
@@ -142,7 +142,7 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def _stop(self, run_dir: Path) -> None:
-        from amc_tui.launcher import stop_run
+        from amc_tui.launch import stop_run
         from amc_tui.runs import read_run
 
         try:
@@ -153,7 +153,7 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume(self, info: Any) -> None:
-        from amc_tui.launcher import resume_run
+        from amc_tui.launch import resume_run
         from amc_tui.runs import read_run
 
         try:

@@ -1,7 +1,7 @@
 """New run: pick a config from configs/, edit it in a form grouped by table (validated as you
 type with amc_tui.config, the validator of `config check`; the error shows beside its field),
 save it as a new config (tomli-w, never overwriting without asking), launch it (optionally on
-a chosen GPU) through amc_tui.launcher, and see the queue.
+a chosen GPU) through amc_tui.launch, and see the queue.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
     def _launch(self, cfg: Any, gpus: list[int] | None) -> None:
-        from amc_tui.launcher import launch
+        from amc_tui.launch import launch
 
         try:
             self.post_message(Launched(launch(self.amc.ws, cfg, gpus=gpus)))

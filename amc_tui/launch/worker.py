@@ -1,8 +1,10 @@
-"""The detached queue worker: `python -m amc_tui.queue_worker --workspace DIR`.
+"""The detached queue worker: `python -m amc_tui.launch.worker --workspace DIR`.
 
 Left alive by the launcher (own session, like a trainer) while any run is queued or running,
 so queued runs start, and crashed runs are recorded and restarted, with no amc-tui process
-open. One per workspace (a worker lock); it exits when nothing is active.
+open. One per workspace (a worker lock); it exits when nothing is active. `amc-tui queue`
+runs the same loop (queue.run_worker) in the foreground. The package does not import this
+module, so `python -m` runs it fresh.
 """
 
 from __future__ import annotations
@@ -11,19 +13,20 @@ import argparse
 import logging
 import sys
 
-from amc_tui.launcher import WORKER_POLL_S, run_worker
+from amc_tui.launch.queue import WORKER_POLL_S, run_worker
+from amc_tui.runs import RunInfo
 from amc_tui.workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="amc_tui.queue_worker")
+    p = argparse.ArgumentParser(prog="amc_tui.launch.worker")
     p.add_argument("--workspace", required=True)
     p.add_argument("--poll", type=float, default=WORKER_POLL_S)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ws = Workspace.find(args.workspace)
 
-    def started(info) -> None:  # noqa: ANN001
+    def started(info: RunInfo) -> None:
         logging.info("started %s (%s) pid %s", info.name, info.id, info.pid)
 
     return run_worker(ws, poll_s=args.poll, on_start=started)

@@ -1,0 +1,281 @@
+"""Queue passes: which queued run starts where, FIFO per device, under the queue lock.
+
+A pass reaps first (a dead trainer frees its device), then places queued runs in the order
+they were queued on a free CPU slot or GPU set, from the RunInfo it scanned: no status.json is
+re-read per run, and each queued run's config.toml is read and validated once, then handed to
+the spawn. Also the entry points that create or requeue a run and then work the queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from amc_tui.config import Config
+from amc_tui.errors import UserError
+from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, file_lock, run_config, state_dir
+from amc_tui.launch.supervise import (
+    base_env,
+    clear_stop_marker,
+    queue_lock,
+    read_live,
+    reap_locked,
+    run_info,
+    scan,
+    spawn,
+)
+from amc_tui.runs import RunInfo, read_run, resolve_checkpoint, write_status
+from amc_tui.workspace import Workspace
+
+WORKER_MODULE = "amc_tui.launch.worker"
+WORKER_POLL_S = 2.0
+
+
+@dataclasses.dataclass
+class _Slots:
+    cpu_busy: bool
+    gpu_busy: set[int]
+    unknown_gpu_busy: bool
+
+
+def _uses_gpu(info: RunInfo) -> bool:
+    return bool(info.gpus) or info.device.startswith("cuda")
+
+
+def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]] | None:
+    """(device kind, physical GPUs) for a queued run, or None when it must wait."""
+    from amc_tui.gpu import free_gpus
+
+    dev, share = cfg.run.device, cfg.run.share_device
+    snap = snap_fn() if dev != "cpu" else None
+    want_gpu = dev.startswith("cuda") or (dev == "auto" and snap is not None and snap.ok)
+    if not want_gpu:
+        if slots.cpu_busy and not share:
+            return None
+        return "cpu", []
+    if snap is None or not snap.ok:  # CUDA asked for but NVML cannot tell: one at a time
+        if slots.unknown_gpu_busy and not share:
+            return None
+        return "cuda", []
+    if isinstance(cfg.run.gpus, list) and cfg.run.gpus:
+        wanted = list(cfg.run.gpus)
+    elif dev.startswith("cuda:"):
+        wanted = [int(dev[5:])]
+    else:
+        free = free_gpus(snap, slots.gpu_busy)
+        if not free and share:
+            free = [g.index for g in snap.gpus if not g.lost]
+        return ("cuda", free[:1]) if free else None
+    known = {g.index for g in snap.gpus}
+    if any(g not in known for g in wanted):
+        return None  # asked for a GPU this machine does not have: stays queued
+    if not share and any(g in slots.gpu_busy for g in wanted):
+        return None
+    return "cuda", wanted
+
+
+def _queue_order(info: RunInfo) -> tuple[float, str]:
+    queued = info.queued_at if info.queued_at is not None else info.created_at
+    return (queued or 0.0, info.name)
+
+
+def _work_locked(ws: Workspace) -> list[RunInfo]:
+    from amc_tui.gpu import default_sampler
+
+    runs = scan(ws)
+    changed = {r.dir for r in reap_locked(ws, runs)}
+    if changed:
+        runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
+    running = [r for r in runs if r.state == "running"]
+    slots = _Slots(
+        cpu_busy=any(not _uses_gpu(r) for r in running),
+        gpu_busy={g for r in running for g in r.assigned_gpus},
+        unknown_gpu_busy=any(_uses_gpu(r) and not r.assigned_gpus for r in running),
+    )
+    snap_cache: list[Any] = []
+
+    def snap() -> Any:
+        if not snap_cache:
+            snap_cache.append(default_sampler().sample())
+        return snap_cache[0]
+
+    started = []
+    for info in sorted((r for r in runs if r.state == "queued"), key=_queue_order):
+        try:
+            cfg = run_config(info.rundir)
+        except (OSError, UserError) as e:
+            write_status(
+                info.rundir,
+                state="failed",
+                ended_at=time.time(),
+                error=f"unreadable config.toml: {e}",
+            )
+            continue
+        place = _placement(cfg, slots, snap)
+        if place is None:
+            continue
+        device, gpus = place
+        started.append(spawn(ws, info, cfg, gpus, device))
+        if device == "cpu":
+            slots.cpu_busy = True
+        elif gpus:
+            slots.gpu_busy.update(gpus)
+        else:
+            slots.unknown_gpu_busy = True
+    return started
+
+
+def work_queue(ws: Workspace, timeout: float = 5.0) -> list[RunInfo]:
+    """Reap, then start every queued run that can start now (FIFO per device), under the
+    queue lock. Returns the runs started; [] when another process holds the lock."""
+    try:
+        with queue_lock(ws).acquire(timeout=timeout):
+            return _work_locked(ws)
+    except Timeout:
+        return []
+
+
+def has_active(ws: Workspace) -> bool:
+    return any(r.state in ("queued", "running") for r in scan(ws))
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def start_run(ws: Workspace, run: RunInfo | str) -> RunInfo:
+    """Start a queued run now if its device is free; otherwise it stays queued."""
+    info = run_info(ws, run)
+    if info.state != "queued":
+        raise UserError(f"run {info.name} is {info.state}, not queued")
+    work_queue(ws, timeout=LOCK_TIMEOUT_S)
+    return read_live(ws, info.dir)
+
+
+def launch(
+    ws: Workspace,
+    config: str | os.PathLike[str] | Config,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    gpus: list[int] | None = None,
+    detach: bool = True,
+) -> RunInfo:
+    """Create a run and start it now, or leave it queued for whoever works the queue next.
+    With `detach`, a detached queue worker is left alive while runs are active, so queued
+    runs start (and crashed ones restart) with no amc-tui process open."""
+    extra = list(overrides) + ([f"run.gpus={json.dumps(gpus)}"] if gpus is not None else [])
+    info = create_run(ws, config, extra, name)
+    work_queue(ws, timeout=LOCK_TIMEOUT_S)
+    if detach:
+        ensure_worker(ws)
+    return read_live(ws, info.dir)
+
+
+def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunInfo:
+    """Continue a stopped, crashed or failed run: in the same directory with `--resume` (same
+    id; events.jsonl continues), or `as_new`: a new run seeded from its checkpoint with
+    resumed_from set. Queued like any run; starts when its device is free."""
+    info = run_info(ws, run)
+    if as_new:
+        ckpt, resumed_from = resolve_checkpoint(ws, str(info.dir), "run.resume")
+        cfg = run_config(info.rundir)
+        cfg.name = ""
+        cfg.run.resume = str(ckpt)
+        new = create_run(ws, cfg, resumed_from=resumed_from, check_data=False)
+        work_queue(ws, timeout=LOCK_TIMEOUT_S)
+        ensure_worker(ws)
+        return read_live(ws, new.dir)
+    if info.state in ("running", "queued"):
+        raise UserError(f"run {info.name} is already {info.state}")
+    if info.state == "completed":
+        raise UserError(f"run {info.name} is completed; use --as-new to train on from it")
+    if not info.rundir.last_ckpt.is_file():
+        raise UserError(
+            f"run {info.name} has no checkpoint ({info.rundir.last_ckpt}) to resume from; "
+            "start it again with `amc-tui run`"
+        )
+    with queue_lock(ws):
+        clear_stop_marker(info.rundir)
+        write_status(
+            info.rundir,
+            state="queued",
+            resume=True,
+            queued_at=time.time(),
+            ended_at=None,
+            exit_code=None,
+            error=None,
+        )
+    work_queue(ws, timeout=LOCK_TIMEOUT_S)
+    ensure_worker(ws)
+    return read_live(ws, info.dir)
+
+
+# --------------------------------------------------------------------------- detached worker
+
+
+def worker_alive(ws: Workspace) -> bool:
+    """Whether a queue worker, in any process (this one included), holds the worker lock."""
+    lock = FileLock(state_dir(ws) / "worker.lock", timeout=0)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def ensure_worker(ws: Workspace) -> bool:
+    """Leave a detached `python -m amc_tui.launch.worker` alive if runs are active and none
+    is running. Returns True when one was started."""
+    if os.environ.get("AMC_TUI_NO_WORKER") == "1" or not has_active(ws) or worker_alive(ws):
+        return False
+    logf = open(state_dir(ws) / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, "--workspace", str(ws.root)],
+            cwd=ws.root,
+            env=base_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        logf.close()
+    threading.Thread(target=proc.wait, name="amc-worker-wait", daemon=True).start()
+    return True
+
+
+def run_worker(
+    ws: Workspace,
+    poll_s: float = WORKER_POLL_S,
+    once: bool = False,
+    until_idle: bool = True,
+    on_start: Any = None,
+) -> int:
+    """Work the queue until no run is queued or running (the detached worker's loop and
+    `amc-tui queue`). Exits at once if another worker holds the worker lock."""
+    lock = file_lock(state_dir(ws) / "worker.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0
+    try:
+        while True:
+            for info in work_queue(ws, timeout=LOCK_TIMEOUT_S):
+                if on_start:
+                    on_start(info)
+            if once or (until_idle and not has_active(ws)):
+                return 0
+            time.sleep(poll_s)
+    finally:
+        lock.release()
