@@ -192,6 +192,11 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
             return (os.system, (f"touch {marker}",))
 
     torch.save({"format": ckpt.FORMAT, "model": {}, "x": Payload()}, evil)
+    # weights gone bad (a diverged run's file): the modulation head is NaN from step 1
+    nan_weights = ws / "nan.pth"
+    good = torch.load(tiny_run.run.last_ckpt, weights_only=True)["model"]
+    good["mod_head.1.weight"] = torch.full_like(good["mod_head.1.weight"], float("nan"))
+    torch.save(good, nan_weights)
 
     def config(name: str, path: Path = data, epochs: int = 1) -> str:
         return TINY.format(name=name, data=path, epochs=epochs)
@@ -202,8 +207,8 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
             "[run]\n", f'[run]\nresume = "{evil}"\n')),
         "kwarg": make_run(ws, "kwarg-1", data, config=config("kwarg-1").replace(
             "num_heads = [1, 2]}", "num_heads = [1, 2], wndow = 3}")),
-        # an absurd learning rate: the weights overflow after the first step
-        "nan": make_run(ws, "nan-1", data, config=config("nan-1").replace("lr = 0.002", "lr = 1e30")),
+        "nan": make_run(ws, "nan-1", data, config=config("nan-1").replace(
+            'dropout = 0.1\n', f'dropout = 0.1\nweights = "{nan_weights}"\n')),
         "other-arch": make_run(ws, "other-1", data, config=config("other-1", epochs=2).replace(
             'arch = "swin_tiny"', 'arch = "resnet18"').replace(swin_kwargs, "{}")),
         "no-data": make_run(ws, "nodata-1", ws / "absent.h5", config=config("nodata-1", ws / "absent.h5")),
@@ -246,7 +251,7 @@ def test_rejected_kwarg_fails_at_start_with_one_line(failed_runs) -> None:
 
 def test_nonfinite_loss_fails_naming_task_and_step(failed_runs) -> None:
     error, log = _failed(failed_runs, "nan", 1)
-    assert "non-finite modulation" in error and "loss (NaN or inf) at step 2 " in error
+    assert "non-finite modulation" in error and "loss (NaN or inf) at step 1 " in error
     assert error in log
 
 
