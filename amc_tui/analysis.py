@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -392,32 +392,69 @@ def _common_export(a: Path, b: Path) -> str | None:
     return common[-1] if common else None
 
 
+@dataclass
+class CellDeltas:
+    """One per-cell metric of two exports aligned by label: every modulation (class-table
+    order) and SNR either export has; a cell only one of them has is None in the other's grid
+    and in `delta` (b - a). `top` holds the cells that changed most."""
+
+    metric: str
+    mods: list[str]
+    snrs: list[int]
+    a: list[list[float | None]]
+    b: list[list[float | None]]
+    delta: list[list[float | None]]
+    top: list[dict[str, Any]]
+
+
+@overload
 def cell_deltas(
-    a: pd.DataFrame, b: pd.DataFrame, n: int = 5, metric: str = "acc_combined"
-) -> list[dict[str, Any]]:
-    """The n cells whose `metric` changed most from a to b (by absolute delta)."""
-    if a.empty or b.empty:
-        return []
-    m = a[["modulation", "snr_db", metric]].merge(
-        b[["modulation", "snr_db", metric]], on=["modulation", "snr_db"], suffixes=("_a", "_b")
-    )
-    if m.empty:
-        return []
-    m["delta"] = m[f"{metric}_b"] - m[f"{metric}_a"]
-    m["_abs"] = m["delta"].abs()
-    m = m.sort_values(
-        ["_abs", "modulation", "snr_db"], ascending=[False, True, True], kind="mergesort"
-    )
-    return [
-        {
-            "modulation": str(r.modulation),
-            "snr_db": int(r.snr_db),
-            "a": float(getattr(r, f"{metric}_a")),
-            "b": float(getattr(r, f"{metric}_b")),
-            "delta": float(r.delta),
-        }
-        for r in m.head(n).itertuples()
+    a: pd.DataFrame, b: pd.DataFrame, n: int = ..., metric: str = ...,
+    *, grid: Literal[False] = ...,
+) -> list[dict[str, Any]]: ...  # fmt: skip
+@overload
+def cell_deltas(
+    a: pd.DataFrame, b: pd.DataFrame, n: int = ..., metric: str = ..., *, grid: Literal[True]
+) -> CellDeltas: ...
+def cell_deltas(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    n: int = 5,
+    metric: str = "acc_combined",
+    *,
+    grid: bool = False,
+) -> list[dict[str, Any]] | CellDeltas:
+    """The n cells whose `metric` changed most from per-cell frame a to b (by absolute delta,
+    then modulation and SNR); with `grid=True` the whole aligned comparison (`CellDeltas`) the
+    compare screen draws, the same top cells included."""
+    ma, sa, va, _ = cell_matrix(a, metric)
+    mb, sb, vb, _ = cell_matrix(b, metric)
+    mods = _mod_order(list(dict.fromkeys([*ma, *mb])))
+    snrs = sorted(set(sa) | set(sb))
+
+    def align(ms: list[str], ss: list[int], vals: np.ndarray) -> list[list[float | None]]:
+        ri, ci = {m: i for i, m in enumerate(ms)}, {s: j for j, s in enumerate(ss)}
+
+        def cell(m: str, s: int) -> float | None:
+            v = vals[ri[m], ci[s]] if m in ri and s in ci else None
+            return float(v) if contract.is_number(v) else None  # NaN: not in that export
+
+        return [[cell(m, s) for s in snrs] for m in mods]
+
+    ga, gb = align(ma, sa, va), align(mb, sb, vb)
+    delta = [
+        [y - x if x is not None and y is not None else None for x, y in zip(ra, rb, strict=True)]
+        for ra, rb in zip(ga, gb, strict=True)
     ]
+    changed = [
+        {"modulation": m, "snr_db": s, "a": ga[i][j], "b": gb[i][j], "delta": d}
+        for i, m in enumerate(mods)
+        for j, s in enumerate(snrs)
+        if (d := delta[i][j]) is not None
+    ]
+    changed.sort(key=lambda c: (-abs(c["delta"]), c["modulation"], c["snr_db"]))
+    top = changed[:n]
+    return CellDeltas(metric, mods, snrs, ga, gb, delta, top) if grid else top
 
 
 def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import pytest
 from textual.widgets import Log, Static
 from tui_fixtures import (
+    NOW,
     FakeNVML,
     add_epoch,
     big_event_file,
@@ -46,7 +47,7 @@ async def test_curves_log_and_gpus_follow_new_events(demo) -> None:
         assert live.query_one("#live-nogpu").display
 
         rd = RunDir(demo.runs / "fresh-dew-6")
-        add_epoch(demo, "fresh-dew-6", 4, 0.61)
+        add_epoch(demo, "fresh-dew-6", 4, 0.61, t=NOW - 25)
         with open(rd.log, "a") as f:
             f.write("epoch 4: val combined 0.61\n")
         append_event(rd, "gpu", index=0, util=88, mem_used_mb=4000, mem_total_mb=8000,
@@ -61,6 +62,8 @@ async def test_curves_log_and_gpus_follow_new_events(demo) -> None:
         assert not live.query_one("#live-nogpu").display
         head = str(live.query_one("#live-head", Static).render())
         assert "epoch 4/10" in head and "running" in head
+        # 6 epochs left x 60 s, counting down from epoch 4's event 25 s ago
+        assert "ETA 5m35s " in head
         # read by offset: nothing was read twice
         assert live.tailer.offset == rd.events.stat().st_size
         assert live.tailer.reset_count == 0

@@ -24,7 +24,7 @@ from amc_tui.tui.screens.gpus import GpusScreen
 from amc_tui.tui.screens.live import LiveScreen
 from amc_tui.tui.screens.new_run import NewRunScreen
 from amc_tui.tui.screens.runlog import RunlogScreen
-from amc_tui.tui.screens.runs import RunsScreen
+from amc_tui.tui.screens.runs import RunsBatch, RunsScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -77,6 +77,32 @@ async def test_table_lists_runs_and_updates_cells_in_place(demo) -> None:
         shutil.rmtree(demo.runs / "amber-wave-1")
         await wait_for(pilot, lambda: table.row_count == 6)
         assert "amber-wave-1" not in _names(table)
+
+
+async def test_polls_post_only_changed_and_active_runs(demo) -> None:
+    """After the first scan a poll posts the active runs (their state can change with no
+    file change) and runs whose files changed, each of those once."""
+    app = make_app(demo, runs_poll_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        posted: list[list[str]] = []
+        post = screen.post_message
+
+        def record(msg):
+            if isinstance(msg, RunsBatch) and msg.final:
+                posted.append(sorted(i.name for i in msg.infos))
+            return post(msg)
+
+        screen.post_message = record  # type: ignore[method-assign]
+        await wait_for(pilot, lambda: len(posted) >= 3)
+        assert all(names == ["eager-fog-5", "fresh-dew-6"] for names in posted)
+        add_epoch(demo, "amber-wave-1", 5, 0.61)
+        await wait_for(pilot, lambda: any("amber-wave-1" in names for names in posted))
+        seen = next(i for i, names in enumerate(posted) if "amber-wave-1" in names)
+        await wait_for(pilot, lambda: len(posted) >= seen + 3)
+        assert not any("amber-wave-1" in names for names in posted[seen + 1 :])
+        table = screen.query_one(DataTable)
+        assert _cell(table, demo, "amber-wave-1", "best") == "61.0"
 
 
 async def test_filter_sort_and_state_cycle(demo) -> None:

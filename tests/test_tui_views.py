@@ -32,6 +32,23 @@ def test_formatting() -> None:
     assert fmt.ago(T0, T0 + 12) == "12s ago"
 
 
+def test_metric_text_follows_the_contracts_percent_rule() -> None:
+    assert fmt.metric(0.8734, "val.acc_combined") == "87.3%"
+    assert fmt.metric(0.8734, "snr_within_1", digits=2, sign=False) == "87.34"
+    assert fmt.metric(2.345, "snr_mae_db", num_digits=2) == "2.35"  # dB, not a share
+    assert fmt.metric(0.41234, "val.loss") == "0.412"
+    assert fmt.metric(None, "acc_mod") == fmt.DASH
+    assert fmt.metric_delta(0.0123, "acc_combined") == "+1.2 pts"
+    assert fmt.metric_delta(-0.5, "snr_mae_db") == "-0.50"
+    assert fmt.metric_delta(float("nan"), "acc_combined") == fmt.DASH
+
+
+def test_best_column_shows_a_number_for_a_lower_is_better_metric(demo) -> None:
+    info = read_run(demo.runs / "amber-wave-1")
+    info.best = {"metric": "val.loss", "value": 0.4123, "epoch": 2}
+    assert rv.row_cells(info, now=T0)["best"].plain.strip() == "0.412"
+
+
 def test_row_cells_follow_the_run(demo) -> None:
     info = read_run(demo.runs / "fresh-dew-6")
     cells = rv.row_cells(info, now=info.started_at + 125, marked=True)
@@ -40,12 +57,13 @@ def test_row_cells_follow_the_run(demo) -> None:
     assert plain["state"] == "running"
     assert plain["epoch"] == "3/10"
     assert plain["elapsed"] == "2m05s"
-    assert plain["eta"] == "7m00s"  # 7 epochs left x 60 s per epoch
+    # 7 epochs left x 60 s per epoch, less the 6 s since epoch 3's event: it counts down
+    assert plain["eta"] == "6m54s"
     assert plain["best"] == fmt.pct(info.best["value"], sign=False)
     unmarked = rv.row_cells(info, now=info.started_at + 125)
     assert rv.changed_cells(cells, unmarked) == ["name"]
     later = rv.row_cells(info, now=info.started_at + 185)
-    assert set(rv.changed_cells(unmarked, later)) == {"elapsed"}
+    assert set(rv.changed_cells(unmarked, later)) == {"elapsed", "eta"}
 
 
 def test_filter_by_state_tag_and_words(demo) -> None:
@@ -142,6 +160,32 @@ def test_scales() -> None:
     d = delta_scale([-0.1, 0.05])
     assert d.rgb(0.1) == (26, 152, 80) and d.rgb(-0.1) == (69, 117, 180)
     assert d.label(0.05, 3) == " +5"
+    mae_d = delta_scale([-0.5, 1.0], "snr_mae_db")  # a drop in error is the improvement
+    assert mae_d.rgb(-1.0) == (26, 152, 80) and mae_d.label(-0.5, 4) == "-0.5"
+
+
+def test_cell_deltas_align_both_exports_for_the_compare_grid() -> None:
+    import pandas as pd
+
+    from amc_tui.analysis import cell_deltas
+
+    def per_cell(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"modulation": m, "snr_db": s, "n": 10, "acc_mod": v, "acc_snr": v,
+              "acc_combined": v, "snr_mae_db": 1.0} for m, s, v in rows]
+        )  # fmt: skip
+
+    a = per_cell([("QPSK", 0, 0.5), ("QPSK", 10, 0.9), ("OOK", 0, 0.4)])
+    b = per_cell([("QPSK", 0, 0.6), ("QPSK", 10, 0.7), ("BPSK", 20, 0.8)])
+    grid = cell_deltas(a, b, n=5, grid=True)
+    assert grid.mods == ["OOK", "BPSK", "QPSK"]  # class-table order, from either export
+    assert grid.snrs == [0, 10, 20]
+    assert grid.a[2][:2] == [0.5, 0.9] and grid.a[1] == [None, None, None]
+    assert grid.b[1] == [None, None, 0.8]
+    assert grid.delta[2][:2] == [pytest.approx(0.1), pytest.approx(-0.2)]
+    assert grid.delta[0] == [None, None, None]  # only A has OOK
+    assert [(c["modulation"], c["snr_db"]) for c in grid.top] == [("QPSK", 10), ("QPSK", 0)]
+    assert cell_deltas(a, b, n=1) == grid.top[:1]  # the list callers get: same cells
     assert Scale("share").label(None, 3) == " · "
 
 

@@ -125,6 +125,8 @@ def add_epoch(ws: Workspace, name: str, epoch: int, acc: float, t: float | None 
         "uncertainty": {"mod": 1.5, "snr": 2.4},
         "is_best": True,
     }
+    if t is not None:
+        ev["t"] = t
     append_event(rd, "epoch", **ev)
     write_status(rd, epoch=epoch, best={"metric": "val.acc_combined", "value": acc,
                                         "epoch": epoch})  # fmt: skip

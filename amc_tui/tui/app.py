@@ -12,14 +12,19 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from amc_tui.workspace import Workspace
+
+if TYPE_CHECKING:
+    from amc_tui.gpu import GpuSampler, GpuSnapshot
+    from amc_tui.runs import RunInfo
 
 Clock = Callable[[], float]
 
@@ -40,7 +45,7 @@ class AmcApp(App):
         ws: Workspace,
         *,
         clock: Clock = time.time,
-        gpu_sampler: Any | None = None,
+        gpu_sampler: GpuSampler | None = None,
         live_poll_s: float = 0.5,
         runs_poll_s: float = 1.0,
     ) -> None:
@@ -49,7 +54,7 @@ class AmcApp(App):
         self.clock = clock
         self.live_poll_s = live_poll_s
         self.runs_poll_s = runs_poll_s
-        self.known_runs: dict[str, Any] = {}  # run dir -> RunInfo, kept by the Runs screen
+        self.known_runs: dict[str, RunInfo] = {}  # run dir -> RunInfo, kept by the Runs screen
         self._gpu_sampler = gpu_sampler
         self._gpu_lock = threading.Lock()
         self.sub_title = ws.root.name
@@ -63,7 +68,7 @@ class AmcApp(App):
 
     # ------------------------------------------------------------------ shared services
 
-    def sample_gpus(self) -> Any:
+    def sample_gpus(self) -> GpuSnapshot:
         """A GpuSnapshot (call from a worker thread: NVML I/O); never raises."""
         with self._gpu_lock:
             if self._gpu_sampler is None:
@@ -127,7 +132,7 @@ class AmcApp(App):
 
     # ------------------------------------------------------------------ run actions
 
-    def confirm_stop(self, info: Any) -> None:
+    def confirm_stop(self, info: RunInfo) -> None:
         from amc_tui.tui.screens.dialogs import Confirm
 
         if info.state not in ("running", "queued"):
@@ -152,7 +157,7 @@ class AmcApp(App):
             self.call_from_thread(self.report_error, f"stop failed: {e}")
 
     @work(thread=True, group="run-action", exit_on_error=False)
-    def resume(self, info: Any) -> None:
+    def resume(self, info: RunInfo) -> None:
         from amc_tui.launch import resume_run
         from amc_tui.runs import read_run
 
@@ -189,7 +194,7 @@ class AmcApp(App):
                 yield SystemCommand(title, help_text, callback)
 
 
-def _bindings(node: Any) -> list[Binding]:
+def _bindings(node: DOMNode) -> list[Binding]:
     out: list[Binding] = []
     for b in getattr(type(node), "BINDINGS", []):
         if isinstance(b, Binding):

@@ -1,7 +1,7 @@
 """Plain formatting helpers shared by the screens: durations, percentages, ages.
 
 Pure functions (no Textual), so they are unit-tested directly and the same text shows in every
-screen.
+screen. Whether a metric reads as percent is `contract.is_percent`'s call, never decided here.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
+
+from amc_tui import contract
 
 STATE_STYLES: dict[str, str] = {
     "queued": "bold #8fa1b3",
@@ -47,6 +49,24 @@ def pct(x: float | None, digits: int = 1, sign: bool = True) -> str:
 
 def num(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if is_num(x) else DASH
+
+
+def metric(
+    x: float | None, name: str, digits: int = 1, num_digits: int = 3, sign: bool = True
+) -> str:
+    """A value of metric `name` (bare or dotted) as people read it: a share as percent with
+    `digits` decimals, any other metric (loss, MAE in dB) as a number with `num_digits`."""
+    return pct(x, digits, sign) if contract.is_percent(name) else num(x, num_digits)
+
+
+def metric_delta(d: float | None, name: str, digits: int = 1) -> str:
+    """A change in metric `name`: percentage points for a share (`+1.2 pts`), else a signed
+    number with one more decimal."""
+    if not is_num(d):
+        return DASH
+    if contract.is_percent(name):
+        return f"{100 * d:+.{digits}f} pts"  # type: ignore[operator]
+    return f"{d:+.{digits + 1}f}"
 
 
 def rate(x: float | None) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from amc_tui import contract
+
 # Red -> amber -> green: low accuracy reads as bad at a glance.
 _STOPS = ((0.0, (165, 0, 38)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80)))
 # Blue (worse) -> grey -> green (better) for deltas.
@@ -74,17 +76,20 @@ class Scale:
         return text[:width].rjust(width)
 
 
-def metric_scale(metric: str, values: list[float]) -> Scale:
-    """The scale for a per-cell metric: accuracies fixed 0..1, MAE over its own range."""
-    if metric == "snr_mae_db":
-        finite = [v for v in values if v is not None and math.isfinite(v)]
-        return Scale("error", 0.0, max(finite) if finite else 1.0, percent=False)
-    return Scale("acc", 0.0, 1.0)
+def metric_scale(metric: str, values: list[float | None]) -> Scale:
+    """The scale for a per-cell metric: shares fixed 0..1, any other metric (MAE in dB) over
+    its own range, coloured so that the better end is green."""
+    if contract.is_percent(metric):
+        return Scale("acc", 0.0, 1.0)
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    kind = "error" if contract.lower_is_better(metric) else "acc"
+    return Scale(kind, 0.0, max(finite) if finite else 1.0, percent=False)
 
 
-def delta_scale(values: list[float], lower_is_better: bool = False) -> Scale:
+def delta_scale(values: list[float | None], metric: str = "acc_combined") -> Scale:
+    """A symmetric scale for changes in `metric` (B - A), green where B is better."""
     finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
     span = max(finite) if finite else 1.0
     # for an error metric a negative delta is the improvement: flip so green = better
-    lo, hi = (span, -span) if lower_is_better else (-span, span)
-    return Scale("delta", lo, hi, percent=not lower_is_better)
+    lo, hi = (span, -span) if contract.lower_is_better(metric) else (-span, span)
+    return Scale("delta", lo, hi, percent=contract.is_percent(metric))

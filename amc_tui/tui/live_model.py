@@ -156,21 +156,6 @@ def throughput(view: LiveView) -> float | None:
     return None
 
 
-def eta_from_view(view: LiveView, epochs_total: int | None) -> float | None:
-    """Epochs left x the mean epoch time seen in events."""
-    if not epochs_total or not view.epochs:
-        return None
-    times = [
-        r.get("epoch_time_s")
-        for r in ([view.last_epoch] if view.last_epoch else [])
-        if is_num(r.get("epoch_time_s"))
-    ]
-    if not times:
-        return None
-    left = epochs_total - view.epochs[-1]
-    return max(0, left) * float(times[-1])
-
-
 def tail_lines(data: bytes, n: int) -> list[str]:
     """The last `n` complete-or-not lines of a log chunk, decoded leniently."""
     text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")

@@ -1,7 +1,7 @@
 """The Runs table as data: columns, the cells of one run, filter and sort.
 
-Pure functions over `amc_tui.runs.RunInfo` (read by attribute, so a stale or partial run still
-renders) and an injected `now`, so the screen can update cells in place by comparing old and
+Pure functions over `amc_tui.runs.RunInfo` (its own elapsed and ETA rules) and an injected
+`now`, so the screen can update cells in place by comparing old and
 new cell text, and snapshots stay deterministic.
 """
 
@@ -10,11 +10,15 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from amc_tui import contract
 from amc_tui.tui import fmt
+
+if TYPE_CHECKING:
+    from amc_tui.runs import RunInfo
 
 # (key, label, width); widths are minimums: the table sizes columns to their content.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -35,47 +39,29 @@ SORTABLE = COLUMN_KEYS
 MARK = "*"
 
 
-def _get(info: Any, name: str, default: Any = None) -> Any:
-    return getattr(info, name, default)
-
-
-def elapsed_s(info: Any, now: float) -> float | None:
-    """Wall time since the trainer started (RunInfo's own rule, with the injected clock)."""
-    fn = getattr(info, "elapsed_s", None)
-    return fn(now) if callable(fn) else None
-
-
-def eta_s(info: Any, now: float) -> float | None:
-    """Remaining time of a running run (RunInfo's own rule, with the injected clock)."""
-    fn = getattr(info, "eta_s", None)
-    return fn(now) if callable(fn) else None
-
-
-def val_metric(info: Any, metric: str) -> float | None:
+def val_metric(info: RunInfo, metric: str) -> float | None:
     """A validation metric of the best epoch when known, else of the last epoch."""
-    best = _get(info, "best") or {}
-    if isinstance(best, dict) and best.get("metric") in (metric, f"val.{metric}"):
-        v = best.get("value")
-        if fmt.is_num(v):
-            return v
-    last = _get(info, "last_epoch") or {}
-    val = last.get("val") if isinstance(last, dict) else None
-    v = val.get(metric) if isinstance(val, dict) else None
+    best = info.best or {}
+    if best.get("metric") in (metric, f"val.{metric}") and fmt.is_num(best.get("value")):
+        return best["value"]
+    return contract.metric_value(info.last_epoch, f"val.{metric}")
+
+
+def best_value(info: RunInfo) -> float | None:
+    v = (info.best or {}).get("value")
     return v if fmt.is_num(v) else None
 
 
-def best_value(info: Any) -> float | None:
-    best = _get(info, "best") or {}
-    v = best.get("value") if isinstance(best, dict) else None
-    return v if fmt.is_num(v) else None
+def best_metric(info: RunInfo) -> str:
+    """The metric the run selects its best epoch by (the trainer's default when unstated)."""
+    return str((info.best or {}).get("metric") or contract.DEFAULT_SELECT)
 
 
-def gpu_text(info: Any) -> str:
-    gpus = _get(info, "gpus")
-    if isinstance(gpus, list | tuple) and gpus:
-        return ",".join(str(g) for g in gpus)
-    device = _get(info, "device") or ""
-    if isinstance(device, str) and device.startswith("cuda:"):
+def gpu_text(info: RunInfo) -> str:
+    if info.gpus:
+        return ",".join(str(g) for g in info.gpus)
+    device = info.device or ""
+    if device.startswith("cuda:"):
         return device[5:]
     return "cpu" if device == "cpu" else fmt.DASH
 
@@ -84,33 +70,33 @@ def state_text(state: str) -> Text:
     return Text(state or "?", style=fmt.STATE_STYLES.get(state, ""))
 
 
-def row_cells(info: Any, now: float, marked: bool = False) -> dict[str, Any]:
+def row_cells(info: RunInfo, now: float, marked: bool = False) -> dict[str, Text]:
     """Cell renderables of one run, keyed by column. Each cell carries its own one-space gap
     (the table runs with cell_padding 0, so 80 columns hold every column); a marked run
     (for compare) shows a star before its name."""
-    epoch, epochs = _get(info, "epoch") or 0, _get(info, "epochs") or 0
+    epoch, epochs = info.epoch or 0, info.epochs or 0
     name = Text(MARK if marked else " ", style="bold yellow")
-    name.append(str(_get(info, "name") or "?"))
+    name.append(str(info.name or "?"))
     state = Text(" ")
-    state.append_text(state_text(_get(info, "state") or "?"))
+    state.append_text(state_text(info.state or "?"))
     plain = {
-        "id": str(_get(info, "id") or "?"),
-        "arch": str(_get(info, "arch") or fmt.DASH),
+        "id": str(info.id or "?"),
+        "arch": str(info.arch or fmt.DASH),
         "epoch": f"{epoch}/{epochs}" if epochs else fmt.DASH,
-        "best": fmt.pct(best_value(info), sign=False),
-        "mod": fmt.pct(val_metric(info, "acc_mod"), sign=False),
-        "snr": fmt.pct(val_metric(info, "acc_snr"), sign=False),
-        "elapsed": fmt.duration(elapsed_s(info, now)),
-        "eta": fmt.duration(eta_s(info, now)),
+        "best": fmt.metric(best_value(info), best_metric(info), sign=False),
+        "mod": fmt.metric(val_metric(info, "acc_mod"), "acc_mod", sign=False),
+        "snr": fmt.metric(val_metric(info, "acc_snr"), "acc_snr", sign=False),
+        "elapsed": fmt.duration(info.elapsed_s(now)),
+        "eta": fmt.duration(info.eta_s(now)),
         "gpu": gpu_text(info),
     }
     # Text, not str: a str cell is parsed as markup (slow, and a "[" in a name would break)
-    cells: dict[str, Any] = {"name": name, "state": state}
+    cells: dict[str, Text] = {"name": name, "state": state}
     cells.update({k: Text(" " + v) for k, v in plain.items()})
     return {k: cells[k] for k in COLUMN_KEYS}
 
 
-def sort_key(info: Any, column: str, now: float) -> tuple:
+def sort_key(info: RunInfo, column: str, now: float) -> tuple:
     """A key that orders unknown values last whichever direction is chosen."""
     value: Any
     if column == "best":
@@ -118,17 +104,17 @@ def sort_key(info: Any, column: str, now: float) -> tuple:
     elif column in ("mod", "snr"):
         value = val_metric(info, f"acc_{column}")
     elif column == "elapsed":
-        value = elapsed_s(info, now)
+        value = info.elapsed_s(now)
     elif column == "eta":
-        value = eta_s(info, now)
+        value = info.eta_s(now)
     elif column == "epoch":
-        value = (_get(info, "epoch") or 0) / max(1, _get(info, "epochs") or 1)
+        value = (info.epoch or 0) / max(1, info.epochs or 1)
     elif column == "gpu":
         value = gpu_text(info)
     elif column == "created":
-        value = _get(info, "created_at")
+        value = info.created_at
     else:
-        value = _get(info, column)
+        value = getattr(info, column, None)
     if value is None or value == fmt.DASH:
         return (1, 0)
     return (0, value if fmt.is_num(value) else str(value).lower())
@@ -164,30 +150,23 @@ class RunFilter:
     def empty(self) -> bool:
         return not (self.states or self.tags or self.words)
 
-    def matches(self, info: Any) -> bool:
-        if self.states and (_get(info, "state") or "") not in self.states:
+    def matches(self, info: RunInfo) -> bool:
+        if self.states and (info.state or "") not in self.states:
             return False
-        tags = [str(t) for t in (_get(info, "tags") or [])]
+        tags = [str(t) for t in (info.tags or [])]
         if self.tags and not self.tags.issubset(tags):
             return False
         if self.words:
             hay = " ".join(
-                str(x)
-                for x in (
-                    _get(info, "name"),
-                    _get(info, "id"),
-                    _get(info, "arch"),
-                    _get(info, "phase"),
-                    _get(info, "notes"),
-                    *tags,
-                )
-                if x
+                str(x) for x in (info.name, info.id, info.arch, info.phase, info.notes, *tags) if x
             ).lower()
             return all(w in hay for w in self.words)
         return True
 
 
-def select(infos: Iterable[Any], flt: RunFilter, column: str, reverse: bool, now: float) -> list:
+def select(
+    infos: Iterable[RunInfo], flt: RunFilter, column: str, reverse: bool, now: float
+) -> list[RunInfo]:
     """The runs to show, filtered and ordered."""
     rows = [i for i in infos if flt.matches(i)]
     rows.sort(key=lambda i: sort_key(i, column, now), reverse=reverse)
@@ -212,9 +191,9 @@ def _cell_repr(v: Any) -> tuple:
     return (str(v), "")
 
 
-def state_counts(infos: Sequence[Any]) -> dict[str, int]:
+def state_counts(infos: Sequence[RunInfo]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for i in infos:
-        s = _get(i, "state") or "?"
+        s = i.state or "?"
         counts[s] = counts.get(s, 0) + 1
     return counts

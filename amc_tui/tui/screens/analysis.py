@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     Footer,
@@ -28,9 +27,15 @@ from textual.widgets import (
     TabPane,
 )
 
+from amc_tui import contract
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import Scale, metric_scale
+from amc_tui.tui.screens.base import AmcScreen
 from amc_tui.tui.widgets.heatmap import Heatmap
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 METRICS: tuple[tuple[str, str], ...] = (
     ("acc_combined", "combined accuracy"),
@@ -54,18 +59,20 @@ class ExportLoaded(Message):
     metric: str
     mods: list[str] = field(default_factory=list)
     snrs: list[int] = field(default_factory=list)
-    values: Any = None
-    n: Any = None
+    values: np.ndarray | None = None
+    n: np.ndarray | None = None
     hardest: list[dict[str, Any]] = field(default_factory=list)
-    conf_mod: Any = None  # DataFrame
-    conf_snr: Any = None
-    f1_mod: Any = None
-    f1_snr: Any = None
+    conf_mod: pd.DataFrame | None = None
+    conf_snr: pd.DataFrame | None = None
+    f1_mod: pd.DataFrame | None = None
+    f1_snr: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
 
-def _normalise_rows(df: Any) -> tuple[list[str], list[str], list[list[float | None]], Any]:
+def _normalise_rows(
+    df: pd.DataFrame,
+) -> tuple[list[str], list[str], list[list[float | None]], np.ndarray]:
     """Row-normalised shares of a confusion DataFrame (a row with no samples stays blank)."""
     counts = df.to_numpy(dtype=float)
     sums = counts.sum(axis=1, keepdims=True)
@@ -76,18 +83,7 @@ def _normalise_rows(df: Any) -> tuple[list[str], list[str], list[list[float | No
     return [str(i) for i in df.index], [str(c) for c in df.columns], shares, counts
 
 
-def epoch_events(path: Path) -> list[dict[str, Any]]:
-    """Every epoch event, read incrementally (the file may be large)."""
-    from amc_tui.runs import EventTailer
-
-    out: list[dict[str, Any]] = []
-    tailer = EventTailer(path)
-    while batch := tailer.poll(max_bytes=8 << 20):
-        out.extend(ev for ev in batch if ev.get("kind") == "epoch")
-    return out
-
-
-class AnalysisScreen(Screen):
+class AnalysisScreen(AmcScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("m", "next_metric", "Metric"),
@@ -105,10 +101,6 @@ class AnalysisScreen(Screen):
         self.metric = METRICS[0][0]
         self.data: ExportLoaded | None = None
         self.conf: dict[str, tuple] = {}
-
-    @property
-    def amc(self) -> Any:
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -146,10 +138,10 @@ class AnalysisScreen(Screen):
     def _list(self) -> None:
         try:
             from amc_tui.analysis import list_exports, trajectory
-            from amc_tui.runs import RunDir
+            from amc_tui.runs import epoch_events
 
             names = list_exports(self.run_dir)
-            traj = trajectory(epoch_events(RunDir(self.run_dir).events))
+            traj = trajectory(epoch_events(self.run_dir))
             self.post_message(ExportsListed(list(names), list(traj)))
         except Exception as e:  # noqa: BLE001
             self.post_message(ExportsListed([], [], error=str(e)))
@@ -188,7 +180,8 @@ class AnalysisScreen(Screen):
                 f"{self.run_dir.name}: no exports yet (the trainer writes one per epoch)"
             )
             return
-        default = "final" if "final" in msg.names else msg.names[-1]
+        final = contract.FINAL_EXPORT
+        default = final if final in msg.names else msg.names[-1]
         sel.value = default  # triggers Select.Changed -> load
 
     @on(Select.Changed, "#an-export")
@@ -228,7 +221,7 @@ class AnalysisScreen(Screen):
         lines = [f"[b]hardest cells[/b] by {label}:"]
         for cell in msg.hardest:
             value = cell.get(msg.metric, cell.get("value"))
-            shown = fmt.num(value, 2) if msg.metric == "snr_mae_db" else fmt.pct(value)
+            shown = fmt.metric(value, msg.metric, digits=1, num_digits=2)
             lines.append(
                 f"  {cell.get('modulation', '?')} @ {cell.get('snr_db', '?')} dB: {shown}"
                 f" (n={cell.get('n', '?')})"
@@ -290,7 +283,7 @@ class AnalysisScreen(Screen):
         value = data.values[r][c]
         n = data.n[r][c] if data.n is not None else None
         label = dict(METRICS)[data.metric]
-        shown = fmt.num(value, 3) if data.metric == "snr_mae_db" else fmt.pct(value, 2)
+        shown = fmt.metric(value, data.metric, digits=2, num_digits=3)
         n_txt = str(int(n)) if fmt.is_num(n) else fmt.DASH
         info.update(
             f"{self.export} · {data.mods[r]} @ {data.snrs[c]} dB · {label} = {shown} · n = {n_txt}"
@@ -337,7 +330,7 @@ class AnalysisScreen(Screen):
         self.query_one("#an-heat").focus()
 
 
-def _f1_pairs(df: Any) -> list[tuple[str, float | None]]:
+def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     """(label, f1) rows from an f1 DataFrame whatever its exact column names."""
     if df is None or not len(df):
         return []

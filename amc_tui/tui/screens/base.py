@@ -1,4 +1,5 @@
-"""A screen that polls files off the UI thread.
+"""The app's screen bases: `AmcScreen` (every screen reaches the app's services through its
+typed `amc`) and `PollingScreen`, a screen that polls files off the UI thread.
 
 The poll is a one-shot timer re-armed only after the previous result has been applied, so a
 slow disk never stacks polls; a screen under another one stops polling until it is shown
@@ -17,7 +18,16 @@ if TYPE_CHECKING:
     from amc_tui.tui.app import AmcApp
 
 
-class PollingScreen(Screen):
+class AmcScreen(Screen):
+    """A screen of this app: `amc` is `self.app` typed as AmcApp (workspace, clock, run
+    actions, navigation), so screens need no cast of their own."""
+
+    @property
+    def amc(self) -> AmcApp:
+        return self.app  # type: ignore[return-value]
+
+
+class PollingScreen(AmcScreen):
     """Subclasses implement `start_poll()` (which starts a thread worker) and call
     `poll_done()` from the handler of the worker's message."""
 
@@ -29,10 +39,6 @@ class PollingScreen(Screen):
         self._timer: Timer | None = None
         self._polling = False
         self._active = False
-
-    @property
-    def amc(self) -> AmcApp:
-        return self.app  # type: ignore[return-value]
 
     def poll_interval(self) -> float:
         return self.POLL_S

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,13 +16,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import delta_scale
+from amc_tui.tui.screens.base import AmcScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import Heatmap
+
+if TYPE_CHECKING:
+    from amc_tui.analysis import CellDeltas
 
 TABS = ("cmp-config", "cmp-metrics", "cmp-curves", "cmp-cells")
 DELTA_METRIC = "acc_combined"
@@ -34,43 +37,11 @@ class Compared(Message):
     result: dict[str, Any] = field(default_factory=dict)
     curves: tuple[list, list] = ([], [])  # epoch events of A and B
     export: str | None = None
-    mods: list[str] = field(default_factory=list)
-    snrs: list[int] = field(default_factory=list)
-    delta: list[list[float | None]] = field(default_factory=list)
-    a_vals: list[list[float | None]] = field(default_factory=list)
-    b_vals: list[list[float | None]] = field(default_factory=list)
+    cells: CellDeltas | None = None  # DELTA_METRIC per cell of `export`, B - A
     error: str | None = None
 
 
-def delta_matrix(a_dir: Path, b_dir: Path, export: str, metric: str) -> tuple:
-    """(mods, snrs, delta B-A, A, B) aligned by label; a cell only one run has is blank."""
-    from amc_tui.analysis import cell_matrix, load_export
-
-    ma, sa, va, _ = cell_matrix(load_export(a_dir / "export" / export).per_cell, metric)
-    mb, sb, vb, _ = cell_matrix(load_export(b_dir / "export" / export).per_cell, metric)
-    mods = [m for m in ma if m in set(mb)] + [m for m in mb if m not in set(ma)]
-    snrs = sorted(set(sa) | set(sb))
-
-    def grid(ms: list, ss: list, vals: Any) -> list[list[float | None]]:
-        ri, ci = {m: i for i, m in enumerate(ms)}, {s: j for j, s in enumerate(ss)}
-        out = []
-        for m in mods:
-            row = []
-            for s in snrs:
-                v = vals[ri[m]][ci[s]] if m in ri and s in ci else None
-                row.append(float(v) if fmt.is_num(v) else None)
-            out.append(row)
-        return out
-
-    ga, gb = grid(list(ma), list(sa), va.tolist()), grid(list(mb), list(sb), vb.tolist())
-    delta = [
-        [(b - a) if a is not None and b is not None else None for a, b in zip(ra, rb, strict=True)]
-        for ra, rb in zip(ga, gb, strict=True)
-    ]
-    return mods, snrs, delta, ga, gb
-
-
-class CompareScreen(Screen):
+class CompareScreen(AmcScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("t", "next_tab", "Tab"),
@@ -81,10 +52,6 @@ class CompareScreen(Screen):
         super().__init__(classes="compare")
         self.a_dir, self.b_dir = Path(a_dir), Path(b_dir)
         self.data: Compared | None = None
-
-    @property
-    def amc(self) -> Any:
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,20 +75,22 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _compare(self, a_dir: Path, b_dir: Path) -> None:
-        from amc_tui.analysis import compare_runs
-        from amc_tui.runs import RunDir, read_run
-        from amc_tui.tui.screens.analysis import epoch_events
+        from amc_tui.analysis import cell_deltas, compare_runs, read_per_cell
+        from amc_tui.runs import RunDir, epoch_events, read_run
 
         try:
             a, b = read_run(a_dir), read_run(b_dir)
             result = compare_runs(a, b)
-            curves = (epoch_events(RunDir(a_dir).events), epoch_events(RunDir(b_dir).events))
+            curves = (epoch_events(a_dir), epoch_events(b_dir))
             msg = Compared((a.name, b.name), result, curves)
             export = result.get("export")
             if export:
                 msg.export = export
-                msg.mods, msg.snrs, msg.delta, msg.a_vals, msg.b_vals = delta_matrix(
-                    a_dir, b_dir, export, DELTA_METRIC
+                msg.cells = cell_deltas(
+                    read_per_cell(RunDir(a_dir).export / export),
+                    read_per_cell(RunDir(b_dir).export / export),
+                    metric=DELTA_METRIC,
+                    grid=True,
                 )
             self.post_message(msg)
         except Exception as e:  # noqa: BLE001
@@ -191,33 +160,36 @@ class CompareScreen(Screen):
 
     def _fill_cells(self, msg: Compared) -> None:
         heat = self.query_one("#cmp-heat", Heatmap)
-        flat = [v for row in msg.delta for v in row]
-        heat.set_data(msg.mods, msg.snrs, msg.delta, delta_scale(flat))
-        top = msg.result.get("top_cells", [])
-        lines = ["[b]cells that changed most[/b] (B - A):"] if top else []
-        for cell in top:
-            d = cell.get("delta")
+        cells, m = msg.cells, DELTA_METRIC
+        if cells is None:
+            heat.set_data([], [], [], delta_scale([], m))
+            self.query_one("#cmp-top", Static).update("")
+            return
+        flat = [v for row in cells.delta for v in row]
+        heat.set_data(cells.mods, cells.snrs, cells.delta, delta_scale(flat, m))
+        lines = ["[b]cells that changed most[/b] (B - A):"] if cells.top else []
+        for cell in cells.top:
+            d = cell["delta"]
             lines.append(
-                f"  {cell.get('modulation', '?')} @ {cell.get('snr_db', '?')} dB: "
-                f"{fmt.pct(cell.get('a'))} -> {fmt.pct(cell.get('b'))}"
-                + (f" ({100 * d:+.1f} pts)" if fmt.is_num(d) else "")
+                f"  {cell['modulation']} @ {cell['snr_db']} dB: "
+                f"{fmt.metric(cell['a'], m)} -> {fmt.metric(cell['b'], m)}"
+                f" ({fmt.metric_delta(d, m)})"
             )
         self.query_one("#cmp-top", Static).update("\n".join(lines))
 
     @on(Heatmap.Highlighted, "#cmp-heat")
     def _cell(self, event: Heatmap.Highlighted) -> None:
-        msg = self.data
-        if msg is None or not msg.mods:
+        cells = self.data.cells if self.data is not None else None
+        if cells is None or not cells.mods:
             self.query_one("#cmp-cell-info", Static).update("no export in common")
             return
-        r, c = event.row, event.col
-        if r >= len(msg.mods) or c >= len(msg.snrs):
+        r, c, m = event.row, event.col, DELTA_METRIC
+        if r >= len(cells.mods) or c >= len(cells.snrs):
             return
-        d = msg.delta[r][c]
         self.query_one("#cmp-cell-info", Static).update(
-            f"{msg.export} · combined accuracy · {msg.mods[r]} @ {msg.snrs[c]} dB: "
-            f"A {fmt.pct(msg.a_vals[r][c])} · B {fmt.pct(msg.b_vals[r][c])} · "
-            f"delta {(f'{100 * d:+.1f} pts') if d is not None else fmt.DASH}"
+            f"{self.data.export} · combined accuracy · {cells.mods[r]} @ {cells.snrs[c]} dB: "
+            f"A {fmt.metric(cells.a[r][c], m)} · B {fmt.metric(cells.b[r][c], m)} · "
+            f"delta {fmt.metric_delta(cells.delta[r][c], m)}"
         )
 
     def action_back(self) -> None:

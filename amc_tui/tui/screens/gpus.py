@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,16 +18,20 @@ from amc_tui.tui import fmt
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.gpu_panel import GpuCard
 
+if TYPE_CHECKING:
+    from amc_tui.gpu import GpuSnapshot, GpuStat
+    from amc_tui.runs import RunInfo
+
 HISTORY = 120
 
 
 @dataclass
 class GpusSampled(Message):
-    snapshot: Any
+    snapshot: GpuSnapshot | None
     error: str | None = None
 
 
-def holders(gpu: Any, running: list[Any]) -> list[str]:
+def holders(gpu: GpuStat, running: list[RunInfo]) -> list[str]:
     """Runs holding a GPU: a run whose trainer pid uses it, else a running run assigned to it."""
     pids = {p for p, _ in (getattr(gpu, "processes", None) or [])}
     by_pid = [r.name for r in running if r.pid and r.pid in pids]

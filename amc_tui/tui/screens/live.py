@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,10 +23,14 @@ from textual.widgets import Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
 from amc_tui.tui import fmt
-from amc_tui.tui.live_model import LiveModel, LiveView, eta_from_view, tail_lines, throughput
+from amc_tui.tui import runs_view as rv
+from amc_tui.tui.live_model import LiveModel, LiveView, tail_lines, throughput
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
+
+if TYPE_CHECKING:
+    from amc_tui.runs import EventTailer, RunInfo
 
 LOG_LINES = 200
 LOG_TAIL_BYTES = 32 << 10
@@ -38,7 +42,7 @@ NVML_FALLBACK_AFTER_S = 15.0  # trainer gpu events come every ~10 s
 @dataclass
 class LiveUpdate(Message):
     view: LiveView | None
-    info: Any
+    info: RunInfo | None
     log: list[str] | None  # None = unchanged
     caught_up: bool
     error: str | None = None
@@ -58,9 +62,9 @@ class LiveScreen(PollingScreen):
         super().__init__(classes="live")
         self.run_dir = Path(run_dir)
         self.model = LiveModel()  # touched only by the (sequential) poll worker
-        self.tailer: Any = None
+        self.tailer: EventTailer | None = None
         self.log_sig: tuple | None = None
-        self.info: Any = None
+        self.info: RunInfo | None = None
         self.view: LiveView | None = None
         self.plot_index = 0
 
@@ -114,7 +118,7 @@ class LiveScreen(PollingScreen):
         except Exception as e:  # noqa: BLE001 - shown in place
             self.post_message(LiveUpdate(None, None, None, True, error=str(e)))
 
-    def _sample_gpus(self, info: Any) -> None:
+    def _sample_gpus(self, info: RunInfo) -> None:
         """Fill in the run's GPU sparklines from this host's NVML while the trainer's own
         `gpu` events are missing or stale (another host's run stays event-only)."""
         gpus = _run_gpus(info)
@@ -168,12 +172,12 @@ class LiveScreen(PollingScreen):
         ]
         if state == "running":
             parts.append(f"heartbeat {fmt.ago(info.heartbeat_at, now)}")
-            eta = eta_from_view(view, info.epochs) if view else None
-            parts.append(f"ETA {fmt.duration(eta if eta is not None else info.eta_s(now))}")
+            parts.append(f"ETA {fmt.duration(info.eta_s(now))}")
         parts.append(fmt.rate(throughput(view)) if view else fmt.DASH)
         parts.append(f"elapsed {fmt.duration(info.elapsed_s(now))}")
         if info.best:
-            parts.append(f"best {fmt.pct(info.best.get('value'))} @{info.best.get('epoch')}")
+            best = fmt.metric(info.best.get("value"), rv.best_metric(info))
+            parts.append(f"best {best} @{info.best.get('epoch')}")
         if info.device:
             parts.append(info.device)
         text = " · ".join(parts)
@@ -247,7 +251,7 @@ class LiveScreen(PollingScreen):
         self.amc.open_runlog(self.info.id if self.info else None)
 
 
-def _run_gpus(info: Any) -> list[int]:
+def _run_gpus(info: RunInfo) -> list[int]:
     """Physical GPU indices a run uses: status.gpus, else the index in `cuda:N`."""
     if info.gpus:
         return list(info.gpus)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -35,6 +35,10 @@ from amc_tui.tui import fmt
 from amc_tui.tui.form_model import GROUPS, FieldSpec, FormModel
 from amc_tui.tui.screens.base import PollingScreen
 
+if TYPE_CHECKING:
+    from amc_tui.config import Config
+    from amc_tui.runs import RunInfo
+
 DEFAULTS = "(defaults)"
 QUEUE_STATES = ("running", "queued")
 
@@ -52,20 +56,20 @@ class ConfigsListed(Message):
 @dataclass
 class ConfigRead(Message):
     name: str
-    cfg: Any = None
+    cfg: Config | None = None
     raw: dict[str, Any] | None = None
     error: str | None = None
 
 
 @dataclass
 class QueueRead(Message):
-    runs: list[Any] = field(default_factory=list)
+    runs: list[RunInfo] = field(default_factory=list)
     error: str | None = None
 
 
 @dataclass
 class Launched(Message):
-    info: Any = None
+    info: RunInfo | None = None
     error: str | None = None
 
 
@@ -208,7 +212,7 @@ class NewRunScreen(PollingScreen):
             self.post_message(QueueRead(error=str(e)))
 
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
-    def _launch(self, cfg: Any, gpus: list[int] | None) -> None:
+    def _launch(self, cfg: Config, gpus: list[int] | None) -> None:
         from amc_tui.launch import launch
 
         try:
@@ -217,7 +221,7 @@ class NewRunScreen(PollingScreen):
             self.post_message(Launched(error=str(e)))
 
     @work(thread=True, exclusive=True, group="nr-save", exit_on_error=False)
-    def _save(self, path: Path, cfg: Any) -> None:
+    def _save(self, path: Path, cfg: Config) -> None:
         from amc_tui.config import dumps_config
         from amc_tui.fsutil import atomic_write_text
 
@@ -265,7 +269,7 @@ class NewRunScreen(PollingScreen):
         if msg.raw is not None:
             self._load_form(None, msg.raw)
 
-    def _load_form(self, cfg: Any, raw: dict[str, Any] | None) -> None:
+    def _load_form(self, cfg: Config | None, raw: dict[str, Any] | None) -> None:
         if cfg is not None:
             self.form.load(cfg)
         elif raw is not None:

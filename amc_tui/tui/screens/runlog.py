@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.markdown import Markdown as RichMarkdown
 from textual import on, work
@@ -20,9 +19,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
+
+from amc_tui.tui.screens.base import AmcScreen
 
 FULL_RENDER_LIMIT = 192 << 10  # characters; beyond this, render one entry at a time
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -69,7 +69,7 @@ def split_runlog(text: str, offsets: dict[str, tuple[int, int]]) -> list[Chunk]:
     return chunks
 
 
-class RunlogScreen(Screen):
+class RunlogScreen(AmcScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("j", "focus_index", "Jump"),
@@ -83,10 +83,6 @@ class RunlogScreen(Screen):
         self.chunks: list[Chunk] = []
         self.partial = False
         self.current: str | None = None
-
-    @property
-    def amc(self) -> Any:
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -2,17 +2,19 @@
 
 The first scan reads run directories in batches (newest folders first) and posts each batch,
 so the table fills progressively and first paint does not wait for 1,000 runs. Later polls
-re-read only runs whose status.json or events.jsonl changed, plus active runs (their derived
-state depends on pid and heartbeat), and the table touches only the cells whose text changed.
+post only runs that `runs.RunCache` re-read (status.json, meta.json or events.jsonl changed),
+plus active runs (their derived state depends on pid and heartbeat), and the table touches
+only the cells whose text changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,8 +25,12 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
+from amc_tui.runs import RunCache
 from amc_tui.tui import runs_view as rv
 from amc_tui.tui.screens.base import PollingScreen
+
+if TYPE_CHECKING:
+    from amc_tui.runs import RunInfo
 
 FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
 BATCH = 200
@@ -34,25 +40,12 @@ FILTER_DEBOUNCE_S = 0.3
 STATE_CYCLE = ("", "running", "queued", "completed", "failed", "stopped", "crashed")
 
 
-def _sig(path: Path) -> tuple:
-    """What must change for a finished run to need re-reading."""
-    out = []
-    for name in ("status.json", "events.jsonl", "meta.json"):
-        try:
-            st = os.stat(path / name)
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 @dataclass
 class RunsBatch(Message):
     """Runs read by the worker. `paths` (set on the last batch of a poll) is every run
     directory on disk, so rows of deleted runs can go."""
 
-    infos: list[Any]
-    sigs: dict[Path, tuple]
+    infos: list[RunInfo]
     final: bool
     paths: list[Path] | None = None
     error: str | None = None
@@ -85,8 +78,10 @@ class RunsScreen(PollingScreen):
 
     def __init__(self) -> None:
         super().__init__(id="runs")
-        self.infos: dict[str, Any] = {}  # row key -> RunInfo
-        self.sigs: dict[Path, tuple] = {}
+        self.infos: dict[str, RunInfo] = {}  # row key (the run dir) -> RunInfo
+        # the poll worker's own: which runs changed since they were last posted
+        self._cache = RunCache()
+        self._posted: dict[str, RunInfo] = {}  # run dir -> the cache's object last posted
         self.cells: dict[str, dict[str, Any]] = {}  # row key -> last rendered cells
         self.marked: list[str] = []
         self.filter_text = ""
@@ -123,47 +118,55 @@ class RunsScreen(PollingScreen):
     # ------------------------------------------------------------------ polling (worker)
 
     def start_poll(self) -> None:
-        self._scan(dict(self.sigs), {k: getattr(v, "dir", None) for k, v in self.infos.items()},
-                   {getattr(v, "dir", None) for v in self.infos.values() if v.active})  # fmt: skip
+        self._scan({key for key, info in self.infos.items() if info.active})
 
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
-    def _scan(self, sigs: dict[Path, tuple], known: dict[str, Path], active: set[Path]) -> None:
-        from amc_tui.runs import read_run, run_dirs
+    def _scan(self, active: set[str]) -> None:
+        from amc_tui.runs import run_dirs
 
         worker = get_current_worker()
         try:
             paths = run_dirs(self.amc.ws)
         except Exception as e:  # noqa: BLE001
-            self.post_message(RunsBatch([], {}, True, None, error=f"cannot list runs: {e}"))
+            self.post_message(RunsBatch([], True, None, error=f"cannot list runs: {e}"))
             return
-        first = not sigs and not known
+        first = not self._posted
         if first:  # newest folders first, so the top of the table fills first
             paths.sort(key=lambda p: _mtime(p), reverse=True)
-        batch: list[Any] = []
-        batch_sigs: dict[Path, tuple] = {}
+        batch: dict[str, RunInfo] = {}
         sent = 0
         for i, path in enumerate(paths):
             if worker.is_cancelled:
                 return
-            sig = _sig(path)
-            if path in sigs and sigs[path] == sig and path not in active:
-                continue
+            key = os.fspath(path)
             try:
-                info = read_run(path)
+                info = self._cache.read(path, copy=False)
             except Exception:  # noqa: BLE001 - read_run never raises; belt and braces
                 continue
-            batch.append(info)
-            batch_sigs[path] = sig
+            if info is self._posted.get(key) and key not in active:
+                continue  # not re-read since posted, and its state cannot change silently
+            batch[key] = info
             limit = FIRST_BATCH if not sent else BATCH
             if first and len(batch) >= limit and i + 1 < len(paths):
                 # back-pressure: wait until the UI has drawn this batch, so the reader
                 # thread never starves the first paint of the GIL
                 self._batch_drawn.clear()
-                self.post_message(RunsBatch(batch, batch_sigs, False, first=True, total=len(paths)))
+                self._post(batch, final=False, first=True, total=len(paths))
                 sent += len(batch)
-                batch, batch_sigs = [], {}
+                batch = {}
                 self._batch_drawn.wait(BATCH_ACK_TIMEOUT_S)
-        self.post_message(RunsBatch(batch, batch_sigs, True, paths, first=first, total=len(paths)))
+        live = {os.fspath(p) for p in paths}
+        self._cache.forget_missing(live)
+        for key in [k for k in self._posted if k not in live]:
+            del self._posted[key]
+        self._post(batch, final=True, paths=paths, first=first, total=len(paths))
+
+    def _post(self, batch: dict[str, RunInfo], final: bool, **kw: Any) -> None:
+        """Post copies (the cache re-derives a running run's state in place, and the UI's
+        infos must not change under it) and remember what was posted."""
+        self._posted.update(batch)
+        infos = [dataclasses.replace(info) for info in batch.values()]
+        self.post_message(RunsBatch(infos, final, **kw))
 
     # ------------------------------------------------------------------ applying results (UI)
 
@@ -173,7 +176,6 @@ class RunsScreen(PollingScreen):
             self.amc.report_error(msg.error)
         table = self.query_one(DataTable)
         now = self.amc.clock()
-        self.sigs.update(msg.sigs)
         added = False
         for info in msg.infos:
             key = str(info.dir)
@@ -190,7 +192,6 @@ class RunsScreen(PollingScreen):
                 self.infos.pop(key, None)
                 self.amc.known_runs.pop(key, None)
                 self.cells.pop(key, None)
-                self.sigs.pop(Path(key), None)
                 if key in table.rows:
                     table.remove_row(key)
                 if key in self.marked:
@@ -217,7 +218,7 @@ class RunsScreen(PollingScreen):
         else:
             self.call_after_refresh(self._batch_drawn.set)
 
-    def _put_row(self, table: DataTable, key: str, info: Any, now: float) -> bool:
+    def _put_row(self, table: DataTable, key: str, info: RunInfo, now: float) -> bool:
         """Add the row or update only its changed cells; True when a row was added."""
         cells = rv.row_cells(info, now, marked=key in self.marked)
         old = self.cells.get(key)
@@ -309,7 +310,7 @@ class RunsScreen(PollingScreen):
         except Exception:  # noqa: BLE001
             return None
 
-    def current(self) -> Any | None:
+    def current(self) -> RunInfo | None:
         key = self.current_key()
         info = self.infos.get(key) if key else None
         if info is None:
