@@ -1,0 +1,115 @@
+"""Figures from hand-made run directories: every file opens, has its size, is not blank; the
+titles say the split; bad input is refused before anything is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from runs_fixtures import make_fake_run, runs_workspace
+
+from amc_tui.errors import UserError
+from amc_tui.plot import DPI, SIZES, Target, plot_targets
+from amc_tui.runs import RunDir
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, RunDir]:
+    ws = runs_workspace(tmp_path)
+    out = {n: make_fake_run(ws, n, seed=i, epochs=3) for i, n in enumerate(["a1", "a2", "c"])}
+    cells = out["a2"].final_export / "per_cell.csv"  # repeats differ, so the band has a width
+    lines = cells.read_text().splitlines()
+    lines[1:] = [ln[: ln.rfind(",", 0, ln.rfind(","))] + ",0.05,1.0" for ln in lines[1:]]
+    cells.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def check_png(path: Path, kind: str) -> None:
+    img = imread(path)
+    w, h = SIZES[kind]
+    assert img.shape[:2] == (round(h * DPI), round(w * DPI)), path.name
+    assert float(np.std(img[..., :3])) > 0.01, f"{path.name} is blank"
+
+
+def test_every_figure_of_a_group_and_a_run(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    group = Target("train.lr=0.001", (runs["a1"].path, runs["a2"].path))
+    out = tmp_path / "figs"
+    paths = plot_targets([group, runs["c"].path], out)
+    assert [p.name for p in paths] == [
+        "acc_vs_snr.png",
+        "acc_vs_snr_per_mod_train.lr=0.001.png",
+        "heatmap_train.lr=0.001.png",
+        "confusion_mod_train.lr=0.001.png",
+        "curves_train.lr=0.001.png",
+        "acc_vs_snr_per_mod_c.png",
+        "heatmap_c.png",
+        "confusion_mod_c.png",
+        "curves_c.png",
+    ]
+    kinds = {"acc_vs_snr": "snr", "acc_vs_snr_per_mod": "snr_mod", "heatmap": "heatmap",
+             "confusion_mod": "confusion", "curves": "curves"}  # fmt: skip
+    for p in paths:
+        stem = p.stem.rsplit("_", 1)[0] if p.stem != "acc_vs_snr" else p.stem
+        check_png(p, kinds[stem])
+    assert sorted(out.iterdir()) == sorted(paths)  # no temp files left behind
+
+
+def test_vector_formats_and_titles_name_the_split(runs: dict[str, RunDir], tmp_path: Path) -> None:
+    group = Target("point-1", (runs["a1"].path, runs["a2"].path))
+    paths = plot_targets([group, runs["c"].path], tmp_path / "v", ["svg", "pdf"], kinds=["snr"])
+    assert [p.name for p in paths] == ["acc_vs_snr.svg", "acc_vs_snr.pdf"]
+    svg = paths[0].read_text()
+    assert "Accuracy vs SNR: point-1, c (test split" in svg and "SNR (dB)" in svg
+    assert "Accuracy (%)" in svg and "PolyCollection" in svg  # the group's std band
+    assert paths[1].read_bytes().startswith(b"%PDF")
+    single = plot_targets([runs["c"].path], tmp_path / "one", ["svg"], kinds=["snr"])[0]
+    assert "PolyCollection" not in single.read_text()  # one run: no band
+    val = plot_targets([runs["c"].path], tmp_path / "val", ["svg"], "val", kinds=["heatmap"])
+    assert "validation split, epoch 3" in val[0].read_text()
+
+
+def test_a_run_without_a_test_export_falls_back_to_validation(tmp_path: Path) -> None:
+    ws = runs_workspace(tmp_path)
+    done = make_fake_run(ws, "done", seed=1, epochs=4)
+    stopped = make_fake_run(ws, "halted", state="stopped", seed=2, epochs=4)
+    out = tmp_path / "figs"
+    with pytest.raises(UserError, match=r"run halted: no test-split export \(.*export/final/"):
+        plot_targets([done.path, stopped.path], out, split="test")
+    assert not out.exists()  # refused before anything was written
+    paths = plot_targets([done.path, stopped.path], out, ["svg"], kinds=["snr"])
+    assert "validation split, best epochs" in paths[0].read_text()
+
+
+def test_missing_exports_and_bad_options_are_refused(tmp_path: Path) -> None:
+    ws = runs_workspace(tmp_path)
+    bare = make_fake_run(ws, "bare", seed=1, epochs=2, exports=False)
+    out = tmp_path / "figs"
+    with pytest.raises(UserError, match=r"run bare: no analysis export under .*bare/export"):
+        plot_targets([bare.path], out)
+    queued = make_fake_run(ws, "waiting", state="queued", exports=False)
+    with pytest.raises(UserError, match="run waiting: no epoch events to draw training curves"):
+        plot_targets([queued.path], out, kinds=["curves"])
+    with pytest.raises(UserError, match="unknown format 'jpg'; choose from png, svg, pdf"):
+        plot_targets([bare.path], out, ["jpg"])
+    with pytest.raises(UserError, match="unknown figure 'pie'"):
+        plot_targets([bare.path], out, kinds=["pie"])
+    with pytest.raises(UserError, match="unknown split 'train'"):
+        plot_targets([bare.path], out, split="train")
+    with pytest.raises(UserError, match="run folder not found"):
+        plot_targets([Target("x", (tmp_path / "nope",))], out)
+    assert not out.exists()
+    curves = plot_targets([bare.path], out, kinds=["curves"])  # curves need only the events
+    check_png(curves[0], "curves")
+
+
+def test_startup_imports_leave_the_heavy_libraries_out() -> None:
+    code = (
+        "import sys, amc_tui.cli, amc_tui.tui.app, amc_tui.sweep, amc_tui.groupstats; "
+        "print(','.join(m for m in ('matplotlib', 'scipy', 'optuna') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
