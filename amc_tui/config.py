@@ -158,6 +158,28 @@ class RunConfig:
     share_device: bool = False
     stop_grace_s: float = 30.0
     checkpoint_minutes: float = 10.0
+    executor: Literal["local", "slurm"] = "local"
+
+
+# sbatch options amc-tui sets itself: logs, array and the time-limit signal must stay ours.
+SLURM_RESERVED = ("output", "error", "array", "open-mode", "signal")
+
+
+@dataclass
+class SlurmConfig:
+    """Resources of the Slurm job (run.executor = "slurm"); 0 or "" leaves a key to Slurm."""
+
+    partition: str = ""
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 0
+    mem_gb: float = 0.0
+    time_min: int = 1440
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    additional: dict[str, str | int | bool] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +194,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,6 +219,7 @@ TABLES: dict[str, type] = {
     "train": TrainConfig,
     "loss": LossConfig,
     "run": RunConfig,
+    "slurm": SlurmConfig,
 }
 TOP_KEYS = ("name", "notes", "phase", "tags")
 _HINTS = {cls: typing.get_type_hints(cls) for cls in (*TABLES.values(), Config)}
@@ -425,6 +449,18 @@ def validate(cfg: Config) -> None:
         0 <= r.stop_grace_s <= 86400,
         f"[run] stop_grace_s must be in 0..86400 seconds, got {r.stop_grace_s}",
     )
+    _validate_slurm(cfg.slurm)
+
+
+def _validate_slurm(s: SlurmConfig) -> None:
+    for key, lo, hi in (("nodes", 1, 4096), ("gpus_per_node", 0, 64), ("cpus_per_task", 0, 4096),
+                        ("mem_gb", 0, 65536), ("time_min", 1, 525_600)):  # fmt: skip
+        v = getattr(s, key)
+        _range(lo <= v <= hi, f"[slurm] {key} must be in {lo}..{hi}, got {v}")
+    for key, value in s.additional.items():
+        bad = key.replace("_", "-") in SLURM_RESERVED or value is False
+        why = "is set by amc-tui itself" if value is not False else "= false: use true or drop it"
+        _range(not bad, f"[slurm] additional.{key} {why}")
 
 
 # --------------------------------------------------------------------------- load, dump, overrides
