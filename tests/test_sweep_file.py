@@ -112,7 +112,7 @@ def test_repeats_of_one_config_need_no_axes() -> None:
     [
         ('"train.lr_rate" = [1]', "", "unknown key 'train.lr_rate' in [sweep.axes]; did you mean 'train.lr'?"),
         ('"trian.lr" = [1]', "", "did you mean 'train.lr'?"),
-        ('"train.lr" = [1e-3, -1]', "", "[sweep.axes] train.lr = -1: [train] lr must be > 0"),
+        ('"train.lr" = [1e-3, -1]', "", "[sweep.axes] train.lr = -1: [train] lr must be in (0, 10]"),
         ('"data.shuffle" = [true, "no"]', "", "[sweep.axes] data.shuffle = no: [data] shuffle must be true/false"),
         ("", "", "[sweep.axes] is empty"),
         ('"train.lr" = []', "", "train.lr has no values"),
@@ -151,7 +151,7 @@ def test_file_level_mistakes_are_refused() -> None:
     assert "unknown key 'note' at top level; did you mean 'notes'?" in refused(
         sweep_text('"train.lr" = [1]', top='note = "x"')
     )
-    assert "[train] lr must be > 0" in refused(
+    assert "[train] lr must be in (0, 10]" in refused(
         '[train]\nlr = -1\n[sweep]\n[sweep.axes]\n"model.dropout" = [0.1]\n'
     )
     assert "needs a [sweep] table" in refused('[data]\npath = "d.h5"\n')

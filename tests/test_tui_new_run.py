@@ -66,7 +66,7 @@ async def test_form_validates_as_you_type_and_saves_without_overwriting(ws) -> N
         inp = await edit(pilot, screen, "train.lr", "-0.1")
         err = screen.query_one(f"#err-{inp.id}", Static)
         await wait_for(pilot, lambda: err.display)
-        assert "[train] lr must be > 0" in str(err.render())
+        assert "[train] lr must be in (0, 10]" in str(err.render())
         assert inp.has_class("-invalid")
         assert screen.query_one("#nr-launch", Button).disabled
         assert "invalid" in str(screen.query_one("#nr-status", Static).render())
