@@ -260,24 +260,9 @@ def load_dataset(
 
     `mode` forces a store mode (tests, benchmarks); `progress(done, total)` reports frames
     loaded into RAM."""
-    try:
-        classes = resolve_classes(data_cfg.classes)
-    except ValueError as e:
-        raise DataError(f"data.classes: {e}") from None
-    snrs = snr_range(int(data_cfg.snr_min), int(data_cfg.snr_max))
-    if not snrs:
-        raise DataError(
-            f"data.snr_min..snr_max = {data_cfg.snr_min}..{data_cfg.snr_max} selects no SNR"
-        )
     file = RadioMLFile.open(data_cfg.path)
     try:
-        class_col, snr_db = file.labels()
-        sel = select(
-            class_col, snr_db, classes, snrs,
-            frames_per_cell=int(data_cfg.frames_per_cell), seed=int(data_cfg.split_seed),
-        )  # fmt: skip
-        parts = split(sel, data_cfg.split, seed=int(data_cfg.split_seed))
-        check_split(sel, parts, data_cfg.split)
+        classes, snrs, sel, parts = _plan(data_cfg, file)
         rows = np.sort(sel.rows)
         ram_dtype = getattr(data_cfg, "ram_dtype", "float32")
         if mode is None:
@@ -304,17 +289,29 @@ def load_dataset(
 def preflight(data_cfg: Any) -> dict[str, int]:
     """The split sizes a config gives, from the labels alone (no frame is read): run creation
     calls it so a config that cannot train is refused before a run directory exists."""
+    with RadioMLFile.open(data_cfg.path) as file:
+        *_, parts = _plan(data_cfg, file)
+    return {name: len(parts[name]) for name in SPLIT_NAMES}
+
+
+def _plan(
+    data_cfg: Any, file: RadioMLFile
+) -> tuple[list[str], list[int], Selection, dict[str, Selection]]:
+    """Classes, SNRs, the selection and its checked split, from the file's labels alone."""
     try:
         classes = resolve_classes(data_cfg.classes)
     except ValueError as e:
         raise DataError(f"data.classes: {e}") from None
     snrs = snr_range(int(data_cfg.snr_min), int(data_cfg.snr_max))
-    with RadioMLFile.open(data_cfg.path) as file:
-        class_col, snr_db = file.labels()
+    if not snrs:
+        raise DataError(
+            f"data.snr_min..snr_max = {data_cfg.snr_min}..{data_cfg.snr_max} selects no SNR"
+        )
+    class_col, snr_db = file.labels()
     sel = select(
         class_col, snr_db, classes, snrs,
         frames_per_cell=int(data_cfg.frames_per_cell), seed=int(data_cfg.split_seed),
     )  # fmt: skip
     parts = split(sel, data_cfg.split, seed=int(data_cfg.split_seed))
     check_split(sel, parts, data_cfg.split)
-    return {name: len(parts[name]) for name in SPLIT_NAMES}
+    return classes, snrs, sel, parts
