@@ -275,6 +275,8 @@ def test_place_from_torchrun_and_srun_environments():
     srun = {"SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_STEP_NUM_TASKS": "2",
             "SLURM_STEP_TASKS_PER_NODE": "2", "SLURM_NTASKS": "2"}  # fmt: skip
     assert env_place(srun) == Place(1, 1, 2, 2, "srun")
+    older = {"SLURM_PROCID": "2", "SLURM_LOCALID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}
+    assert env_place(older) == Place(2, 0, 4, 4, "srun")
     batch_script = {"SLURM_PROCID": "0", "SLURM_NTASKS": "8"}  # not a step: one process
     assert env_place(batch_script) == Place() and env_is_main(batch_script)
     assert not env_is_main(torchrun_env) and env_is_main({})

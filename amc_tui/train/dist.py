@@ -3,8 +3,8 @@ the reductions the trainer needs and how the data is split between the processes
 
 A process started by torchrun (`python -m torch.distributed.run`) reads RANK / LOCAL_RANK /
 WORLD_SIZE; one started by srun without torchrun reads SLURM_PROCID / SLURM_LOCALID /
-SLURM_STEP_NUM_TASKS (only inside a job step: a batch script's SLURM_NTASKS says how many
-tasks the job may run, not that this process is one of them). With one process nothing here
+SLURM_STEP_NUM_TASKS (SLURM_NTASKS inside a job step only: a batch script's SLURM_NTASKS says
+how many tasks the job may run, not that this process is one of them). With one process nothing here
 touches torch.distributed and every helper is the identity, so a single-process run trains
 exactly as it did before DDP existed.
 
@@ -77,7 +77,8 @@ def env_place(env: Mapping[str, str] | None = None) -> Place:
             local_world=max(1, _int(env, "LOCAL_WORLD_SIZE", world)),
             launcher="torchrun" if TORCHRUN_ENV in env else "",
         )  # fmt: skip
-    tasks = _int(env, "SLURM_STEP_NUM_TASKS", 1)
+    in_step = "SLURM_STEP_ID" in env  # srun started this process (not a batch script)
+    tasks = _int(env, "SLURM_STEP_NUM_TASKS", _int(env, "SLURM_NTASKS", 1) if in_step else 1)
     if tasks > 1 and "SLURM_PROCID" in env:
         per_node = env.get("SLURM_STEP_TASKS_PER_NODE", "").split("(")[0]
         return Place(
