@@ -271,11 +271,12 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
             report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
             report.duration(r.elapsed_s()),
         ])  # fmt: skip
-    print(
-        report.table(
-            rows, ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
-        )
-    )
+    heads = ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
+    if any(r.gpus for r in runs):  # the GPUs each run holds (several for a DDP run)
+        heads.insert(3, "GPUS")
+        for row, r in zip(rows, runs, strict=True):
+            row.insert(3, ",".join(map(str, r.gpus)) or "-")
+    print(report.table(rows, heads))
     return 0
 
 

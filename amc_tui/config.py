@@ -136,6 +136,7 @@ class TrainConfig:
     compile: bool = False
     channels_last: Literal["auto"] | bool = "auto"
     threads: int = 0
+    lr_scale: Literal["none", "linear"] = "none"  # linear: lr x the number of processes
 
 
 @dataclass
@@ -159,6 +160,7 @@ class RunConfig:
     stop_grace_s: float = 30.0
     checkpoint_minutes: float = 10.0
     executor: Literal["local", "slurm"] = "local"
+    nproc: int = 1  # training processes on this machine (DDP through torchrun when > 1)
 
 
 # sbatch options amc-tui sets itself: logs, array and the time-limit signal must stay ours.
@@ -449,7 +451,31 @@ def validate(cfg: Config) -> None:
         0 <= r.stop_grace_s <= 86400,
         f"[run] stop_grace_s must be in 0..86400 seconds, got {r.stop_grace_s}",
     )
+    _validate_processes(r)
     _validate_slurm(cfg.slurm)
+
+
+MAX_NPROC = 256
+
+
+def _validate_processes(r: RunConfig) -> None:
+    """`run.nproc` against the GPUs the run names: a list of several GPUs is one process per
+    GPU, so a different nproc, or nproc > 1 pinned to one `cuda:N`, cannot both hold."""
+    _range(1 <= r.nproc <= MAX_NPROC, f"[run] nproc must be in 1..{MAX_NPROC}, got {r.nproc}")
+    if r.nproc > 1 and isinstance(r.gpus, list) and r.gpus:
+        _range(
+            len(r.gpus) == r.nproc,
+            f"[run] nproc = {r.nproc} but gpus lists {len(r.gpus)} GPUs (one process per GPU); "
+            "drop nproc or make them agree",
+        )
+    if r.nproc > 1:
+        _range(
+            not r.device.startswith("cuda:"),
+            f"[run] nproc = {r.nproc} needs several GPUs, but device = {r.device!r} pins one; "
+            'use device = "cuda" with gpus = [...] or gpus = "auto"',
+        )
+    if isinstance(r.gpus, list) and len(set(r.gpus)) != len(r.gpus):
+        raise ConfigError(f"[run] gpus lists a GPU twice: {r.gpus}")
 
 
 def _validate_slurm(s: SlurmConfig) -> None:

@@ -71,10 +71,11 @@ def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]
     elif dev.startswith("cuda:"):
         wanted = [int(dev[5:])]
     else:
+        n = max(1, cfg.run.nproc)  # several processes start only when all their GPUs are free
         free = free_gpus(snap, slots.gpu_busy)
-        if not free and share:
+        if len(free) < n and share:
             free = [g.index for g in snap.gpus if not g.lost]
-        return ("cuda", free[:1]) if free else None
+        return ("cuda", free[:n]) if len(free) >= n else None
     known = {g.index for g in snap.gpus}
     if any(g not in known for g in wanted):
         return None  # asked for a GPU this machine does not have: stays queued

@@ -27,6 +27,7 @@ from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
 from amc_tui.launch.create import file_lock, run_config, state_dir
+from amc_tui.launch.torchrun import trainer_argv, world_size
 from amc_tui.runs import (
     STALE_AFTER_S,
     RunCache,
@@ -181,9 +182,9 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
     rd = info.rundir
     status = read_status(rd)
     resume = bool(status.get("resume")) or rd.last_ckpt.is_file()
-    argv = [sys.executable, "-m", _trainer_module(), "--run-dir", str(rd.path)]
-    if resume:
-        argv.append("--resume")
+    # several GPUs (or run.nproc > 1): torchrun starts one trainer process per GPU
+    nproc = world_size(cfg, device, gpus)
+    argv = trainer_argv(rd.path, _trainer_module(), nproc, resume, python=sys.executable)
     now = time.time()
     first = {"first_started_at": now} if status.get("first_started_at") is None else {}
     _drop_record(ws, rd)  # a record from an earlier attempt must not name this one's pid

@@ -127,6 +127,10 @@ class Built:
     channels_last: bool
     grad_clip: float
     snr_distance_weight: float
+    # several processes (dist.Dist.wrap): the DDP forward for training, and what averages
+    # the gradients DDP does not see (the loss weighting's) after backward
+    train_forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    after_backward: Callable[[], None] | None = None
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -150,11 +154,13 @@ class Built:
         """Forward under autocast, weighted loss, scaled backward, optional clipping of the
         model's gradient norm (unscaled first), optimizer step. No host sync."""
         with self.autocast():
-            mod_logits, snr_logits = self.forward(x)
+            mod_logits, snr_logits = (self.train_forward or self.forward)(x)
         lm, ls = self.losses(mod_logits, snr_logits, mod, snr)
         total = self.weighting.combine({"mod": lm, "snr": ls})
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        if self.after_backward is not None:
+            self.after_backward()
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)

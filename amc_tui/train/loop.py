@@ -47,9 +47,10 @@ from amc_tui.runs import (
 from amc_tui.train import checkpoint as ckpt
 from amc_tui.train import report
 from amc_tui.train.build import Built, build, pick_device, visible_gpus
+from amc_tui.train.dist import Dist
 from amc_tui.train.evaluate import evaluate
 from amc_tui.train.export import plain, write_export
-from amc_tui.train.feed import Feed, plan_batches
+from amc_tui.train.feed import Feed
 from amc_tui.train.metrics import Accumulator, Summary
 from amc_tui.train.model import count_params, load_weights
 from amc_tui.train.schedule import Schedule
@@ -98,14 +99,19 @@ class Trainer:
         self.device = torch.device("cpu")
         self.cfg: Config | None = None
         self.meta: dict[str, Any] = {}
+        self.dist = Dist()  # several processes: rank 0 alone writes the run's files
 
     # ----------------------------------------------------------------- status & events
 
     def status(self, **updates: Any) -> None:
+        if not self.dist.is_main:  # rank 0 alone writes status.json
+            return
         with self._status_lock:
             write_status(self.run, **updates)
 
     def event(self, kind: str, **fields: Any) -> None:
+        if not self.dist.is_main:  # rank 0 alone writes events.jsonl
+            return
         append_event(self.run, kind, **plain(fields))
 
     def _heartbeat(self) -> None:
@@ -132,7 +138,7 @@ class Trainer:
         idx = self.device.index or 0
         phys = gpus[idx] if idx < len(gpus) else idx
         for g in snap.gpus:
-            if g.index == phys and not g.lost:
+            if (g.index == phys or self.dist.enabled and g.index in gpus) and not g.lost:
                 self.event(
                     "gpu", index=g.index, util=g.util, mem_used_mb=g.mem_used_mb,
                     mem_total_mb=g.mem_total_mb, temp_c=g.temp_c, power_w=g.power_w,
@@ -147,7 +153,7 @@ class Trainer:
         """Called between blocks while the selection loads into RAM (minutes for the real
         file): a stop asked for meanwhile ends the run now instead of after the load, and
         train.log shows how far it got every 10 %."""
-        if self.stop_requested:
+        if self.stop_requested and not self.dist.enabled:  # several: the first agreed stop
             raise Stopped
         tenth = 10 * done // max(total, 1)
         if tenth > self._load_tenth:
@@ -155,6 +161,8 @@ class Trainer:
             print(f"loading frames into RAM: {done:,} / {total:,}", flush=True)
 
     def _runlog(self) -> None:
+        if not self.dist.is_main:  # rank 0 alone writes RUNLOG.md
+            return
         try:
             from amc_tui.runlog import sync_entry
 
@@ -165,11 +173,13 @@ class Trainer:
     # ----------------------------------------------------------------- main
 
     def main(self) -> int:
+        self.dist.redirect_output(self.run.path)  # ranks > 0: train.rank<N>.log
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.meta = read_meta(self.run)
         self.status(
-            state="running", pid=os.getpid(), pgid=os.getpgid(0), host=socket.gethostname(),
+            state="running", pid=self.dist.owner_pid(), pgid=os.getpgid(self.dist.owner_pid()),
+            host=socket.gethostname(),
             started_at=time.time(), heartbeat_at=time.time(), ended_at=None, exit_code=None,
             error=None,
         )  # fmt: skip
@@ -192,6 +202,8 @@ class Trainer:
             print(f"error: {e}", file=sys.stderr, flush=True)
             return self.finish("failed", 1, error=str(e))
         except BaseException as e:  # noqa: BLE001 - every failure must land in status.json
+            if self.dist.peer_lost(e):  # another rank died: the launcher records `crashed`
+                return self.dist.leave(e)
             tb = traceback.format_exc()
             print(tb, file=sys.stderr, flush=True)
             tail = tb[-ERROR_TAIL_CHARS:]
@@ -212,6 +224,7 @@ class Trainer:
             self.event("end", state=state, exit_code=code, best=self.best, error=error)
         self._runlog()
         print(f"{state} (exit {code})", flush=True)
+        self.dist.close()
         return code
 
     # ----------------------------------------------------------------- setup
@@ -222,11 +235,13 @@ class Trainer:
         self.cfg = cfg
         t, run_cfg, m, im = cfg.train, cfg.run, cfg.model, cfg.image
         self.device = pick_device(run_cfg.device)
+        self.device = self.dist.setup(self.device)  # several processes: join, cuda:LOCAL_RANK
         torch.manual_seed(t.seed)
         np.random.seed(t.seed % 2**32)
         import random
 
         random.seed(t.seed)
+        self.dist.seed(t.seed)  # other ranks: their own dropout masks
         fresh = {} if self.resume else {"epoch": 0, "step": 0, "best": None}
         self.status(
             device=str(self.device), gpus=visible_gpus() if self.device.type == "cuda" else [],
@@ -241,7 +256,9 @@ class Trainer:
         from amc_tui.data.source import load_dataset
 
         t0 = time.time()
-        self.ds = load_dataset(cfg.data, progress=self._load_progress)
+        self.ds = load_dataset(
+            cfg.data, progress=self._load_progress, ram_budget=self.dist.ram_budget()
+        )
         print(
             f"data: {self.ds.path} ({self.ds.mode}) train {len(self.ds.train)} / val "
             f"{len(self.ds.val)} / test {len(self.ds.test)}, {len(self.ds.classes)} classes x "
@@ -252,6 +269,7 @@ class Trainer:
             raise UserError("the train split is empty: raise data.frames_per_cell or the split")
         n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
         self.built = b = build(cfg, self.device, n_mod, n_snr, seed_from)
+        self.dist.wrap(b, t.compile, t.lr_scale)  # several processes: DDP, train.lr_scale
         self.eval_batch = t.batch_size * 2
         self.steps_per_epoch = len(self._train_batches(0))
         self.schedule = Schedule(
@@ -266,7 +284,8 @@ class Trainer:
         self.event(
             "start", run_id=self.meta.get("id", self.run.path.name),
             name=self.meta.get("name", self.run.path.name), device=str(self.device),
-            world_size=1, n_train=len(self.ds.train), n_val=len(self.ds.val),
+            world_size=self.dist.world, global_batch=t.batch_size * self.dist.world,
+            n_train=len(self.ds.train), n_val=len(self.ds.val),
             n_test=len(self.ds.test), classes=self.ds.classes, snrs=self.ds.snrs,
             params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
             epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=b.amp,
@@ -303,6 +322,9 @@ class Trainer:
         self.built.weighting.load_state_dict(state["weighting"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        # another number of processes: the epoch in progress restarts (Dist.restart_epoch)
+        if self.dist.restart_epoch(state, self.schedule, self.epoch * self.steps_per_epoch):
+            self.batch_in_epoch = 0
         self.best = state.get("best")
         self.bad_epochs = int(state.get("bad_epochs", 0))
         self.stopped_early = bool(state.get("stopped_early", False))
@@ -312,13 +334,12 @@ class Trainer:
             self.epoch_samples = int(state.get("epoch_samples", 0))
             self.epoch_train_s = float(state.get("epoch_train_s", 0.0))
         ckpt.set_rng_state(state["rng"])
+        self.dist.after_restore(self.train_acc, self.cfg.train.seed, self.step)
         # the epoch event may be missing when the process died between checkpoint and event
         ev = self.last_epoch_event
         seen = last_event(self.run.events, "epoch")
         if ev and (seen is None or int(seen.get("epoch", 0)) < int(ev["epoch"])):
-            append_event(
-                self.run, "epoch", **{k: v for k, v in ev.items() if k not in ("t", "kind")}
-            )
+            self.event("epoch", **{k: v for k, v in ev.items() if k not in ("t", "kind")})
         print(
             f"resumed from {path}: epoch {self.epoch} done, step {self.step}, "
             f"batch {self.batch_in_epoch} of epoch {self.epoch + 1}",
@@ -343,7 +364,8 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "batch_in_epoch": self.batch_in_epoch,
-            "train_acc": self.train_acc.state() if mid else None,
+            "world_size": self.dist.world,
+            "train_acc": self.dist.acc_state(self.train_acc) if mid else None,  # all ranks
             "epoch_samples": self.epoch_samples if mid else 0,
             "epoch_train_s": self.epoch_train_s if mid else 0.0,
             "best": self.best,
@@ -359,8 +381,12 @@ class Trainer:
 
     def save(self, which: str) -> None:
         path = self.run.best_ckpt if which == "best" else self.run.last_ckpt
-        ckpt.save(path, self._state())
-        self.event("checkpoint", epoch=self.epoch, path=str(path), best=which == "best")
+        # all ranks call it at one point (_state sums counters); the others wait for the file
+        state = self._state()
+        if self.dist.is_main:
+            ckpt.save(path, state)
+            self.event("checkpoint", epoch=self.epoch, path=str(path), best=which == "best")
+        self.dist.barrier()
 
     # ----------------------------------------------------------------- training
 
@@ -370,18 +396,18 @@ class Trainer:
         cfg = self.cfg
         assert cfg is not None
         order = self.ds.train.order(epoch_index, cfg.train.seed, cfg.data.shuffle)
-        return plan_batches(
-            order, cfg.train.batch_size, drop_last=True, limit=cfg.train.max_steps_per_epoch
-        )
+        # several processes: global batches of batch_size x world, each rank its stride
+        return self.dist.plan_train(order, cfg.train.batch_size, cfg.train.max_steps_per_epoch)
 
     def _check_finite(self) -> None:
-        bad = dict(zip(("modulation", "SNR"), self.nonfinite.tolist(), strict=True))
+        where, row = self.dist.first_bad(self.nonfinite)  # all ranks' flags: " on rank N"
+        bad = dict(zip(("modulation", "SNR"), row, strict=True))
         hit = {task: at for task, at in bad.items() if at >= 0}
         if hit:
             at = min(hit.values())
             tasks = " and ".join(t for t, s in hit.items() if s == at)
             raise NonFinite(
-                f"non-finite {tasks} loss (NaN or inf) at step {at} (epoch {self.epoch + 1}); "
+                f"non-finite {tasks} loss (NaN or inf){where} at step {at} (epoch {self.epoch + 1}); "
                 "lower train.lr or set train.grad_clip"
             )
 
@@ -394,7 +420,7 @@ class Trainer:
         # (check_every divides log_every: every log point has been checked already)
         check_every = 1 if self.device.type == "cpu" else log_every
         while self.epoch < t.epochs and not self.stopped_early:
-            if self.stop_requested:
+            if self.dist.agree(self.stop_requested):  # all ranks stop together
                 self.save("last")
                 raise Stopped
             epoch_no = self.epoch + 1
@@ -429,12 +455,12 @@ class Trainer:
                     self.event(
                         "step", epoch=epoch_no, step=self.step, loss=round(lm_v + ls_v, 6),
                         loss_mod=round(lm_v, 6), loss_snr=round(ls_v, 6), objective=round(tot_v, 6),
-                        lr=self.schedule.lr(), samples_per_s=round(samples_log / max(now - t_log, 1e-9), 2),
+                        lr=self.schedule.lr(), samples_per_s=round(self.dist.world * samples_log / max(now - t_log, 1e-9), 2),
                         batch=self.batch_in_epoch, batches=len(batches),
                     )  # fmt: skip
                     t_log, samples_log = now, 0
                 self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
-                if self.stop_requested:
+                if self.dist.agree(self.stop_requested, f"stop at step {self.step}"):
                     feed.close()
                     self._check_finite()
                     self.save("last")
@@ -446,11 +472,11 @@ class Trainer:
     def end_epoch(self, epoch_no: int, t_epoch: float) -> None:
         cfg = self.cfg
         assert cfg is not None
-        train_sum = self.train_acc.summary()
+        train_sum = self.dist.summary(self.train_acc)  # summed over the ranks
         val_sum = self.evaluate(self.ds.val)
         train_m, val_m = train_sum.metrics(), val_sum.metrics()
         event = report.epoch_event(
-            epoch_no, train_m, val_m, self.epoch_samples, self.epoch_train_s,
+            epoch_no, train_m, val_m, self.epoch_samples * self.dist.world, self.epoch_train_s,
             self.schedule.lr(), self.built.weighting,
         )  # fmt: skip
         select = cfg.train.select_metric
@@ -489,6 +515,8 @@ class Trainer:
         self._runlog()
 
     def _export(self, folder: Path, summary: Summary, split: str, fields: dict[str, Any]) -> None:
+        if not self.dist.is_main:  # rank 0 alone writes exports
+            return
         cfg = self.cfg
         assert cfg is not None
         write_export(
@@ -510,8 +538,9 @@ class Trainer:
         unless `save_on_stop` is off (the final pass runs on best weights)."""
         n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
         summary = evaluate(
-            self.built, source, n_mod, n_snr, self.eval_batch, lambda: self.stop_requested
-        )
+            self.built, source, n_mod, n_snr, self.eval_batch, lambda: self.stop_requested,
+            dist=self.dist,
+        )  # fmt: skip
         if summary is None:
             if save_on_stop:
                 self.save("last")
@@ -524,7 +553,7 @@ class Trainer:
         """The test split with the best checkpoint -> export/final."""
         cfg = self.cfg
         assert cfg is not None
-        if self.stop_requested:
+        if self.dist.agree(self.stop_requested):
             raise Stopped  # last.pt was written at the end of the last epoch
         best_epoch = self.best["epoch"] if self.best else self.epoch
         if self.run.best_ckpt.is_file():
