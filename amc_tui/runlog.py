@@ -34,6 +34,20 @@ HEADER = (
 LOCK_TIMEOUT_S = 60.0
 
 
+def not_written_reason(e: BaseException) -> str:
+    """Why RUNLOG.md could not be updated, in one line (kept as status.json `runlog_error`):
+    the free space for a full disk, the OS reason and file for another OSError, else the
+    exception's first line."""
+    from amc_tui.fsutil import disk_full_message, is_disk_full
+
+    if isinstance(e, OSError) and is_disk_full(e):
+        return disk_full_message(e.filename or "RUNLOG.md")
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
 def runlog_path_for(run_dir: str | os.PathLike[str]) -> Path:
     """The workspace RUNLOG.md of a run: meta.json "workspace", else two folders up."""
     return run_workspace(RunDir(Path(run_dir))) / "RUNLOG.md"

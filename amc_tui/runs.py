@@ -244,6 +244,7 @@ class RunInfo:
     stored_state: str = "queued"
     queued_at: float | None = None
     assigned_gpus: list[int] = field(default_factory=list)
+    runlog_error: str | None = None  # why RUNLOG.md could not be updated (None: it was)
 
     @property
     def rundir(self) -> RunDir:
@@ -307,6 +308,20 @@ class RunInfo:
             "error": self.error,
             "dir": str(self.dir),
         }
+
+
+def error_line(error: str | None) -> str | None:
+    """The line of a recorded error that says what went wrong: a traceback's exception line
+    (`ValueError: boom`, not the log line printed after it), else the first line."""
+    lines = [ln.rstrip() for ln in (error or "").strip().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback")]
+    if starts:
+        for ln in lines[starts[-1] + 1 :]:
+            if not ln[0].isspace():
+                return ln
+    return lines[0]
 
 
 def dig(obj: Any, dotted: str) -> Any:
@@ -405,6 +420,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         stored_state=str(status.get("state") or "queued"),
         queued_at=_num(status.get("queued_at")),
         assigned_gpus=_ints(status.get("assigned_gpus")),
+        runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
     )
 
 
@@ -520,6 +536,10 @@ def resolve_run(ws: Workspace, ref: str) -> RunInfo:
         raise UserError("empty run reference; give a run name, id or prefix")
     direct = ws.runs / ref
     if "/" not in ref and ref not in (".", "..") and not ref.startswith(".") and direct.is_dir():
+        if not is_run_dir(direct):
+            raise UserError(
+                f"{ws.runs / ref} is not a run (no config.toml + meta.json): amc-tui leaves it alone"
+            )
         return read_run(direct)
     runs = [read_run(p, with_last_epoch=False) for p in run_dirs(ws)]
     runs.sort(key=_sort_key, reverse=True)
