@@ -12,6 +12,7 @@ The trainer imports this module: no textual, no tomli_w, no torch here or in wha
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -134,6 +135,8 @@ def _merge(text: str, entries: dict[str, str]) -> tuple[str, list[str]]:
 def sync_entries(runlog_path: str | os.PathLike[str], entries: dict[str, str]) -> list[str]:
     """Write rendered entries into RUNLOG.md under the lock; ids whose entry changed."""
     path = Path(runlog_path)
+    if path.is_dir():  # refused before the lock file is made: a failed sync leaves nothing
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     with _lock(path):
         old = _read(path)
         new, changed = _merge(HEADER if old is None else old, entries)

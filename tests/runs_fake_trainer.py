@@ -148,6 +148,7 @@ def train(args: argparse.Namespace) -> int:
             ev.pop("t")
             ev.pop("kind")
             append_event(rd, "epoch", **ev)
+            print(f"epoch {epoch}/{epochs}: val comb {value:.4f}", flush=True)  # as train.log has
             atomic_write_json(rd.last_ckpt, {"epoch": epoch})
             if ev["is_best"]:
                 atomic_write_json(rd.best_ckpt, {"epoch": epoch})
