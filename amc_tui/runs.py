@@ -186,18 +186,22 @@ def derive_state(
     """The state a reader should show for a stored `running`. The run's lock decides first:
     held -> `running`, or `stalled` when the heartbeat is older than 3 intervals; free ->
     `crashed` (the kernel dropped it with the trainer). A run without a lock file (a trainer
-    that has not taken it yet) falls back to its pid (same host) and heartbeat."""
+    that has not taken it yet) falls back to its pid (same host) and heartbeat, and so does
+    another host's trainer whose lock looks free from here."""
     state = status.get("state") or "queued"
     if state != "running":
         return state
     now = time.time() if now is None else now
     beat = status.get("heartbeat_at") or status.get("started_at")
     stale = beat is not None and now - float(beat) > STALE_AFTER_S
-    if run_dir is not None and runlock.has_lock_file(run_dir):
-        if runlock.holder(run_dir) is None:
-            return "crashed"
-        return "stalled" if stale else "running"
     same_host = status.get("host") in (None, host or socket.gethostname())
+    if run_dir is not None and runlock.has_lock_file(run_dir):
+        if runlock.holder(run_dir) is not None:
+            return "stalled" if stale else "running"
+        if same_host:
+            return "crashed"
+        # another host's trainer: a lock that looks free here may be held there (flock is
+        # local to each client on some network filesystems), so the heartbeat decides
     if same_host and status.get("pid") and not pid_alive(status["pid"]):
         return "crashed"
     return "crashed" if stale else state

@@ -7,7 +7,8 @@ nothing, so queue/crash/stop/restart behaviour is tested in seconds with real pr
 Like the real one it takes the run's lock (runlock.acquire) before anything else and holds it
 for life: a second trainer on the same folder exits 2 naming the holder.
 Knobs (environment): FAKE_EPOCH_S (seconds per epoch, default 0.3), FAKE_IGNORE_TERM=1,
-FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1).
+FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1), FAKE_LOCK_CHILD=1 (fork a child that keeps
+the run lock, as a data-loader worker inherits it, until the file `release-lock` appears).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def main() -> int:
     except runlock.RunLocked as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code
+    if os.environ.get("FAKE_LOCK_CHILD") == "1" and os.fork() == 0:
+        while not os.path.exists(os.path.join(args.run_dir, "release-lock")):
+            time.sleep(0.02)
+        os._exit(0)
     try:
         return train(args)
     finally:

@@ -18,7 +18,7 @@ from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
 
 from amc_tui import launch as launcher
 from amc_tui.launch import worker_alive, worker_holder
-from amc_tui.runs import RunDir, pid_alive, read_run, read_status, write_status
+from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status, write_status
 from amc_tui.workspace import Workspace
 
 CFG = "configs/fake.toml"
@@ -95,6 +95,27 @@ def test_a_stalled_trainer_is_not_resumed_beside_itself_and_stop_ends_it(fws):
     done = read_run(rd.path)
     assert done.state == "stopped" and done.exit_code == 0  # it ran, saw SIGTERM, saved
     assert not pid_alive(info.pid)
+
+
+def test_restart_on_failure_waits_while_a_child_still_holds_the_run(fws, monkeypatch):
+    """The trainer died but a process it forked still holds the run's lock: no second
+    trainer starts beside it; the restart comes once the lock is free."""
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    monkeypatch.setenv("FAKE_LOCK_CHILD", "1")
+    info = launcher.launch(fws, CFG, ["train.epochs=4", 'run.restart="on-failure"',
+                                      "run.max_restarts=1"], detach=False)  # fmt: skip
+    rd = RunDir(info.dir)
+    wait_for(lambda: rd.last_ckpt.is_file())
+    os.kill(info.pid, signal.SIGKILL)  # the trainer only: its child keeps the lock
+    wait_for(lambda: not pid_alive(info.pid) and launcher.child_returncode(info.pid) is None)
+    assert launcher.work_queue(fws) == []  # reaped by our waiter thread; now a queue pass
+    assert read_status(rd)["state"] == "running" and read_run(rd.path).restarts == 0
+    assert read_run(rd.path).state in ("running", "stalled")  # the lock is held
+    (rd.path / "release-lock").write_text("")
+    wait_for(lambda: launcher.work_queue(fws) or read_run(rd.path).restarts >= 1)
+    wait_for(lambda: (launcher.work_queue(fws), read_run(rd.path).state == "completed")[1])
+    kinds = [e["kind"] for e in read_events(rd.events)]
+    assert read_run(rd.path).restarts == 1 and kinds.count("start") == 2
 
 
 # --------------------------------------------------------------------------- queue worker

@@ -8,6 +8,7 @@ the spawn. Also the entry points that create or requeue a run and then work the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -118,18 +119,23 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
         try:
             cfg = run_config(info.rundir)
         except (OSError, UserError) as e:
-            write_status(
-                info.rundir,
-                state="failed",
-                ended_at=time.time(),
-                error=f"unreadable config.toml: {e}",
-            )
+            with contextlib.suppress(OSError, UserError):  # tried again next pass
+                write_status(
+                    info.rundir,
+                    state="failed",
+                    ended_at=time.time(),
+                    error=f"unreadable config.toml: {e}",
+                )
             continue
         place = _placement(cfg, slots, snap)
         if place is None:
             continue
         device, gpus = place
-        started.append(spawn(ws, info, cfg, gpus, device))
+        try:
+            started.append(spawn(ws, info, cfg, gpus, device))
+        except (OSError, UserError) as e:  # a full disk, a status damaged meanwhile
+            log.warning("starting %s failed: %s", info.name, e)
+            continue
         if device == "cpu":
             slots.cpu_busy = True
         elif gpus:

@@ -436,8 +436,11 @@ def reap_locked(ws: Workspace, runs: list[RunInfo]) -> list[RunInfo]:
                 continue  # alive but slow (e.g. loading data): leave it
             with contextlib.suppress(OSError):
                 os.killpg(info.pgid or info.pid or -1, signal.SIGKILL)
-        rec = _record_dead(ws, info, exit_code=child_returncode(info.pid))
-        _requeue_on_failure(ws, rec)
+        try:
+            _requeue_on_failure(ws, _record_dead(ws, info, exit_code=child_returncode(info.pid)))
+        except (OSError, UserError) as e:  # a full disk, a status damaged meanwhile: next pass
+            log.warning("recording the end of %s failed: %s", info.name, e)
+            continue
         out.append(read_run(info.dir))
     _prune_records(ws, runs)
     return out
