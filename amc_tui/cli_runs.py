@@ -383,17 +383,19 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui import runlock
     from amc_tui.launch import read_live, stop_run
     from amc_tui.runs import resolve_run
 
     info = read_live(ws, resolve_run(ws, args.run).dir)
     keep_queue_going(ws)
-    if info.state not in ("running", "stalled", "queued"):
+    damaged_live = info.state == "unknown" and runlock.holder(info.dir) is not None
+    if info.state not in ("running", "stalled", "queued") and not damaged_live:
         print(f"{info.name} is {info.state}: nothing to stop")
         return 0
     if info.state != "queued":
         paused = ", stalled: continuing it first" if info.state == "stalled" else ""
-        pid = info.pid or "?"
+        pid = info.pid or (runlock.holder(info.dir) or {}).get("pid") or "?"
         print(f"stopping {info.name} (pid {pid}{paused}): waiting for its checkpoint", flush=True)
     out = stop_run(ws, info, grace_s=args.grace)
     ckpt = out.rundir.last_ckpt

@@ -17,6 +17,7 @@ import pytest
 from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
 
 from amc_tui import launch as launcher
+from amc_tui import runlock
 from amc_tui.launch import worker_alive, worker_holder
 from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status, write_status
 from amc_tui.workspace import Workspace
@@ -248,3 +249,9 @@ def test_repair_refuses_a_run_whose_trainer_lives(fws):
     res = amc(fws, "repair", "alive")
     assert res.returncode == 2 and "owned by a live trainer" in one_line(res.stderr)
     assert rd.status.read_text() == "{"
+    pid = runlock.holder(rd.path)["pid"]
+    stop = amc(fws, "stop", "alive", "--grace", "5")  # found through the lock's holder
+    assert stop.returncode == 0 and f"pid {pid}" in stop.stdout, stop.stdout + stop.stderr
+    assert not pid_alive(pid) and runlock.holder(rd.path) is None
+    fixed = amc(fws, "repair", "alive")
+    assert fixed.returncode == 0 and read_run(rd.path).state != "unknown", fixed.stderr

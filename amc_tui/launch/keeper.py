@@ -31,7 +31,7 @@ from pathlib import Path
 from amc_tui import runlock
 from amc_tui.launch.create import state_dir
 from amc_tui.launch.supervise import base_env
-from amc_tui.runs import ACTIVE_STATES, RunDir, RunInfo, read_run, read_status, run_dirs
+from amc_tui.runs import ACTIVE_STATES, STATUS_FILE, RunInfo, is_run_dir, read_run
 from amc_tui.workspace import Workspace
 
 WORKER_MODULE = "amc_tui.launch.worker"
@@ -49,8 +49,9 @@ def worker_dir(ws: Workspace) -> Path:
 
 
 def worker_holder(ws: Workspace) -> dict | None:
-    """The live worker's lock record ({pid, host, ...}), or None when no worker runs."""
-    return runlock.holder(worker_dir(ws))
+    """The live worker's lock record ({pid, host, ...}), or None when no worker runs.
+    Creates nothing: reading a workspace never writes to it."""
+    return runlock.holder(ws.state_dir / "worker")
 
 
 def worker_alive(ws: Workspace) -> bool:
@@ -97,12 +98,26 @@ def wants_worker(info: RunInfo) -> bool:
 
 
 def _candidates(ws: Workspace) -> list[RunInfo]:
-    """Runs that may want a worker, cheaply: only those whose stored state is queued or
-    running are read in full."""
+    """Runs that may want a worker, cheaply (an idle workspace is scanned by every `show`):
+    one read of each status.json, and only a run whose stored state may be queued or
+    running is checked and read in full."""
+    try:
+        entries = list(os.scandir(ws.runs))
+    except OSError:
+        return []
     out = []
-    for path in run_dirs(ws):
-        if read_status(RunDir(path)).get("state") in ("queued", "running"):
-            out.append(read_run(path, with_last_epoch=False))
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(e.path, STATUS_FILE), "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if (b'"queued"' in raw or b'"running"' in raw) and is_run_dir(e.path):
+            info = read_run(e.path, with_last_epoch=False)
+            if info.stored_state in ("queued", "running"):
+                out.append(info)
     return out
 
 
@@ -114,16 +129,15 @@ def ensure_worker(ws: Workspace, runs: Iterable[RunInfo] | None = None) -> int |
     """Start a detached `python -m amc_tui.launch.worker` when runs want one and none holds
     the worker lock; its pid, or None when none was started. `runs`: a listing the caller
     already has (else the workspace is scanned, only when no worker lives)."""
-    if workers_disabled():
+    if workers_disabled() or not has_active(ws, runs):
         return None
     fd = try_lock(ws)
     if fd is None:
         return None
     proc = None
     try:
-        if has_active(ws, runs):
-            proc = _spawn(ws, fd)
-            write_record(fd, proc.pid)
+        proc = _spawn(ws, fd)
+        write_record(fd, proc.pid)
     finally:
         if proc is None:
             release(fd)
@@ -154,5 +168,8 @@ def keep_queue_going(ws: Workspace, runs: Iterable[RunInfo] | None = None) -> st
     None. Costs one flock probe while a worker lives."""
     if workers_disabled() or worker_alive(ws):
         return None
-    pid = ensure_worker(ws, runs)
+    try:
+        pid = ensure_worker(ws, runs)
+    except OSError as e:  # a read-only or full workspace: say so, the command itself goes on
+        return f"runs are waiting and no queue worker could be started: {e.strerror or e}"
     return f"started a queue worker (pid {pid}): none was running" if pid else None

@@ -516,8 +516,9 @@ def stop_run(
 ) -> RunInfo:
     """SIGCONT then SIGTERM to the trainer's process group (it checkpoints and exits as
     `stopped`), then SIGKILL after the grace period (default run.stop_grace_s). SIGCONT first:
-    a stalled trainer (SIGSTOP, a suspended job) must run to handle the SIGTERM. A queued run
-    just leaves the queue. Stopping a finished run changes nothing."""
+    a stalled trainer (SIGSTOP, a suspended job) must run to handle the SIGTERM. A run whose
+    status.json is damaged is stopped through its lock's holder (then `repair` it). A queued
+    run just leaves the queue. Stopping a finished run changes nothing."""
     info = run_info(ws, run)
     if info.state == "queued":
         with queue_lock(ws):
@@ -534,9 +535,10 @@ def stop_run(
         if info.started_at is not None:
             runlog_sync(info.dir, record=True)
         return read_run(info.dir)
-    if info.state in ("running", "stalled"):
+    live = ("running", "stalled", "unknown")  # unknown: a damaged status, maybe a live trainer
+    if info.state in live:
         info = _with_holder_pid(info)
-    if info.state not in ("running", "stalled") or not _is_our_trainer(info.pid, info.dir):
+    if info.state not in live or not _is_our_trainer(info.pid, info.dir):
         return info
     if grace_s is None:
         grace_s = _stop_grace(info.rundir)
