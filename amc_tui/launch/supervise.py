@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
 HUNG_AFTER_S = 20 * STALE_AFTER_S
 STOP_ESCALATE_SLACK_S = 2.0  # past the grace period, before the worker's SIGKILL
+HOLDER_GRACE_S = 5.0  # how long a dead trainer's children may keep its lock before a reap
 TRAINER_MODULE = "amc_tui.train"
 # Another trainer module (same CLI and file contract) for tests and custom trainers.
 TRAINER_ENV = "AMC_TUI_TRAINER_MODULE"
@@ -273,12 +274,16 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
 def _wait_child(ws: Workspace, rd: RunDir, proc: subprocess.Popen[bytes]) -> None:
     """Reap our trainer child (no zombies) and record how it ended if it could not."""
     rc = proc.wait()
+    # a process that inherited the run's lock (a data-loader worker) may outlive the trainer
+    # by a moment; one that keeps holding it still owns the run, and the worker's reap
+    # records the end once the lock is free
+    deadline = time.time() + HOLDER_GRACE_S
+    while runlock.holder(rd.path) is not None and time.time() < deadline:
+        time.sleep(0.1)
 
     def left_running() -> bool:
         status = read_status(rd)
         pid = status.get("pid") or _record(ws, rd).get("pid")
-        # a process that inherited the run's lock (a data-loader worker) still owns the run:
-        # the worker's reap records the end once the lock is free
         held = runlock.holder(rd.path) is not None
         return status.get("state") == "running" and pid == proc.pid and not held
 
