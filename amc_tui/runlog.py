@@ -12,6 +12,7 @@ The trainer imports this module: no textual, no tomli_w, no torch here or in wha
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,20 @@ HEADER = (
     "everything outside the markers is yours and is never changed.\n"
 )
 LOCK_TIMEOUT_S = 60.0
+
+
+def not_written_reason(e: BaseException) -> str:
+    """Why RUNLOG.md could not be updated, in one line (kept as status.json `runlog_error`):
+    the free space for a full disk, the OS reason and file for another OSError, else the
+    exception's first line."""
+    from amc_tui.fsutil import disk_full_message, is_disk_full
+
+    if isinstance(e, OSError) and is_disk_full(e):
+        return disk_full_message(e.filename or "RUNLOG.md")
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def runlog_path_for(run_dir: str | os.PathLike[str]) -> Path:
@@ -120,6 +135,8 @@ def _merge(text: str, entries: dict[str, str]) -> tuple[str, list[str]]:
 def sync_entries(runlog_path: str | os.PathLike[str], entries: dict[str, str]) -> list[str]:
     """Write rendered entries into RUNLOG.md under the lock; ids whose entry changed."""
     path = Path(runlog_path)
+    if path.is_dir():  # refused before the lock file is made: a failed sync leaves nothing
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     with _lock(path):
         old = _read(path)
         new, changed = _merge(HEADER if old is None else old, entries)

@@ -186,18 +186,22 @@ def derive_state(
     """The state a reader should show for a stored `running`. The run's lock decides first:
     held -> `running`, or `stalled` when the heartbeat is older than 3 intervals; free ->
     `crashed` (the kernel dropped it with the trainer). A run without a lock file (a trainer
-    that has not taken it yet) falls back to its pid (same host) and heartbeat."""
+    that has not taken it yet) falls back to its pid (same host) and heartbeat, and so does
+    another host's trainer whose lock looks free from here."""
     state = status.get("state") or "queued"
     if state != "running":
         return state
     now = time.time() if now is None else now
     beat = status.get("heartbeat_at") or status.get("started_at")
     stale = beat is not None and now - float(beat) > STALE_AFTER_S
-    if run_dir is not None and runlock.has_lock_file(run_dir):
-        if runlock.holder(run_dir) is None:
-            return "crashed"
-        return "stalled" if stale else "running"
     same_host = status.get("host") in (None, host or socket.gethostname())
+    if run_dir is not None and runlock.has_lock_file(run_dir):
+        if runlock.holder(run_dir) is not None:
+            return "stalled" if stale else "running"
+        if same_host:
+            return "crashed"
+        # another host's trainer: a lock that looks free here may be held there (flock is
+        # local to each client on some network filesystems), so the heartbeat decides
     if same_host and status.get("pid") and not pid_alive(status["pid"]):
         return "crashed"
     return "crashed" if stale else state
@@ -244,6 +248,7 @@ class RunInfo:
     stored_state: str = "queued"
     queued_at: float | None = None
     assigned_gpus: list[int] = field(default_factory=list)
+    runlog_error: str | None = None  # why RUNLOG.md could not be updated (None: it was)
 
     @property
     def rundir(self) -> RunDir:
@@ -307,6 +312,20 @@ class RunInfo:
             "error": self.error,
             "dir": str(self.dir),
         }
+
+
+def error_line(error: str | None) -> str | None:
+    """The line of a recorded error that says what went wrong: a traceback's exception line
+    (`ValueError: boom`, not the log line printed after it), else the first line."""
+    lines = [ln.rstrip() for ln in (error or "").strip().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback")]
+    if starts:
+        for ln in lines[starts[-1] + 1 :]:
+            if not ln[0].isspace():
+                return ln
+    return lines[0]
 
 
 def dig(obj: Any, dotted: str) -> Any:
@@ -405,6 +424,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         stored_state=str(status.get("state") or "queued"),
         queued_at=_num(status.get("queued_at")),
         assigned_gpus=_ints(status.get("assigned_gpus")),
+        runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
     )
 
 
@@ -520,6 +540,10 @@ def resolve_run(ws: Workspace, ref: str) -> RunInfo:
         raise UserError("empty run reference; give a run name, id or prefix")
     direct = ws.runs / ref
     if "/" not in ref and ref not in (".", "..") and not ref.startswith(".") and direct.is_dir():
+        if not is_run_dir(direct):
+            raise UserError(
+                f"{ws.runs / ref} is not a run (no config.toml + meta.json): amc-tui leaves it alone"
+            )
         return read_run(direct)
     runs = [read_run(p, with_last_epoch=False) for p in run_dirs(ws)]
     runs.sort(key=_sort_key, reverse=True)

@@ -1,10 +1,14 @@
 """A stand-in trainer for launcher tests: `python -m runs_fake_trainer --run-dir DIR [--resume]`.
 
 It keeps the real trainer's file contract (status.json, events.jsonl, checkpoints/last.pt,
-export/, RUNLOG via runlog.sync_entry, SIGTERM -> checkpoint + `stopped` + exit 0) but trains
+export/, RUNLOG via runlog.sync_entry (a failure kept as status.json `runlog_error`, cleared once
+it works), SIGTERM -> checkpoint + `stopped` + exit 0) but trains
 nothing, so queue/crash/stop/restart behaviour is tested in seconds with real processes.
+Like the real one it takes the run's lock (runlock.acquire) before anything else and holds it
+for life: a second trainer on the same folder exits 2 naming the holder.
 Knobs (environment): FAKE_EPOCH_S (seconds per epoch, default 0.3), FAKE_IGNORE_TERM=1,
-FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1).
+FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1), FAKE_LOCK_CHILD=1 (fork a child that keeps
+the run lock, as a data-loader worker inherits it, until the file `release-lock` appears).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from pathlib import Path
 
 from runs_fixtures import epoch_event, write_export
 
+from amc_tui import runlock
 from amc_tui.fsutil import atomic_write_json
-from amc_tui.runlog import runlog_path_for, sync_entry
+from amc_tui.runlog import not_written_reason, runlog_path_for, sync_entry
 from amc_tui.runs import RunDir, append_event, read_meta, read_status, write_status
 
 STEPS = 5
@@ -35,6 +40,22 @@ def main() -> int:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
+    try:
+        lock = runlock.acquire(args.run_dir)
+    except runlock.RunLocked as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
+    if os.environ.get("FAKE_LOCK_CHILD") == "1" and os.fork() == 0:
+        while not os.path.exists(os.path.join(args.run_dir, "release-lock")):
+            time.sleep(0.02)
+        os._exit(0)
+    try:
+        return train(args)
+    finally:
+        lock.release()
+
+
+def train(args: argparse.Namespace) -> int:
     rd = RunDir(Path(args.run_dir))
     cfg = tomllib.loads(rd.config.read_text())
     epochs = int(cfg["train"]["epochs"])
@@ -63,6 +84,7 @@ def main() -> int:
         step=0,
         heartbeat_at=now,
         ended_at=None,
+        runlog_error=None,
     )
     classes, snrs = ["BPSK", "QPSK"], [0, 10]
     append_event(
@@ -82,12 +104,25 @@ def main() -> int:
     )
     rd.checkpoints.mkdir(exist_ok=True)
     runlog = runlog_path_for(rd.path)
+    runlog_error = {"last": None}
+
+    def sync_runlog() -> None:
+        error = None
+        try:
+            sync_entry(rd.path, runlog)
+        except Exception as e:  # a RUNLOG problem never fails training
+            error = not_written_reason(e)
+            print(f"RUNLOG.md not updated: {error}", flush=True)
+        if error != runlog_error["last"]:
+            runlog_error["last"] = error
+            write_status(rd, runlog_error=error)
+
     rng = random.Random(0)
 
     def finish(state: str, code: int, error: str | None = None) -> int:
         write_status(rd, state=state, ended_at=time.time(), exit_code=code, error=error)
         append_event(rd, "end", state=state, exit_code=code, best=best)
-        sync_entry(rd.path, runlog)
+        sync_runlog()
         return code
 
     try:
@@ -118,7 +153,10 @@ def main() -> int:
             ev.pop("t")
             ev.pop("kind")
             append_event(rd, "epoch", **ev)
+            print(f"epoch {epoch}/{epochs}: val comb {value:.4f}", flush=True)  # as train.log has
             atomic_write_json(rd.last_ckpt, {"epoch": epoch})
+            if ev["is_best"]:
+                atomic_write_json(rd.best_ckpt, {"epoch": epoch})
             append_event(rd, "checkpoint", epoch=epoch, path=str(rd.last_ckpt), best=ev["is_best"])
             write_export(
                 rd.epoch_export(epoch),
@@ -131,7 +169,7 @@ def main() -> int:
             )
             append_event(rd, "export", epoch=epoch, dir=str(rd.epoch_export(epoch)))
             write_status(rd, epoch=epoch, best=best, heartbeat_at=time.time())
-            sync_entry(rd.path, runlog)
+            sync_runlog()
             if term["flag"]:
                 return finish("stopped", 0)
         return finish("completed", 0)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amc_tui import runlock
 from amc_tui.config import Config, dumps_config, from_dict
 from amc_tui.data.classes import DIGITAL, snr_range
 from amc_tui.fsutil import atomic_write_json
@@ -48,31 +49,51 @@ def fake_trainer_workspace(
 ) -> Workspace:  # fmt: skip
     """A workspace whose runs start the stand-in trainer (tests/runs_fake_trainer.py, real file
     contract, `epoch_s` seconds per epoch) with no queue worker, and configs/fake.toml pointing
-    at an empty data/fake.h5."""
+    at data/fake.h5, a small synthetic file (2 classes x 2 SNRs x 10 frames) whose split run
+    creation checks like any other."""
     monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "runs_fake_trainer")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(TESTS.parent)]))
     monkeypatch.setenv("FAKE_EPOCH_S", str(epoch_s))
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     for sub in ("configs", "runs", "data"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "data" / "fake.h5").write_bytes(b"")
+    write_fake_data(root / "data" / "fake.h5")
     (root / "configs" / "fake.toml").write_text(
-        f'[data]\npath = "data/fake.h5"\n[train]\nepochs = {epochs}\n'
+        f'[data]\npath = "data/fake.h5"\n{FAKE_DATA_KEYS}[train]\nepochs = {epochs}\n'
         f'[run]\ndevice = "cpu"\nstop_grace_s = {stop_grace_s}\n'
     )
     return Workspace(root)
 
 
+FAKE_DATA_KEYS = 'classes = ["BPSK", "QPSK"]\nsnr_min = 0\nsnr_max = 2\n'
+
+
+def write_fake_data(path: Path, frames_per_cell: int = 10) -> None:
+    """The stand-in trainer's data file (it reads none of it; run creation checks its split)."""
+    from amc_tui.data.synth import synthesize
+
+    synthesize(path, classes=["BPSK", "QPSK"], frames_per_cell=frames_per_cell,
+               snr_min=0, snr_max=2)  # fmt: skip
+
+
 def kill_running(ws: Workspace) -> None:
-    """SIGKILL the process group of every run still running (no strays after a test),
-    including trainers that have not written their pid yet."""
+    """SIGKILL the queue worker and the process group of every run still running or stalled
+    (no strays after a test), including trainers that have not written their pid yet."""
+    from amc_tui.launch.keeper import worker_holder
     from amc_tui.launch.supervise import with_trainer
 
+    worker = worker_holder(ws) if ws.state_dir.is_dir() else None
+    if worker and isinstance(worker.get("pid"), int):
+        with contextlib.suppress(OSError):
+            os.kill(worker["pid"], signal.SIGKILL)
     for info in list_runs(ws, with_last_epoch=False):
         info = with_trainer(ws, info)
-        if info.pid and info.state == "running":
-            with contextlib.suppress(OSError):
-                os.killpg(info.pgid or info.pid, signal.SIGKILL)
+        held = (runlock.holder(info.dir) or {}).get("pid")  # also a damaged run's trainer
+        groups = {info.pgid or info.pid} if info.state in ("running", "stalled") else set()
+        for pgid in groups | {held}:
+            if isinstance(pgid, int) and pgid > 0:
+                with contextlib.suppress(OSError):
+                    os.killpg(pgid, signal.SIGKILL)
 
 
 def fake_config(**tables: dict[str, Any]) -> Config:

@@ -129,6 +129,19 @@ def _git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _check_data(cfg: Config) -> None:
+    """The data file exists and the config's split leaves no part empty (from the labels
+    alone): a run that cannot train is refused before its folder exists."""
+    if not Path(cfg.data.path).is_file():
+        raise UserError(
+            f"data file not found: {cfg.data.path}; make a synthetic one with "
+            f"`amc-tui data synth {cfg.data.path}` or set data.path"
+        )
+    from amc_tui.data.source import preflight  # h5py: only when a run is made
+
+    preflight(cfg.data)  # DataError (a UserError) naming what to change
+
+
 # --------------------------------------------------------------------------- create
 
 
@@ -155,11 +168,8 @@ def create_run(
         except ValueError as e:
             raise UserError(str(e)) from None
     cfg = with_data_path(_load(ws, config, overrides), ws.root)
-    if check_data and not Path(cfg.data.path).is_file():
-        raise UserError(
-            f"data file not found: {cfg.data.path}; make a synthetic one with "
-            f"`amc-tui data synth {cfg.data.path}` or set data.path"
-        )
+    if check_data:
+        _check_data(cfg)
     found, weights_from = _resolve_references(ws, cfg)
     resumed_from = resumed_from or found
     chosen = name or cfg.name or None

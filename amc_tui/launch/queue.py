@@ -8,24 +8,26 @@ the spawn. Also the entry points that create or requeue a run and then work the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import logging
 import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
+from amc_tui import runlock
 from amc_tui.config import Config
 from amc_tui.errors import UserError
-from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, file_lock, run_config, state_dir
+from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, run_config
+from amc_tui.launch.keeper import ensure_worker, has_active, release, try_lock, write_record
 from amc_tui.launch.supervise import (
-    base_env,
     clear_stop_marker,
+    holder_text,
     queue_lock,
     read_live,
     reap_locked,
@@ -36,7 +38,7 @@ from amc_tui.launch.supervise import (
 from amc_tui.runs import RunInfo, read_run, resolve_checkpoint, write_status
 from amc_tui.workspace import Workspace
 
-WORKER_MODULE = "amc_tui.launch.worker"
+log = logging.getLogger(__name__)
 WORKER_POLL_S = 2.0
 
 
@@ -111,21 +113,30 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
 
     started = []
     for info in sorted((r for r in runs if r.state == "queued"), key=_queue_order):
+        held = runlock.holder(info.dir)
+        if held is not None:  # a trainer still owns the folder: never a second one
+            log.warning("%s stays queued: %s holds its lock", info.name, holder_text(held))
+            continue
         try:
             cfg = run_config(info.rundir)
         except (OSError, UserError) as e:
-            write_status(
-                info.rundir,
-                state="failed",
-                ended_at=time.time(),
-                error=f"unreadable config.toml: {e}",
-            )
+            with contextlib.suppress(OSError, UserError):  # tried again next pass
+                write_status(
+                    info.rundir,
+                    state="failed",
+                    ended_at=time.time(),
+                    error=f"unreadable config.toml: {e}",
+                )
             continue
         place = _placement(cfg, slots, snap)
         if place is None:
             continue
         device, gpus = place
-        started.append(spawn(ws, info, cfg, gpus, device))
+        try:
+            started.append(spawn(ws, info, cfg, gpus, device))
+        except (OSError, UserError) as e:  # a full disk, a status damaged meanwhile
+            log.warning("starting %s failed: %s", info.name, e)
+            continue
         if device == "cpu":
             slots.cpu_busy = True
         elif gpus:
@@ -143,10 +154,6 @@ def work_queue(ws: Workspace, timeout: float = 5.0) -> list[RunInfo]:
             return _work_locked(ws)
     except Timeout:
         return []
-
-
-def has_active(ws: Workspace) -> bool:
-    return any(r.state in ("queued", "running") for r in scan(ws))
 
 
 # --------------------------------------------------------------------------- entry points
@@ -185,6 +192,17 @@ def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunIn
     id; events.jsonl continues), or `as_new`: a new run seeded from its checkpoint with
     resumed_from set. Queued like any run; starts when its device is free."""
     info = run_info(ws, run)
+    if info.state == "unknown" and not as_new:
+        raise UserError(
+            f"run {info.name}: {info.error}; nothing was changed "
+            f"(amc-tui repair {info.name} rebuilds it)"
+        )
+    held = None if as_new else runlock.holder(info.dir)
+    if held is not None:
+        raise UserError(
+            f"run {info.name} is {info.state}: its trainer ({holder_text(held)}) still holds "
+            f"the run; stop it first (amc-tui stop {info.name})"
+        )
     if as_new:
         ckpt, resumed_from = resolve_checkpoint(ws, str(info.dir), "run.resume")
         cfg = run_config(info.rundir)
@@ -219,41 +237,7 @@ def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunIn
     return read_live(ws, info.dir)
 
 
-# --------------------------------------------------------------------------- detached worker
-
-
-def worker_alive(ws: Workspace) -> bool:
-    """Whether a queue worker, in any process (this one included), holds the worker lock."""
-    lock = FileLock(state_dir(ws) / "worker.lock", timeout=0)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
-def ensure_worker(ws: Workspace) -> bool:
-    """Leave a detached `python -m amc_tui.launch.worker` alive if runs are active and none
-    is running. Returns True when one was started."""
-    if os.environ.get("AMC_TUI_NO_WORKER") == "1" or not has_active(ws) or worker_alive(ws):
-        return False
-    logf = open(state_dir(ws) / "worker.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, "--workspace", str(ws.root)],
-            cwd=ws.root,
-            env=base_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        logf.close()
-    threading.Thread(target=proc.wait, name="amc-worker-wait", daemon=True).start()
-    return True
+# --------------------------------------------------------------------------- worker loop
 
 
 def run_worker(
@@ -262,21 +246,34 @@ def run_worker(
     once: bool = False,
     until_idle: bool = True,
     on_start: Any = None,
+    lock_fd: int | None = None,
 ) -> int:
-    """Work the queue until no run is queued or running (the detached worker's loop and
-    `amc-tui queue`). Exits at once if another worker holds the worker lock."""
-    lock = file_lock(state_dir(ws) / "worker.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    """Work the queue until no run wants a worker (the detached worker's loop and `amc-tui
+    queue`), holding the worker lock (`lock_fd`: already taken by the spawner). Exits at once
+    if another worker holds it. Before exiting it lets go of the lock and looks once more:
+    a run queued by a command that saw the lock still held is then not left waiting."""
+    fd = try_lock(ws) if lock_fd is None else lock_fd
+    if fd is None:
         return 0
+    write_record(fd, os.getpid())
     try:
         while True:
             for info in work_queue(ws, timeout=LOCK_TIMEOUT_S):
                 if on_start:
                     on_start(info)
-            if once or (until_idle and not has_active(ws)):
+            if once:
                 return 0
+            if until_idle and not has_active(ws, scan(ws)):
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if not has_active(ws, scan(ws)):
+                    return 0
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return 0  # a new worker took over
+                write_record(fd, os.getpid())
+                continue
             time.sleep(poll_s)
     finally:
-        lock.release()
+        release(fd)

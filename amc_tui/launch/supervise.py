@@ -23,6 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from amc_tui import runlock
 from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
 HUNG_AFTER_S = 20 * STALE_AFTER_S
 STOP_ESCALATE_SLACK_S = 2.0  # past the grace period, before the worker's SIGKILL
+HOLDER_GRACE_S = 5.0  # how long a dead trainer's children may keep its lock before a reap
 TRAINER_MODULE = "amc_tui.train"
 # Another trainer module (same CLI and file contract) for tests and custom trainers.
 TRAINER_ENV = "AMC_TUI_TRAINER_MODULE"
@@ -59,14 +61,24 @@ def queue_lock(ws: Workspace) -> FileLock:
     return file_lock(state_dir(ws) / "queue.lock")
 
 
-def runlog_sync(run_dir: Path) -> None:
-    """Re-render the run's RUNLOG entry; a RUNLOG problem never breaks run management."""
-    try:
-        from amc_tui.runlog import runlog_path_for, sync_entry
+def runlog_sync(run_dir: Path, record: bool = False) -> None:
+    """Re-render the run's RUNLOG entry; a RUNLOG problem never breaks run management. With
+    `record` (the caller writes the run's status: no trainer lives), why it failed is kept as
+    status.json `runlog_error`, cleared once it works, so the summary never claims an entry
+    that is not there."""
+    from amc_tui.runlog import not_written_reason, runlog_path_for, sync_entry
 
+    error = None
+    try:
         sync_entry(run_dir, runlog_path_for(run_dir))
     except Exception as e:  # noqa: BLE001
-        log.warning("RUNLOG update for %s failed: %s", run_dir, e)
+        error = not_written_reason(e)
+        log.warning("RUNLOG update for %s failed: %s", run_dir, error)
+    if record:
+        rd = RunDir(Path(run_dir))
+        with contextlib.suppress(Exception):
+            if read_status(rd).get("runlog_error") != error:
+                write_status(rd, runlog_error=error)
 
 
 # --------------------------------------------------------------------------- trainer records
@@ -103,7 +115,8 @@ def with_trainer(ws: Workspace, info: RunInfo) -> RunInfo:
     host = str(rec.get("host") or info.host)
     state = derive_state(
         {"state": "running", "pid": rec["pid"], "host": host or None,
-         "heartbeat_at": info.heartbeat_at, "started_at": info.started_at}
+         "heartbeat_at": info.heartbeat_at, "started_at": info.started_at},
+        run_dir=info.dir,
     )  # fmt: skip
     return dataclasses.replace(
         info, pid=rec["pid"], pgid=rec.get("pgid") or rec["pid"], host=host, state=state
@@ -167,13 +180,31 @@ def _trainer_module() -> str:
     return os.environ.get(TRAINER_ENV) or TRAINER_MODULE
 
 
+START_MARKER = "--- amc-tui: starting trainer"
+
+
 def _tail(path: Path, nbytes: int = 2000) -> str:
+    """The end of train.log, from this attempt only: a traceback an earlier attempt printed
+    must not be taken for the cause of this one's end."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - nbytes))
-            return f.read().decode("utf-8", "replace").strip()
+            text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    at = text.rfind(START_MARKER)
+    if at >= 0:
+        text = text[text.find("\n", at) + 1 :] if "\n" in text[at:] else ""
+    return text.strip()
+
+
+def _clear_stale_lock(rd: RunDir) -> None:
+    """Remove a run lock file nobody holds (an earlier attempt's) before a new trainer starts:
+    until that trainer takes the lock, readers then judge it by its pid, not by a free lock
+    that would call it crashed. Called under the queue lock, after the holder check."""
+    if runlock.holder(rd.path) is None:
+        with contextlib.suppress(OSError):
+            (rd.path / runlock.LOCK_FILE).unlink()
 
 
 def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: str) -> RunInfo:
@@ -188,6 +219,7 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
     now = time.time()
     first = {"first_started_at": now} if status.get("first_started_at") is None else {}
     _drop_record(ws, rd)  # a record from an earlier attempt must not name this one's pid
+    _clear_stale_lock(rd)
     write_status(
         rd,
         **first,
@@ -208,9 +240,7 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
     )
     try:
         with open(rd.log, "ab") as logf:
-            logf.write(
-                f"--- amc-tui: starting trainer at {time.ctime(now)}: {' '.join(argv)}\n".encode()
-            )
+            logf.write(f"{START_MARKER} at {time.ctime(now)}: {' '.join(argv)}\n".encode())
             logf.flush()
             proc = subprocess.Popen(
                 argv,
@@ -230,7 +260,7 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
             exit_code=None,
             error=f"cannot start the trainer: {e}",
         )
-        runlog_sync(rd.path)
+        runlog_sync(rd.path, record=True)
         return read_run(rd.path)
     _write_record(ws, rd, proc.pid)
     with _children_lock:
@@ -245,11 +275,18 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
 def _wait_child(ws: Workspace, rd: RunDir, proc: subprocess.Popen[bytes]) -> None:
     """Reap our trainer child (no zombies) and record how it ended if it could not."""
     rc = proc.wait()
+    # a process that inherited the run's lock (a data-loader worker) may outlive the trainer
+    # by a moment; one that keeps holding it still owns the run, and the worker's reap
+    # records the end once the lock is free
+    deadline = time.time() + HOLDER_GRACE_S
+    while runlock.holder(rd.path) is not None and time.time() < deadline:
+        time.sleep(0.1)
 
     def left_running() -> bool:
         status = read_status(rd)
         pid = status.get("pid") or _record(ws, rd).get("pid")
-        return status.get("state") == "running" and pid == proc.pid
+        held = runlock.holder(rd.path) is not None
+        return status.get("state") == "running" and pid == proc.pid and not held
 
     try:
         # under the lock: a reap may meanwhile have recorded this trainer and started the
@@ -320,7 +357,7 @@ def _record_dead(ws: Workspace, info: RunInfo, exit_code: int | None = None) -> 
         rd, "end", state=state, exit_code=exit_code, best=status.get("best"), recorded_by="launcher"
     )
     _drop_record(ws, rd)
-    runlog_sync(rd.path)
+    runlog_sync(rd.path, record=True)
     return read_run(rd.path)
 
 
@@ -328,6 +365,10 @@ def _requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
     """restart = "on-failure": a crashed run goes back to the queue (resume from last.pt)
     up to max_restarts times, with a `restart` event."""
     if info.stored_state != "crashed":
+        return False
+    held = runlock.holder(info.dir)
+    if held is not None:  # never a second trainer beside a live one
+        log.warning("not restarting %s: %s still holds it", info.name, holder_text(held))
         return False
     try:
         cfg = run_config(info.rundir)
@@ -382,24 +423,30 @@ def _escalate_stop(info: RunInfo) -> bool:
 
 
 def reap_locked(ws: Workspace, runs: list[RunInfo]) -> list[RunInfo]:
-    """`reap` for a caller that holds the queue lock and has scanned the runs."""
+    """`reap` for a caller that holds the queue lock and has scanned the runs. A stalled run
+    (its trainer holds the lock) is left alone unless a stop of it is overdue: the user
+    decides, with `amc-tui stop`, whether a paused trainer ends."""
     out = []
     for info in runs:
         info = with_trainer(ws, info)
-        if info.stored_state == "running" and info.state == "running" and _escalate_stop(info):
+        active = info.state in ("running", "stalled")
+        if info.stored_state == "running" and active and _escalate_stop(info):
             info = read_live(ws, info.dir)  # now crashed-derived: recorded as stopped below
         if info.stored_state != "running" or info.state != "crashed":
             continue
         if info.host and info.host != socket.gethostname():
             continue  # another machine's trainer: only that machine can tell
-        if pid_alive(info.pid):
+        if _is_our_trainer(info.pid, info.dir):  # a live pid that is someone else's: dead
             beat = info.heartbeat_at or info.started_at or 0.0
-            if time.time() - beat < HUNG_AFTER_S or not _is_our_trainer(info.pid, info.dir):
+            if time.time() - beat < HUNG_AFTER_S:
                 continue  # alive but slow (e.g. loading data): leave it
             with contextlib.suppress(OSError):
                 os.killpg(info.pgid or info.pid or -1, signal.SIGKILL)
-        rec = _record_dead(ws, info, exit_code=child_returncode(info.pid))
-        _requeue_on_failure(ws, rec)
+        try:
+            _requeue_on_failure(ws, _record_dead(ws, info, exit_code=child_returncode(info.pid)))
+        except (OSError, UserError) as e:  # a full disk, a status damaged meanwhile: next pass
+            log.warning("recording the end of %s failed: %s", info.name, e)
+            continue
         out.append(read_run(info.dir))
     _prune_records(ws, runs)
     return out
@@ -456,12 +503,28 @@ def _finish_stop(ws: Workspace, info: RunInfo, grace_s: float) -> RunInfo:
     return read_run(info.dir)
 
 
+def holder_text(held: dict[str, Any]) -> str:
+    """A run lock's holder for one-line messages: `pid 123 on host`."""
+    return f"pid {held.get('pid') or '?'} on {held.get('host') or '?'}"
+
+
+def _with_holder_pid(info: RunInfo) -> RunInfo:
+    """A live trainer that has not written its pid yet is found through the run's lock."""
+    if info.pid:
+        return info
+    held = runlock.holder(info.dir) or {}
+    pid = held.get("pid") if held.get("host") in (None, socket.gethostname()) else None
+    return dataclasses.replace(info, pid=pid) if isinstance(pid, int) else info
+
+
 def stop_run(
     ws: Workspace, run: RunInfo | str, grace_s: float | None = None, wait: bool = True
 ) -> RunInfo:
-    """SIGTERM to the trainer's process group (it checkpoints and exits as `stopped`), then
-    SIGKILL after the grace period (default run.stop_grace_s). A queued run just leaves the
-    queue. Stopping a finished run changes nothing."""
+    """SIGCONT then SIGTERM to the trainer's process group (it checkpoints and exits as
+    `stopped`), then SIGKILL after the grace period (default run.stop_grace_s). SIGCONT first:
+    a stalled trainer (SIGSTOP, a suspended job) must run to handle the SIGTERM. A run whose
+    status.json is damaged is stopped through its lock's holder (then `repair` it). A queued
+    run just leaves the queue. Stopping a finished run changes nothing."""
     info = run_info(ws, run)
     if info.state == "queued":
         with queue_lock(ws):
@@ -476,14 +539,18 @@ def stop_run(
                     recorded_by="launcher",
                 )
         if info.started_at is not None:
-            runlog_sync(info.dir)
+            runlog_sync(info.dir, record=True)
         return read_run(info.dir)
-    if info.state != "running" or not _is_our_trainer(info.pid, info.dir):
+    live = ("running", "stalled", "unknown")  # unknown: a damaged status, maybe a live trainer
+    if info.state in live:
+        info = _with_holder_pid(info)
+    if info.state not in live or not _is_our_trainer(info.pid, info.dir):
         return info
     if grace_s is None:
         grace_s = _stop_grace(info.rundir)
     # a marker file, not status.json: the live trainer owns status.json (no lost updates)
     atomic_write_text(_stop_marker(info.rundir), f"{time.time()}\n")
+    _signal_group(info, signal.SIGCONT)
     _signal_group(info, signal.SIGTERM)
     if not wait:
         threading.Thread(

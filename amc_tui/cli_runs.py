@@ -1,0 +1,500 @@
+"""The run-management commands: run, ls, show, tail, stop, resume, queue, repair, runlog sync.
+
+Every command that reads or changes the queue first makes sure a detached queue worker exists
+while runs want one (`launch.keep_queue_going`) and says so on stderr when it had to start one:
+a queue never waits on a worker that died. Damaged runs (`unknown`) and foreign folders are
+shown, never acted on. Imports stay lazy: `amc-tui ls` must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from amc_tui import contract, report
+from amc_tui.errors import UserError
+from amc_tui.workspace import Workspace
+
+
+def _print_json(obj: object) -> None:
+    from amc_tui.fsutil import plain
+
+    print(json.dumps(obj, indent=2, default=plain))
+
+
+def keep_queue_going(ws: Workspace, runs: list | None = None) -> None:
+    """Start a queue worker if runs want one and none runs; one line on stderr if so."""
+    from amc_tui.launch import keep_queue_going as keep
+
+    note = keep(ws, runs)
+    if note:
+        print(f"amc-tui: {note}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- what went wrong
+
+
+def cause(info) -> str | None:  # noqa: ANN001
+    """Why a run is damaged, failed or crashed, in one line: the recorded error's meaningful
+    line (a traceback's exception line), else for a crash the trainer that is gone."""
+    from amc_tui.runs import error_line
+
+    if info.state == "unknown":
+        return f"{info.error}; amc-tui repair {info.name} rebuilds it"
+    line = error_line(info.error)
+    if line:
+        return line
+    if info.state == "crashed":
+        return (
+            f"trainer process {info.pid or '?'} is gone, last heartbeat "
+            f"{report.clock(info.heartbeat_at or info.started_at)}"
+        )
+    return None
+
+
+def _best_text(info) -> str:  # noqa: ANN001
+    """The best record, never an epoch whose best.pt is gone (nothing could load it)."""
+    if info.best and not info.rundir.best_ckpt.is_file():
+        value = report.metric(str(info.best.get("metric", "")), info.best.get("value"))
+        return f"{value} (best.pt missing)"
+    return report.best(info.best)
+
+
+def _runlog_line(info) -> str:  # noqa: ANN001
+    from amc_tui.runlog import runlog_path_for
+
+    if info.runlog_error:
+        return f"  RUNLOG:        not updated ({info.runlog_error}); `amc-tui runlog sync` retries"
+    return f"  RUNLOG:        {runlog_path_for(info.dir)}"
+
+
+# --------------------------------------------------------------------------- run
+
+
+class _Progress:
+    """Prints a run's events: epoch lines always; on a TTY a live step line (throughput,
+    ETA) rewritten in place; otherwise a plain progress line at most every 10 s."""
+
+    def __init__(self, epochs: int | None, batch_size: int | None, tty: bool) -> None:
+        self.epochs, self.batch_size, self.tty = epochs, batch_size, tty
+        self.live = False
+        self.last_plain = 0.0
+        self.epoch_time: float | None = None
+        self.batches: int | None = None
+
+    def _clear(self) -> None:
+        if self.live:
+            sys.stdout.write("\r\x1b[K")
+            self.live = False
+
+    def line(self, text: str) -> None:
+        self._clear()
+        print(text, flush=True)
+
+    def event(self, ev: dict) -> None:
+        kind = ev.get("kind")
+        shown = self.epochs or "?"
+        if kind == "step":
+            eta = report.step_eta(ev, self.epochs, self.epoch_time, self.batch_size, self.batches)
+            text = report.progress_line(ev, shown, eta)
+            if self.tty:
+                sys.stdout.write("\r\x1b[K" + text)
+                sys.stdout.flush()
+                self.live = True
+            elif time.time() - self.last_plain >= 10:
+                self.last_plain = time.time()
+                print(text, flush=True)
+            return
+        if kind == "start" and isinstance(ev.get("steps_per_epoch"), int):
+            self.batches = ev["steps_per_epoch"]
+        if kind == "epoch" and contract.is_number(ev.get("epoch_time_s")):
+            self.epoch_time = float(ev["epoch_time_s"])
+        if kind in ("epoch", "start", "restart", "end"):
+            self.line(report.event_body(ev, shown))
+
+    def close(self) -> None:
+        self._clear()
+
+
+def _exit_code(info) -> int:  # noqa: ANN001
+    code = info.exit_code
+    if isinstance(code, int):
+        return 128 - code if code < 0 else code
+    return 0 if info.state in ("completed", "stopped") else 1
+
+
+def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
+    lines = [
+        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {_best_text(info)}"
+    ]
+    ev = info.last_epoch
+    if ev:
+        v, t = ev.get("val") or {}, ev.get("train") or {}
+        lines.append(
+            f"  final val: comb {report.pct(v.get('acc_combined'))} mod {report.pct(v.get('acc_mod'))} "
+            f"snr {report.pct(v.get('acc_snr'))} loss {report.num(v.get('loss'))}  | train comb "
+            f"{report.pct(t.get('acc_combined'))} loss {report.num(t.get('loss'))}"
+        )
+    from amc_tui.analysis import read_summary
+
+    final = read_summary(info.rundir.final_export)
+    if isinstance(final.get("test"), dict):
+        tm = final["test"]
+        lines.append(
+            f"  test (best checkpoint): comb {report.pct(tm.get('acc_combined'))} mod {report.pct(tm.get('acc_mod'))} "
+            f"snr {report.pct(tm.get('acc_snr'))}"
+        )
+    why = cause(info) if info.state in ("failed", "crashed", "unknown") else None
+    if why:
+        lines.append("  error: " + why)
+    lines.append(f"  run directory: {info.dir}")
+    lines.append(_runlog_line(info))
+    return "\n".join(lines)
+
+
+def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
+    """Print the run's events until it ends; Ctrl-C stops it gracefully (exit 130). The
+    detached worker starts the run when its turn comes: this process only follows, so a
+    hang-up (SIGHUP, a dropped SSH session) changes nothing but the printing. With workers
+    off (AMC_TUI_NO_WORKER=1) it works the queue itself."""
+    from amc_tui.launch import ensure_worker, stop_run, work_queue, workers_disabled
+    from amc_tui.runs import FINAL_STATES, EventTailer, dig, read_config_dict, read_run
+
+    # The launcher validated the config; the progress line needs only two of its values.
+    raw = read_config_dict(info.rundir)
+    epochs = read_run(info.dir, with_last_epoch=False).epochs or dig(raw, "train.epochs")
+    batch_size = dig(raw, "train.batch_size")
+    progress = _Progress(
+        epochs if isinstance(epochs, int) else None,
+        batch_size if isinstance(batch_size, int) else None,
+        tty,
+    )
+    tailer = EventTailer(info.rundir.events)
+    works = workers_disabled()
+    last_queue = 0.0
+    try:
+        while True:
+            for ev in tailer.poll():
+                progress.event(ev)
+            now = read_run(info.dir, with_last_epoch=False)
+            waiting = now.state in ("queued", "crashed")
+            if waiting and time.time() - last_queue >= (1.0 if works else 5.0):
+                last_queue = time.time()
+                if works:
+                    work_queue(ws)  # start it when its turn comes; record/restart a crash
+                    continue
+                keep_queue_going(ws)  # the worker died meanwhile: start another
+            if now.state in FINAL_STATES and now.stored_state in FINAL_STATES:
+                for ev in tailer.poll():
+                    progress.event(ev)
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"stopping {info.name}: waiting for the checkpoint (Ctrl-C again to kill)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            stop_run(ws, info.dir.name)
+        except KeyboardInterrupt:
+            stop_run(ws, info.dir.name, grace_s=0)
+        print(_summary(read_run(info.dir), ws))
+        return 130
+    finally:
+        progress.close()
+    final = read_run(info.dir)
+    print(_summary(final, ws))
+    ensure_worker(ws)  # other queued runs go on without us
+    return _exit_code(final)
+
+
+def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launch import launch
+
+    keep_queue_going(ws)
+    gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    # the detached worker is left in charge in both cases: a followed run survives a hang-up
+    info = launch(ws, ws.resolve(args.config), args.set, args.name, gpus=gpus, detach=True)
+    if args.detach:
+        print(f"{info.name} {info.id} {info.state}")
+        return 0
+    where = "queued: waiting for a free device" if info.state == "queued" else f"pid {info.pid}"
+    print(f"run {info.name} ({info.id}) {where}; directory {info.dir}", flush=True)
+    return _follow(ws, info, sys.stdout.isatty())
+
+
+# --------------------------------------------------------------------------- ls, show, tail
+
+
+def _live(ws: Workspace, runs: list) -> list:
+    """A just-started trainer's pid from the launcher's record, before its first write."""
+    if not any(r.stored_state == "running" and not r.pid for r in runs):
+        return runs
+    from amc_tui.launch import with_trainer
+
+    return [with_trainer(ws, r) for r in runs]
+
+
+def _foreign_rows(ws: Workspace) -> list:
+    from amc_tui.runs import foreign_dirs
+
+    return sorted(foreign_dirs(ws), key=lambda p: p.name)
+
+
+def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runs import STATES, list_runs
+
+    allowed = (*STATES, "foreign")
+    if args.state and args.state not in allowed:
+        raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
+    every = list_runs(ws)
+    keep_queue_going(ws, every)
+    runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
+    foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
+    if args.json:  # one row per line: the C encoder (an indent would take the slow path)
+        rows = [json.dumps(r.to_row(), default=str) for r in runs]
+        rows += [json.dumps({"id": None, "name": p.name, "state": "foreign", "dir": str(p)})
+                 for p in foreign]  # fmt: skip
+        sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
+        return 0
+    if not runs and not foreign:
+        print(f"no runs in {ws.runs}" + (f" with state {args.state}" if args.state else ""))
+        return 0
+    rows = []
+    for r in runs:
+        val = (r.last_epoch or {}).get("val") or {}
+        rows.append([
+            r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
+            report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
+            report.duration(r.elapsed_s()),
+        ])  # fmt: skip
+    heads = ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
+    if any(r.gpus for r in runs):  # the GPUs each run holds (several for a DDP run)
+        heads.insert(3, "GPUS")
+        for row, r in zip(rows, runs, strict=True):
+            row.insert(3, ",".join(map(str, r.gpus)) or "-")
+    rows += [[p.name, "-", "foreign", *["-"] * (len(heads) - 3)] for p in foreign]
+    print(report.table(rows, heads))
+    for r in runs:
+        if r.state == "unknown":
+            print(f"  {r.name}: {cause(r)}")
+    if foreign:
+        print(f"  foreign: folders in {ws.runs} that are not runs (no config.toml + meta.json); "
+              "amc-tui never writes to them")  # fmt: skip
+    return 0
+
+
+def _show_data(info) -> dict:  # noqa: ANN001
+    from amc_tui.analysis import list_exports, trajectory
+    from amc_tui.runs import read_config_dict, read_events, read_meta
+
+    config = read_config_dict(info.rundir)
+    traj = trajectory([e for e in read_events(info.rundir.events) if e.get("kind") == "epoch"])
+    return {
+        "run": info.to_row(),
+        "meta": read_meta(info.rundir),
+        "config": config,
+        "last_epoch": info.last_epoch,
+        "trajectory": traj,
+        "exports": {n: str(info.rundir.export / n) for n in list_exports(info.dir)},
+        "checkpoints": {
+            k: str(p)
+            for k, p in (("last", info.rundir.last_ckpt), ("best", info.rundir.best_ckpt))
+            if p.is_file()
+        },
+        "log": str(info.rundir.log),
+    }
+
+
+def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runs import resolve_run
+
+    info = _live(ws, [resolve_run(ws, args.run)])[0]
+    keep_queue_going(ws)
+    data = _show_data(info)
+    if args.json:
+        _print_json(data)
+        return 0
+    cfg = data["config"]
+
+    def c(table: str, key: str) -> object:
+        return (cfg.get(table) or {}).get(key, "?")
+
+    print(
+        f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {_best_text(info)}"
+    )
+    print(
+        f"  started {report.clock(info.started_at)}  ended {report.clock(info.ended_at)}  elapsed {report.duration(info.elapsed_s())}"
+        + (f"  ETA {report.duration(info.eta_s())}" if info.eta_s() else "")
+    )
+    print(
+        f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
+        f"  pid {info.pid or '-'}  restarts {info.restarts}"
+    )
+    print(
+        f"  arch {c('model', 'arch')}  batch {c('train', 'batch_size')}  lr {c('train', 'lr')}  "
+        f"epochs {c('train', 'epochs')}  image {c('image', 'size')} px {c('image', 'normalize')}  "
+        f"loss {c('loss', 'weighting')}  data {c('data', 'path')}"
+    )
+    if info.phase or info.notes or info.tags:
+        print(
+            f"  phase {info.phase or '-'}  tags {', '.join(info.tags) or '-'}  notes {info.notes or '-'}"
+        )
+    why = cause(info)
+    if why:
+        print("  error: " + why)
+    if info.runlog_error:
+        print(_runlog_line(info))
+    if data["trajectory"]:
+        best_epoch = (info.best or {}).get("epoch") if "best" in data["checkpoints"] else None
+        print()
+        print(report.trajectory_table(data["trajectory"], best_epoch))
+    print()
+    for name, path in data["exports"].items():
+        print(f"  export {name}: {path}")
+    for name, path in data["checkpoints"].items():
+        print(f"  checkpoint {name}: {path}")
+    print(f"  log: {data['log']}")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.runs import FINAL_STATES, EventTailer, read_run, resolve_run
+
+    info = resolve_run(ws, args.run)
+    tailer = EventTailer(info.rundir.events)
+    epochs: int | str = info.epochs or "?"
+    while True:  # Ctrl-C (130) and a closed pipe (0) are handled by main()
+        for ev in tailer.poll():
+            print(report.event_line(ev, epochs), flush=True)
+        if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
+            for ev in tailer.poll():
+                print(report.event_line(ev, epochs), flush=True)
+            return 0
+        if not args.follow:
+            return 0
+        time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------- stop, resume, queue
+
+
+def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui import runlock
+    from amc_tui.launch import read_live, stop_run
+    from amc_tui.runs import resolve_run
+
+    info = read_live(ws, resolve_run(ws, args.run).dir)
+    keep_queue_going(ws)
+    damaged_live = info.state == "unknown" and runlock.holder(info.dir) is not None
+    if info.state not in ("running", "stalled", "queued") and not damaged_live:
+        print(f"{info.name} is {info.state}: nothing to stop")
+        return 0
+    if info.state != "queued":
+        paused = ", stalled: continuing it first" if info.state == "stalled" else ""
+        pid = info.pid or (runlock.holder(info.dir) or {}).get("pid") or "?"
+        print(f"stopping {info.name} (pid {pid}{paused}): waiting for its checkpoint", flush=True)
+    out = stop_run(ws, info, grace_s=args.grace)
+    ckpt = out.rundir.last_ckpt
+    print(f"{out.name} {out.state}" + (f"; checkpoint {ckpt}" if ckpt.is_file() else ""))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launch import resume_run
+    from amc_tui.runs import resolve_run
+
+    info = resolve_run(ws, args.run)
+    keep_queue_going(ws)
+    out = resume_run(ws, info, as_new=args.as_new)
+    how = (
+        f"as new run {out.name} ({out.id}) from {info.name}"
+        if args.as_new
+        else f"{out.name} ({out.id})"
+    )
+    print(
+        f"resumed {how}: {out.state}"
+        + (f", pid {out.pid}" if out.pid and out.state == "running" else "")
+    )
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
+    from amc_tui.launch import run_worker, worker_alive
+    from amc_tui.runs import ACTIVE_STATES, list_runs
+
+    if worker_alive(ws):
+        print("a queue worker is already running for this workspace")
+        return 0
+
+    def started(info) -> None:  # noqa: ANN001
+        print(
+            f"started {info.name} ({info.id}) pid {info.pid}"
+            + (f" GPU {info.gpus}" if info.gpus else ""),
+            flush=True,
+        )
+
+    run_worker(ws, once=args.once, on_start=started)  # Ctrl-C / closed pipe: main() handles
+    left = [r for r in list_runs(ws, with_last_epoch=False) if r.state in ACTIVE_STATES]
+    print("queue empty" if not left else f"{len(left)} run(s) still active")
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace, ws: Workspace) -> int:
+    """Rebuild a damaged status.json from events.jsonl and the checkpoints (exit 2 when the
+    run is readable or a trainer owns it)."""
+    from amc_tui.launch import queue_lock, runlog_sync
+    from amc_tui.repair import repair
+    from amc_tui.runs import resolve_run
+
+    info = resolve_run(ws, args.run)
+    with queue_lock(ws):
+        status = repair(info.rundir)
+    runlog_sync(info.dir, record=True)
+    print(
+        f"repaired {info.name}: status.json rebuilt from events.jsonl ({status['state']}, "
+        f"epoch {status['epoch']}/{status['epochs'] or '?'}); the damaged file is status.json.bad"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- runlog
+
+
+def cmd_runlog_sync(args: argparse.Namespace, ws: Workspace) -> int:
+    """Exit 1 with one line when RUNLOG.md (or its lock) cannot be written: nothing else is
+    changed. Once it works, finished runs lose their `runlog_error`."""
+    from amc_tui.runlog import not_written_reason, sync_all
+
+    try:
+        changed = sync_all(ws)
+    except OSError as e:
+        print(f"amc-tui: error: {ws.runlog} not updated: {not_written_reason(e)}", file=sys.stderr)
+        return 1
+    _clear_runlog_errors(ws)
+    if changed:
+        print(
+            f"updated {len(changed)} entr{'y' if len(changed) == 1 else 'ies'} in {ws.runlog}: {', '.join(changed)}"
+        )
+    else:
+        print(f"{ws.runlog} is current")
+    return 0
+
+
+def _clear_runlog_errors(ws: Workspace) -> None:
+    from amc_tui import runlock
+    from amc_tui.launch import queue_lock
+    from amc_tui.runs import FINAL_STATES, list_runs, write_status
+
+    stale = [r for r in list_runs(ws, with_last_epoch=False)
+             if r.runlog_error and r.state in FINAL_STATES and r.stored_state == r.state]  # fmt: skip
+    if not stale:
+        return
+    with queue_lock(ws):
+        for r in stale:
+            if runlock.holder(r.dir) is None:
+                write_status(r.rundir, runlog_error=None)
