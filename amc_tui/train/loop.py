@@ -116,11 +116,12 @@ class Trainer:
     # ----------------------------------------------------------------- status & events
 
     def status(self, **updates: Any) -> None:
-        with self._status_lock:
+        with self._status_lock, ckpt.disk_full_as_error(self.run.status):
             write_status(self.run, **updates)
 
     def event(self, kind: str, **fields: Any) -> None:
-        append_event(self.run, kind, **plain(fields))
+        with ckpt.disk_full_as_error(self.run.events):
+            append_event(self.run, kind, **plain(fields))
 
     def _heartbeat(self) -> None:
         sampler = None

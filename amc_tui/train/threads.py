@@ -1,12 +1,15 @@
 """How many torch threads a CPU trainer uses: its share of the cores it may run on.
 
 Why: torch takes every core by default, so two CPU trainers run two full OpenMP teams on the
-same cores, and each team's threads wait (spinning) at every barrier for threads the other
-team has preempted: throughput falls far below half. A CPU trainer therefore divides the
-cores of its affinity mask by the number of live CPU trainers in its workspace (runs whose
-lock is held and whose status says device cpu, itself included), at least one thread each.
-`train.threads` > 0 overrides. The trainer asks again at each epoch and every
-RECHECK_S seconds, so a run that starts or ends later shifts the split.
+same cores, and each team's threads wait at every barrier for threads the other team has
+preempted: throughput falls far below half. A CPU trainer therefore divides the cores of its
+affinity mask by the number of live CPU trainers in its workspace (runs whose lock is held
+and whose status says device cpu, itself included), at least one thread each.
+`train.threads` > 0 overrides. The trainer asks again at each epoch and every RECHECK_S
+seconds, so a run that starts or ends later shifts the split. Load from other programs is
+not counted (the load average is host-wide, wrong inside a cpuset); against it the trainer
+process lets waiting OpenMP threads sleep instead of spin (owner.py), which is what keeps a
+trainer on busy cores from collapsing.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def choose(configured: int, workspace: Path, me: Path) -> tuple[int, str]:
 
 
 def limit_interop() -> None:
-    """One inter-op thread: eager training never runs ops in parallel with each other, and
-    an idle inter-op pool is one more set of threads to preempt the intra-op team. Legal only
+    """One inter-op thread: eager training never runs ops in parallel with each other, so a
+    larger pool only adds idle threads (no throughput change measured either way). Legal only
     before the first parallel work of the process (later calls raise, and are ignored)."""
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
