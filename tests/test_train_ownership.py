@@ -56,6 +56,7 @@ def wait_for(cond, timeout: float = 120, what: str = "condition") -> None:
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("OMP_WAIT_POLICY", None)
     return env
 
 
@@ -109,7 +110,8 @@ def test_cpu_threads_are_a_share_of_the_cores(live: Live) -> None:
     (start,) = events(live.run, "start")
     assert start["threads"] == n
     line = f"cpu: {n} torch thread{'s' * (n > 1)} ({cores} usable cores / 2 live CPU trainers)"
-    assert line in log_text(live.run)
+    wait = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")  # waiting threads sleep unless set
+    assert f"{line}, OMP_WAIT_POLICY {wait}" in log_text(live.run)
 
 
 def test_paused_trainer_reads_stalled_then_running_again(live: Live) -> None:

@@ -368,7 +368,9 @@ class Trainer:
         self._threads_at = time.monotonic()
         n, why = threads.choose(cfg.train.threads, run_workspace(self.run), self.run.path)
         if threads.apply(n) or first:
-            print(f"cpu: {n} torch thread{'s' * (n > 1)} ({why})", flush=True)
+            wait = os.environ.get("OMP_WAIT_POLICY", "unset")
+            print(f"cpu: {n} torch thread{'s' * (n > 1)} ({why}), OMP_WAIT_POLICY {wait}",
+                  flush=True)  # fmt: skip
 
     # ----------------------------------------------------------------- training
 
