@@ -1,4 +1,5 @@
-"""Training and inference samples/s of configs/demo.toml on this machine's CPU.
+"""Training and inference samples/s of configs/demo.toml on this machine's CPU, and how two
+CPU trainers share the machine.
 
 Calls `amc_tui.train.bench.measure_model` in-process: the trainer's code path
 (Feed prefetch thread -> on-device rendering -> forward/backward -> AdamW step), time-boxed,
@@ -8,11 +9,22 @@ Baselines, measured in the same run on the same batches: for training, the model
 forward+backward+step alone on images rendered beforehand (that split), so the ratio is the
 share of the model's own speed the whole pipeline reaches (1.0 = feed and rendering cost
 nothing); for inference, the model's forward alone on pre-rendered images.
+
+`train_two_cpu_runs_share`: two real trainer processes (`python -m amc_tui.train`, tiny Swin,
+automatic thread count) run at the same time; the value is their combined training samples/s,
+the baseline one such trainer alone, so a ratio near 1 means the two split the cores without
+losing throughput to each other (each one's own rate over the solo one is in `extra`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +72,7 @@ def forward_only_rate(cfg: Config, source: Any, n_mod: int, n_snr: int, batches:
     return batches * len(x) / dt
 
 
-def run(files: Any, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
+def run(files: Any, quick: bool, root: Path | None = None) -> tuple[list[Figure], dict[str, Any]]:
     from amc_tui.train import bench as tb
 
     cfg, origin = demo_config()
@@ -106,4 +118,129 @@ def run(files: Any, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             note=f"feed + render + forward, eval mode, batch {res['infer_batch_size']}; {what}",
         ),
     ]  # fmt: skip
+    figs.append(share_figure(root or Path(files.root).parent / "train", quick))
     return figs, {"config": origin, "measure_model": res}
+
+
+# --------------------------------------------------------------------------- two CPU trainers
+
+SHARE_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
+SHARE_CONFIG = """\
+name = "{name}"
+[data]
+path = "{data}"
+classes = ["BPSK", "QPSK", "8PSK", "16QAM"]
+snr_min = 0
+snr_max = 20
+frames_per_cell = {fpc}
+[image]
+size = 32
+range = 1.5
+[model]
+arch = "swin_tiny"
+backbone_kwargs = {{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}}
+[train]
+epochs = {epochs}
+batch_size = 32
+seed = 0
+[run]
+device = "cpu"
+step_log_every = 10
+checkpoint_minutes = 0
+"""
+BUSY = "while True:\n    pass\n"
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_trainers(
+    ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0
+) -> list[dict[str, Any]]:
+    """Start one real trainer per name (and `busy` spinning processes) at once; per trainer
+    its torch threads and training samples/s over the epochs all of them were training in
+    (the first epoch, warm-up, left out when there are more)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    procs, dirs = [], []
+    spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
+    try:
+        for name in names:
+            d = ws / "runs" / name
+            d.mkdir(parents=True)
+            config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs)
+            (d / "config.toml").write_text(config)
+            meta = {"id": name.replace("-", "")[:8], "name": name, "workspace": str(ws),
+                    "created_at": time.time()}  # fmt: skip
+            (d / "meta.json").write_text(json.dumps(meta))
+            log = open(d / "train.log", "wb")  # noqa: SIM115 - handed to the child
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "amc_tui.train", "--run-dir", str(d)], stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
+            ))  # fmt: skip
+            log.close()
+            dirs.append(d)
+        for p, d in zip(procs, dirs, strict=True):
+            if p.wait(timeout=900) != 0:
+                tail = (d / "train.log").read_text()[-1500:]
+                raise RuntimeError(f"trainer {d.name} exited {p.returncode}: {tail}")
+    finally:
+        for p in [*procs, *spinners]:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+    runs = []
+    for d in dirs:
+        evs = _events(d / "events.jsonl")
+        start = next(e for e in evs if e["kind"] == "start")
+        epochs_ev = [e for e in evs if e["kind"] == "epoch"]
+        runs.append({"name": d.name, "threads": start.get("threads"), "epochs": epochs_ev})
+    # the window in which every trainer was training
+    lo = max(min(e["t"] - e["epoch_time_s"] for e in r["epochs"]) for r in runs)
+    hi = min(max(e["t"] for e in r["epochs"]) for r in runs)
+    out = []
+    for r in runs:
+        eps = r["epochs"][1:] if len(r["epochs"]) > 1 else r["epochs"]
+        inside = [e for e in eps if e["t"] - e["epoch_time_s"] >= lo - 1e-3 and e["t"] <= hi]
+        used = inside or eps
+        out.append({
+            "name": r["name"], "threads": r["threads"], "epochs_used": len(used),
+            "all_overlapping": bool(inside),
+            "samples_per_s": round(statistics.median(e["samples_per_s"] for e in used), 1),
+        })  # fmt: skip
+    return out
+
+
+def share_figure(root: Path, quick: bool) -> Figure:
+    """Two concurrent CPU trainers' combined samples/s over one trainer alone."""
+    from amc_tui.data.synth import synthesize
+
+    fpc, epochs = (16, 2) if quick else (96, 4)
+    ws = root / "share"
+    data = ws / "data" / "tiny.h5"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    synthesize(data, classes=SHARE_CLASSES, frames_per_cell=fpc, snr_min=0, snr_max=20, seed=0)
+    (solo,) = run_trainers(ws, ["solo-1"], data, fpc, epochs)
+    pair = run_trainers(ws, ["pair-1", "pair-2"], data, fpc, epochs)
+    extra: dict[str, Any] = {
+        "solo": solo,
+        "pair": pair,
+        "each_over_solo": [round(r["samples_per_s"] / solo["samples_per_s"], 3) for r in pair],
+        "usable_cores": len(os.sched_getaffinity(0)),
+    }
+    if not quick:  # what other load on the same cores does to a trainer
+        (busy,) = run_trainers(ws, ["busy-solo-1"], data, fpc, epochs, busy=2)
+        extra["solo_with_2_busy_loops"] = busy
+    total = sum(r["samples_per_s"] for r in pair)
+    return rate_figure(
+        "train_two_cpu_runs_share", total, "samples/s", "one CPU trainer alone",
+        solo["samples_per_s"], extra=extra,
+        note=(f"two real trainers at once, tiny Swin 32 px batch 32, {fpc} frames per cell, "
+              f"{epochs} epochs, threads chosen by the trainer (cores / live CPU trainers); "
+              "value = sum of both, median epoch samples/s over the epochs they overlapped"),
+    )  # fmt: skip

@@ -8,7 +8,7 @@ workspace live in a temporary folder that is removed at the end.
 
 Areas: render (CPU rendering vs a histogram2d loop, float16 storage effect), feed (shuffled
 reads per store mode and layout), cli (`amc-tui ls`, TUI first paint), train (demo config
-samples/s). `--quick` shrinks everything to seconds (the smoke test uses it).
+samples/s; two concurrent CPU trainers against one alone). `--quick` shrinks everything to seconds (the smoke test uses it).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def run_area(area: str, files: Files, root: Path, quick: bool) -> tuple[list[Fig
     if area == "train":
         from benchmarks import bench_train
 
-        return bench_train.run(files, quick)
+        return bench_train.run(files, quick, root)
     raise ValueError(f"unknown area {area!r}; one of {', '.join(AREAS)}")
 
 

@@ -29,6 +29,7 @@ MACHINE_KEYS = ("cpu", "cores", "python", "torch", "numpy", "device", "date")
 REQUIRED = (  # figure name prefixes issue 6 asks for (ls/tui carry the run count)
     "render_cpu_64", "render_cpu_224", "feed_shuffled_contiguous", "feed_shuffled_chunked",
     "feed_float16_store", "train_samples_per_s", "infer_samples_per_s", "ls_", "tui_first_paint_",
+    "train_two_cpu_runs_share",
 )  # fmt: skip
 
 
@@ -65,6 +66,12 @@ def test_quick_suite_writes_every_figure(tmp_path: Path) -> None:
     for f in figs:
         if f["name"].startswith("render_cpu_"):
             assert f["extra"]["identical_counts"] is True, f
+    (share,) = [f for f in figs if f["name"] == "train_two_cpu_runs_share"]
+    pair, solo = share["extra"]["pair"], share["extra"]["solo"]
+    assert len(pair) == 2 and len(share["extra"]["each_over_solo"]) == 2
+    assert math.isclose(share["value"], sum(r["samples_per_s"] for r in pair), rel_tol=0.01)
+    cores = share["extra"]["usable_cores"]
+    assert solo["threads"] == cores and all(1 <= r["threads"] <= cores for r in pair)
     f16 = data["findings"]["float16_storage"]
     assert {(r["codec"], r["size"]) for r in f16} >= {("float16", 64), ("float16", 224)}
     for r in f16:

@@ -267,7 +267,7 @@ def test_ls_and_show_name_the_gpus_a_run_holds(tmp_path, capsys):
 
 
 def test_place_from_torchrun_and_srun_environments():
-    from amc_tui.train.dist import Place, env_is_main, env_place, first_host
+    from amc_tui.train.place import Place, env_is_main, env_place, first_host
 
     torchrun_env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2",
                     "TORCHELASTIC_RUN_ID": "x"}  # fmt: skip
@@ -285,8 +285,9 @@ def test_place_from_torchrun_and_srun_environments():
 
 
 def test_train_shards_cover_each_frame_once_and_keep_one_process_batches():
-    from amc_tui.train.dist import Dist, Place
+    from amc_tui.train.dist import Dist
     from amc_tui.train.feed import plan_batches
+    from amc_tui.train.place import Place
 
     order = np.random.default_rng(0).permutation(1000)
     single = Dist(Place()).plan_train(order, 32, 0)

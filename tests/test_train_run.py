@@ -29,7 +29,7 @@ from amc_tui.train import checkpoint as ckpt
 
 STATUS_KEYS = {
     "state", "pid", "pgid", "device", "gpus", "epoch", "epochs", "step", "started_at",
-    "ended_at", "heartbeat_at", "exit_code", "best", "error",
+    "ended_at", "heartbeat_at", "exit_code", "best", "error", "runlog_error",
 }  # fmt: skip
 SPLIT_KEYS = {"loss", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db", "snr_within_1"}
 # Measured: 0.597 val modulation accuracy on frames >= 10 dB after 2 epochs (4 classes).
@@ -88,6 +88,9 @@ def test_status_and_events_follow_the_contract(tiny_run) -> None:
                           "epoch": best["epoch"]}  # fmt: skip
     ckpts = events(run, "checkpoint")
     assert any(c["best"] for c in ckpts) and any(not c["best"] for c in ckpts)
+    assert all(c["seconds"] > 0 and c["bytes"] > 0 and "step" in c for c in ckpts)
+    assert st["runlog_error"] is None
+    assert "cpu: 1 torch thread (train.threads)" in log_text(run)  # the config's count wins
     assert run.last_ckpt.is_file() and run.best_ckpt.is_file()
     exports = [Path(e["dir"]).name for e in events(run, "export")]
     assert exports == ["epoch_001", "epoch_002", "final"]
@@ -197,6 +200,8 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
     good = torch.load(tiny_run.run.last_ckpt, weights_only=True)["model"]
     good["mod_head.1.weight"] = torch.full_like(good["mod_head.1.weight"], float("nan"))
     torch.save(good, nan_weights)
+    cut = ws / "cut.pth"  # a seed file whose copy was cut short
+    cut.write_bytes(nan_weights.read_bytes()[:1000])
 
     def config(name: str, path: Path = data, epochs: int = 1) -> str:
         return TINY.format(name=name, data=path, epochs=epochs)
@@ -209,6 +214,8 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
             "num_heads = [1, 2]}", "num_heads = [1, 2], wndow = 3}")),
         "nan": make_run(ws, "nan-1", data, config=config("nan-1").replace(
             'dropout = 0.1\n', f'dropout = 0.1\nweights = "{nan_weights}"\n')),
+        "cut-weights": make_run(ws, "cut-1", data, config=config("cut-1").replace(
+            'dropout = 0.1\n', f'dropout = 0.1\nweights = "{cut}"\n')),
         "other-arch": make_run(ws, "other-1", data, config=config("other-1", epochs=2).replace(
             'arch = "swin_tiny"', 'arch = "resnet18"').replace(swin_kwargs, "{}")),
         "no-data": make_run(ws, "nodata-1", ws / "absent.h5", config=config("nodata-1", ws / "absent.h5")),
@@ -237,7 +244,8 @@ def _failed(failed_runs, key: str, code: int) -> tuple[str, str]:
 
 def test_pickle_payload_checkpoint_is_refused_by_the_trainer(failed_runs) -> None:
     error, log = _failed(failed_runs, "payload", 2)
-    assert "\n" not in error and "refused checkpoint" in error and "system" in error
+    assert "\n" not in error and error.startswith("run.resume: refused checkpoint ")
+    assert "system" in error
     assert error in log
     assert not failed_runs["marker"].exists()  # the payload never ran
 
@@ -270,3 +278,11 @@ def test_missing_weights_file_fails_naming_the_key(failed_runs) -> None:
 def test_missing_data_file_fails_with_the_synth_hint(failed_runs) -> None:
     error, _ = _failed(failed_runs, "no-data", 2)
     assert "\n" not in error and "absent.h5" in error and "synth" in error
+    assert error.startswith("data.path: ")
+
+
+def test_unreadable_weights_file_fails_naming_the_key(failed_runs) -> None:
+    error, log = _failed(failed_runs, "cut-weights", 2)
+    cut = failed_runs["runs"]["payload"].path.parents[1] / "cut.pth"
+    assert error.startswith(f"model.weights: cannot read checkpoint {cut}: corrupt or truncated")
+    assert "\n" not in error and error in log

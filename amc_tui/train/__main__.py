@@ -1,7 +1,8 @@
-"""`python -m amc_tui.train --run-dir DIR [--resume]`: the trainer process."""
+"""`python -m amc_tui.train --run-dir DIR [--resume]`: the trainer process (owner.py takes
+the run's lock before torch is imported)."""
 
 import sys
 
-from amc_tui.train.loop import main
+from amc_tui.train.owner import main
 
 sys.exit(main())

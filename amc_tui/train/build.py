@@ -170,16 +170,25 @@ class Built:
 
 
 def build(
-    cfg: Config, device: torch.device, n_mod: int, n_snr: int, seed_from: Sequence[Path] = ()
+    cfg: Config,
+    device: torch.device,
+    n_mod: int,
+    n_snr: int,
+    seed_from: Sequence[tuple[str, Path]] = (),
 ) -> Built:
-    """The model (seeded from `seed_from` files in order, on the CPU), moved to `device` in
-    the configured memory format, with its loss weighting, AMP, optimizer and renderer."""
+    """The model (seeded from the `(config key, file)` pairs of `seed_from` in order, on the
+    CPU), moved to `device` in the configured memory format, with its loss weighting, AMP,
+    optimizer and renderer. A file that cannot seed the model fails naming its key, so the
+    user knows whether `model.weights` or `run.resume` is wrong."""
     im, m, t = cfg.image, cfg.model, cfg.train
     use_device(device, t.threads)
     model = build_model(m.arch, im.channels, im.size, n_mod, n_snr, m.dropout, m.backbone_kwargs)
     weighting = make_weighting(cfg.loss.weighting, cfg.loss.weights)
-    for path in seed_from:
-        n = seed_weights(model, weighting, path)
+    for key, path in seed_from:
+        try:
+            n = seed_weights(model, weighting, path)
+        except UserError as e:
+            raise type(e)(f"{key}: {e}") from None
         print(f"weights: {n} tensors from {path}", flush=True)
     cuda = device.type == "cuda"
     channels_last = t.channels_last is True or (t.channels_last == "auto" and cuda)

@@ -5,6 +5,8 @@ schedule, AMP scaler, loss weighting, epoch/step/position in the epoch, the trai
 counters of an unfinished epoch, RNG states (numpy's as a tensor, so nothing but tensors and
 builtins is pickled), the resolved config and its hash. A file from elsewhere is loaded with
 `weights_only=True`: a pickle that would run code is refused before anything in it runs.
+A full disk ends the run with one line naming the file and the free space (DiskFull), and the
+previous file stays whole (atomic replace).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import pickle
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,31 @@ import numpy as np
 import torch
 
 from amc_tui.errors import UserError
-from amc_tui.fsutil import atomic_write_with
+from amc_tui.fsutil import atomic_write_with, disk_full_message, is_disk_full
 
 FORMAT = "amc-tui-checkpoint-1"
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used (one line)."""
+
+
+class DiskFull(Exception):
+    """The disk (or quota) filled while writing a run's file; the message names it."""
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT, and torch.save's short-write RuntimeError that hides them, into
+    DiskFull("no space left on device writing <path> (<free> free)")."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise DiskFull(disk_full_message(path)) from None
+        raise
 
 
 def checkpoint_file(ref: str, key: str, workspace: Path) -> Path:
@@ -44,11 +65,14 @@ def checkpoint_file(ref: str, key: str, workspace: Path) -> Path:
     return path
 
 
-def save(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over `path`."""
+def save(path: str | os.PathLike[str], state: dict[str, Any]) -> int:
+    """torch.save to a temp file in the same folder, fsync, then rename over `path`; the
+    bytes written. DiskFull when the disk fills (the temp file is removed)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(target, lambda f: torch.save(state, f))
+    with disk_full_as_error(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_with(target, lambda f: torch.save(state, f))
+    return target.stat().st_size
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ import os
 import random
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,8 @@ import torch
 from amc_tui.errors import UserError
 from amc_tui.train.feed import plan_batches
 from amc_tui.train.metrics import Accumulator, Summary
+from amc_tui.train.place import Place, env_int, env_place, first_host
 
-TORCHRUN_ENV = "TORCHELASTIC_RUN_ID"  # set by torchrun in every worker it starts
 TIMEOUT = timedelta(minutes=30)  # a collective waits this long (ranks load data unevenly)
 ACC_FIELDS = ("cells", "conf_mod", "conf_snr", "loss_sum")
 # Errors a collective raises when another rank is gone (gloo closes its sockets; NCCL aborts).
@@ -46,75 +45,11 @@ PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "B
                      "NCCL", "ProcessGroup", "Gloo", "gloo")  # fmt: skip
 
 
-# --------------------------------------------------------------------------- who am I
-
-
-@dataclass(frozen=True)
-class Place:
-    """This process's position: rank among `world` processes, `local_rank` on its machine."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world: int = 1
-    local_world: int = 1
-    launcher: str = ""  # "torchrun", "srun" or "" (one plain process)
-
-
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    try:
-        return int(env.get(key, default))
-    except ValueError:
-        return default
-
-
-def env_place(env: Mapping[str, str] | None = None) -> Place:
-    """The Place the environment describes (torchrun's variables first, then srun's)."""
-    env = os.environ if env is None else env
-    if "RANK" in env and "WORLD_SIZE" in env:
-        world = max(1, _int(env, "WORLD_SIZE", 1))
-        return Place(
-            rank=_int(env, "RANK", 0), local_rank=_int(env, "LOCAL_RANK", 0), world=world,
-            local_world=max(1, _int(env, "LOCAL_WORLD_SIZE", world)),
-            launcher="torchrun" if TORCHRUN_ENV in env else "",
-        )  # fmt: skip
-    in_step = "SLURM_STEP_ID" in env  # srun started this process (not a batch script)
-    tasks = _int(env, "SLURM_STEP_NUM_TASKS", _int(env, "SLURM_NTASKS", 1) if in_step else 1)
-    if tasks > 1 and "SLURM_PROCID" in env:
-        per_node = env.get("SLURM_STEP_TASKS_PER_NODE", "").split("(")[0]
-        return Place(
-            rank=_int(env, "SLURM_PROCID", 0), local_rank=_int(env, "SLURM_LOCALID", 0),
-            world=tasks, local_world=int(per_node) if per_node.isdigit() else tasks,
-            launcher="srun",
-        )  # fmt: skip
-    return Place()
-
-
-def env_is_main(env: Mapping[str, str] | None = None) -> bool:
-    """Whether this process is rank 0 (or the only one): the one that takes the run lock and
-    writes the run's files. Reads the environment only, so it can be asked before torch."""
-    return env_place(env).rank == 0
-
-
-def first_host(nodelist: str) -> str:
-    """The first host of a Slurm node list ("gpu-a[07-09,12],gpu-b3" -> "gpu-a07")."""
-    head = nodelist.strip()
-    depth = 0
-    for i, ch in enumerate(head):  # the first item: up to a comma outside brackets
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            head = head[:i]
-            break
-    if "[" not in head:
-        return head
-    prefix, rest = head.split("[", 1)
-    return prefix + rest.split("]")[0].split(",")[0].split("-")[0]
-
-
 def _srun_rendezvous(env: dict[str, str] | os._Environ[str]) -> None:
     """MASTER_ADDR / MASTER_PORT for processes started by srun alone (torchrun sets them)."""
     nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_NODELIST") or "localhost"
     env.setdefault("MASTER_ADDR", first_host(nodes))
-    env.setdefault("MASTER_PORT", str(20000 + _int(env, "SLURM_JOB_ID", 0) % 20000))
+    env.setdefault("MASTER_PORT", str(20000 + env_int(env, "SLURM_JOB_ID", 0) % 20000))
 
 
 def _die_with_parent(parent: int) -> None:

@@ -1,14 +1,19 @@
-"""The trainer process: `python -m amc_tui.train --run-dir DIR [--resume]`.
+"""The trainer: `python -m amc_tui.train --run-dir DIR [--resume]` (owner.py) runs Trainer.
 
 Reads DIR/config.toml, trains the dual-head model and talks to the rest of amc-tui only
 through the run directory (DESIGN sections 3-5): status.json (atomic, heartbeat every 5 s from
 a thread, also inside long epochs), events.jsonl (start, step, epoch, gpu, checkpoint, export,
 end), checkpoints/last.pt and best.pt, export/epoch_NNN and export/final, and its own
-RUNLOG.md entry after each epoch and at the end.
+RUNLOG.md entry after each epoch and at the end (a failure to write it is `runlog_error` in
+status.json, never a failed run). It holds the run's lock (runlock.py) for its whole life.
+last.pt is written at epoch ends and every `run.checkpoint_minutes` inside an epoch (with the
+position in the epoch), so a kill -9 loses at most that much training.
 
 Exit: completed -> 0; SIGTERM/SIGINT -> finish the step, write last.pt, stopped, 0; a user
-error (bad arch, data file, checkpoint) -> failed with one line, 2; anything else or a
-non-finite loss -> failed with the traceback tail / task and step, 1.
+error (bad arch, data file, checkpoint) -> failed with one line, 2; another trainer owns the
+run -> one line on stderr, nothing written, 2; a full disk -> failed with one line naming the
+file, 1; anything else or a non-finite loss -> failed with the traceback tail / task and
+step, 1.
 
 No host sync per training step on CUDA: losses and metrics accumulate on the device and are
 read at log points (every `step_log_every` steps) and at the end of the epoch.
@@ -16,10 +21,10 @@ read at log points (every `step_log_every` steps) and at the end of the epoch.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -32,27 +37,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from amc_tui import contract
+from amc_tui import contract, runlock
 from amc_tui.config import Config, load_config, resolve_arch, with_data_path
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.runs import (
     RunDir,
     append_event,
-    last_event,
     read_meta,
     run_workspace,
     write_status,
 )
 from amc_tui.train import checkpoint as ckpt
-from amc_tui.train import report
+from amc_tui.train import report, threads, trainstate
 from amc_tui.train.build import Built, build, pick_device, visible_gpus
 from amc_tui.train.dist import Dist
 from amc_tui.train.evaluate import evaluate
 from amc_tui.train.export import plain, write_export
 from amc_tui.train.feed import Feed
 from amc_tui.train.metrics import Accumulator, Summary
-from amc_tui.train.model import count_params, load_weights
+from amc_tui.train.model import count_params
+from amc_tui.train.owner import remove_stale_temp_files
 from amc_tui.train.schedule import Schedule
 
 log = logging.getLogger("amc_tui.train")
@@ -78,9 +83,12 @@ class NonFinite(Exception):
 class Trainer:
     built: Built  # model, optimizer and step, made by setup()
 
-    def __init__(self, run_dir: Path, resume: bool = False) -> None:
+    def __init__(
+        self, run_dir: Path, resume: bool = False, lock: runlock.RunLock | None = None
+    ) -> None:
         self.run = RunDir(Path(run_dir).resolve())
         self.resume = resume
+        self.lock = lock  # taken by main() when the caller did not take it
         self.stop_requested = False
         self._load_tenth = 0
         self.epoch = 0  # completed epochs
@@ -93,6 +101,12 @@ class Trainer:
         self.stopped_early = False
         self.final_done = False
         self.last_epoch_event: dict[str, Any] | None = None
+        # the epoch's mean losses between best.pt and the weighting's end_epoch (resume
+        # from best.pt applies them)
+        self.weighting_pending: dict[str, float] | None = None
+        self.runlog_error: str | None = None
+        self._last_save = time.monotonic()  # of last.pt, for run.checkpoint_minutes
+        self._threads_at = 0.0  # when the CPU thread share was last decided
         self._status_lock = threading.Lock()
         self._hb_stop = threading.Event()
         self._hb_thread: threading.Thread | None = None
@@ -106,13 +120,14 @@ class Trainer:
     def status(self, **updates: Any) -> None:
         if not self.dist.is_main:  # rank 0 alone writes status.json
             return
-        with self._status_lock:
+        with self._status_lock, ckpt.disk_full_as_error(self.run.status):
             write_status(self.run, **updates)
 
     def event(self, kind: str, **fields: Any) -> None:
         if not self.dist.is_main:  # rank 0 alone writes events.jsonl
             return
-        append_event(self.run, kind, **plain(fields))
+        with ckpt.disk_full_as_error(self.run.events):
+            append_event(self.run, kind, **plain(fields))
 
     def _heartbeat(self) -> None:
         sampler = None
@@ -161,27 +176,51 @@ class Trainer:
             print(f"loading frames into RAM: {done:,} / {total:,}", flush=True)
 
     def _runlog(self) -> None:
+        """Update the run's RUNLOG.md entry; a failure never fails training, but it is said
+        in train.log and kept as `runlog_error` in status.json (None once it works again)."""
         if not self.dist.is_main:  # rank 0 alone writes RUNLOG.md
             return
+        error = None
         try:
             from amc_tui.runlog import sync_entry
 
             sync_entry(self.run.path)
-        except Exception as e:  # a RUNLOG problem never fails training
-            log.warning("RUNLOG.md not updated: %s", str(e).splitlines()[0] if str(e) else e)
+        except Exception as e:  # noqa: BLE001 - a RUNLOG problem never fails training
+            error = report.runlog_error(e)
+            print(f"RUNLOG.md not updated: {error}", flush=True)
+        if error != self.runlog_error:
+            self.runlog_error = error
+            with contextlib.suppress(Exception):
+                self.status(runlog_error=error)
 
     # ----------------------------------------------------------------- main
 
     def main(self) -> int:
         self.dist.redirect_output(self.run.path)  # ranks > 0: train.rank<N>.log
+        own_lock = self.lock is None and self.dist.is_main  # rank 0 alone owns the run
+        if own_lock:  # in-process use; the process entry (owner.py) takes it before torch
+            try:
+                self.lock = runlock.acquire(self.run.path)
+            except runlock.RunLocked as e:
+                print(f"error: {e}", file=sys.stderr, flush=True)
+                return e.exit_code
+        try:
+            return self._main()
+        finally:
+            if own_lock and self.lock is not None:
+                self.lock.release()
+
+    def _main(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        for path in remove_stale_temp_files(self.run) if self.dist.is_main else []:
+            print(f"removed a temp file left by a killed write: {path}", flush=True)
         self.meta = read_meta(self.run)
         self.status(
             state="running", pid=self.dist.owner_pid(), pgid=os.getpgid(self.dist.owner_pid()),
             host=socket.gethostname(),
             started_at=time.time(), heartbeat_at=time.time(), ended_at=None, exit_code=None,
-            error=None,
+            error=None, runlog_error=None,
         )  # fmt: skip
         self._hb_thread = threading.Thread(
             target=self._heartbeat, name="amc-heartbeat", daemon=True
@@ -198,7 +237,7 @@ class Trainer:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             print(f"error: {msg}", file=sys.stderr, flush=True)
             return self.finish("failed", 2, error=msg)
-        except NonFinite as e:
+        except (NonFinite, ckpt.DiskFull) as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             return self.finish("failed", 1, error=str(e))
         except BaseException as e:  # noqa: BLE001 - every failure must land in status.json
@@ -235,6 +274,8 @@ class Trainer:
         self.cfg = cfg
         t, run_cfg, m, im = cfg.train, cfg.run, cfg.model, cfg.image
         self.device = pick_device(run_cfg.device)
+        if self.device.type == "cpu":
+            threads.limit_interop()  # before any parallel work
         self.device = self.dist.setup(self.device)  # several processes: join, cuda:LOCAL_RANK
         torch.manual_seed(t.seed)
         np.random.seed(t.seed % 2**32)
@@ -249,16 +290,25 @@ class Trainer:
         )  # fmt: skip
         print(f"amc-tui trainer: run {self.run.path.name}, device {self.device}", flush=True)
         # before the data load (minutes): a missing file fails at once
-        seed_from = [ckpt.checkpoint_file(m.weights, "model.weights", ws)] if m.weights else []
+        seed_from = []  # (config key, file): a bad file's error names the key
+        if m.weights:
+            seed_from.append(
+                ("model.weights", ckpt.checkpoint_file(m.weights, "model.weights", ws))
+            )
         if run_cfg.resume and not self.resume:
-            seed_from.append(ckpt.checkpoint_file(run_cfg.resume, "run.resume", ws))
+            seed_from.append(("run.resume", ckpt.checkpoint_file(run_cfg.resume, "run.resume", ws)))
 
         from amc_tui.data.source import load_dataset
 
         t0 = time.time()
-        self.ds = load_dataset(
-            cfg.data, progress=self._load_progress, ram_budget=self.dist.ram_budget()
-        )
+        try:
+            self.ds = load_dataset(
+                cfg.data, progress=self._load_progress, ram_budget=self.dist.ram_budget()
+            )
+        except UserError as e:  # a problem with the file: name the key that chose it
+            if re.search(r"(^|\s)data\.\w+", str(e)):
+                raise
+            raise type(e)(f"data.path: {e}") from None
         print(
             f"data: {self.ds.path} ({self.ds.mode}) train {len(self.ds.train)} / val "
             f"{len(self.ds.val)} / test {len(self.ds.test)}, {len(self.ds.classes)} classes x "
@@ -270,6 +320,7 @@ class Trainer:
         n_mod, n_snr = len(self.ds.classes), len(self.ds.snrs)
         self.built = b = build(cfg, self.device, n_mod, n_snr, seed_from)
         self.dist.wrap(b, t.compile, t.lr_scale)  # several processes: DDP, train.lr_scale
+        self._share_cpu(force=True)
         self.eval_batch = t.batch_size * 2
         self.steps_per_epoch = len(self._train_batches(0))
         self.schedule = Schedule(
@@ -289,7 +340,7 @@ class Trainer:
             n_test=len(self.ds.test), classes=self.ds.classes, snrs=self.ds.snrs,
             params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
             epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=b.amp,
-            steps_per_epoch=self.steps_per_epoch,
+            steps_per_epoch=self.steps_per_epoch, threads=torch.get_num_threads(),
         )  # fmt: skip
         self.status(epoch=self.epoch, step=self.step, best=self.best)
         print(
@@ -300,93 +351,36 @@ class Trainer:
         self._runlog()
 
     def _restore(self) -> None:
-        path = self.run.last_ckpt
-        if not path.is_file():
-            print(f"resume: no {path} yet, starting from the beginning", flush=True)
-            return
-        state = ckpt.load(path)
-        if not ckpt.is_full(state):
-            raise ckpt.CheckpointError(
-                f"cannot resume from {path}: not an amc-tui training checkpoint"
-            )
-        arch = resolve_arch(self.cfg.model.arch)
-        if state.get("arch") != arch:
-            raise ckpt.CheckpointError(
-                f"cannot resume from {path}: it holds a {state.get('arch')!r} model, this run uses {arch!r}"
-            )
-        load_weights(self.built.model, state["model"], path)  # one-line error on a shape mismatch
-        self.built.model.load_state_dict(state["model"])
-        self.built.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.built.scaler.load_state_dict(state["scaler"])
-        self.built.weighting.load_state_dict(state["weighting"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        # another number of processes: the epoch in progress restarts (Dist.restart_epoch)
-        if self.dist.restart_epoch(state, self.schedule, self.epoch * self.steps_per_epoch):
-            self.batch_in_epoch = 0
-        self.best = state.get("best")
-        self.bad_epochs = int(state.get("bad_epochs", 0))
-        self.stopped_early = bool(state.get("stopped_early", False))
-        self.last_epoch_event = state.get("last_epoch_event")
-        if state.get("train_acc") is not None:
-            self.train_acc.load(state["train_acc"])
-            self.epoch_samples = int(state.get("epoch_samples", 0))
-            self.epoch_train_s = float(state.get("epoch_train_s", 0.0))
-        ckpt.set_rng_state(state["rng"])
-        self.dist.after_restore(self.train_acc, self.cfg.train.seed, self.step)
-        # the epoch event may be missing when the process died between checkpoint and event
-        ev = self.last_epoch_event
-        seen = last_event(self.run.events, "epoch")
-        if ev and (seen is None or int(seen.get("epoch", 0)) < int(ev["epoch"])):
-            self.event("epoch", **{k: v for k, v in ev.items() if k not in ("t", "kind")})
-        print(
-            f"resumed from {path}: epoch {self.epoch} done, step {self.step}, "
-            f"batch {self.batch_in_epoch} of epoch {self.epoch + 1}",
-            flush=True,
-        )
+        trainstate.restore(self)
 
     # ----------------------------------------------------------------- checkpoints
 
-    def _state(self) -> dict[str, Any]:
-        cfg = self.cfg
-        assert cfg is not None
-        mid = self.batch_in_epoch > 0
-        return {
-            "format": ckpt.FORMAT,
-            "arch": resolve_arch(cfg.model.arch),
-            "model": self.built.model.state_dict(),
-            "optimizer": self.built.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.built.scaler.state_dict(),
-            "weighting": self.built.weighting.state_dict(),
-            "weighting_scheme": cfg.loss.weighting,
-            "epoch": self.epoch,
-            "step": self.step,
-            "batch_in_epoch": self.batch_in_epoch,
-            "world_size": self.dist.world,
-            "train_acc": self.dist.acc_state(self.train_acc) if mid else None,  # all ranks
-            "epoch_samples": self.epoch_samples if mid else 0,
-            "epoch_train_s": self.epoch_train_s if mid else 0.0,
-            "best": self.best,
-            "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early,
-            "last_epoch_event": self.last_epoch_event,
-            "rng": ckpt.rng_state(),
-            "config": plain(cfg.to_dict()),
-            "config_hash": cfg.hash(),
-            "run_id": self.meta.get("id", self.run.path.name),
-            "saved_at": time.time(),
-        }
-
-    def save(self, which: str) -> None:
+    def save(self, which: str, best: dict[str, Any] | None = None) -> None:
+        """Write last.pt or best.pt (`best`: the new best it records, which becomes
+        self.best only once the file is written: status.json never names a best epoch whose
+        file does not exist). The event says how long the write took and its size. Every
+        rank calls it at the same point (the capture sums the ranks' counters); rank 0 alone
+        writes and the others wait for the file."""
         path = self.run.best_ckpt if which == "best" else self.run.last_ckpt
-        # all ranks call it at one point (_state sums counters); the others wait for the file
-        state = self._state()
+        t0 = time.perf_counter()
+        state = trainstate.capture(self)
+        if best is not None:
+            state["best"] = best
         if self.dist.is_main:
-            ckpt.save(path, state)
-            self.event("checkpoint", epoch=self.epoch, path=str(path), best=which == "best")
+            size = ckpt.save(path, state)
+            self.event(
+                "checkpoint", epoch=self.epoch, step=self.step, batch=self.batch_in_epoch,
+                path=str(path), best=which == "best",
+                seconds=round(time.perf_counter() - t0, 4), bytes=size,
+            )  # fmt: skip
         self.dist.barrier()
+        if best is not None:
+            self.best = best
+        if which == "last":
+            self._last_save = time.monotonic()
+
+    def _share_cpu(self, force: bool = False) -> None:
+        threads.share_cpu(self, force)
 
     # ----------------------------------------------------------------- training
 
@@ -419,11 +413,14 @@ class Trainer:
         # on the CPU a check costs nothing; on CUDA it is a sync, so only at log points
         # (check_every divides log_every: every log point has been checked already)
         check_every = 1 if self.device.type == "cpu" else log_every
+        save_every_s = cfg.run.checkpoint_minutes * 60.0  # 0: at epoch ends only
+        self._last_save = time.monotonic()
         while self.epoch < t.epochs and not self.stopped_early:
             if self.dist.agree(self.stop_requested):  # all ranks stop together
                 self.save("last")
                 raise Stopped
             epoch_no = self.epoch + 1
+            self._share_cpu(force=self.epoch > 0)
             batches = self._train_batches(self.epoch)
             t_epoch = time.perf_counter()
             t_log, samples_log = time.perf_counter(), 0
@@ -460,6 +457,11 @@ class Trainer:
                     )  # fmt: skip
                     t_log, samples_log = now, 0
                 self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
+                due = save_every_s and time.monotonic() - self._last_save >= save_every_s
+                if self.dist.agree(bool(due)):  # ranks' clocks differ: the save is collective
+                    self._check_finite()  # never a diverged state as last.pt
+                    self.save("last")  # with the position in the epoch: a resume continues here
+                self._share_cpu()
                 if self.dist.agree(self.stop_requested, f"stop at step {self.step}"):
                     feed.close()
                     self._check_finite()
@@ -481,8 +483,9 @@ class Trainer:
         )  # fmt: skip
         select = cfg.train.select_metric
         value = contract.metric_value(event, select)
+        new_best = None
         if contract.is_better(value, self.best["value"] if self.best else None, select):
-            self.best = {"metric": select, "value": value, "epoch": epoch_no}
+            new_best = {"metric": select, "value": value, "epoch": epoch_no}
             event["is_best"] = True
             self.bad_epochs = 0
         else:
@@ -498,10 +501,12 @@ class Trainer:
         event["epoch_time_s"] = round(time.perf_counter() - t_epoch, 3)
         self._export(export_dir, val_sum, "val", event)
         self.last_epoch_event = event
-        if event["is_best"]:
-            self.save("best")
         # DWA sees the epoch's mean losses; the event reports the weights used during it
-        self.built.weighting.end_epoch({"mod": train_m["loss_mod"], "snr": train_m["loss_snr"]})
+        self.weighting_pending = {"mod": train_m["loss_mod"], "snr": train_m["loss_snr"]}
+        if new_best is not None:
+            self.save("best", best=new_best)
+        self.built.weighting.end_epoch(self.weighting_pending)
+        self.weighting_pending = None
         last_epoch = epoch_no >= cfg.train.epochs or self.stopped_early
         if epoch_no % cfg.run.checkpoint_every == 0 or last_epoch:
             self.save("last")
@@ -519,6 +524,13 @@ class Trainer:
             return
         cfg = self.cfg
         assert cfg is not None
+        with ckpt.disk_full_as_error(folder):
+            self._write_export(folder, summary, split, fields, cfg)
+        self.event("export", epoch=fields.get("epoch", self.epoch), dir=str(folder), split=split)
+
+    def _write_export(
+        self, folder: Path, summary: Summary, split: str, fields: dict[str, Any], cfg: Config
+    ) -> None:
         write_export(
             folder, summary, self.ds.classes, self.ds.snrs,
             {
@@ -531,7 +543,6 @@ class Trainer:
                 "select_metric": cfg.train.select_metric,
             },
         )  # fmt: skip
-        self.event("export", epoch=fields.get("epoch", self.epoch), dir=str(folder), split=split)
 
     def evaluate(self, source: Any, save_on_stop: bool = True) -> Summary:
         """One pass over a split; stops (raising Stopped) when asked, after saving last.pt
@@ -578,20 +589,3 @@ class Trainer:
         )  # fmt: skip
         self._export(self.run.final_export, test_sum, "test", fields)
         print(report.final_line(best_epoch, metrics), flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m amc_tui.train", description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", required=True, help="run directory holding config.toml")
-    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
-    args = p.parse_args(argv)
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout
-    )
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.toml").is_file():
-        print(f"error: {run_dir}/config.toml not found", file=sys.stderr)
-        return 2
-    return Trainer(run_dir, resume=args.resume).main()
