@@ -371,7 +371,7 @@ class Trainer:
         assert cfg is not None
         order = self.ds.train.order(epoch_index, cfg.train.seed, cfg.data.shuffle)
         return plan_batches(
-            order, cfg.train.batch_size, drop_last=True, limit=cfg.train.max_steps_per_epoch
+            order, cfg.train.batch_size, cfg.train.drop_last, limit=cfg.train.max_steps_per_epoch
         )
 
     def _check_finite(self) -> None:
