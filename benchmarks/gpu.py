@@ -335,6 +335,9 @@ def parent(args: argparse.Namespace) -> int:
     cuda = args.device.startswith("cuda")
     info = gpu_info()
     gpus = int(info.get("gpu_count", 0)) if cuda else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:  # NVML counts every GPU, torchrun's workers see these
+        gpus = min(gpus, len([x for x in visible.split(",") if x.strip()]))
     result: dict[str, Any] = {
         "machine": {
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
