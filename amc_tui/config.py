@@ -134,6 +134,10 @@ class TrainConfig:
     early_stop_patience: int = 0
     max_steps_per_epoch: int = 0
     compile: bool = False
+    # torch.compile mode; "reduce-overhead" and "max-autotune" replay CUDA graphs, which want
+    # every training batch the same shape (drop_last)
+    compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
+    drop_last: bool = True  # false: the epoch's last, smaller batch is trained on too
     channels_last: Literal["auto"] | bool = "auto"
     threads: int = 0
     lr_scale: Literal["none", "linear"] = "none"  # linear: lr x the number of processes

@@ -81,24 +81,91 @@ def test_quick_suite_writes_every_figure(tmp_path: Path) -> None:
     assert sum(line.startswith("| ") for line in p.stdout.splitlines()) == len(figs) + 1
 
 
-def test_gpu_script_dry_run_on_cpu_without_textual(tmp_path: Path) -> None:
+def _gpu_dry_run(tmp_path: Path, *extra: str) -> tuple[dict, str]:
     out = tmp_path / "gpu.json"
     cmd = [
         sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--device", "cpu", "--size", "32",
         "--steps", "2", "--batch", "4", "--amp", "off", "--arch", "test_efficientnet",
-        "--frames-per-cell", "1", "--out", str(out),
+        "--frames-per-cell", "1", "--min-s", "0", "--warmup", "1", "--out", str(out), *extra,
     ]  # fmt: skip
-    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=200)
-    assert p.returncode == 0, p.stderr[-3000:]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=280)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["blocked_modules_imported"] == []
     assert data["imports_blocked"] == ["textual", "tomli_w"]
-    (run,) = data["runs"]
-    assert run["train_steps"] == 2 and run["size"] == 32
-    assert set(run["split_ms_per_batch"]) == {"feed", "render", "forward_backward_step"}
-    names = [f["name"] for f in data["figures"]]
-    assert any(n.startswith("gpu_train_samples_per_s[") for n in names)
-    assert any(n.startswith("gpu_infer_samples_per_s[") for n in names)
+    assert data["errors"] == []
+    return data, p.stdout
+
+
+def _check_measured(r: dict, batch: int) -> None:
+    assert "skipped" not in r and "error" not in r, r
+    assert r["size"] == 32 and r["batch"] == batch and r["mode"] == "eager"
+    assert r["timed_steps"] >= 2 and r["samples_per_s"] > 0 and r["first_step_s"] > 0
+    assert set(r["split_ms"]) == {"feed", "render", "step_only"}
+    assert 0 <= r["feed_render_share"] <= 1
+
+
+def test_gpu_script_dry_run_on_cpu_without_textual(tmp_path: Path) -> None:
+    """Every variant is in the JSON: measured when it can run on the CPU, else skipped as
+    needing CUDA; the figures and the batch sweep come from the measured ones."""
+    from benchmarks.gpu import NAMES, VARIANTS
+
+    data, stdout = _gpu_dry_run(tmp_path, "--in-process", "--budget-s", "3000")
+    assert list(data["variants"]) == list(NAMES)
+    for lever in ("eager_", "eager-fused-attn_", "compile_", "reduce-overhead_", "max-autotune_",
+                  "b512_64", "b1024_64", "ddp_"):  # fmt: skip
+        assert any(n.startswith(lever) for n in NAMES), lever
+    measured = []
+    for v in VARIANTS:
+        r = data["variants"][v.name]
+        if v.mode not in ("eager", "best") or v.ddp:
+            assert "needs CUDA" in r["skipped"], r
+            continue
+        _check_measured(r, 4 * v.batch_mult)
+        if isinstance(v.fused_attn, bool):
+            assert r["fused_attn"] is v.fused_attn
+        else:  # chosen from the eager pair measured before it
+            assert isinstance(r["fused_attn"], bool) and "fused attention" in r["why"][-1]
+        measured.append(f"gpu_train_samples_per_s[{v.name}]")
+    assert [f["name"] for f in data["figures"]] == measured
+    assert set(data["summary"]["batch_sweep_64"]) == {"4", "8", "16"}
+    assert "| b1024_64 | 32 | 16 | eager |" in stdout
+
+
+def test_gpu_script_runs_a_variant_in_its_own_process(tmp_path: Path) -> None:
+    data, _ = _gpu_dry_run(tmp_path, "--only", "eager_64")
+    _check_measured(data["variants"]["eager_64"], 4)
+    assert data["variants"]["eager_224"] == {
+        "name": "eager_224", "group": 224, "skipped": "not selected",
+    }  # fmt: skip
+
+
+def test_gpu_variants_keep_what_helped() -> None:
+    """A "best" variant takes the fastest mode at its size and fused attention only where
+    it beat the plain one; the DDP one leaves CUDA graphs out and names its baseline."""
+    import argparse
+
+    from benchmarks.gpu import VARIANTS, resolve
+
+    args = argparse.Namespace(size=0, batch=256)
+    by = {v.name: v for v in VARIANTS}
+
+    def run(name: str, mode: str, rate: float, fused: bool = False, mult: int = 1) -> dict:
+        return {"name": name, "group": 64 if name.endswith("_64") else 224, "mode": mode,
+                "samples_per_s": rate, "batch_mult": mult, "fused_attn": fused, "ddp": False}  # fmt: skip
+
+    results = {n: run(n, m, r) for n, m, r in (
+        ("eager_64", "eager", 4000.0), ("compile_64", "default", 9000.0),
+        ("reduce-overhead_64", "reduce-overhead", 20000.0), ("eager_224", "eager", 2300.0))}  # fmt: skip
+    results["eager-fused-attn_224"] = run("eager-fused-attn_224", "eager", 2320.0, fused=True)
+    spec = resolve(by["b1024_64"], results, args)
+    assert (spec["mode"], spec["batch"], spec["fused_attn"]) == ("reduce-overhead", 1024, False)
+    assert resolve(by["ddp_64"], results, args)["mode"] == "default"  # no CUDA graphs
+    assert resolve(by["ddp_64"], results, args)["one_gpu_samples_per_s"] == 9000.0
+    results["eager-fused-attn_224"]["samples_per_s"] = 2500.0  # now 8.7 % better
+    assert resolve(by["compile_224"], results, args)["fused_attn"] is True
+    assert resolve(by["compile_64"], results, args)["fused_attn"] is True  # from 224 px
+    assert resolve(by["b512_64"], {}, args)["mode"] == "eager"  # nothing measured yet
 
 
 def test_gpu_script_blocks_textual_and_tomli_w() -> None:

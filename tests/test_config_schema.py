@@ -27,6 +27,8 @@ def test_defaults_follow_design() -> None:
     assert cfg.loss.weighting == "uncertainty" and cfg.loss.weights == {"mod": 1.0, "snr": 1.0}
     assert cfg.train.select_metric == "val.acc_combined"
     assert cfg.run.restart == "never" and cfg.run.max_restarts == 2
+    assert cfg.train.compile is False and cfg.train.compile_mode == "default"
+    assert cfg.train.drop_last is True
 
 
 def test_int_is_widened_to_float_and_kept_typed() -> None:
@@ -87,6 +89,8 @@ def test_hash_is_stable_and_sensitive() -> None:
         ('[train]\nselect_metric = "val.f1"\n', "select_metric must be"),
         ('name = "../evil"\n', "name: run name '../evil' contains a path separator"),
         ("[loss]\nweights = {mod = 1}\n", "[loss] weights must be"),
+        ('[train]\ncompile_mode = "fast"\n', '"default" or "max-autotune" or "reduce-overhead"'),
+        ('[train]\ndrop_last = "yes"\n', "[train] drop_last must be true/false"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_problem(text: str, expected: str) -> None:

@@ -62,3 +62,17 @@ def test_train_step_clips_the_gradient_norm(clip: float) -> None:
         assert norm > 1e-2  # what the clipped run brought down
     changed = [not torch.equal(a, p) for a, p in zip(before, net.model.parameters(), strict=True)]
     assert any(changed)  # the optimizer stepped
+
+
+@pytest.mark.parametrize(
+    ("mode", "graphs", "autotune"),
+    [("default", False, False), ("reduce-overhead", True, False), ("max-autotune", True, True)],
+)
+def test_compile_mode_reaches_torch_compile(mode: str, graphs: bool, autotune: bool) -> None:
+    net = build(tiny_cfg(compile=True, compile_mode=mode), torch.device("cpu"), 4, 11)
+    assert net.forward is not net.model  # compiled lazily: nothing runs until the first step
+    options = net.forward.get_compiler_config()
+    assert options["triton.cudagraphs"] is graphs and options["max_autotune"] is autotune
+    assert net.cudagraphs is False  # CUDA graphs only on a CUDA device
+    plain = build(tiny_cfg(compile_mode=mode), torch.device("cpu"), 4, 11)
+    assert plain.forward is plain.model  # the mode alone compiles nothing

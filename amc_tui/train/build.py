@@ -3,7 +3,7 @@
 The trainer (`loop.Trainer.setup`) and the benchmark (`bench.measure_model`) both call
 `build`, and both step through `Built.train_step`, so the benchmark times the trainer's own
 path: the same device settings and threads, model and memory format, AMP dtype and
-GradScaler, AdamW parameter groups, gradient clipping and compile. A second copy of any of
+GradScaler, AdamW parameter groups, gradient clipping and compile (and its mode). A second copy of any of
 these would let the two drift apart unnoticed.
 """
 
@@ -27,6 +27,8 @@ from amc_tui.train.losses import Weighting, make_weighting, mod_loss, snr_loss
 from amc_tui.train.model import DualHead, build_model, load_weights
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# torch.compile modes that capture CUDA graphs (a new batch shape records another graph)
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 # --------------------------------------------------------------------------- device
@@ -131,6 +133,7 @@ class Built:
     # the gradients DDP does not see (the loss weighting's) after backward
     train_forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     after_backward: Callable[[], None] | None = None
+    cudagraphs: bool = False  # the compiled forward replays CUDA graphs
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -153,6 +156,8 @@ class Built:
     def train_step(self, x: torch.Tensor, mod: torch.Tensor, snr: torch.Tensor) -> Step:
         """Forward under autocast, weighted loss, scaled backward, optional clipping of the
         model's gradient norm (unscaled first), optimizer step. No host sync."""
+        if self.cudagraphs:  # a new iteration: the previous step's graph outputs may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         with self.autocast():
             mod_logits, snr_logits = (self.train_forward or self.forward)(x)
         lm, ls = self.losses(mod_logits, snr_logits, mod, snr)
@@ -202,7 +207,7 @@ def build(
     )
     return Built(
         model=model,
-        forward=torch.compile(model) if t.compile else model,
+        forward=torch.compile(model, mode=t.compile_mode) if t.compile else model,
         weighting=weighting,
         optimizer=optimizer,
         scaler=torch.amp.GradScaler("cuda", enabled=amp == "fp16"),
@@ -213,4 +218,5 @@ def build(
         channels_last=channels_last,
         grad_clip=t.grad_clip,
         snr_distance_weight=cfg.loss.snr_distance_weight,
+        cudagraphs=t.compile and cuda and t.compile_mode in CUDAGRAPH_MODES,
     )

@@ -210,13 +210,15 @@ class Dist:
 
     # ----------------------------------------------------------------- data
 
-    def plan_train(self, order: np.ndarray, batch_size: int, limit: int) -> list[np.ndarray]:
+    def plan_train(
+        self, order: np.ndarray, batch_size: int, limit: int, drop_last: bool = True
+    ) -> list[np.ndarray]:
         """The epoch's training batches of this rank: global batches of `batch_size x world`
         positions of the epoch's order (the same on every rank), the last partial one
-        dropped, and of each every `world`-th position from this rank's. The ranks see
+        dropped unless `drop_last` is off, and of each every `world`-th position from this rank's. The ranks see
         disjoint frames, together each frame of a global batch once, and all of them the
         same number of steps. One process: `plan_batches` as it always was."""
-        batches = plan_batches(order, batch_size * self.world, drop_last=True, limit=limit)
+        batches = plan_batches(order, batch_size * self.world, drop_last=drop_last, limit=limit)
         if not self.enabled:
             return batches
         out = [b[self.rank :: self.world] for b in batches]

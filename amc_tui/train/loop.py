@@ -391,7 +391,8 @@ class Trainer:
         assert cfg is not None
         order = self.ds.train.order(epoch_index, cfg.train.seed, cfg.data.shuffle)
         # several processes: global batches of batch_size x world, each rank its stride
-        return self.dist.plan_train(order, cfg.train.batch_size, cfg.train.max_steps_per_epoch)
+        t = cfg.train
+        return self.dist.plan_train(order, t.batch_size, t.max_steps_per_epoch, t.drop_last)
 
     def _check_finite(self) -> None:
         where, row = self.dist.first_bad(self.nonfinite)  # all ranks' flags: " on rank N"
