@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from amc_tui import contract, report
+from amc_tui.cli_groups import add_group_parsers, compare_refs, group_filter
 from amc_tui.errors import UserError
 from amc_tui.serve import add_serve_parser
 from amc_tui.workspace import Workspace
@@ -256,6 +257,8 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     if args.state and args.state not in STATES:
         raise UserError(f"--state must be one of {', '.join(STATES)}, got {args.state!r}")
     runs = list_runs(ws, state=args.state)
+    if args.group:
+        runs = group_filter(ws, args.group, runs)
     if args.json:  # one row per line: the C encoder (an indent would take the slow path)
         rows = [json.dumps(r.to_row(), default=str) for r in runs]
         sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
@@ -433,6 +436,8 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui.analysis import compare_runs
     from amc_tui.runs import resolve_run
 
+    if (rc := compare_refs(args, ws)) is not None:  # a group or a point on either side
+        return rc
     a, b = resolve_run(ws, args.a), resolve_run(ws, args.b)
     out = compare_runs(a, b)
     if args.json:
@@ -539,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("tui", cmd_tui, "open the Textual app (the default)")
     add_serve_parser(sub)
+    add_group_parsers(sub)
 
     sp = add("run", cmd_run, "create and start (or queue) a run; follow it unless --detach")
     sp.add_argument("config")
@@ -549,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ls", cmd_ls, "list runs, newest first")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--state", help="queued | running | completed | failed | stopped | crashed")
+    sp.add_argument("--group", help="only the members of this sweep group")
     sp = add("show", cmd_show, "a run's config, status, metrics, trajectory and exports")
     sp.add_argument("run", help="name, id, or a unique prefix of either")
     sp.add_argument("--json", action="store_true")
@@ -561,9 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("resume", cmd_resume, "continue a stopped/crashed/failed run from its last checkpoint")
     sp.add_argument("run")
     sp.add_argument("--as-new", action="store_true", help="a new run seeded from its checkpoint")
-    sp = add("compare", cmd_compare, "config differences, metrics and cells of two runs")
-    sp.add_argument("a")
-    sp.add_argument("b")
+    sp = add("compare", cmd_compare, "two runs; or groups/points (G, G:POINT): means, effects")
+    sp.add_argument("a", help="run, group or G:POINT")
+    sp.add_argument("b", help="run, group or G:POINT")
     sp.add_argument("--json", action="store_true")
     sp = add("gpus", cmd_gpus, "NVIDIA GPUs: utilisation, memory, temperature, power, processes")
     sp.add_argument("--json", action="store_true")

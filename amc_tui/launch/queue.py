@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from amc_tui.config import Config
 from amc_tui.errors import UserError
+from amc_tui.group_queue import before_placement, groups_pending
 from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, file_lock, run_config, state_dir
 from amc_tui.launch.supervise import (
     base_env,
@@ -95,6 +96,7 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
     changed = {r.dir for r in reap_locked(ws, runs)}
     if changed:
         runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
+    runs, admit = before_placement(ws, runs)  # sweep groups: next trials, max_parallel
     running = [r for r in runs if r.state == "running"]
     slots = _Slots(
         cpu_busy=any(not _uses_gpu(r) for r in running),
@@ -121,7 +123,7 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
             )
             continue
         place = _placement(cfg, slots, snap)
-        if place is None:
+        if place is None or not admit(info):
             continue
         device, gpus = place
         started.append(spawn(ws, info, cfg, gpus, device))
@@ -145,7 +147,7 @@ def work_queue(ws: Workspace, timeout: float = 5.0) -> list[RunInfo]:
 
 
 def has_active(ws: Workspace) -> bool:
-    return any(r.state in ("queued", "running") for r in scan(ws))
+    return any(r.state in ("queued", "running") for r in scan(ws)) or groups_pending(ws)
 
 
 # --------------------------------------------------------------------------- entry points
