@@ -302,10 +302,13 @@ def group_state(group: Group, infos: dict[str, RunInfo | None]) -> str:
 
 
 def members(
-    group: Group, infos: dict[str, RunInfo | None], point: int | None = None
+    group: Group,
+    infos: dict[str, RunInfo | None],
+    point: int | None = None,
+    cache: dict[tuple[str, Any], Member] | None = None,
 ) -> list[Member]:
     """groupstats Members (of one point, or all), point = the point's key (`p0`); only
-    completed runs are read from disk."""
+    completed runs are read from disk, and with a `cache` (a view that polls) only once."""
     from amc_tui.groupstats import Member, member_from_run
 
     out = []
@@ -316,8 +319,13 @@ def members(
                               state="missing", error="run folder missing"))  # fmt: skip
         elif info.state != "completed":
             out.append(Member(info.id, info.name, key, m["repeat"], m.get("seed"), info.state))
+        elif cache is not None and (info.id, info.ended_at) in cache:
+            out.append(cache[(info.id, info.ended_at)])
         else:
-            out.append(member_from_run(info.dir, key, m["repeat"], m.get("seed")))
+            member = member_from_run(info.dir, key, m["repeat"], m.get("seed"))
+            if cache is not None:
+                cache[(info.id, info.ended_at)] = member
+            out.append(member)
     return out
 
 
@@ -343,11 +351,13 @@ class Summary:
         return [state_of(self.infos.get(m["id"])) for m in self.group.point_members(index)]
 
 
-def summarize(ws: Workspace, group: Group) -> Summary:
+def summarize(
+    ws: Workspace, group: Group, cache: dict[tuple[str, Any], Member] | None = None
+) -> Summary:
     from amc_tui.groupstats import group_points
 
     infos = member_runs(ws, group)
-    ms = members(group, infos)
+    ms = members(group, infos, cache=cache)
     points = group_points(ms, order=[p["key"] for p in group.points])
     return Summary(group, infos, ms, points, group_state(group, infos))
 
@@ -358,7 +368,9 @@ def axis_effects(group: Group, points: Sequence[PointStats], metric: str) -> lis
     from amc_tui.groupstats import axis_effect
 
     values = {p["key"]: p["values"] for p in group.points if not p.get("error")}
-    out = []
+    out: list[Effect] = []
+    if sum(ps.n for ps in points) < 2:  # nothing to compare yet (and no scipy import)
+        return out
     for axis in group.sweep.get("axes", []):
         key = axis["key"]
         if "values" not in axis:

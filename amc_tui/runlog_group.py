@@ -4,9 +4,11 @@ The entry sits between `<!-- amc-tui:group-begin ID -->` and `<!-- amc-tui:group
 the question (the sweep's notes), the axes, a table of points (mean ± std and n of the main
 metrics), the best point, the axis effects as sentences and every member's state. It is a
 function of the group's files and its members' run directories alone, so every writer
-writes the same bytes. It is written with runlog's own lock and atomic replace, and rendered
-inside the lock: two members ending at once each render after their own end was recorded,
-so the last write always shows both. Text outside the markers is kept byte for byte.
+writes the same bytes. It is written with runlog's own lock and atomic replace. Rendering
+reads every member (seconds on a busy machine), so it happens outside the lock and is
+written only if no member changed state meanwhile (else rendered again): two members ending
+at once each render after their own end was recorded, and the last write shows both. Text
+outside the markers is kept byte for byte.
 
 A member's end refreshes it (`sync_group_of`, called by runlog.sync_entry), as do the
 group's creation, stop and resume, and `amc-tui runlog sync`.
@@ -14,7 +16,6 @@ group's creation, stop and resume, and `amc-tui runlog sync`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -189,10 +190,10 @@ def _member_text(member: dict[str, Any], info: Any, summary: Summary) -> str:
     state = state_of(info)
     text = f"{ICONS.get(state, '')} {member['name']}".strip()
     why = next((m.why_excluded for m in summary.members if m.run_id == member["id"]), "")
-    if state in FINAL_STATES - {"completed"} or state == "missing" or why:
-        text += f" ({why or state}, excluded)"
-    elif state != "completed":
+    if state in ("queued", "running", "stalled"):
         text += f" ({state})"
+    elif why:
+        text += f" ({why}, excluded)"
     return text
 
 
@@ -231,25 +232,32 @@ def sync_group(
     """Render the group's entry under RUNLOG.md's lock and put it in place (or append it);
     True when the file changed."""
     from amc_tui.groups import read_group, summarize
-    from amc_tui.runlog import HEADER, _lock, _read, _write
+    from amc_tui.runlog import _lock
 
     path = Path(runlog_path) if runlog_path else ws.runlog
-    for attempt in range(RENDER_TRIES + 1):
+    for _ in range(RENDER_TRIES):
         fresh = read_group(group.dir) or group
         seen = _snapshot(ws, fresh)
-        last = attempt == RENDER_TRIES
-        with _lock(path) if last else contextlib.nullcontext():
-            entry = render_group_entry(summarize(ws, fresh))
+        entry = render_group_entry(summarize(ws, fresh))
         with _lock(path):
-            if not last and _snapshot(ws, read_group(group.dir) or fresh) != seen:
-                continue  # a member changed while we rendered: render again
-            old = _read(path)
-            new = _merge(HEADER if old is None else old, fresh.id, entry)
-            if new == old:
-                return False
-            _write(path, new)
-            return True
-    return False
+            if _snapshot(ws, read_group(group.dir) or fresh) == seen:
+                return _put(path, fresh.id, entry)
+        # a member changed while we rendered: render again
+    with _lock(path):  # members keep changing: render holding the lock
+        fresh = read_group(group.dir) or group
+        return _put(path, fresh.id, render_group_entry(summarize(ws, fresh)))
+
+
+def _put(path: Path, gid: str, entry: str) -> bool:
+    """Merge the entry into RUNLOG.md (the caller holds its lock); True when it changed."""
+    from amc_tui.runlog import HEADER, _read, _write
+
+    old = _read(path)
+    new = _merge(HEADER if old is None else old, gid, entry)
+    if new == old:
+        return False
+    _write(path, new)
+    return True
 
 
 def _snapshot(ws: Workspace, group: Group) -> tuple[Any, ...]:
