@@ -15,6 +15,7 @@ import math
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import report
@@ -67,7 +68,9 @@ def dry_run_text(ws: Workspace, sweep: Sweep) -> str:
     from amc_tui.sweep import format_value
 
     per_epoch = _epoch_seconds(ws)
-    head = f"sweep {sweep.name} ({sweep.source}): "
+    source = Path(sweep.source)
+    shown = source.relative_to(ws.root) if source.is_relative_to(ws.root) else source
+    head = f"sweep {sweep.name} ({shown}): "
     L = []
     if sweep.adaptive:
         L.append(head + f"optuna, {sweep.trials} trials x {sweep.repeats} repeats = at most "
@@ -350,14 +353,17 @@ def cmd_group_show(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui.groups import resolve_group, stop_group, wait_ended
+    from amc_tui.launch.create import run_config
 
     group = resolve_group(ws, args.group)
-    asked = stop_group(ws, group)
+    asked = stop_group(ws, group, grace_s=args.grace)
     running = [i for i in asked if i.state == "running"]
     if running:
         print(f"stopping {len(running)} running member(s) of {group.name}: waiting for their "
               "checkpoints", flush=True)  # fmt: skip
-        wait_ended(ws, group, timeout=args.grace + 15.0)
+        graces = [args.grace] if args.grace is not None else [
+            run_config(i.rundir).run.stop_grace_s for i in running]  # fmt: skip
+        wait_ended(ws, group, timeout=max(graces) + 15.0)  # SIGKILL comes after the grace
     print(f"group {group.name} stopped ({len(asked)} member(s) stopped); "
           f"`amc-tui group resume {group.name}` continues it")  # fmt: skip
     return 0
@@ -508,9 +514,9 @@ def add_group_parsers(sub: argparse._SubParsersAction) -> None:
     sp = add("show", cmd_group_show, "a group's points: n, mean, std, CI, ranking, effects", grp)
     sp.add_argument("group", help="group name, id or unique prefix")
     sp.add_argument("--json", action="store_true")
-    sp = add("stop", cmd_group_stop, "stop every active member; the queue starts no more", grp)
+    sp = add("stop", cmd_group_stop, "stop every active member; Optuna asks no more trials", grp)
     sp.add_argument("group")
-    sp.add_argument("--grace", type=float, default=60.0, help="seconds to wait for checkpoints")
+    sp.add_argument("--grace", type=float, help="seconds before SIGKILL (default run.stop_grace_s)")
     sp = add("resume", cmd_group_resume, "restart failed/stopped members; continue a study", grp)
     sp.add_argument("group")
     sp = add("plot", cmd_plot, "figures of runs, groups (each point) and points (G:POINT)")

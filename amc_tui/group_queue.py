@@ -5,7 +5,7 @@ its result (the mean of the sweep metric over its completed repeats; none comple
 failed trial), and new trials are asked as slots free up, their runs created queued. Only
 the process holding the queue lock asks, so no trial is asked twice, and a told trial is
 never run again. Then it returns `admit`, the check that keeps a group within
-`max_parallel` running members and starts nothing of a stopped group. Without a
+`max_parallel` running members (a member resumed by hand in a stopped group may start). Without a
 `max_parallel`, an Optuna group keeps one trial in flight (TPE learns from each result);
 with one, max_parallel // repeats trials.
 """
@@ -48,7 +48,7 @@ def before_placement(
     """Called by a queue pass under the queue lock, after reaping: advance Optuna groups
     (tell ended trials, queue the next ones; the new runs are added to `runs`) and return
     `admit(info)`, which says whether a queued run may start now (False for a member of a
-    stopped group, or of a group with max_parallel members running) and counts it."""
+    group with max_parallel members running) and counts it."""
     groups = list_groups(ws)
     if not groups:
         return runs, _always
@@ -67,7 +67,7 @@ def before_placement(
         g = group_of.get(info.id)
         if g is None:
             return True
-        if g.stopped or (g.max_parallel and running[g.name] >= g.max_parallel):
+        if g.max_parallel and running[g.name] >= g.max_parallel:
             return False
         running[g.name] += 1
         return True

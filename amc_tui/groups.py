@@ -502,10 +502,11 @@ def runlog_group(ws: Workspace, group: Group) -> None:
 # --------------------------------------------------------------------------- stop, resume
 
 
-def stop_group(ws: Workspace, group: Group) -> list[RunInfo]:
-    """Mark the group stopped (the queue starts none of its members, Optuna asks nothing),
-    then stop its active members: queued ones at once, running ones by SIGTERM (they
-    checkpoint; the caller may wait with `wait_ended`). Returns the members asked to stop."""
+def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> list[RunInfo]:
+    """Mark the group stopped (Optuna asks no more trials), then stop its active members:
+    queued ones at once, running ones by SIGTERM (they checkpoint), SIGKILL after `grace_s`
+    (default: each run's run.stop_grace_s) from a thread of this process, so the caller
+    waits with `wait_ended`. Returns the members asked to stop."""
     from amc_tui.launch import queue_lock, stop_run
 
     update(group, lambda g: setattr(g, "stopped", True))
@@ -514,7 +515,7 @@ def stop_group(ws: Workspace, group: Group) -> list[RunInfo]:
     asked = []
     for info in member_runs(ws, group).values():
         if info is not None and info.state in ("queued", "running"):
-            asked.append(stop_run(ws, info, wait=False))
+            asked.append(stop_run(ws, info, grace_s=grace_s, wait=False))
     runlog_group(ws, group)
     return asked
 
