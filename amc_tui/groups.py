@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -548,21 +547,25 @@ def _requeue(ws: Workspace, info: RunInfo) -> None:
 
 
 def resume_group(ws: Workspace, group: Group) -> list[str]:
-    """Clear the stop mark and requeue failed, crashed and stopped members (an Optuna
-    trial already told keeps its result: its runs are not repeated). Returns their names."""
-    from amc_tui.launch import ensure_worker, work_queue
+    """Requeue failed, crashed and stopped members, then clear the stop mark (an Optuna
+    trial already told keeps its result: its runs are not repeated). Under the queue lock,
+    so no queue pass sees the group unmarked with a member not yet requeued (it would tell
+    that trial failed). Returns the names requeued."""
+    from amc_tui.launch import ensure_worker, queue_lock, work_queue
 
     def clear(g: Group) -> None:
         g.stopped, g.error = False, None
 
-    group = update(group, clear)
-    told = {p["index"] for p in group.points if p.get("told")}
     names = []
-    for m in group.members:
-        info = _member_run(ws, m)
-        if info is not None and info.state in RESUMABLE and m["point"] not in told:
-            _requeue(ws, info)
-            names.append(info.name)
+    with queue_lock(ws):
+        group = read_group(group.dir) or group
+        told = {p["index"] for p in group.points if p.get("told")}
+        for m in group.members:
+            info = _member_run(ws, m)
+            if info is not None and info.state in RESUMABLE and m["point"] not in told:
+                _requeue(ws, info)
+                names.append(info.name)
+        update(group, clear)
     work_queue(ws)
     ensure_worker(ws)
     return names
@@ -571,8 +574,3 @@ def resume_group(ws: Workspace, group: Group) -> list[str]:
 def _member_run(ws: Workspace, member: dict[str, Any]) -> RunInfo | None:
     path = ws.runs / member["name"]
     return read_run(path, with_last_epoch=False) if is_run_dir(path) else None
-
-
-def finite(x: float) -> float | None:
-    """NaN and infinities as None (for JSON)."""
-    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
