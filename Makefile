@@ -7,7 +7,7 @@ DEMO_H5 := data/demo.h5
 # Synthetic demo file: 17 digital classes x 26 SNRs; frames per cell sized for a CPU demo.
 DEMO_FRAMES_PER_CELL ?= 64
 
-.PHONY: venv test lint format demo demo-data bench clean-venv
+.PHONY: venv test lint format demo demo-data demo-sweep bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ demo-data: $(DEMO_H5)
 # `amc-tui run` ends by printing the run directory and RUNLOG.md.
 demo: $(STAMP) $(DEMO_H5)
 	$(AMC) run configs/demo.toml
+
+# Four demo runs (uncertainty weighting vs DWA, two seeds each) as one group, followed to the
+# end: the points table and the effect; the group's entry lands in RUNLOG.md.
+demo-sweep: $(STAMP) $(DEMO_H5)
+	$(AMC) sweep configs/sweeps/demo.toml
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results.json

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from amc_tui import report
+from amc_tui.cli_groups import add_group_parsers, compare_refs
 from amc_tui.cli_runs import (
     cmd_ls,
     cmd_queue,
@@ -113,6 +114,8 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui.analysis import compare_runs
     from amc_tui.runs import resolve_run
 
+    if (rc := compare_refs(args, ws)) is not None:  # a group or a point on either side
+        return rc
     a, b = resolve_run(ws, args.a), resolve_run(ws, args.b)
     out = compare_runs(a, b)
     if args.json:
@@ -206,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("tui", cmd_tui, "open the Textual app (the default)")
     add_serve_parser(sub)
+    add_group_parsers(sub)
 
     sp = add("run", cmd_run, "create and start (or queue) a run; follow it unless --detach")
     sp.add_argument("config")
@@ -220,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="queued | running | stalled | completed | failed | stopped | crashed | unknown "
         "| foreign",
     )
+    sp.add_argument("--group", help="only the members of this sweep group")
     sp.add_argument(
         "--all", action="store_true", help="also folders in runs/ that are not runs (foreign)"
     )
@@ -237,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--as-new", action="store_true", help="a new run seeded from its checkpoint")
     sp = add("repair", cmd_repair, "rebuild a damaged status.json from the run's events")
     sp.add_argument("run")
-    sp = add("compare", cmd_compare, "config differences, metrics and cells of two runs")
-    sp.add_argument("a")
-    sp.add_argument("b")
+    sp = add("compare", cmd_compare, "two runs; or groups/points (G, G:POINT): means, effects")
+    sp.add_argument("a", help="run, group or G:POINT")
+    sp.add_argument("b", help="run, group or G:POINT")
     sp.add_argument("--json", action="store_true")
     sp = add("gpus", cmd_gpus, "NVIDIA GPUs: utilisation, memory, temperature, power, processes")
     sp.add_argument("--json", action="store_true")

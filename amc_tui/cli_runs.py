@@ -254,6 +254,10 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     every = list_runs(ws)
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
+    if getattr(args, "group", None):
+        from amc_tui.cli_groups import group_filter
+
+        runs = group_filter(ws, args.group, runs)
     foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
     if args.json:  # one row per line: the C encoder (an indent would take the slow path)
         rows = [json.dumps(r.to_row(), default=str) for r in runs]

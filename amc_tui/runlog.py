@@ -153,7 +153,11 @@ def sync_entry(
     entry = render_entry(run_dir)
     run_id = _BEGIN_RE.match(entry).group(1)  # type: ignore[union-attr]
     path = Path(runlog_path) if runlog_path else runlog_path_for(run_dir)
-    return bool(sync_entries(path, {run_id: entry}))
+    changed = bool(sync_entries(path, {run_id: entry}))
+    from amc_tui.runlog_group import sync_group_of  # a sweep member's end: its group's entry
+
+    sync_group_of(run_dir, path)
+    return changed
 
 
 def sync_all(ws: Any) -> list[str]:
@@ -172,6 +176,6 @@ def sync_all(ws: Any) -> list[str]:
     for _, _, d in dirs:
         entry = render_entry(d)
         entries[_BEGIN_RE.match(entry).group(1)] = entry  # type: ignore[union-attr]
-    if not entries:
-        return []
-    return sync_entries(ws.runlog, entries)
+    from amc_tui.runlog_group import sync_groups  # sweep groups' entries
+
+    return (sync_entries(ws.runlog, entries) if entries else []) + sync_groups(ws)

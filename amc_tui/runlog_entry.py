@@ -152,6 +152,12 @@ def header(src: EntrySource) -> list[str]:
     tags = cfg.get("tags") or meta.get("tags")
     if tags:
         L.append(f"**Tags**: {', '.join(str(t) for t in tags)}  ")
+    if isinstance(meta.get("group"), str):  # a sweep member names its group and point
+        from amc_tui.sweep import point_label
+
+        point = meta["point"] if isinstance(meta.get("point"), dict) else {}
+        L.append(f"**Group**: {meta['group']}, point {point_label(point)}, "
+                 f"repeat {meta.get('repeat', '?')}  ")  # fmt: skip
     if run.state in ("failed", "crashed") and run.error:
         lines = [ln for ln in run.error.strip().splitlines() if ln.strip()]
         if lines:

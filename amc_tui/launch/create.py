@@ -154,11 +154,13 @@ def create_run(
     resumed_from: dict[str, Any] | None = None,
     argv: Sequence[str] | None = None,
     check_data: bool = True,
+    meta_extra: dict[str, Any] | None = None,
 ) -> RunInfo:
     """A new queued run directory (config.toml, meta.json, status.json); nothing started.
 
     Built in a temp folder under the state dir and renamed into runs/ in one step, so a bad
-    name, config, checkpoint reference or data path leaves nothing behind.
+    name, config, checkpoint reference or data path leaves nothing behind. `meta_extra`
+    adds keys to meta.json (a sweep's member: group, point, repeat).
     """
     from amc_tui.analysis import best_earlier_run  # pandas: only when a run is made
 
@@ -205,6 +207,7 @@ def create_run(
         "config_hash": cfg.hash(),
         "cells": cells,
         "baseline": best_earlier_run(ws, cfg.train.select_metric, cells),
+        **(meta_extra or {}),
     }
     ws.runs.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"new-{chosen}-", dir=state_dir(ws)))

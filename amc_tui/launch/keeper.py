@@ -122,7 +122,12 @@ def _candidates(ws: Workspace) -> list[RunInfo]:
 
 
 def has_active(ws: Workspace, runs: Iterable[RunInfo] | None = None) -> bool:
-    return any(wants_worker(r) for r in (_candidates(ws) if runs is None else runs))
+    """Runs that want a worker, or a sweep group waiting for its next trial (Optuna)."""
+    if any(wants_worker(r) for r in (_candidates(ws) if runs is None else runs)):
+        return True
+    from amc_tui.group_queue import groups_pending  # only when no run wants one
+
+    return groups_pending(ws)
 
 
 def ensure_worker(ws: Workspace, runs: Iterable[RunInfo] | None = None) -> int | None:

@@ -23,6 +23,7 @@ from filelock import Timeout
 from amc_tui import runlock
 from amc_tui.config import Config
 from amc_tui.errors import UserError
+from amc_tui.group_queue import before_placement
 from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, run_config
 from amc_tui.launch.keeper import ensure_worker, has_active, release, try_lock, write_record
 from amc_tui.launch.supervise import (
@@ -98,6 +99,7 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
     changed = {r.dir for r in reap_locked(ws, runs)}
     if changed:
         runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
+    runs, admit = before_placement(ws, runs)  # sweep groups: next trials, max_parallel
     running = [r for r in runs if r.state == "running"]
     slots = _Slots(
         cpu_busy=any(not _uses_gpu(r) for r in running),
@@ -129,7 +131,7 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
                 )
             continue
         place = _placement(cfg, slots, snap)
-        if place is None:
+        if place is None or not admit(info):
             continue
         device, gpus = place
         try:

@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 
+from amc_tui.tui.screens.groups import GroupsScreen
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class AmcApp(App):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
+        Binding("G", "groups", "Groups", show=False),
     ]
 
     def __init__(
@@ -119,6 +121,10 @@ class AmcApp(App):
         from amc_tui.tui.screens.new_run import NewRunScreen
 
         self.push_screen(NewRunScreen())
+
+    def action_groups(self) -> None:  # sweep groups, from any screen
+        if not isinstance(self.screen, GroupsScreen):
+            self.push_screen(GroupsScreen())
 
     def action_home(self) -> None:
         while len(self.screen_stack) > 1:

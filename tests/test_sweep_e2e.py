@@ -1,0 +1,347 @@
+"""Sweeps end to end on the CPU, from a fresh workspace, through the real queue (the detached
+worker `amc-tui sweep --detach` leaves) and the real trainer on a tiny config.
+
+One session fixture runs two groups side by side, so the trainers' start-up (torch + timm
+import) overlaps: a 2 x 2 grid x 2 repeats (8 runs, max_parallel 3) with one member killed
+with SIGKILL mid-run, then `group resume`; and an Optuna study of 4 trials that is stopped
+after its first result and resumed. The tests then check what each left on disk against an
+independent recomputation from the members' exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from amc_tui.data.synth import synthesize
+from amc_tui.runs import (
+    RunDir,
+    list_runs,
+    pid_alive,
+    read_events,
+    read_run,
+    read_status,
+    run_dirs,
+)
+from amc_tui.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+LIMIT_S = 300.0
+BASE = """\
+[data]
+path = "data/tiny.h5"
+classes = ["BPSK", "QPSK", "8PSK"]
+snr_min = 0
+snr_max = 10
+frames_per_cell = 8
+[image]
+size = 32
+[model]
+arch = "swin_tiny"
+backbone_kwargs = { window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2] }
+[train]
+epochs = 1
+batch_size = 16
+max_steps_per_epoch = 2
+threads = 1
+[run]
+device = "cpu"
+share_device = true
+stop_grace_s = 5
+"""
+GRID = """\
+base = "../tiny.toml"
+notes = "does DWA beat uncertainty weighting, and does the learning rate matter?"
+[sweep]
+strategy = "grid"
+repeats = 2
+max_parallel = 3
+[sweep.axes]
+"loss.weighting" = ["uncertainty", "dwa"]
+"train.lr" = [0.002, 0.004]
+"""
+OPTUNA = """\
+base = "configs/tiny.toml"
+[sweep]
+strategy = "optuna"
+trials = 4
+repeats = 1
+max_parallel = 2
+metric = "val.loss"
+seed = 3
+[sweep.axes]
+"train.lr" = { min = 1e-4, max = 1e-2, log = true }
+"model.dropout" = { min = 0.0, max = 0.5 }
+"""
+KILLED = "e2e-p0-r1"
+
+
+def wait_for(pred: Any, timeout: float = LIMIT_S, every: float = 0.1) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := pred():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@dataclass
+class Out:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(ws: Workspace, *args: str) -> Out:
+    """`amc-tui -w ROOT ARGS` in this process (each CLI process would import pandas and
+    scipy again: seconds of CPU on a loaded machine)."""
+    from amc_tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["-w", str(ws.root), *args])
+    return Out(code, out.getvalue(), err.getvalue())
+
+
+def cli_process(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "amc_tui.cli", "-w", str(ws.root), *args], capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def group_json(ws: Workspace, name: str) -> dict[str, Any]:
+    return json.loads((ws.root / "groups" / name / "group.json").read_text())
+
+
+def show(ws: Workspace, name: str) -> dict[str, Any]:
+    out = cli(ws, "group", "show", name, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def state(ws: Workspace, name: str) -> str:
+    from amc_tui.groups import group_state, groups_root, member_runs, read_group
+
+    group = read_group(groups_root(ws) / name)
+    assert group is not None
+    return group_state(group, member_runs(ws, group))
+
+
+class Watcher(threading.Thread):
+    """Samples how many members of a group run at once."""
+
+    def __init__(self, ws: Workspace, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.ws, self.prefix, self.most = ws, prefix, 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.05):
+            runs = list_runs(self.ws, with_last_epoch=False)
+            n = sum(1 for r in runs if r.name.startswith(self.prefix) and r.state == "running")
+            self.most = max(self.most, n)
+
+
+def _kill_when_running(ws: Workspace, name: str) -> None:
+    """SIGKILL the member's trainer group once the trainer owns its status (pid written)."""
+    rd = RunDir(ws.runs / name)
+    status = wait_for(lambda: (s := read_status(rd)).get("pgid") and s, every=0.02)
+    os.killpg(status["pgid"], signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("sweep-ws")
+    for sub in ("configs/sweeps", "runs", "data"):
+        (root / sub).mkdir(parents=True)
+    synthesize(root / "data" / "tiny.h5", classes=["BPSK", "QPSK", "8PSK"], frames_per_cell=8,
+               snr_min=0, snr_max=10, seed=0)  # fmt: skip
+    (root / "configs" / "tiny.toml").write_text(BASE)
+    (root / "configs" / "sweeps" / "grid.toml").write_text(GRID)
+    (root / "configs" / "sweeps" / "opt.toml").write_text(OPTUNA)
+    ws = Workspace(root)
+    saved = dict(os.environ)
+    for key in ("AMC_TUI_TRAINER_MODULE", "AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
+        os.environ.pop(key, None)
+    out: dict[str, Any] = {"ws": ws}
+    try:
+        watcher = Watcher(ws, "e2e-")
+        watcher.start()
+        out["dry"] = cli(ws, "sweep", "configs/sweeps/grid.toml", "--dry-run")
+        out["grid"] = cli_process(ws, "sweep", "configs/sweeps/grid.toml", "--name", "e2e", "-d")
+        assert out["grid"].returncode == 0, out["grid"].stderr
+        out["opt"] = cli(ws, "sweep", "configs/sweeps/opt.toml", "--name", "opt", "--detach")
+        assert out["opt"].returncode == 0, out["opt"].stderr
+        _kill_when_running(ws, KILLED)
+        # the killed member: crashed, excluded and named while the others run; then resumed
+        wait_for(lambda: f"💥 {KILLED} (crashed, excluded)" in ws.runlog.read_text(), every=0.2)
+        out["crashed_show"] = show(ws, "e2e")
+        out["crashed_text"] = cli(ws, "group", "show", "e2e").stdout
+        out["grid_resume"] = cli(ws, "group", "resume", "e2e")
+        # the study: stop after its first result, then resume
+        wait_for(lambda: any(p.get("told") for p in group_json(ws, "opt")["points"]), every=0.2)
+        out["opt_stop"] = cli(ws, "group", "stop", "opt")
+        out["opt_stopped"] = group_json(ws, "opt")
+        out["opt_stopped_state"] = state(ws, "opt")
+        out["opt_resume"] = cli(ws, "group", "resume", "opt")
+        wait_for(lambda: state(ws, "e2e") == "done" and state(ws, "opt") == "done", every=0.5)
+        # a trainer's last act is its RUNLOG update: wait for every trainer to exit
+        wait_for(lambda: not any(pid_alive(read_status(RunDir(d)).get("pid")) for d in run_dirs(ws)),
+                 every=0.2)  # fmt: skip
+        watcher.halt.set()
+        watcher.join(5)
+        out["most_running"] = watcher.most
+        yield out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for info in list_runs(ws, with_last_epoch=False):
+            if info.state == "running" and info.pgid:
+                with contextlib.suppress(OSError):
+                    os.killpg(info.pgid, signal.SIGKILL)
+
+
+def test_dry_run_prints_the_points_and_creates_nothing(sweeps) -> None:
+    dry = sweeps["dry"]
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert "4 points x 2 repeats = 8 runs" in lines[0]
+    assert any(ln.split()[:4] == ["p3", "dwa", "0.004", "0,"] for ln in lines), dry.stdout
+    assert "nothing created" in lines[-1]
+
+
+def _recompute(ws: Workspace, names: list[str], metric: str) -> tuple[int, float, float, float]:
+    """n, mean, std and CI half-width from the members' epoch exports (best epoch: the one
+    with the highest val.acc_combined, the earliest on a tie)."""
+    split, _, key = metric.partition(".")
+    values = []
+    for name in names:
+        exports = sorted((ws.runs / name / "export").glob("epoch_*/summary.json"))
+        rows = [json.loads(p.read_text()) for p in exports]
+        best = max(rows, key=lambda r: (r["val"]["acc_combined"], -r["epoch"]))
+        values.append(best[split][key])
+    x = np.array(values, dtype=float)
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(x) - 1)) * std / math.sqrt(len(x))
+    return len(x), float(x.mean()), std, half
+
+
+def test_grid_finishes_and_stats_match_an_independent_recomputation(sweeps) -> None:
+    ws = sweeps["ws"]
+    data = show(ws, "e2e")
+    assert data["group"]["state"] == "done"
+    assert [p["key"] for p in data["points"]] == ["p0", "p1", "p2", "p3"]
+    assert sweeps["most_running"] <= 3  # max_parallel
+    for p in data["points"]:
+        names = [m["name"] for m in p["members"]]
+        assert names == [f"e2e-{p['key']}-r0", f"e2e-{p['key']}-r1"]
+        assert all(m["state"] == "completed" for m in p["members"]) and p["n"] == 2
+        for metric in ("val.loss", "val.acc_combined", "val.acc_mod", "train.loss"):
+            n, mean, std, half = _recompute(ws, names, metric)
+            got = p["best"][metric]
+            assert got["n"] == n == 2
+            assert got["mean"] == pytest.approx(mean, abs=1e-9)
+            assert got["std"] == pytest.approx(std, abs=1e-9)
+            assert got["ci_lo"] == pytest.approx(mean - half, abs=1e-9)
+            assert got["ci_hi"] == pytest.approx(mean + half, abs=1e-9)
+        meta = json.loads((ws.runs / names[1] / "meta.json").read_text())
+        assert meta["group"] == "e2e" and meta["repeat"] == 1
+        assert meta["point"] == group_json(ws, "e2e")["points"][p["index"]]["values"]
+    seeds = {m["seed"] for p in data["points"] for m in p["members"]}
+    assert seeds == {0, 1}
+
+
+def test_killed_member_is_crashed_excluded_named_then_resume_completes_it(sweeps) -> None:
+    crashed = sweeps["crashed_show"]
+    p0 = crashed["points"][0]
+    assert p0["progress"]["failed"] == 1 and p0["n"] <= 1
+    assert {"name": KILLED, "point": "p0", "reason": "crashed"} in crashed["excluded"]
+    assert f"{KILLED} (p0): crashed" in sweeps["crashed_text"]
+    assert sweeps["grid_resume"].returncode == 0 and KILLED in sweeps["grid_resume"].stdout
+    info = read_run(sweeps["ws"].runs / KILLED)
+    assert info.state == "completed"
+    ends = [e["state"] for e in read_events(info.rundir.events) if e["kind"] == "end"]
+    assert ends == ["crashed", "completed"]
+
+
+def test_runlog_group_entry_has_the_table_effects_and_members(sweeps) -> None:
+    ws = sweeps["ws"]
+    gid = group_json(ws, "e2e")["id"]
+    text = ws.runlog.read_text()
+    a = text.index(f"<!-- amc-tui:group-begin {gid} -->")
+    b = text.index(f"<!-- amc-tui:group-end {gid} -->")
+    entry = text[a:b]
+    assert "**Question**: does DWA beat uncertainty weighting" in entry
+    assert "**Status**: **DONE** (8 done)" in entry
+    assert "| p3 | loss.weighting=dwa, train.lr=0.004 | 2 |" in entry
+    assert "- loss.weighting dwa vs uncertainty: " in entry and "n = 4 vs 4" in entry
+    assert "- train.lr 0.004 vs 0.002: " in entry
+    assert "(crashed, excluded)" not in entry  # refreshed when the resumed member ended
+    member = text[text.index("## e2e-p3-r1") :]
+    assert "**Group**: e2e, point loss.weighting=dwa, train.lr=0.004, repeat 1" in member
+    out = cli(ws, "runlog", "sync")  # every writer renders the same bytes
+    assert out.returncode == 0 and ws.runlog.read_text() == text, out.stdout
+
+
+def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(sweeps) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    ws = sweeps["ws"]
+    assert sweeps["opt_stop"].returncode == 0 and sweeps["opt_stopped_state"] == "stopped"
+    assert sweeps["opt_resume"].returncode == 0, sweeps["opt_resume"].stderr
+    told_before = {p["trial"]: p["value"] for p in sweeps["opt_stopped"]["points"] if p["told"]}
+    g = group_json(ws, "opt")
+    assert [p["trial"] for p in g["points"]] == [0, 1, 2, 3]
+    for p in g["points"]:
+        assert 1e-4 <= p["values"]["train.lr"] <= 1e-2
+        assert 0.0 <= p["values"]["model.dropout"] <= 0.5
+        assert p["told"] and math.isfinite(p["value"])
+    storage = JournalStorage(JournalFileBackend(str(ws.root / "groups" / "opt" / "optuna.journal")))
+    study = optuna.load_study(study_name="opt", storage=storage)
+    trials = {t.number: t for t in study.trials}
+    assert sorted(trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials.values())
+    for p in g["points"]:
+        assert trials[p["trial"]].value == pytest.approx(p["value"])
+        assert trials[p["trial"]].params == p["values"]
+    for number, value in told_before.items():  # a result told before the stop stands...
+        assert trials[number].value == pytest.approx(value)
+        member = next(m for m in g["members"] if m["point"] == number)
+        starts = [e for e in read_events(RunDir(ws.runs / member["name"]).events)
+                  if e["kind"] == "start"]  # fmt: skip
+        assert len(starts) == 1  # ...and its run was not repeated
+
+
+def test_plot_writes_figures_of_a_group(sweeps, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    from amc_tui.plot import DPI, SIZES
+
+    out = cli(sweeps["ws"], "plot", "e2e", "--out", str(tmp_path), "--figures", "snr")
+    assert out.returncode == 0, out.stderr
+    (path,) = [Path(p) for p in out.stdout.split()]
+    assert path == tmp_path / "acc_vs_snr.png" and sorted(tmp_path.iterdir()) == [path]
+    img = imread(path)
+    w, h = SIZES["snr"]
+    assert img.shape[:2] == (round(h * DPI), round(w * DPI))
+    assert float(np.std(img[..., :3])) > 0.01, f"{path.name} is blank"
