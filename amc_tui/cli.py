@@ -470,6 +470,8 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
             [[c["modulation"], str(c["snr_db"]), report.pct(c["a"]), report.pct(c["b"]), report.delta("acc_combined", c["delta"])] for c in out["top_cells"]],
             ["MODULATION", "SNR", "A", "B", "DELTA"],
         ))  # fmt: skip
+    elif out["export"]:
+        print(f"\nno cells with data in both runs (export {out['export']})")
     else:
         print("\nno common export to compare cells")
     return 0
