@@ -247,4 +247,5 @@ def _delta_cell(v: Any, metric: str) -> Text | str:
         return fmt.DASH
     better = v < 0 if contract.lower_is_better(metric) else v > 0
     style = "" if v == 0 else ("green" if better else "red")
-    return Text(fmt.metric_delta(v, metric, digits=2), style=style)
+    digits = 2 if contract.is_percent(metric) else 3  # a loss or MAE keeps its 4 decimals
+    return Text(fmt.metric_delta(v, metric, digits=digits), style=style)

@@ -133,7 +133,7 @@ class GpusScreen(PollingScreen):
             cpu = f"{st.cpu_pct:.0f}%" if st.cpu_pct is not None else "…"
             mem, idx = gmem.get(pid, (None, []))
             on = f" (GPU {','.join(map(str, idx))})" if idx else ""
-            table.add_row(name, str(pid), cpu, _mib(st.rss_mb), str(st.threads or fmt.DASH),
+            table.add_row(name, str(st.pid), cpu, _mib(st.rss_mb), str(st.threads or fmt.DASH),
                           (_mib(mem) + on) if idx else fmt.DASH, key=name)  # fmt: skip
         if not msg.trainers:
             table.add_row("no running trainer", "", "", "", "", "")
