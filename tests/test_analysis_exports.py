@@ -240,3 +240,9 @@ def test_compare_against_a_run_without_validation_data(ws):
     shown = text.getvalue()
     assert "0.00%" not in shown and "-100" not in shown and "+0.00pt" not in shown
     assert "no cells with data in both runs" in shown
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["--workspace", str(ws.root), "show", "nv-b-2"]) == 0
+    rows = [[c for c in ln.split() if c != "*"] for ln in text.getvalue().splitlines()
+            if ln.split()[:1] == ["1"]]  # fmt: skip
+    assert rows and rows[0][1:5] == ["-", "-", "-", "-"], rows  # val comb, mod, snr, loss

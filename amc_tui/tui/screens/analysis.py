@@ -438,7 +438,7 @@ def _why_no_export(run_dir: Path) -> str:
     )
     text = f"the run {what} before its first epoch ended, so it has no exports"
     if info.error:
-        text += f": {info.error.strip().splitlines()[-1][:200]}"
+        text += f": {info.error.strip().splitlines()[-1][:400]}"
     return text
 
 
