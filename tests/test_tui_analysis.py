@@ -236,6 +236,10 @@ def big(tmp_path_factory):
     df.loc[df["modulation"] == "BPSK", ["n", "acc_mod", "acc_snr", "acc_combined",
                                         "snr_mae_db"]] = 0  # fmt: skip
     df.to_csv(path, index=False)
+    conf = pd.read_csv(gap.final_export / "confusion_mod.csv", index_col=0)
+    conf.loc["BPSK", :] = 0
+    conf.loc[:, "BPSK"] = 0
+    conf.to_csv(gap.final_export / "confusion_mod.csv")
     make_fake_run(ws, "early-fail-10", run_id="j0j0j0j0", seed=10, state="failed", epoch=0)
     # a pair whose cells alternate between no change and -100 points (the widest labels)
     for name, seed in (("pair-a-11", 11), ("pair-b-12", 12)):
@@ -314,6 +318,9 @@ async def test_a_cell_without_frames_is_no_data(big) -> None:
         info = str(screen.query_one("#an-info", Static).render())
         assert "no data" in info and "0.00%" not in info and "n = 0" in info
         assert "BPSK" not in str(screen.query_one("#an-hard", Static).render())
+        f1 = screen.query_one("#an-f1", DataTable)
+        rows = {str(f1.get_row_at(i)[0]): f1.get_row_at(i) for i in range(f1.row_count)}
+        assert str(rows["BPSK"][1]) == "no data" and str(rows["QPSK"][1]) != "no data"
 
 
 async def test_a_run_that_failed_before_its_first_epoch_says_why(big) -> None:

@@ -265,3 +265,28 @@ def _epochs(ws, name: str) -> list[dict]:
     rd = RunDir(ws.runs / name)
     return [e for e in map(json.loads, rd.events.read_text().splitlines())
             if e["kind"] == "epoch"]  # fmt: skip
+
+
+async def test_a_run_without_validation_data_draws_no_val_curve(demo) -> None:
+    rd = RunDir(demo.runs / "dark-moon-4")
+    evs = [json.loads(x) for x in rd.events.read_text().splitlines()]
+    for ev in evs:
+        if ev["kind"] == "start":
+            ev["n_val"] = 0
+        if ev["kind"] == "epoch":
+            ev["val"] = {k: 0.0 for k in ev["val"]}
+    rd.events.write_text("".join(json.dumps(ev) + "\n" for ev in evs))
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        await wait_for(pilot, lambda: live.view is not None and live.view.epochs == [1, 2, 3])
+        acc = live.query_one("#plot-acc", Curves)
+        loss = live.query_one("#plot-loss", Curves)
+        assert acc.series["combined"] == ([], []) and loss.series["val"] == ([], [])
+        assert len(loss.series["train"][0]) == 3
+        await pilot.press("p")  # the accuracy chart
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "no validation data" in text and "0%┤" not in text

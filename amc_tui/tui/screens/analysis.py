@@ -321,11 +321,19 @@ class AnalysisScreen(AmcScreen):
         table.clear(columns=True)
         mod = _f1_pairs(msg.f1_mod)
         snr = _f1_pairs(msg.f1_snr)
+        seen = {"mod": _frames_seen(msg.conf_mod), "snr": _frames_seen(msg.conf_snr)}
+
+        def f1(pair: tuple[str, float | None], key: str) -> str:
+            """A class no frame was or was predicted as has no F1 (the file says 0)."""
+            if not pair[0]:
+                return ""
+            return "no data" if seen[key].get(pair[0]) == 0 else fmt.num(pair[1])
+
         table.add_columns("modulation", "F1 mod", "SNR dB", "F1 SNR")
         for i in range(max(len(mod), len(snr))):
             a = mod[i] if i < len(mod) else ("", None)
             b = snr[i] if i < len(snr) else ("", None)
-            table.add_row(a[0], fmt.num(a[1]) if a[0] else "", b[0], fmt.num(b[1]) if b[0] else "")
+            table.add_row(a[0], f1(a, "mod"), b[0], f1(b, "snr"))
 
     def _fill_trajectory(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one("#an-traj", DataTable)
@@ -440,6 +448,17 @@ def _why_no_export(run_dir: Path) -> str:
     if info.error:
         text += f": {info.error.strip().splitlines()[-1][:400]}"
     return text
+
+
+def _frames_seen(conf: pd.DataFrame | None) -> dict[str, int]:
+    """label -> frames that were, or were predicted as, that class (row plus column sum)."""
+    if conf is None or not len(conf):
+        return {}
+    counts = conf.to_numpy(dtype=float)
+    return {
+        str(label): int(counts[i].sum() + (counts[:, i].sum() if i < counts.shape[1] else 0))
+        for i, label in enumerate(conf.index)
+    }
 
 
 def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:

@@ -227,6 +227,7 @@ class LiveScreen(PollingScreen):
                 empty = self._no_steps()
             elif chart.key in ("loss", "acc") and self.view.no_val and not ov.multi:
                 title += " (no validation data)"
+                empty = "no validation data: the split gives it no frames"
             self.query_one(f"#plot-{chart.key}", Curves).set_lines(
                 lines, title=title, xlabel=xlabel(self.x_mode, unit), ylim=chart.ylim,
                 xint=self.x_mode != "time", smooth=self.smoothing, empty=empty,
