@@ -22,7 +22,7 @@ from amc_tui.contract import METRICS, PER_CELL_COLUMNS
 from amc_tui.fsutil import read_json
 from amc_tui.report import metric as _metric
 from amc_tui.report import pct as _pct
-from amc_tui.runs import EXPORT_DIR, RunDir, epoch_events, read_config_dict
+from amc_tui.runs import EXPORT_DIR, RunDir, epoch_events, first_event, read_config_dict
 
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
 UNDERWEIGHT_SHARE = 0.40
@@ -83,11 +83,17 @@ def _csv(path: Path, **kw: Any) -> pd.DataFrame:
 
 
 def read_per_cell(export_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """per_cell.csv with its DESIGN columns (an empty frame when missing or bad)."""
+    """per_cell.csv with its DESIGN columns (an empty frame when missing or bad). A cell
+    without frames (n = 0; the trainer writes 0.0 there) reads as NaN in every metric: no
+    data, never 0 %."""
     df = _csv(Path(export_dir) / contract.PER_CELL_FILE)
     if df.empty or not set(PER_CELL_COLUMNS) <= set(df.columns):
         return pd.DataFrame(columns=PER_CELL_COLUMNS)
     df["modulation"] = df["modulation"].astype(str)
+    df["n"] = pd.to_numeric(df["n"], errors="coerce").fillna(0).astype(int)
+    for m in CELL_METRICS:
+        df[m] = pd.to_numeric(df[m], errors="coerce").astype(float)
+    df.loc[df["n"] <= 0, list(CELL_METRICS)] = np.nan
     return df
 
 
@@ -151,6 +157,29 @@ def cell_matrix(
     return mods, snrs, values, n
 
 
+def snr_curve(
+    per_cell: pd.DataFrame, metric: str = "acc_combined", modulation: str | None = None
+) -> tuple[list[int], list[float | None]]:
+    """`metric` against SNR: (SNRs ascending, values). Overall (every modulation), or one
+    `modulation`'s row. Each SNR's value is the frame-weighted mean of its cells with data,
+    which is that SNR's exact accuracy (or MAE); an SNR without frames is None."""
+    if metric not in CELL_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(CELL_METRICS)}, got {metric!r}")
+    if per_cell.empty:
+        return [], []
+    df = per_cell
+    snrs = sorted({int(s) for s in df["snr_db"]})
+    if modulation is not None:
+        df = df[df["modulation"].astype(str) == modulation]
+    values: list[float | None] = []
+    for s in snrs:
+        cells = df[(df["snr_db"].astype(int) == s) & (df["n"] > 0)]
+        cells = cells[np.isfinite(cells[metric].astype(float))]
+        total = float(cells["n"].sum())
+        values.append(float((cells[metric] * cells["n"]).sum()) / total if total else None)
+    return snrs, values
+
+
 def hardest_cells(
     per_cell: pd.DataFrame, n: int = 5, metric: str = "acc_combined"
 ) -> list[dict[str, Any]]:
@@ -189,14 +218,25 @@ def hardest_cells(
 
 def trajectory(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per epoch from epoch events or export summaries (the same keys), sorted by
-    epoch; a repeated epoch (resumed after a crash mid-epoch) keeps its last record."""
+    epoch; a repeated epoch (resumed after a crash mid-epoch) keeps its last record.
+
+    A split without frames has no metrics, whatever numbers the record carries (the trainer
+    writes 0.0 for an empty validation split): its values are None when a `start` event
+    among `events` says n_val/n_train = 0, or a summary's split_sizes does."""
     rows: dict[int, dict[str, Any]] = {}
+    empty: set[str] = set()
     for ev in events:
+        if ev.get("kind") == "start":
+            empty = {s for s in ("train", "val") if ev.get(f"n_{s}") == 0}
+            continue
         if ev.get("kind", "epoch") != "epoch" or not isinstance(ev.get("epoch"), int | float):
             continue
+        sizes = ev.get("split_sizes") if isinstance(ev.get("split_sizes"), dict) else {}
         row: dict[str, Any] = {"epoch": int(ev["epoch"])}
         for split in ("train", "val"):
             metrics = ev.get(split) if isinstance(ev.get(split), dict) else {}
+            if split in empty or sizes.get(split) == 0:
+                metrics = {}
             for m in METRICS:
                 row[f"{split}_{m}"] = _f(metrics.get(m))
         for key in ("weights", "uncertainty"):
@@ -209,6 +249,14 @@ def trajectory(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["is_best"] = bool(ev.get("is_best"))
         rows[row["epoch"]] = row
     return [rows[k] for k in sorted(rows)]
+
+
+def run_trajectory(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A run's trajectory from its epoch events (its first `start` event tells an empty
+    split), else from its export summaries."""
+    start = first_event(RunDir(run_dir).events, "start")
+    traj = trajectory([*([start] if start else []), *epoch_events(run_dir)])
+    return traj or export_trajectory(run_dir)
 
 
 def export_trajectory(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -462,11 +510,7 @@ def compare_runs(a: Any, b: Any, n_cells: int = 5) -> dict[str, Any]:
     the cells that changed most in the newest export both runs have."""
     da, db = Path(a.dir), Path(b.dir)
     metric = (a.best or {}).get("metric") or "val.acc_combined"
-    ta, tb = trajectory(epoch_events(da)), trajectory(epoch_events(db))
-    if not ta:
-        ta = export_trajectory(da)
-    if not tb:
-        tb = export_trajectory(db)
+    ta, tb = run_trajectory(da), run_trajectory(db)
     rows_out = []
     picks = {
         "best": (best_row(ta, metric), best_row(tb, metric)),

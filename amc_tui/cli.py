@@ -140,9 +140,11 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
         ]
 
     rows = [row(r) for r in out["metrics"]]
+    ep = {f"{k}{w}": report.MISSING if out[w][k] is None else out[w][k]
+          for k in ("best_epoch", "epoch") for w in ("a", "b")}  # fmt: skip
     print(
-        f"\nmetrics (best by {out['select_metric']}: A epoch {out['a']['best_epoch']}, B epoch {out['b']['best_epoch']}; "
-        f"final: A epoch {out['a']['epoch']}, B epoch {out['b']['epoch']}):"
+        f"\nmetrics (best by {out['select_metric']}: A epoch {ep['best_epocha']}, B epoch {ep['best_epochb']}; "
+        f"final: A epoch {ep['epocha']}, B epoch {ep['epochb']}):"
     )
     print(
         report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "FINAL A", "FINAL B", "DELTA"])
@@ -153,6 +155,8 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
             [[c["modulation"], str(c["snr_db"]), report.pct(c["a"]), report.pct(c["b"]), report.delta("acc_combined", c["delta"])] for c in out["top_cells"]],
             ["MODULATION", "SNR", "A", "B", "DELTA"],
         ))  # fmt: skip
+    elif out["export"]:
+        print(f"\nno cells with data in both runs (export {out['export']})")
     else:
         print("\nno common export to compare cells")
     return 0

@@ -297,7 +297,10 @@ def _show_data(info) -> dict:  # noqa: ANN001
     from amc_tui.runs import read_config_dict, read_events, read_meta
 
     config = read_config_dict(info.rundir)
-    traj = trajectory([e for e in read_events(info.rundir.events) if e.get("kind") == "epoch"])
+    # the start event tells an empty split (its metrics are no data, not 0)
+    traj = trajectory(
+        [e for e in read_events(info.rundir.events) if e.get("kind") in ("start", "epoch")]
+    )
     return {
         "run": info.to_row(),
         "meta": read_meta(info.rundir),

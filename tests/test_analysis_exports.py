@@ -149,3 +149,100 @@ def test_compare_runs(ws):
     assert out["export"] == "final" and len(out["top_cells"]) == 5
     deltas = [abs(c["delta"]) for c in out["top_cells"]]
     assert deltas == sorted(deltas, reverse=True)
+
+
+def _empty_cells(export_dir, mods=None) -> None:
+    """Rewrite per_cell.csv as a trainer writes cells without frames: n = 0 and 0.0 values."""
+    path = export_dir / "per_cell.csv"
+    df = pd.read_csv(path)
+    hit = df["modulation"].isin(mods) if mods else df["modulation"].notna()
+    df.loc[hit, ["n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db"]] = 0
+    df.to_csv(path, index=False)
+
+
+def _no_val(run) -> None:
+    """The run as a trainer leaves it with an empty validation split: start says n_val = 0,
+    every val metric is 0 and every per-cell row has n = 0."""
+    import json
+
+    lines = [json.loads(x) for x in run.events.read_text().splitlines()]
+    for ev in lines:
+        if ev.get("kind") == "start":
+            ev["n_val"] = 0
+        if ev.get("kind") == "epoch":
+            ev["val"] = {k: 0.0 for k in ev["val"]}
+    run.events.write_text("".join(json.dumps(ev) + "\n" for ev in lines))
+    for name in list_exports(run.path):
+        if name != "final":
+            _empty_cells(run.path / "export" / name)
+
+
+def test_cells_without_frames_read_as_no_data(ws):
+    from amc_tui.analysis import cell_deltas, read_per_cell
+
+    run = make_fake_run(ws, "nd-x-1")
+    _empty_cells(run.final_export, ["BPSK"])
+    df = read_per_cell(run.final_export)
+    empty = df[df["modulation"] == "BPSK"]
+    assert len(empty) == 11 and (empty["n"] == 0).all()
+    for m in ("acc_mod", "acc_snr", "acc_combined", "snr_mae_db"):
+        assert empty[m].isna().all(), m
+        assert df.loc[df["modulation"] != "BPSK", m].notna().all()
+    mods, _, values, n = cell_matrix(df)
+    row = mods.index("BPSK")
+    assert np.isnan(values[row]).all() and (n[row] == 0).all()
+    assert all(c["modulation"] != "BPSK" for c in hardest_cells(df, n=50))
+    full = read_per_cell(make_fake_run(ws, "nd-y-2").final_export)
+    grid = cell_deltas(full, df, n=100, grid=True)
+    assert grid.b[grid.mods.index("BPSK")] == [None] * 11
+    assert grid.delta[grid.mods.index("BPSK")] == [None] * 11
+    assert all(c["modulation"] != "BPSK" for c in grid.top)
+
+
+def test_snr_curve_weights_cells_by_frames_and_skips_empty_ones():
+    from amc_tui.analysis import snr_curve
+
+    rows = [
+        ("QPSK", 0, 10, 0.5, 0.5, 0.5, 1.0),
+        ("BPSK", 0, 30, 0.9, 0.9, 0.9, 0.0),
+        ("BPSK", 10, 0, float("nan"), float("nan"), float("nan"), float("nan")),
+        ("QPSK", 10, 4, 1.0, 1.0, 1.0, 0.0),
+    ]
+    cols = ["modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db"]
+    df = pd.DataFrame(rows, columns=cols)
+    snrs, values = snr_curve(df, "acc_combined")
+    assert snrs == [0, 10]
+    assert values == [pytest.approx((5 + 27) / 40), pytest.approx(1.0)]
+    assert snr_curve(df, "acc_combined", "BPSK") == ([0, 10], [pytest.approx(0.9), None])
+    assert snr_curve(df, "snr_mae_db")[1][0] == pytest.approx(10 / 40)
+    assert snr_curve(pd.DataFrame(columns=cols), "acc_combined") == ([], [])
+
+
+def test_compare_against_a_run_without_validation_data(ws):
+    import contextlib
+    import io
+
+    from amc_tui.cli import main
+
+    a = make_fake_run(ws, "nv-a-1", seed=1, epochs=3)
+    b = make_fake_run(ws, "nv-b-2", seed=2, epochs=3, state="stopped")
+    _no_val(b)
+    out = compare_runs(read_run(a.path), read_run(b.path))
+    for row in out["metrics"]:
+        if row["metric"].startswith("val."):
+            assert row["final_b"] is None and row["final_delta"] is None, row
+        else:
+            assert row["final_b"] is not None, row
+    assert out["top_cells"] == []
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["--workspace", str(ws.root), "compare", "nv-a-1", "nv-b-2"]) == 0
+    shown = text.getvalue()
+    assert "0.00%" not in shown and "-100" not in shown and "+0.00pt" not in shown
+    assert "no cells with data in both runs" in shown and "None" not in shown
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["--workspace", str(ws.root), "show", "nv-b-2"]) == 0
+    rows = [[c for c in ln.split() if c != "*"] for ln in text.getvalue().splitlines()
+            if ln.split()[:1] == ["1"]]  # fmt: skip
+    assert rows and rows[0][1:5] == ["-", "-", "-", "-"], rows  # val comb, mod, snr, loss

@@ -93,6 +93,8 @@ async def test_heatmap_equals_per_cell_csv_then_confusion_f1_trajectory(demo) ->
         snr = screen.query_one("#an-cm-snr", Heatmap)
         assert len(snr.row_labels) == 11
         await pilot.press("t")
+        assert screen.query_one(TabbedContent).active == "tab-snr"
+        await pilot.press("t")
         assert screen.query_one(TabbedContent).active == "tab-confusion"
         f1 = screen.query_one("#an-f1", DataTable)
         assert f1.row_count == 11  # max(4 modulations, 11 SNRs)
@@ -200,3 +202,279 @@ async def test_gpus_screen_without_and_with_gpus(demo) -> None:
             screen.query_one("#gpu-card-1 .gpu-holder", Static).render()))  # fmt: skip
         assert "free" in str(screen.query_one("#gpu-card-0 .gpu-holder", Static).render())
         assert "47%" in str(screen.query_one("#gpu-card-1 #lbl-util").render())
+
+
+# --------------------------------------------------------------------------- layout and numbers
+
+
+def screen_lines(app) -> list[str]:
+    """What the terminal shows, one string per line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def _tokens(lines: list[str]) -> set[str]:
+    return {tok for line in lines for tok in line.split()}
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """A workspace with a 17-modulation x 26-SNR run, a run whose BPSK cells have no frames,
+    a run without validation data and a run that failed before its first epoch."""
+    import pandas as pd
+    from runs_fixtures import make_fake_run
+
+    from amc_tui.data.classes import DIGITAL, snr_range
+
+    ws = demo_workspace(tmp_path_factory.mktemp("big") / "ws")
+    make_fake_run(ws, "big-grid-7", run_id="g7g7g7g7", seed=7, epochs=2,
+                  classes=list(DIGITAL), snrs=snr_range(-20, 30))  # fmt: skip
+    make_fake_run(ws, "big-twin-8", run_id="h8h8h8h8", seed=8, epochs=2,
+                  classes=list(DIGITAL), snrs=snr_range(-20, 30))  # fmt: skip
+    gap = make_fake_run(ws, "gap-cell-9", run_id="i9i9i9i9", seed=9, epochs=2)
+    path = gap.final_export / "per_cell.csv"
+    df = pd.read_csv(path)
+    df.loc[df["modulation"] == "BPSK", ["n", "acc_mod", "acc_snr", "acc_combined",
+                                        "snr_mae_db"]] = 0  # fmt: skip
+    df.to_csv(path, index=False)
+    conf = pd.read_csv(gap.final_export / "confusion_mod.csv", index_col=0)
+    conf.loc["BPSK", :] = 0
+    conf.loc[:, "BPSK"] = 0
+    conf.to_csv(gap.final_export / "confusion_mod.csv")
+    make_fake_run(ws, "early-fail-10", run_id="j0j0j0j0", seed=10, state="failed", epoch=0)
+    # a pair whose cells alternate between no change and -100 points (the widest labels)
+    for name, seed in (("pair-a-11", 11), ("pair-b-12", 12)):
+        run = make_fake_run(ws, name, seed=seed, epochs=1, snrs=snr_range(-20, 30))
+        path = run.final_export / "per_cell.csv"
+        df = pd.read_csv(path)
+        df["acc_combined"] = 1.0
+        if name == "pair-b-12":
+            df.loc[(df["snr_db"] // 2) % 2 == 0, "acc_combined"] = 0.0
+        df.to_csv(path, index=False)
+    return ws
+
+
+async def _analysis(pilot, ws, name: str) -> AnalysisScreen:
+    await runs_loaded(pilot)
+    pilot.app.open_analysis(ws.runs / name)
+    screen = await screen_ready(pilot, AnalysisScreen)
+    await wait_for(pilot, lambda: screen.data is not None and screen.export == "final")
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_tall_heatmap_scrolls_with_the_cursor_under_a_fixed_header(big, size) -> None:
+    app = make_app(big)
+    async with app.run_test(size=size) as pilot:
+        screen = await _analysis(pilot, big, "big-grid-7")
+        heat = screen.query_one("#an-heat", Heatmap)
+        assert len(heat.row_labels) == 17 and len(heat.col_labels) == 26
+        lines = screen_lines(app)
+        # every SNR column is labelled, and the colours have a legend
+        assert {str(s) for s in range(-20, 31, 2)} <= _tokens(lines)
+        assert any("no data" in ln and "100%" in ln and "0%" in ln for ln in lines)
+        for i in range(1, 17):
+            await pilot.press("down")
+            await pilot.pause()
+            mod = heat.row_labels[i]
+            lines = screen_lines(app)
+            assert any(ln.split()[:1] == [mod] for ln in lines), (i, mod)
+            assert {"-20", "30"} <= _tokens(lines)  # the header stayed
+            assert f"{mod} @ -20 dB" in str(screen.query_one("#an-info", Static).render())
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert heat.cursor[0] < 16 and {"-20", "30"} <= _tokens(screen_lines(app))
+        assert heat.region.bottom <= app.screen.region.bottom - 1  # above the footer
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_every_confusion_column_is_labelled(big, size) -> None:
+    from amc_tui.data.classes import DIGITAL
+
+    app = make_app(big)
+    async with app.run_test(size=size) as pilot:
+        screen = await _analysis(pilot, big, "big-grid-7")
+        screen.query_one(TabbedContent).active = "tab-confusion"
+        await pilot.pause()
+        cm = screen.query_one("#an-cm-mod", Heatmap)
+        assert cm.has_focus
+        top = cm.region.y
+        header = screen_lines(app)[top : top + cm.header_lines()]
+        assert set(DIGITAL) <= _tokens(header)
+        await pilot.press("end", "down")
+        info = str(screen.query_one("#an-info", Static).render())
+        assert f"true {cm.row_labels[1]} -> predicted {cm.col_labels[-1]}" in info
+
+
+async def test_a_cell_without_frames_is_no_data(big) -> None:
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _analysis(pilot, big, "gap-cell-9")
+        heat = screen.query_one("#an-heat", Heatmap)
+        row = heat.row_labels.index("BPSK")
+        assert heat.values[row] == [None] * len(heat.col_labels)
+        heat.cursor = (row, 3)
+        await pilot.pause()
+        info = str(screen.query_one("#an-info", Static).render())
+        assert "no data" in info and "0.00%" not in info and "n = 0" in info
+        assert "BPSK" not in str(screen.query_one("#an-hard", Static).render())
+        f1 = screen.query_one("#an-f1", DataTable)
+        rows = {str(f1.get_row_at(i)[0]): f1.get_row_at(i) for i in range(f1.row_count)}
+        assert str(rows["BPSK"][1]) == "no data" and str(rows["QPSK"][1]) != "no data"
+
+
+async def test_a_run_that_failed_before_its_first_epoch_says_why(big) -> None:
+    app = make_app(big)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_analysis(big.runs / "early-fail-10")
+        screen = await screen_ready(pilot, AnalysisScreen)
+        info = screen.query_one("#an-info", Static)
+        await wait_for(pilot, lambda: "failed before its first epoch" in str(info.render()))
+        assert "ValueError: boom" in str(info.render())
+        assert "no exports yet" not in str(info.render())
+
+
+async def test_snr_curve_of_one_run_then_one_modulation(big) -> None:
+    from amc_tui.analysis import read_per_cell, snr_curve
+    from amc_tui.tui.widgets.curves import Curves
+
+    app = make_app(big)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _analysis(pilot, big, "gap-cell-9")
+        await pilot.press("t")
+        assert screen.query_one(TabbedContent).active == "tab-snr"
+        chart = screen.query_one("#an-snr", Curves)
+        df = read_per_cell(big.runs / "gap-cell-9/export/final")
+        snrs, values = snr_curve(df, "acc_combined")
+        assert chart.series["all"] == (snrs, pytest.approx(values))
+        assert any("%┤" in ln for ln in screen_lines(app))  # a percent axis
+        await pilot.press("c")  # the first modulation in class order
+        first = screen.data.mods[0]
+        assert screen.curve_of == first and first in chart.series
+        assert chart.series[first][1] == pytest.approx(snr_curve(df, "acc_combined", first)[1])
+        await pilot.press("c", "c")  # BPSK has no frames: its curve has no points, not zeros
+        assert screen.curve_of == "BPSK" and chart.series["BPSK"] == ([], [])
+
+
+async def _mark(pilot, names: list[str]) -> None:
+    """Mark runs on the Runs screen with its own key."""
+    from amc_tui.tui.screens.runs import RunsScreen
+
+    runs = pilot.app.screen
+    assert isinstance(runs, RunsScreen)
+    table = runs.query_one(DataTable)
+    for name in names:
+        key = str(runs.amc.ws.runs / name)
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("m")
+    assert [os.path.basename(k) for k in runs.marked] == names
+
+
+async def test_snr_curves_of_marked_runs_overlay_in_run_colours(big) -> None:
+    from amc_tui.tui.widgets.curves import Curves
+
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        await _mark(pilot, ["big-twin-8", "gap-cell-9"])
+        screen = await _analysis(pilot, big, "big-grid-7")
+        screen.query_one(TabbedContent).active = "tab-snr"
+        chart = screen.query_one("#an-snr", Curves)
+        await wait_for(pilot, lambda: len(chart.lines) == 3)
+        colors = {ln.label: ln.color for ln in chart.lines}
+        # mark order gives the colours; the unmarked run on screen comes last
+        assert colors == {"big-twin-8": "cyan", "gap-cell-9": "orange", "big-grid-7": "green"}
+
+
+# --------------------------------------------------------------------------- compare
+
+
+async def _compare(pilot, ws, a: str, b: str, tab: str | None = None) -> CompareScreen:
+    await runs_loaded(pilot)
+    pilot.app.open_compare(ws.runs / a, ws.runs / b)
+    screen = await screen_ready(pilot, CompareScreen)
+    await wait_for(pilot, lambda: screen.data is not None)
+    if tab:
+        while screen.query_one(TabbedContent).active != tab:
+            await pilot.press("t")
+        await pilot.pause()
+    return screen
+
+
+async def test_compare_cells_cursor_moves_and_values_never_touch(big) -> None:
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _compare(pilot, big, "pair-a-11", "pair-b-12", "cmp-cells")
+        heat = screen.query_one("#cmp-heat", Heatmap)
+        assert heat.has_focus
+        await pilot.press("right", "right", "down")
+        assert screen.query_one(TabbedContent).active == "cmp-cells"
+        assert heat.cursor == (1, 2)
+        info = str(screen.query_one("#cmp-cell-info", Static).render())
+        assert f"{heat.row_labels[1]} @ {heat.col_labels[2]} dB" in info
+        import re
+
+        lines = screen_lines(app)[heat.region.y : heat.region.bottom]
+        assert not any(re.search(r"\d[+-]\d", ln) for ln in lines), lines
+
+
+async def test_compare_cells_without_frames_are_no_data(big) -> None:
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _compare(pilot, big, "amber-wave-1", "gap-cell-9", "cmp-cells")
+        heat = screen.query_one("#cmp-heat", Heatmap)
+        row = heat.row_labels.index("BPSK")
+        assert heat.values[row] == [None] * len(heat.col_labels)
+        heat.cursor = (row, 5)
+        await pilot.pause()
+        info = str(screen.query_one("#cmp-cell-info", Static).render())
+        assert "B no data" in info and "0.0" not in info.split("B ")[-1]
+        assert "BPSK" not in str(screen.query_one("#cmp-top", Static).render())
+
+
+async def test_compare_reads_accuracies_in_percent(big) -> None:
+    app = make_app(big)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _compare(pilot, big, "amber-wave-1", "bold-river-2", "cmp-metrics")
+        table = screen.query_one("#cmp-metrics-table", DataTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        comb = [str(c) for c in rows["val.acc_combined"]]
+        assert comb[1].endswith("%") and comb[3].endswith("pts"), comb
+        assert not str(rows["val.loss"][1]).endswith("%")
+        while screen.query_one(TabbedContent).active != "cmp-curves":
+            await pilot.press("t")
+        await pilot.pause()
+        assert any("%┤" in ln for ln in screen_lines(app))
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+async def test_gpus_screen_on_a_cpu_only_box_shows_host_and_trainers(demo) -> None:
+    app = make_app(demo)  # no NVIDIA driver
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and "%" in str(table.get_row_at(0)[2]))
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[:2] == ["fresh-dew-6", str(os.getpid())]  # the trainer's pid in status.json
+        assert row[3].endswith("MiB") and row[5] == "-"
+        head = str(screen.query_one("#gpu-head", Static).render())
+        assert "host: CPU" in head and "cores" in head and "GiB" in head
+        assert "no NVIDIA GPU" in str(screen.query_one("#gpu-none", Static).render())
+
+
+async def test_gpus_screen_shows_each_trainers_gpu_memory(demo) -> None:
+    app = make_app(demo, gpu_sampler=sampler(FakeNVML(count=2, pids={1: [os.getpid()]})))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and "MiB" in str(table.get_row_at(0)[5]))
+        assert str(table.get_row_at(0)[5]) == "512 MiB (GPU 1)"
+        holder = screen.query_one("#gpu-card-1 .gpu-holder", Static)
+        await wait_for(pilot, lambda: "fresh-dew-6 (512 MiB)" in str(holder.render()))

@@ -4,10 +4,12 @@ incrementally (byte offset), also for a large event file."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from textual.widgets import Log, Static
 from tui_fixtures import (
+    FUTURE,
     NOW,
     FakeNVML,
     add_epoch,
@@ -136,3 +138,155 @@ async def test_torn_last_line_waits_for_its_end(demo) -> None:
         with open(rd.events, "a") as f:
             f.write(line[20:] + "\n")
         await wait_for(pilot, lambda: live.view.epochs == [1, 2, 3, 4])
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def screen_lines(app) -> list[str]:
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def y_label_of_line(lines: list[str], region) -> str:
+    """The y tick label on the chart row the (flat) plotted line is drawn on."""
+    rows = [ln[region.x : region.right] for ln in lines[region.y : region.bottom]]
+    drawn = max(rows, key=lambda ln: sum(ln.count(c) for c in "▀▄▞▚▖▗▘▝"))
+    return drawn.split("┤")[0].strip() if "┤" in drawn else drawn.split("│")[0].strip()
+
+
+def _equal_weights(rd: RunDir) -> None:
+    for e in (4, 5):
+        append_event(rd, "epoch", epoch=e, t=NOW - 100 + e, epoch_time_s=60.0,
+                     val={"acc_combined": 0.3, "loss": 1.0}, train={"loss": 1.1},
+                     weights={"mod": 0.5, "snr": 0.5})  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_weight_shares_read_at_their_tick(demo, size) -> None:
+    rd = RunDir(demo.runs / "dark-moon-4")
+    lines = [json.loads(x) for x in rd.events.read_text().splitlines()]
+    rd.events.write_text("".join(json.dumps(ev) + "\n" for ev in lines
+                                 if ev.get("kind") != "epoch"))  # fmt: skip
+    _equal_weights(rd)
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=size) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        chart = live.query_one("#plot-weights", Curves)
+        await wait_for(pilot, lambda: chart.series.get("mod", ([], []))[0] == [4, 5])
+        while not chart.display or chart.region.height == 0 or not chart.has_class("-shown"):
+            if size[0] >= 120:
+                break
+            await pilot.press("p")
+        await pilot.pause()
+        assert y_label_of_line(screen_lines(app), chart.region) == "50%"
+        r = chart.region
+        x_ticks = screen_lines(app)[r.bottom - 2][r.x : r.right].split()
+        assert x_ticks == ["4", "5"], x_ticks  # whole epochs
+
+
+async def test_step_chart_says_why_it_is_empty(demo) -> None:
+    rd = RunDir(demo.runs / "dark-moon-4")  # stopped, and no step events
+    lines = [json.loads(x) for x in rd.events.read_text().splitlines()]
+    rd.events.write_text("".join(json.dumps(ev) + "\n" for ev in lines
+                                 if ev.get("kind") != "step"))  # fmt: skip
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        await wait_for(pilot, lambda: live.view is not None and live.view.epochs == [1, 2, 3])
+        await pilot.press("p", "p")  # the step chart
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "no step data (step_log_every = 50)" in text and "waiting" not in text
+
+
+async def test_elapsed_continues_across_a_resume(demo) -> None:
+    from amc_tui.tui import fmt
+
+    rd = RunDir(demo.runs / "dark-moon-4")  # stopped after its first attempt
+    evs = [json.loads(x) for x in rd.events.read_text().splitlines()]
+    first = evs[0]["t"]
+    ended = next(ev["t"] for ev in evs if ev["kind"] == "end")
+    restart = NOW - 90
+    append_event(rd, "start", t=restart, resumed=True, n_val=100)
+    write_status(rd, state="running", pid=os.getpid(), started_at=restart, ended_at=None,
+                 heartbeat_at=FUTURE)  # fmt: skip
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        head = live.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: "running" in str(head.render()))
+        expected = fmt.duration((ended - first) + (NOW - restart))
+        assert f"elapsed {expected}" in str(head.render())
+        assert f"elapsed {fmt.duration(NOW - restart)} " not in str(head.render())
+
+
+async def test_marked_runs_overlay_in_one_colour_each_with_smoothing_and_x_axis(demo) -> None:
+    from amc_tui.tui.axes import RUN_COLORS
+
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        runs = app.screen
+        table = runs.query_one("DataTable")
+        for name in ("bold-river-2", "dark-moon-4"):
+            table.move_cursor(row=table.get_row_index(str(demo.runs / name)))
+            await pilot.press("m")
+        app.open_live(demo.runs / "amber-wave-1")
+        live = await screen_ready(pilot, LiveScreen)
+        acc = live.query_one("#plot-acc", Curves)
+        await wait_for(pilot, lambda: len(acc.lines) == 3)
+        want = {"bold-river-2": RUN_COLORS[0], "dark-moon-4": RUN_COLORS[1],
+                "amber-wave-1": RUN_COLORS[2]}  # fmt: skip
+        for key in ("loss", "acc", "steps", "weights"):
+            chart = live.query_one(f"#plot-{key}", Curves)
+            assert {ln.label: ln.color for ln in chart.lines} == want, key
+        assert acc.series["dark-moon-4"][0] == [1, 2, 3]
+        assert acc.series["amber-wave-1"][1] == [
+            pytest.approx(ev["val"]["acc_combined"]) for ev in _epochs(demo, "amber-wave-1")
+        ]
+        await pilot.press("z")
+        assert acc.smooth == 0.6 and "smoothed 0.6" in "\n".join(screen_lines(app))
+        await pilot.press("z", "z")
+        assert acc.smooth == 0.0
+        await pilot.press("x")
+        assert acc.xlabel == "step"
+        assert acc.series["amber-wave-1"][0] == [3.0, 6.0, 9.0, 12.0]  # 3 steps per epoch
+        await pilot.press("x")
+        assert acc.xlabel.startswith("training time")
+
+
+def _epochs(ws, name: str) -> list[dict]:
+    rd = RunDir(ws.runs / name)
+    return [e for e in map(json.loads, rd.events.read_text().splitlines())
+            if e["kind"] == "epoch"]  # fmt: skip
+
+
+async def test_a_run_without_validation_data_draws_no_val_curve(demo) -> None:
+    rd = RunDir(demo.runs / "dark-moon-4")
+    evs = [json.loads(x) for x in rd.events.read_text().splitlines()]
+    for ev in evs:
+        if ev["kind"] == "start":
+            ev["n_val"] = 0
+        if ev["kind"] == "epoch":
+            ev["val"] = {k: 0.0 for k in ev["val"]}
+    rd.events.write_text("".join(json.dumps(ev) + "\n" for ev in evs))
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        await wait_for(pilot, lambda: live.view is not None and live.view.epochs == [1, 2, 3])
+        acc = live.query_one("#plot-acc", Curves)
+        loss = live.query_one("#plot-loss", Curves)
+        assert acc.series["combined"] == ([], []) and loss.series["val"] == ([], [])
+        assert len(loss.series["train"][0]) == 3
+        await pilot.press("p")  # the accuracy chart
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "no validation data" in text and "0%┤" not in text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, TabbedContent
 from tui_fixtures import FakeNVML, demo_workspace, make_app, sampler, screen_ready, wait_for
 
 from amc_tui.tui.screens.analysis import AnalysisScreen
@@ -83,16 +83,41 @@ def test_new_run_screen(snap_compare, demo, size) -> None:
     assert snap_compare(make_app(demo), terminal_size=size, run_before=run_before)
 
 
-def test_compare_screen(snap_compare, demo) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("tab", ["cmp-metrics", "cmp-cells"])
+def test_compare_screen(snap_compare, demo, size, tab) -> None:
+    def ready(s) -> bool:
+        if s.data is None:
+            return False
+        s.query_one(TabbedContent).active = tab
+        return True
+
     run_before = _open(
         lambda app: app.open_compare(demo.runs / "amber-wave-1", demo.runs / "bold-river-2"),
         CompareScreen,
-        lambda s: s.data is not None,
+        ready,
     )
-    assert snap_compare(make_app(demo), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(make_app(demo), terminal_size=size, run_before=run_before)
 
 
-def test_gpus_screen(snap_compare, demo) -> None:
+class FixedProcs:
+    """psutil's numbers vary from run to run: fixed ones for the picture."""
+
+    def host(self):
+        from amc_tui.tui.procstat import HostStat
+
+        return HostStat(cpus=16, cpu_pct=23.0, mem_used_mb=5324.8, mem_total_mb=32054.0)
+
+    def sample(self, pids):
+        from amc_tui.tui.procstat import ProcStat
+
+        return {p: ProcStat(4242, True, 97.0, 1234.0, 12) for p in pids}  # a fixed pid shown
+
+
+def test_gpus_screen(snap_compare, demo, monkeypatch) -> None:
+    from amc_tui.tui.screens import gpus
+
+    monkeypatch.setattr(gpus, "ProcSampler", FixedProcs)
     app = make_app(demo, gpu_sampler=sampler(FakeNVML(count=2, pids={1: [os.getpid()]})))
     run_before = _open(
         lambda app: app.open_gpus(), GpusScreen, lambda s: len(s.query(GpuCard)) == 2

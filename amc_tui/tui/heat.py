@@ -47,6 +47,7 @@ class Scale:
     lo: float = 0.0
     hi: float = 1.0
     percent: bool = True  # labels as percent (accuracies, shares, accuracy deltas)
+    unit: str = ""  # the legend's unit for a plain number (" dB")
 
     def position(self, v: float) -> float:
         if self.kind == "delta":  # lo > hi marks an error metric: a drop is the improvement
@@ -63,17 +64,45 @@ class Scale:
         stops = {"delta": _DIVERGING, "share": _SEQUENTIAL}.get(self.kind, _STOPS)
         return _lerp(stops, self.position(v))
 
+    def text(self, v: float | None) -> str:
+        """A cell's short value, whole (accuracies and shares in percent, deltas signed); a
+        dot for no data."""
+        if v is None or not math.isfinite(v):
+            return "·"
+        if self.percent and self.kind != "delta":
+            return f"{100 * v:.0f}"
+        if self.percent:
+            return f"{100 * v:+.0f}"
+        if self.kind == "delta":
+            return f"{v:+.1f}" if abs(v) < 10 else f"{v:+.0f}"
+        return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"
+
     def label(self, v: float | None, width: int) -> str:
-        """A label that fits `width` characters (accuracies and shares as percent)."""
+        """`text` cut to `width` characters, right-aligned (no data centred)."""
         if v is None or not math.isfinite(v):
             return "·".center(width)
-        if self.percent and self.kind != "delta":
-            text = f"{100 * v:.0f}"
-        elif self.percent:
-            text = f"{100 * v:+.0f}"
-        else:
-            text = f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"
-        return text[:width].rjust(width)
+        return self.text(v)[:width].rjust(width)
+
+    def span(self) -> tuple[float, float]:
+        """The value range the colours cover, low to high."""
+        if self.kind == "delta":
+            s = max(abs(self.lo), abs(self.hi)) or 1.0
+            return -s, s
+        return self.lo, self.hi
+
+    def end_text(self, v: float) -> str:
+        """A legend end: `0%`, `100%`, `-12 pts`, `6.0 dB`."""
+        if self.percent and self.kind == "delta":
+            return f"{100 * v:+.0f} pts"
+        if self.percent:
+            return f"{100 * v:.0f}%"
+        sign = "+" if self.kind == "delta" else ""
+        return f"{v:{sign}.1f}{self.unit}"
+
+    def legend_colors(self, n: int = 8) -> list[tuple[int, int, int]]:
+        """`n` colours from the low end of `span` to the high end."""
+        lo, hi = self.span()
+        return [self.rgb(lo + (hi - lo) * i / max(1, n - 1)) or (0, 0, 0) for i in range(n)]
 
 
 def metric_scale(metric: str, values: list[float | None]) -> Scale:
@@ -83,7 +112,8 @@ def metric_scale(metric: str, values: list[float | None]) -> Scale:
         return Scale("acc", 0.0, 1.0)
     finite = [v for v in values if v is not None and math.isfinite(v)]
     kind = "error" if contract.lower_is_better(metric) else "acc"
-    return Scale(kind, 0.0, max(finite) if finite else 1.0, percent=False)
+    unit = " dB" if metric.endswith("_db") else ""
+    return Scale(kind, 0.0, max(finite) if finite else 1.0, percent=False, unit=unit)
 
 
 def delta_scale(values: list[float | None], metric: str = "acc_combined") -> Scale:
@@ -92,4 +122,5 @@ def delta_scale(values: list[float | None], metric: str = "acc_combined") -> Sca
     span = max(finite) if finite else 1.0
     # for an error metric a negative delta is the improvement: flip so green = better
     lo, hi = (span, -span) if contract.lower_is_better(metric) else (-span, span)
-    return Scale("delta", lo, hi, percent=contract.is_percent(metric))
+    unit = " dB" if metric.endswith("_db") else ""
+    return Scale("delta", lo, hi, percent=contract.is_percent(metric), unit=unit)

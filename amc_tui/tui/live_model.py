@@ -3,6 +3,11 @@
 The worker thread feeds each batch from `EventTailer.poll()` into a `LiveModel` and posts a
 `LiveView` copy to the UI; memory stays bounded on a 100 MB event file because step points
 are decimated (every other point dropped, stride doubled) once they pass a cap.
+
+Every point carries three x positions (epoch, global step, training time) so a chart can
+switch axis without a re-read. Training time is summed over the run's attempts (each `start`
+to its `end`, or to its last event when the trainer died), so a resumed run's clock continues
+instead of restarting, and the time it sat stopped does not count.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ class LiveView:
 
     epochs: list[int] = field(default_factory=list)
     series: dict[str, list[float | None]] = field(default_factory=dict)
+    epoch_step: list[float | None] = field(default_factory=list)  # global step at epoch end
+    epoch_time: list[float | None] = field(default_factory=list)  # training seconds
     step_x: list[float] = field(default_factory=list)
     step_loss: list[float] = field(default_factory=list)
+    step_epoch: list[float] = field(default_factory=list)  # fractional epoch of a step point
+    step_time: list[float] = field(default_factory=list)
+    closed_s: float = 0.0  # training seconds of the attempts that ended
+    attempt_start: float | None = None  # t of the open attempt's start (None: ended)
+    no_val: bool = False  # the start event says the validation split is empty
     last_step: dict[str, Any] | None = None
     last_epoch: dict[str, Any] | None = None
     start: dict[str, Any] | None = None
@@ -65,6 +77,13 @@ class LiveModel:
         self.epoch_rows: dict[int, dict[str, Any]] = {}
         self.step_x: list[float] = []
         self.step_loss: list[float] = []
+        self.step_epoch: list[float] = []
+        self.step_time: list[float] = []
+        self.epoch_at: dict[int, tuple[float | None, float | None]] = {}  # epoch -> (step, s)
+        self.batches: int | None = None
+        self.closed_s = 0.0  # training seconds of ended attempts
+        self.attempt_start: float | None = None
+        self.no_val = False
         self._stride = 1
         self._step_seen = 0
         self.last_step: dict[str, Any] | None = None
@@ -80,24 +99,53 @@ class LiveModel:
         for ev in events:
             self.n_events += 1
             t = ev.get("t")
-            if is_num(t):
-                self.last_t = float(t)
             kind = ev.get("kind")
+            if kind == "start":
+                self._attempt(float(t) if is_num(t) else self.last_t)
+            if is_num(t) and kind != "gpu":
+                if self.attempt_start is None and kind != "end":
+                    self.attempt_start = float(t)  # events before any start: count from here
+                self.last_t = float(t)
             if kind == "step":
                 self._step(ev)
             elif kind == "epoch" and isinstance(ev.get("epoch"), int):
                 self.epoch_rows[ev["epoch"]] = ev
+                step = self.step_x[-1] if self.step_x else None
+                if self.batches:
+                    step = float(ev["epoch"] * self.batches)
+                self.epoch_at[ev["epoch"]] = (step, self.train_s())
             elif kind == "gpu":
                 self._gpu(ev)
                 if ev.get("source") != "nvml" and is_num(t):
                     self.last_gpu_t = float(t)
             elif kind == "start":
                 self.start, self.end = ev, None
+                self.no_val = ev.get("n_val") == 0
             elif kind == "end":
                 self.end = ev
+                self._attempt(float(t) if is_num(t) else self.last_t)
+
+    def _attempt(self, t: float | None) -> None:
+        """Close the open attempt at `t` (a start after a crash closes the dead one at its
+        last event)."""
+        if self.attempt_start is not None:
+            end = self.last_t if self.last_t is not None else t
+            if t is not None and (end is None or t < end):
+                end = t
+            self.closed_s += max(0.0, (end or self.attempt_start) - self.attempt_start)
+        self.attempt_start = None
+
+    def train_s(self, now: float | None = None) -> float:
+        """Training seconds through the last event, or through `now` for an open attempt."""
+        if self.attempt_start is None:
+            return self.closed_s
+        end = now if now is not None else (self.last_t or self.attempt_start)
+        return self.closed_s + max(0.0, end - self.attempt_start)
 
     def _step(self, ev: dict[str, Any]) -> None:
         self.last_step = ev
+        if isinstance(ev.get("batches"), int) and ev["batches"] > 0:
+            self.batches = ev["batches"]
         loss = ev.get("loss")
         if not is_num(loss):
             return
@@ -109,9 +157,15 @@ class LiveModel:
         last = self.step_x[-1] if self.step_x else 0.0
         self.step_x.append(float(x) if is_num(x) and x > last else last + self._stride)
         self.step_loss.append(float(loss))
+        epoch, batch, batches = ev.get("epoch"), ev.get("batch"), ev.get("batches")
+        frac = float(epoch) if is_num(epoch) else (self.step_epoch[-1] if self.step_epoch else 0.0)
+        if is_num(epoch) and is_num(batch) and is_num(batches) and batches:
+            frac = epoch - 1 + batch / batches
+        self.step_epoch.append(frac)
+        self.step_time.append(self.train_s())
         if len(self.step_x) > self.max_step_points:
-            self.step_x = self.step_x[::2]
-            self.step_loss = self.step_loss[::2]
+            for name in ("step_x", "step_loss", "step_epoch", "step_time"):
+                setattr(self, name, getattr(self, name)[::2])
             self._stride *= 2
 
     def _gpu(self, ev: dict[str, Any]) -> None:
@@ -129,14 +183,23 @@ class LiveModel:
         epochs = sorted(self.epoch_rows)
         rows = [self.epoch_rows[e] for e in epochs]
         series = {
-            name: [_pick(r, split, metric) for r in rows]
+            name: [None if self.no_val and split == "val" else _pick(r, split, metric)
+                   for r in rows]
             for name, (split, metric) in EPOCH_SERIES.items()
-        }
+        }  # fmt: skip
+        at = [self.epoch_at.get(e, (None, None)) for e in epochs]
         return LiveView(
             epochs=epochs,
             series=series,
+            epoch_step=[a[0] for a in at],
+            epoch_time=[a[1] for a in at],
             step_x=list(self.step_x),
             step_loss=list(self.step_loss),
+            step_epoch=list(self.step_epoch),
+            step_time=list(self.step_time),
+            closed_s=self.closed_s,
+            attempt_start=self.attempt_start,
+            no_val=self.no_val,
             last_step=self.last_step,
             last_epoch=rows[-1] if rows else None,
             start=self.start,
@@ -146,6 +209,15 @@ class LiveModel:
             n_events=self.n_events,
             last_t=self.last_t,
         )
+
+
+def training_s(view: LiveView, now: float, running: bool) -> float | None:
+    """Training time over every attempt: the ended ones, plus the open one up to `now` while
+    the run is running (up to its last event when it is not). None before any event."""
+    if view.attempt_start is None:
+        return view.closed_s if view.n_events else None
+    end = now if running else (view.last_t or view.attempt_start)
+    return view.closed_s + max(0.0, end - view.attempt_start)
 
 
 def throughput(view: LiveView) -> float | None:

@@ -1,9 +1,11 @@
 """Analysis of one run's exports: per-(modulation, SNR) heatmap with a selectable metric and
-the exact value and n under the cursor, the hardest cells, normalised confusion matrices,
-per-class F1 and the per-epoch trajectory.
+the exact value and n under the cursor, the hardest cells, the metric against SNR (overall or
+one modulation, overlaid with the runs marked on the Runs screen), normalised confusion
+matrices, per-class F1 and the per-epoch trajectory.
 
 Exports load in a thread worker (pandas via amc_tui.analysis, imported lazily so the app
-starts fast); the UI only draws what the worker posts.
+starts fast); the UI only draws what the worker posts. A cell without frames is no data,
+shown as a dot, never as 0 %.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from textual.widgets import (
 from amc_tui import contract
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import Scale, metric_scale
+from amc_tui.tui.overlay import marked_runs, overlay
 from amc_tui.tui.screens.base import AmcScreen
-from amc_tui.tui.widgets.heatmap import Heatmap
+from amc_tui.tui.widgets.curves import PALETTE, Curves, line
+from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,7 +47,10 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("acc_snr", "SNR accuracy"),
     ("snr_mae_db", "SNR MAE (dB)"),
 )
-TABS = ("tab-heat", "tab-confusion", "tab-f1", "tab-traj")
+TABS = ("tab-heat", "tab-snr", "tab-confusion", "tab-confusion-snr", "tab-f1", "tab-traj")
+TAB_FOCUS = {"tab-heat": "#an-heat", "tab-snr": "#an-snr", "tab-confusion": "#an-cm-mod",
+             "tab-confusion-snr": "#an-cm-snr", "tab-f1": "#an-f1",
+             "tab-traj": "#an-traj"}  # fmt: skip
 
 
 @dataclass
@@ -51,6 +58,7 @@ class ExportsListed(Message):
     names: list[str]
     trajectory: list[dict[str, Any]]
     error: str | None = None
+    why_none: str = ""  # why there is no export yet
 
 
 @dataclass
@@ -68,6 +76,8 @@ class ExportLoaded(Message):
     f1_snr: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    per_cell: pd.DataFrame | None = None
+    others: dict[Path, tuple[str, pd.DataFrame]] = field(default_factory=dict)  # overlaid runs
 
 
 def _normalise_rows(
@@ -84,12 +94,20 @@ def _normalise_rows(
 
 
 class AnalysisScreen(AmcScreen):
+    # the tabs fill the screen under the readout, so a tall heatmap scrolls inside its tab
+    DEFAULT_CSS = """
+    AnalysisScreen #an-tabs, AnalysisScreen #an-tabs > ContentSwitcher,
+    AnalysisScreen #an-tabs TabPane { height: 1fr; }
+    AnalysisScreen #an-hard-box { height: 1fr; }
+    AnalysisScreen .cap { color: $text-muted; padding: 0 1; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("m", "next_metric", "Metric"),
         Binding("e", "next_export", "Export"),
         Binding("E", "prev_export", "Prev export", show=False),
         Binding("t", "next_tab", "Tab"),
+        Binding("c", "next_curve", "Curve mod"),
         Binding("h", "focus_heatmap", "Heatmap", show=False),
     ]
 
@@ -101,6 +119,8 @@ class AnalysisScreen(AmcScreen):
         self.metric = METRICS[0][0]
         self.data: ExportLoaded | None = None
         self.conf: dict[str, tuple] = {}
+        self.curve_of: str | None = None  # the SNR curve's modulation; None = all of them
+        self.overlay = overlay(self.run_dir, [])
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,14 +134,24 @@ class AnalysisScreen(AmcScreen):
             )
         yield Static(f"{self.run_dir.name}: loading exports...", id="an-info")
         with TabbedContent(id="an-tabs"):
-            with TabPane("Heatmap", id="tab-heat"), VerticalScroll():
+            with TabPane("Heatmap", id="tab-heat"), HeatBox():
                 yield Heatmap(id="an-heat")
-                yield Static("", id="an-hard")
-            with TabPane("Confusion", id="tab-confusion"), VerticalScroll():
-                yield Static("modulation (row-normalised: true -> predicted)", classes="caption")
-                yield Heatmap(id="an-cm-mod")
-                yield Static("SNR (row-normalised: true -> predicted)", classes="caption")
-                yield Heatmap(id="an-cm-snr")
+                with VerticalScroll(id="an-hard-box"):
+                    yield Static("", id="an-hard")
+            with TabPane("SNR curve", id="tab-snr"):
+                yield Curves(
+                    "accuracy vs SNR",
+                    xlabel="SNR (dB)",
+                    percent=True,
+                    focusable=True,
+                    id="an-snr",
+                )
+            with TabPane("Confusion mod", id="tab-confusion"):
+                yield Static("modulation, row-normalised: true (rows) -> predicted", classes="cap")
+                yield HeatBox(Heatmap(id="an-cm-mod"))
+            with TabPane("Confusion SNR", id="tab-confusion-snr"):
+                yield Static("SNR, row-normalised: true (rows) -> predicted", classes="cap")
+                yield HeatBox(Heatmap(id="an-cm-snr"))
             with TabPane("F1", id="tab-f1"):
                 yield DataTable(id="an-f1", cursor_type="row", zebra_stripes=True)
             with TabPane("Trajectory", id="tab-traj"):
@@ -137,33 +167,49 @@ class AnalysisScreen(AmcScreen):
     @work(thread=True, exclusive=True, group="an-list", exit_on_error=False)
     def _list(self) -> None:
         try:
-            from amc_tui.analysis import list_exports, trajectory
-            from amc_tui.runs import epoch_events
+            from amc_tui.analysis import list_exports, run_trajectory
 
             names = list_exports(self.run_dir)
-            traj = trajectory(epoch_events(self.run_dir))
-            self.post_message(ExportsListed(list(names), list(traj)))
+            traj = run_trajectory(self.run_dir)
+            why = "" if names else _why_no_export(self.run_dir)
+            self.post_message(ExportsListed(list(names), list(traj), why_none=why))
         except Exception as e:  # noqa: BLE001
             self.post_message(ExportsListed([], [], error=str(e)))
 
     @work(thread=True, exclusive=True, group="an-load", exit_on_error=False)
-    def _load(self, name: str, metric: str) -> None:
+    def _load(self, name: str, metric: str, others: tuple[Path, ...] = ()) -> None:
         try:
-            from amc_tui.analysis import cell_matrix, hardest_cells, load_export
+            from amc_tui.analysis import (
+                cell_matrix,
+                hardest_cells,
+                list_exports,
+                load_export,
+                read_per_cell,
+            )
             from amc_tui.runs import RunDir
 
             exp = load_export(RunDir(self.run_dir).export / name)
             mods, snrs, values, n = cell_matrix(exp.per_cell, metric)
             hard = hardest_cells(exp.per_cell, n=8, metric=metric)
+            loaded = {}
+            for d in others:  # the same export when the run has it, else its newest
+                names = list_exports(d)
+                pick = name if name in names else (names[-1] if names else None)
+                if pick is not None:
+                    loaded[d] = (pick, read_per_cell(RunDir(d).export / pick))
             self.post_message(
                 ExportLoaded(
                     name, metric, list(mods), list(snrs), values, n, list(hard),
                     exp.confusion_mod, exp.confusion_snr, exp.f1_mod, exp.f1_snr,
-                    dict(exp.summary or {}),
+                    dict(exp.summary or {}), per_cell=exp.per_cell, others=loaded,
                 )
             )  # fmt: skip
         except Exception as e:  # noqa: BLE001
             self.post_message(ExportLoaded(name, metric, error=str(e)))
+
+    def _start_load(self) -> None:
+        self.overlay = overlay(self.run_dir, marked_runs(self.app))
+        self._load(self.export, self.metric, self.overlay.dirs[1:])
 
     # ------------------------------------------------------------------ results
 
@@ -177,7 +223,7 @@ class AnalysisScreen(AmcScreen):
         sel.set_options([(n, n) for n in msg.names])
         if not msg.names:
             self.query_one("#an-info", Static).update(
-                f"{self.run_dir.name}: no exports yet (the trainer writes one per epoch)"
+                f"{self.run_dir.name}: {msg.why_none or 'no exports yet'}"
             )
             return
         final = contract.FINAL_EXPORT
@@ -188,14 +234,14 @@ class AnalysisScreen(AmcScreen):
     def _export_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value:
             self.export = event.value
-            self._load(self.export, self.metric)
+            self._start_load()
 
     @on(Select.Changed, "#an-metric")
     def _metric_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.metric:
             self.metric = event.value
             if self.export:
-                self._load(self.export, self.metric)
+                self._start_load()
 
     @on(ExportLoaded)
     def _loaded(self, msg: ExportLoaded) -> None:
@@ -210,6 +256,9 @@ class AnalysisScreen(AmcScreen):
         flat = [v for row in values for v in row]
         heat = self.query_one("#an-heat", Heatmap)
         heat.set_data(msg.mods, msg.snrs, values, metric_scale(msg.metric, flat))
+        if self.curve_of not in msg.mods:
+            self.curve_of = None
+        self._fill_snr_curve()
         self._fill_hardest(msg)
         self._fill_confusion(msg)
         self._fill_f1(msg)
@@ -228,6 +277,35 @@ class AnalysisScreen(AmcScreen):
             )
         self.query_one("#an-hard", Static).update("\n".join(lines))
 
+    def _fill_snr_curve(self) -> None:
+        """The metric against SNR: all modulations (and the chosen one) for this run, or the
+        chosen curve of every overlaid run in its run colour."""
+        from amc_tui.analysis import snr_curve
+
+        msg = self.data
+        chart = self.query_one("#an-snr", Curves)
+        if msg is None or msg.per_cell is None:
+            return
+        chart.percent = contract.is_percent(msg.metric)
+        label = dict(METRICS)[msg.metric]
+        of = self.curve_of or "all modulations"
+        ov = self.overlay
+        if ov.multi:
+            frames = {self.run_dir: (msg.name, msg.per_cell), **msg.others}
+            lines = [
+                line(d.name, *snr_curve(frames[d][1], msg.metric, self.curve_of), ov.colors[d])
+                for d in ov.dirs
+                if d in frames
+            ]
+        else:
+            lines = [line("all", *snr_curve(msg.per_cell, msg.metric), PALETTE[0])]
+            if self.curve_of:
+                lines.append(
+                    line(self.curve_of, *snr_curve(msg.per_cell, msg.metric, self.curve_of),
+                         PALETTE[1])
+                )  # fmt: skip
+        chart.set_lines(lines, title=f"{label} vs SNR · {of} · {msg.name}", empty="no data")
+
     def _fill_confusion(self, msg: ExportLoaded) -> None:
         for key, df in (("mod", msg.conf_mod), ("snr", msg.conf_snr)):
             heat = self.query_one(f"#an-cm-{key}", Heatmap)
@@ -243,11 +321,19 @@ class AnalysisScreen(AmcScreen):
         table.clear(columns=True)
         mod = _f1_pairs(msg.f1_mod)
         snr = _f1_pairs(msg.f1_snr)
+        seen = {"mod": _frames_seen(msg.conf_mod), "snr": _frames_seen(msg.conf_snr)}
+
+        def f1(pair: tuple[str, float | None], key: str) -> str:
+            """A class no frame was or was predicted as has no F1 (the file says 0)."""
+            if not pair[0]:
+                return ""
+            return "no data" if seen[key].get(pair[0]) == 0 else fmt.num(pair[1])
+
         table.add_columns("modulation", "F1 mod", "SNR dB", "F1 SNR")
         for i in range(max(len(mod), len(snr))):
             a = mod[i] if i < len(mod) else ("", None)
             b = snr[i] if i < len(snr) else ("", None)
-            table.add_row(a[0], fmt.num(a[1]) if a[0] else "", b[0], fmt.num(b[1]) if b[0] else "")
+            table.add_row(a[0], f1(a, "mod"), b[0], f1(b, "snr"))
 
     def _fill_trajectory(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one("#an-traj", DataTable)
@@ -258,7 +344,7 @@ class AnalysisScreen(AmcScreen):
         keys = list(rows[0].keys())
         table.add_columns(*keys)
         for row in rows:
-            table.add_row(*[_cell(row.get(k)) for k in keys])
+            table.add_row(*[_cell(row.get(k), k) for k in keys])
 
     def _info(self) -> None:
         info = self.query_one("#an-info", Static)
@@ -269,9 +355,11 @@ class AnalysisScreen(AmcScreen):
                 rows, cols, shares, counts = self.conf[key]
                 r, c = focused.cursor
                 if r < len(rows) and c < len(cols):
+                    total = int(counts[r].sum())
+                    share = fmt.pct(shares[r][c]) if total else "no data"
                     info.update(
                         f"{self.export} · {key} confusion · true {rows[r]} -> predicted {cols[c]}:"
-                        f" {fmt.pct(shares[r][c])} ({int(counts[r][c])} of {int(counts[r].sum())})"
+                        f" {share} ({int(counts[r][c])} of {total})"
                     )
                     return
         data = self.data
@@ -284,6 +372,8 @@ class AnalysisScreen(AmcScreen):
         n = data.n[r][c] if data.n is not None else None
         label = dict(METRICS)[data.metric]
         shown = fmt.metric(value, data.metric, digits=2, num_digits=3)
+        if not fmt.is_num(value) or not n:
+            shown = "no data"
         n_txt = str(int(n)) if fmt.is_num(n) else fmt.DASH
         info.update(
             f"{self.export} · {data.mods[r]} @ {data.snrs[c]} dB · {label} = {shown} · n = {n_txt}"
@@ -321,13 +411,54 @@ class AnalysisScreen(AmcScreen):
         tabs = self.query_one(TabbedContent)
         i = TABS.index(tabs.active) if tabs.active in TABS else 0
         tabs.active = TABS[(i + 1) % len(TABS)]
-        target = {"tab-heat": "#an-heat", "tab-confusion": "#an-cm-mod",
-                  "tab-f1": "#an-f1", "tab-traj": "#an-traj"}[tabs.active]  # fmt: skip
-        self.query_one(target).focus()
+
+    @on(TabbedContent.TabActivated, "#an-tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        """The tab's content takes the keys (arrows move its cursor, not the tab bar)."""
+        target = TAB_FOCUS.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+
+    def action_next_curve(self) -> None:
+        """The SNR curve of all modulations, then of each in turn."""
+        if self.data is None:
+            return
+        subjects: list[str | None] = [None, *self.data.mods]
+        i = subjects.index(self.curve_of) if self.curve_of in subjects else 0
+        self.curve_of = subjects[(i + 1) % len(subjects)]
+        self.query_one(TabbedContent).active = "tab-snr"
+        self._fill_snr_curve()
 
     def action_focus_heatmap(self) -> None:
         self.query_one(TabbedContent).active = "tab-heat"
         self.query_one("#an-heat").focus()
+
+
+def _why_no_export(run_dir: Path) -> str:
+    """Why a run has no export: still in its first epoch, or it ended before one (its error)."""
+    from amc_tui.runs import read_run
+
+    info = read_run(run_dir)
+    if info.state in ("queued", "running"):
+        return "no exports yet (the trainer writes one per epoch)"
+    what = {"failed": "failed", "crashed": "crashed", "stopped": "was stopped"}.get(
+        info.state, f"ended ({info.state})"
+    )
+    text = f"the run {what} before its first epoch ended, so it has no exports"
+    if info.error:
+        text += f": {info.error.strip().splitlines()[-1][:400]}"
+    return text
+
+
+def _frames_seen(conf: pd.DataFrame | None) -> dict[str, int]:
+    """label -> frames that were, or were predicted as, that class (row plus column sum)."""
+    if conf is None or not len(conf):
+        return {}
+    counts = conf.to_numpy(dtype=float)
+    return {
+        str(label): int(counts[i].sum() + (counts[:, i].sum() if i < counts.shape[1] else 0))
+        for i, label in enumerate(conf.index)
+    }
 
 
 def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
@@ -345,7 +476,11 @@ def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     return out
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, key: str = "") -> str:
+    """A trajectory value: accuracies and weight shares in percent, others as numbers."""
+    name = key.partition("_")[2]
+    if isinstance(v, float) and (contract.is_percent(name) or key in ("w_mod", "w_snr")):
+        return fmt.pct(v, 2)
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):

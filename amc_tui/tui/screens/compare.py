@@ -1,7 +1,9 @@
 """Compare two runs: the config keys that differ, curves overlaid, the per-cell delta heatmap
 (B - A on the newest export both have) and the metric table with deltas.
 
-The comparison itself is `amc_tui.analysis.compare_runs`; this screen lays it out.
+The comparison itself is `amc_tui.analysis.compare_runs`; this screen lays it out. Shares
+read as percent and their deltas as points; a cell or metric one run has no data for is "no
+data", never 0 %.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from amc_tui import contract
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import delta_scale
 from amc_tui.tui.screens.base import AmcScreen
 from amc_tui.tui.widgets.curves import Curves
-from amc_tui.tui.widgets.heatmap import Heatmap
+from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
 if TYPE_CHECKING:
     from amc_tui.analysis import CellDeltas
 
 TABS = ("cmp-config", "cmp-metrics", "cmp-curves", "cmp-cells")
+TAB_FOCUS = {"cmp-config": "#cmp-config-table", "cmp-metrics": "#cmp-metrics-table",
+             "cmp-cells": "#cmp-heat"}  # fmt: skip
+NO_DATA = "no data"
+TOP_LINES = 7  # the changed-most list under a tall delta grid
 DELTA_METRIC = "acc_combined"
 
 
@@ -42,6 +49,12 @@ class Compared(Message):
 
 
 class CompareScreen(AmcScreen):
+    # the tabs fill the screen, so a tall delta grid scrolls inside its tab
+    DEFAULT_CSS = """
+    CompareScreen #cmp-tabs, CompareScreen #cmp-tabs > ContentSwitcher,
+    CompareScreen #cmp-tabs TabPane { height: 1fr; }
+    CompareScreen #cmp-top-box { height: 1fr; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("t", "next_tab", "Tab"),
@@ -62,12 +75,14 @@ class CompareScreen(AmcScreen):
             with TabPane("Metrics", id="cmp-metrics"):
                 yield DataTable(id="cmp-metrics-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Curves", id="cmp-curves"), Container(id="cmp-plots"):
-                yield Curves("val combined accuracy", id="cmp-plot-acc")
+                yield Curves("val combined accuracy", percent=True, id="cmp-plot-acc")
                 yield Curves("val loss", id="cmp-plot-loss")
-            with TabPane("Cells", id="cmp-cells"), VerticalScroll():
+            with TabPane("Cells", id="cmp-cells"):
                 yield Static("", id="cmp-cell-info")
-                yield Heatmap(id="cmp-heat")
-                yield Static("", id="cmp-top")
+                with HeatBox(reserve=TOP_LINES):
+                    yield Heatmap(id="cmp-heat")
+                    with VerticalScroll(id="cmp-top-box"):
+                        yield Static("", id="cmp-top")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -126,15 +141,15 @@ class CompareScreen(AmcScreen):
             return
         table.add_columns("metric", "best A", "best B", "Δ best", "final A", "final B", "Δ final")
         for row in rows:
-            lower = bool(row.get("lower_is_better"))
+            m = str(row.get("metric", "?"))
             table.add_row(
-                str(row.get("metric", "?")),
-                _metric_cell(row.get("best_a")),
-                _metric_cell(row.get("best_b")),
-                _delta_cell(row.get("best_delta"), lower),
-                _metric_cell(row.get("final_a")),
-                _metric_cell(row.get("final_b")),
-                _delta_cell(row.get("final_delta"), lower),
+                m,
+                _metric_cell(row.get("best_a"), m),
+                _metric_cell(row.get("best_b"), m),
+                _delta_cell(row.get("best_delta"), m),
+                _metric_cell(row.get("final_a"), m),
+                _metric_cell(row.get("final_b"), m),
+                _delta_cell(row.get("final_delta"), m),
             )
 
     def _fill_curves(self, msg: Compared) -> None:
@@ -186,10 +201,15 @@ class CompareScreen(AmcScreen):
         r, c, m = event.row, event.col, DELTA_METRIC
         if r >= len(cells.mods) or c >= len(cells.snrs):
             return
+
+        def shown(v: float | None) -> str:
+            return fmt.metric(v, m, digits=2) if fmt.is_num(v) else NO_DATA
+
+        d = cells.delta[r][c]
         self.query_one("#cmp-cell-info", Static).update(
             f"{self.data.export} · combined accuracy · {cells.mods[r]} @ {cells.snrs[c]} dB: "
-            f"A {fmt.metric(cells.a[r][c], m)} · B {fmt.metric(cells.b[r][c], m)} · "
-            f"delta {fmt.metric_delta(cells.delta[r][c], m)}"
+            f"A {shown(cells.a[r][c])} · B {shown(cells.b[r][c])} · "
+            f"delta {fmt.metric_delta(d, m, digits=2) if fmt.is_num(d) else NO_DATA}"
         )
 
     def action_back(self) -> None:
@@ -205,15 +225,27 @@ class CompareScreen(AmcScreen):
         i = TABS.index(tabs.active) if tabs.active in TABS else 0
         tabs.active = TABS[(i + 1) % len(TABS)]
 
+    @on(TabbedContent.TabActivated, "#cmp-tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        """The tab's content takes the keys: arrows move the cell cursor, not the tab bar."""
+        target = TAB_FOCUS.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
 
-def _metric_cell(v: Any) -> str:
-    return f"{v:.4f}" if fmt.is_num(v) else fmt.DASH
+
+def _metric_cell(v: Any, metric: str) -> str:
+    """A metric as people read it: a share in percent, a loss or MAE as a number."""
+    if not fmt.is_num(v):
+        return NO_DATA
+    return fmt.metric(v, metric, digits=2, num_digits=4)
 
 
-def _delta_cell(v: Any, lower_is_better: bool) -> Text | str:
-    """B - A, green when B is better (a drop is better for loss and MAE)."""
+def _delta_cell(v: Any, metric: str) -> Text | str:
+    """B - A (points for a share), green when B is better (a drop is better for loss and
+    MAE)."""
     if not fmt.is_num(v):
         return fmt.DASH
-    better = v < 0 if lower_is_better else v > 0
+    better = v < 0 if contract.lower_is_better(metric) else v > 0
     style = "" if v == 0 else ("green" if better else "red")
-    return Text(f"{v:+.4f}", style=style)
+    digits = 2 if contract.is_percent(metric) else 3  # a loss or MAE keeps its 4 decimals
+    return Text(fmt.metric_delta(v, metric, digits=digits), style=style)

@@ -1,10 +1,12 @@
 """GPUs: each GPU with util / memory / temperature / power sparklines and the run holding
-it, or a clear "no NVIDIA GPU" panel. NVML is sampled in a worker (amc_tui.gpu.GpuSampler)."""
+it, or a clear "no NVIDIA GPU" panel; above them this host's CPU and memory and each running
+trainer's CPU %, memory and GPU memory, so a CPU-only box still shows what its runs use.
+NVML (amc_tui.gpu.GpuSampler) and psutil (amc_tui.tui.procstat) are sampled in a worker."""
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -12,9 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from amc_tui.tui import fmt
+from amc_tui.tui.procstat import HostStat, ProcSampler, ProcStat, sample_pids
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.gpu_panel import GpuCard
 
@@ -29,6 +32,40 @@ HISTORY = 120
 class GpusSampled(Message):
     snapshot: GpuSnapshot | None
     error: str | None = None
+    host: HostStat | None = None
+    procs: dict[int, ProcStat] = field(default_factory=dict)
+    trainers: list[tuple[str, int]] = field(default_factory=list)  # (run name, pid)
+
+
+def gpu_memory(snap: GpuSnapshot | None) -> dict[int, tuple[float | None, list[int]]]:
+    """pid -> (GPU memory in MiB summed over GPUs, the GPU indices) from NVML's process list."""
+    out: dict[int, tuple[float | None, list[int]]] = {}
+    for gpu in snap.gpus if snap is not None and snap.ok else []:
+        for pid, mb in getattr(gpu, "processes", None) or []:
+            total, idx = out.get(pid, (None, []))
+            if fmt.is_num(mb):
+                total = (total or 0.0) + float(mb)
+            out[pid] = (total, [*idx, gpu.index])
+    return out
+
+
+def _gib(mb: float | None) -> str:
+    return f"{mb / 1024:.1f} GiB" if fmt.is_num(mb) else fmt.DASH
+
+
+def _mib(mb: float | None) -> str:
+    return f"{mb:.0f} MiB" if fmt.is_num(mb) else fmt.DASH
+
+
+def host_line(host: HostStat | None) -> str:
+    if host is None:
+        return "host: -"
+    cpu = f"{host.cpu_pct:.0f}%" if host.cpu_pct is not None else "…"
+    mem = 100 * host.mem_used_mb / host.mem_total_mb if host.mem_total_mb else None
+    return (
+        f"host: CPU {cpu} of {host.cpus} cores · memory {_gib(host.mem_used_mb)} of "
+        f"{_gib(host.mem_total_mb)} ({fmt.pct(mem / 100 if mem is not None else None, 0)})"
+    )
 
 
 def holders(gpu: GpuStat, running: list[RunInfo]) -> list[str]:
@@ -44,37 +81,75 @@ class GpusScreen(PollingScreen):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("R", "refresh_now", "Refresh")]
     POLL_S = 1.0
 
+    DEFAULT_CSS = """
+    GpusScreen #gpu-procs { height: auto; max-height: 8; }
+    """
+
     def __init__(self) -> None:
         super().__init__(classes="gpus")
         self.history: dict[int, dict[str, deque[float]]] = {}
+        self.procs = ProcSampler()  # touched only by the (sequential) poll worker
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("sampling GPUs...", id="gpu-head")
+        yield DataTable(id="gpu-procs", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="gpu-cards")
         yield Footer(compact=True)
 
+    def on_mount(self) -> None:
+        table = self.query_one("#gpu-procs", DataTable)
+        for label, key in (("run", "run"), ("pid", "pid"), ("CPU", "cpu"), ("memory", "mem"),
+                           ("threads", "threads"), ("GPU memory", "gmem")):  # fmt: skip
+            table.add_column(label, key=key)
+
     def start_poll(self) -> None:
-        self._sample()
+        running = [r for r in self.amc.known_runs.values() if r.state == "running" and r.pid]
+        self._sample([(r.name, int(r.pid)) for r in running])  # type: ignore[arg-type]
 
     @work(thread=True, exclusive=True, group="gpu-poll", exit_on_error=False)
-    def _sample(self) -> None:
+    def _sample(self, trainers: list[tuple[str, int]]) -> None:
+        host, procs = None, {}
         try:
-            self.post_message(GpusSampled(self.amc.sample_gpus()))
+            host = self.procs.host()
+            procs = sample_pids(self.procs, [pid for _, pid in trainers])
+        except Exception:  # noqa: BLE001 - the GPUs still show
+            pass
+        try:
+            snap = self.amc.sample_gpus()
+            self.post_message(GpusSampled(snap, None, host, procs, trainers))
         except Exception as e:  # noqa: BLE001
-            self.post_message(GpusSampled(None, error=str(e)))
+            self.post_message(GpusSampled(None, str(e), host, procs, trainers))
+
+    def _fill_procs(self, msg: GpusSampled) -> None:
+        table = self.query_one("#gpu-procs", DataTable)
+        table.clear()
+        gmem = gpu_memory(msg.snapshot)
+        for name, pid in msg.trainers:
+            st = msg.procs.get(pid)
+            if st is None or not st.alive:
+                table.add_row(name, str(pid), "gone", fmt.DASH, fmt.DASH, fmt.DASH, key=name)
+                continue
+            cpu = f"{st.cpu_pct:.0f}%" if st.cpu_pct is not None else "…"
+            mem, idx = gmem.get(pid, (None, []))
+            on = f" (GPU {','.join(map(str, idx))})" if idx else ""
+            table.add_row(name, str(st.pid), cpu, _mib(st.rss_mb), str(st.threads or fmt.DASH),
+                          (_mib(mem) + on) if idx else fmt.DASH, key=name)  # fmt: skip
+        if not msg.trainers:
+            table.add_row("no running trainer", "", "", "", "", "")
 
     @on(GpusSampled)
     def _show(self, msg: GpusSampled) -> None:
         head = self.query_one("#gpu-head", Static)
         box = self.query_one("#gpu-cards", VerticalScroll)
         snap = msg.snapshot
+        self._fill_procs(msg)
+        host = host_line(msg.host)
         if msg.error or snap is None or not snap.ok:
             reason = msg.error or (snap.reason if snap is not None else "") or "no NVIDIA GPU"
             if not reason.lower().startswith("no nvidia gpu"):
                 reason = f"no NVIDIA GPU: {reason}"
-            head.update("")
-            head.display = False
+            head.update(f"{host} · no GPU")
             text = f"{reason}\n\nRuns use the CPU here; the trainer picks a GPU when one appears."
             if not box.query("#gpu-none"):
                 box.remove_children()
@@ -83,11 +158,11 @@ class GpusScreen(PollingScreen):
                 box.query_one("#gpu-none", Static).update(text)
             self.poll_done()
             return
-        head.display = True
         for none in box.query("#gpu-none"):
             none.remove()
         running = [r for r in self.amc.known_runs.values() if r.state == "running"]
-        head.update(f"{len(snap.gpus)} GPU(s) · NVML sampled every {self.POLL_S:g} s")
+        gmem = gpu_memory(snap)
+        head.update(f"{host} · {len(snap.gpus)} GPU(s), sampled every {self.POLL_S:g} s")
         for gpu in snap.gpus:
             hist = self.history.setdefault(
                 gpu.index, {k: deque(maxlen=HISTORY) for k in ("util", "mem", "temp_c", "power_w")}
@@ -105,7 +180,16 @@ class GpusScreen(PollingScreen):
             title = f"GPU {gpu.index} · {gpu.name or '?'} · {mem_txt}"
             if getattr(gpu, "lost", False):
                 title += " · LOST"
+            pids = [p for p, _ in (getattr(gpu, "processes", None) or [])]
+            mine = {r.name: r.pid for r in running}
+            held = [
+                f"{n} ({_mib(dict(gpu.processes).get(mine[n]))})" if mine.get(n) in pids else n
+                for n in held
+            ]
+            others = [p for p in pids if p not in mine.values() and p in gmem]
             holder = ("held by " + ", ".join(held)) if held else "free"
+            if others:
+                holder += f" · {len(others)} other process(es)"
             cards = box.query(f"#gpu-card-{gpu.index}")
             if cards:
                 cards.first(GpuCard).update_card(title, holder, hist, latest)

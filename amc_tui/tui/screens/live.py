@@ -4,6 +4,9 @@ heartbeat.
 A thread worker reads events.jsonl incrementally with `amc_tui.runs.EventTailer` (byte offset,
 never a re-read), folds them into a `LiveModel` and posts a `LiveView`; a big file is caught up
 chunk by chunk, each chunk shown as it lands. Polls every 0.5 s, so a new event shows within 1 s.
+
+The runs marked on the Runs screen are overlaid on every chart, one colour per run; `x`
+switches the x axis (epoch, step, training time) and `z` the smoothing (EMA 0, 0.6, 0.9).
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from textual.worker import get_current_worker
 
 from amc_tui.tui import fmt
 from amc_tui.tui import runs_view as rv
-from amc_tui.tui.live_model import LiveModel, LiveView, tail_lines, throughput
+from amc_tui.tui.axes import SMOOTHING
+from amc_tui.tui.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
+from amc_tui.tui.live_model import LiveModel, LiveView, tail_lines, throughput, training_s
+from amc_tui.tui.overlay import Overlay, OverlayFeed, marked_runs, overlay
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
@@ -46,12 +52,16 @@ class LiveUpdate(Message):
     log: list[str] | None  # None = unchanged
     caught_up: bool
     error: str | None = None
+    others: dict[Path, LiveView] | None = None  # overlaid runs; None = unchanged
+    step_log_every: int | None = None
 
 
 class LiveScreen(PollingScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("p", "next_plot", "Plot"),
+        Binding("x", "next_x", "X axis"),
+        Binding("z", "next_smoothing", "Smooth"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("a", "analysis", "Analysis"),
@@ -67,6 +77,12 @@ class LiveScreen(PollingScreen):
         self.info: RunInfo | None = None
         self.view: LiveView | None = None
         self.plot_index = 0
+        self.x_mode = X_MODES[0]
+        self.smoothing = SMOOTHING[0]
+        self.feed = OverlayFeed()  # touched only by the poll worker
+        self.others: dict[Path, LiveView] = {}
+        self.overlay: Overlay = overlay(self.run_dir, [])
+        self.step_log_every: int | None = None
 
     def poll_interval(self) -> float:
         return self.amc.live_poll_s
@@ -75,10 +91,8 @@ class LiveScreen(PollingScreen):
         yield Header()
         yield Static(f"{self.run_dir.name}: reading...", id="live-head")
         with Container(id="plots"):
-            yield Curves("loss", id="plot-loss")
-            yield Curves("val accuracy", id="plot-acc")
-            yield Curves("step loss", xlabel="step", id="plot-steps")
-            yield Curves("task weight share", id="plot-weights")
+            for chart in CHARTS:
+                yield Curves(chart.title, percent=chart.percent, id=f"plot-{chart.key}")
         with Horizontal(id="live-bottom"):
             yield Log(id="live-log", max_lines=LOG_LINES, auto_scroll=True)
             yield VerticalScroll(Static("no GPU samples", id="live-nogpu"), id="live-gpus")
@@ -90,10 +104,11 @@ class LiveScreen(PollingScreen):
     # ------------------------------------------------------------------ worker
 
     def start_poll(self) -> None:
-        self._read(self.log_sig)
+        self.overlay = overlay(self.run_dir, marked_runs(self.app))
+        self._read(self.log_sig, self.overlay.dirs[1:])
 
     @work(thread=True, exclusive=True, group="live-poll", exit_on_error=False)
-    def _read(self, log_sig: tuple | None) -> None:
+    def _read(self, log_sig: tuple | None, others: tuple[Path, ...] = ()) -> None:
         from amc_tui.runs import EventTailer, RunDir, read_run
 
         worker = get_current_worker()
@@ -102,6 +117,7 @@ class LiveScreen(PollingScreen):
             if self.tailer is None:
                 self.tailer = EventTailer(run.events)
             info = read_run(run.path)
+            every = self.step_log_every or _step_log_every(run)
             # catch up chunk by chunk so a 100 MB file shows progress, not a freeze
             while True:
                 before = self.tailer.offset
@@ -113,7 +129,8 @@ class LiveScreen(PollingScreen):
                 self.post_message(LiveUpdate(self.model.view(), info, None, False))
             self._sample_gpus(info)
             log, sig = _read_log(run.log, log_sig)
-            self.post_message(LiveUpdate(self.model.view(), info, log, True))
+            views = self.feed.poll(list(others))
+            self.post_message(LiveUpdate(self.model.view(), info, log, True, None, views, every))
             self.log_sig = sig
         except Exception as e:  # noqa: BLE001 - shown in place
             self.post_message(LiveUpdate(None, None, None, True, error=str(e)))
@@ -147,9 +164,13 @@ class LiveScreen(PollingScreen):
             self.amc.report_error(f"live view: {msg.error}")
         if msg.info is not None:
             self.info = msg.info
+        if msg.others is not None:
+            self.others = msg.others
+        if msg.step_log_every:
+            self.step_log_every = msg.step_log_every
         if msg.view is not None:
             self.view = msg.view
-            self._draw_curves(msg.view)
+            self._draw_curves()
             self._draw_gpus(msg.view)
         self._draw_head()
         if msg.log is not None:
@@ -174,7 +195,10 @@ class LiveScreen(PollingScreen):
             parts.append(f"heartbeat {fmt.ago(info.heartbeat_at, now)}")
             parts.append(f"ETA {fmt.duration(info.eta_s(now))}")
         parts.append(fmt.rate(throughput(view)) if view else fmt.DASH)
-        parts.append(f"elapsed {fmt.duration(info.elapsed_s(now))}")
+        elapsed = training_s(view, now, state == "running") if view else None
+        parts.append(
+            f"elapsed {fmt.duration(elapsed if elapsed is not None else info.elapsed_s(now))}"
+        )
         if info.best:
             best = fmt.metric(info.best.get("value"), rv.best_metric(info))
             parts.append(f"best {best} @{info.best.get('epoch')}")
@@ -186,20 +210,36 @@ class LiveScreen(PollingScreen):
             text += f"\n[red]{_escape(err)}[/]"
         self.query_one("#live-head", Static).update(text)
 
-    def _draw_curves(self, view: LiveView) -> None:
-        x = view.epochs
-        s = view.series
-        self.query_one("#plot-loss", Curves).set_series(
-            x, {"train": s["train_loss"], "val": s["val_loss"]}
-        )
-        self.query_one("#plot-acc", Curves).set_series(
-            x,
-            {"combined": s["val_acc_combined"], "mod": s["val_acc_mod"], "snr": s["val_acc_snr"]},
-        )
-        self.query_one("#plot-steps", Curves).set_series(view.step_x, {"loss": view.step_loss})
-        self.query_one("#plot-weights", Curves).set_series(
-            x, {"mod": s["w_mod"], "snr": s["w_snr"]}, ylim=(0.0, 1.0)
-        )
+    def _draw_curves(self) -> None:
+        if self.view is None:
+            return
+        ov = self.overlay
+        views = {d: v for d, v in self.others.items() if d in ov.dirs}
+        views[self.run_dir] = self.view
+        names = {d: d.name for d in ov.dirs}
+        _, unit = time_scale(views)
+        for chart in CHARTS:
+            lines = chart_lines(chart, views, ov, self.x_mode, names)
+            title = chart.overlay_title if ov.multi else chart.title
+            running = self.info is not None and self.info.state in ("running", "queued")
+            empty = "waiting for the first epoch" if running else "no finished epoch"
+            if chart.key == "steps":
+                empty = self._no_steps()
+            elif chart.key in ("loss", "acc") and self.view.no_val and not ov.multi:
+                title += " (no validation data)"
+                empty = "no validation data: the split gives it no frames"
+            self.query_one(f"#plot-{chart.key}", Curves).set_lines(
+                lines, title=title, xlabel=xlabel(self.x_mode, unit), ylim=chart.ylim,
+                xint=self.x_mode != "time", smooth=self.smoothing, empty=empty,
+            )  # fmt: skip
+
+    def _no_steps(self) -> str:
+        """What the step chart says before (or without) any step event: they come every
+        step_log_every steps, and a short run may end before the first."""
+        every = f"step_log_every = {self.step_log_every}" if self.step_log_every else ""
+        running = self.info is not None and self.info.state in ("running", "queued")
+        text = "no step data yet" if running else "no step data"
+        return f"{text} ({every})" if every else text
 
     def _draw_gpus(self, view: LiveView) -> None:
         box = self.query_one("#live-gpus", VerticalScroll)
@@ -236,6 +276,15 @@ class LiveScreen(PollingScreen):
         self.plot_index = (self.plot_index + 1) % len(PLOTS)
         self._show_plot()
 
+    def action_next_x(self) -> None:
+        self.x_mode = X_MODES[(X_MODES.index(self.x_mode) + 1) % len(X_MODES)]
+        self._draw_curves()
+
+    def action_next_smoothing(self) -> None:
+        i = SMOOTHING.index(self.smoothing) if self.smoothing in SMOOTHING else 0
+        self.smoothing = SMOOTHING[(i + 1) % len(SMOOTHING)]
+        self._draw_curves()
+
     def action_stop(self) -> None:
         if self.info is not None:
             self.amc.confirm_stop(self.info)
@@ -249,6 +298,15 @@ class LiveScreen(PollingScreen):
 
     def action_runlog(self) -> None:
         self.amc.open_runlog(self.info.id if self.info else None)
+
+
+def _step_log_every(run: object) -> int | None:
+    """The run's [run] step_log_every (the config default when it does not set one)."""
+    from amc_tui.config import RunConfig
+    from amc_tui.runs import read_config_dict
+
+    value = read_config_dict(run).get("run", {}).get("step_log_every")  # type: ignore[arg-type]
+    return value if isinstance(value, int) and value > 0 else RunConfig().step_log_every
 
 
 def _run_gpus(info: RunInfo) -> list[int]:

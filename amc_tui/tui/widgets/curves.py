@@ -1,40 +1,61 @@
-"""Line charts over epochs or steps (textual-plotext), redrawn only when their data changes."""
+"""Line charts (textual-plotext) with explicit ticks: every y tick on its own row at the
+chart's current size, integer ticks on an epoch or step axis, percent on accuracy charts.
+
+A chart holds `Line`s (one per run and series, each with its colour) and draws them at render
+time, when its size is known; `set_lines` only stores and refreshes, and skips unchanged data.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from rich.console import RenderableType
 from textual_plotext import PlotextPlot
 
-from amc_tui.tui.fmt import is_num
+from amc_tui.tui import axes
 
-# plotext colour names, one per series, stable across redraws
+# plotext colour names, one per series of a single run, stable across redraws
 PALETTE = ("cyan", "orange", "green", "magenta", "red", "blue", "yellow")
+HD_MAX_POINTS = 60  # denser lines draw in braille
 
 
-def _pairs(xs: Sequence[float], ys: Sequence[float | None]) -> tuple[list[float], list[float]]:
-    px, py = [], []
-    for x, y in zip(xs, ys, strict=False):
-        if is_num(y):
-            px.append(float(x))
-            py.append(float(y))  # type: ignore[arg-type]
-    return px, py
+@dataclass(frozen=True)
+class Line:
+    label: str | None  # legend text; None = not in the legend
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    color: str
+
+
+def line(label: str | None, xs: Sequence, ys: Sequence, color: str) -> Line:
+    """A Line from raw columns: points where x or y is not a finite number are left out."""
+    px, py = axes.finite_pairs(xs, ys)
+    return Line(label, tuple(px), tuple(py), color)
 
 
 class Curves(PlotextPlot):
-    """One chart: several named series against a shared x axis."""
+    """One chart: named lines against a shared x axis."""
 
-    def __init__(self, title: str, xlabel: str = "epoch", *, id: str | None = None,
+    def __init__(self, title: str, xlabel: str = "epoch", *, percent: bool = False,
+                 focusable: bool = False, id: str | None = None,
                  classes: str | None = None) -> None:  # fmt: skip
         super().__init__(id=id, classes=classes)
+        self.can_focus = focusable  # a chart alone in a tab holds the focus there
         self.title = title
         self.xlabel = xlabel
+        self.percent = percent
+        self.lines: list[Line] = []
+        self.ylim: tuple[float, float] | None = None
+        self.xint = True
+        self.smooth = 0.0
+        self.empty = "waiting for data"
         self._key: tuple | None = None
-        self.series: dict[str, tuple[list[float], list[float]]] = {}
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self._draw()
+    @property
+    def series(self) -> dict[str, tuple[list[float], list[float]]]:
+        """label -> (x, y) of the raw (unsmoothed, unscaled) data."""
+        return {ln.label or "": (list(ln.x), list(ln.y)) for ln in self.lines}
 
     def set_series(
         self,
@@ -42,35 +63,93 @@ class Curves(PlotextPlot):
         series: dict[str, Sequence[float | None]],
         ylim: tuple[float, float] | None = None,
     ) -> bool:
-        """Replace the data; returns False (and draws nothing) when it is unchanged."""
-        data = {name: _pairs(x, ys) for name, ys in series.items()}
-        key = (tuple((n, tuple(px), tuple(py)) for n, (px, py) in data.items()), ylim)
+        """Several series of one run over one x column, coloured by position."""
+        lines = [
+            line(n, x, ys, PALETTE[i % len(PALETTE)]) for i, (n, ys) in enumerate(series.items())
+        ]
+        return self.set_lines(lines, ylim=ylim)
+
+    def set_lines(
+        self,
+        lines: Sequence[Line],
+        *,
+        title: str | None = None,
+        xlabel: str | None = None,
+        ylim: tuple[float, float] | None = None,
+        xint: bool = True,
+        smooth: float = 0.0,
+        empty: str = "waiting for data",
+    ) -> bool:
+        """Replace what the chart shows; returns False (and draws nothing) when unchanged.
+        `ylim` is in data units (0..1 for a share on a percent chart)."""
+        title = self.title if title is None else title
+        xlabel = self.xlabel if xlabel is None else xlabel
+        key = (tuple(lines), title, xlabel, ylim, xint, smooth, empty)
         if key == self._key:
             return False
         self._key = key
-        self.series = data
-        self._ylim = ylim
-        self._draw()
+        self.lines, self.title, self.xlabel = list(lines), title, xlabel
+        self.ylim, self.xint, self.smooth, self.empty = ylim, xint, smooth, empty
+        self.refresh()
         return True
 
-    def _draw(self) -> None:
+    # ------------------------------------------------------------------ drawing
+
+    def _scaled(self) -> list[tuple[Line, list[float]]]:
+        k = 100.0 if self.percent else 1.0
+        return [(ln, [k * v for v in axes.ema(ln.y, self.smooth)]) for ln in self.lines if ln.x]
+
+    def render(self) -> RenderableType:
+        self._draw(self.size.width, self.size.height)
+        return super().render()
+
+    def _draw(self, width: int, height: int) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
+        title = self.title + (f" (smoothed {self.smooth:g})" if self.smooth else "")
+        plt.title(title)
         plt.xlabel(self.xlabel)
-        empty = True
-        for i, (name, (px, py)) in enumerate(self.series.items()):
-            if not px:
-                continue
-            empty = False
-            marker = "braille" if len(px) > 60 else "hd"
-            plt.plot(px, py, label=name, color=PALETTE[i % len(PALETTE)], marker=marker)
-        ylim = getattr(self, "_ylim", None)
-        if ylim is not None and not empty:
-            plt.ylim(*ylim)
-        if empty:
-            plt.text("waiting for data", 0.5, 0.5, alignment="center")
+        drawn = self._scaled()
+        if not drawn:
+            plt.text(self.empty, 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
-        self.refresh()
+            plt.xticks([])
+            plt.yticks([])
+            return
+        for ln, ys in drawn:
+            n = len(ln.x)
+            marker = "braille" if n > HD_MAX_POINTS else ("hd" if n > 1 else "●")
+            plt.plot(list(ln.x), ys, label=ln.label, color=ln.color, marker=marker)
+        self._y_axis(drawn, height)
+        self._x_axis(drawn, width)
+
+    def _y_axis(self, drawn: list[tuple[Line, list[float]]], height: int) -> None:
+        k = 100.0 if self.percent else 1.0
+        if self.ylim is not None:
+            lo, hi = k * self.ylim[0], k * self.ylim[1]
+        else:
+            ys = [v for _, vs in drawn for v in vs]
+            lo, hi = min(ys), max(ys)
+        # plot rows: the height less the frame, the title, the x ticks and the x label
+        rows = height - 2 - 1 - 1 - (1 if self.xlabel else 0)
+        clamp = (0.0, 100.0) if self.percent else None
+        lo, hi, ticks = axes.nice_axis(lo, hi, max(2, rows // 2 + 1), clamp=clamp)
+        if self.ylim is not None:
+            lo, hi = k * self.ylim[0], k * self.ylim[1]
+            ticks = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]
+        self.plt.ylim(lo, hi)
+        self.plt.yticks(ticks, [axes.tick_label(t, ticks, self.percent) for t in ticks])
+
+    def _x_axis(self, drawn: list[tuple[Line, list[float]]], width: int) -> None:
+        xs = [x for ln, _ in drawn for x in ln.x]
+        lo, hi = min(xs), max(xs)
+        widest = max(len(axes.tick_label(v, [lo, hi])) for v in (lo, hi)) + 3
+        max_ticks = max(2, (width - 8) // max(4, widest))
+        a, b, ticks = axes.nice_axis(lo, hi, max_ticks, integer=self.xint)
+        if lo == hi:
+            lo, hi = a, b
+        ticks = [t for t in ticks if lo - 1e-9 <= t <= hi + 1e-9] or [lo]
+        self.plt.xlim(lo, hi)
+        self.plt.xticks(ticks, [axes.tick_label(t, ticks) for t in ticks])
