@@ -23,6 +23,7 @@ from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-expo
     EVENTS_FILE,
     EventTailer,
     append_event,
+    earlier_attempts_s,
     epoch_events,
     first_event,
     last_event,
@@ -244,6 +245,7 @@ class RunInfo:
     stored_state: str = "queued"
     queued_at: float | None = None
     assigned_gpus: list[int] = field(default_factory=list)
+    earlier_s: float = 0.0  # time trained by the attempts before this one (a resumed run)
 
     @property
     def rundir(self) -> RunDir:
@@ -254,16 +256,20 @@ class RunInfo:
         return self.state in ACTIVE_STATES
 
     def elapsed_s(self, now: float | None = None) -> float | None:
-        """Wall time since start: until the end when ended, until the last heartbeat when the
-        trainer died without one (a crashed run's clock does not keep running)."""
+        """Time trained: the earlier attempts of a resumed run plus this one, which runs until
+        the end when ended, until the last heartbeat when the trainer died without one (a
+        crashed run's clock does not keep running); a run queued to resume shows what it
+        trained so far."""
         if self.started_at is None:
             return None
+        if self.state == "queued":
+            return self.earlier_s or None
         end = self.ended_at
         if end is None:
             end = self.heartbeat_at if self.state == "crashed" and self.heartbeat_at else None
         if end is None:
             end = now or time.time()
-        return max(0.0, end - self.started_at)
+        return self.earlier_s + max(0.0, end - self.started_at)
 
     def eta_s(self, now: float | None = None) -> float | None:
         """Remaining time of a running run by `contract.eta_s`: the latest epoch time, counting
@@ -328,6 +334,19 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _ints(value: Any) -> list[int]:
     return [g for g in value if isinstance(g, int)] if isinstance(value, list) else []
+
+
+def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
+    """A resumed run (first_started_at before started_at, or queued again after running) adds
+    its earlier attempts; a run that never restarted reads nothing more."""
+    first, started = _num(status.get("first_started_at")), _num(status.get("started_at"))
+    if started is None:
+        return 0.0
+    if state == "queued":  # queued to resume: every attempt so far (all began before queued_at)
+        return earlier_attempts_s(run.events, _num(status.get("queued_at")) or float("inf"))
+    if first is None or started - first < 1.0:
+        return 0.0
+    return earlier_attempts_s(run.events, started)
 
 
 def _derived(run: RunDir, status: dict[str, Any]) -> str:
@@ -405,6 +424,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         stored_state=str(status.get("state") or "queued"),
         queued_at=_num(status.get("queued_at")),
         assigned_gpus=_ints(status.get("assigned_gpus")),
+        earlier_s=_earlier_s(run, status, state),
     )
 
 

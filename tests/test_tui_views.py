@@ -89,7 +89,7 @@ def test_sort_puts_unknown_last_both_ways(demo) -> None:
 def test_form_validates_like_config_check() -> None:
     form = FormModel()
     assert form.ok
-    assert form.set("train.lr", "-1") == "[train] lr must be > 0, got -1.0"
+    assert form.set("train.lr", "-1") == "[train] lr must be in (0, 10], got -1.0"
     assert not form.ok
     assert "train.lr" in form.errors
     assert form.set("train.lr", "3e-4") is None and form.ok
