@@ -151,11 +151,14 @@ def _time_of(raw: bytes | None) -> float | None:
 _EARLIER: dict[tuple[str, float], float] = {}
 
 
-def earlier_attempts_s(path: str | os.PathLike[str], before: float) -> float:
+def earlier_attempts_s(
+    path: str | os.PathLike[str], before: float, first_began: float | None = None
+) -> float:
     """Seconds trained by the attempts whose start event is before `before` (a resumed run's
-    earlier attempts): each from its start event to its end event, or to its last event when
-    the trainer died without one. One pass parsing only start/end lines; cached, since
-    earlier attempts never change."""
+    earlier attempts): each from its start event (the first attempt from `first_began`, when
+    it was launched, so its start-up counts as the current attempt's does) to its end event,
+    or to its last event when the trainer died without one. One pass parsing only start/end
+    lines; cached, since earlier attempts never change."""
     key = (os.fspath(path), before)
     if key in _EARLIER:
         return _EARLIER[key]
@@ -172,6 +175,8 @@ def earlier_attempts_s(path: str | os.PathLike[str], before: float) -> float:
                     if begun is None or begun >= before:
                         begun = None
                         break  # the current attempt
+                    if first_began is not None:
+                        begun, first_began = min(begun, first_began), None
                 elif ev is not None and kind == "end" and begun is not None:
                     total += max(0.0, (_time_of(raw) or begun) - begun)
                     begun = None

@@ -348,8 +348,9 @@ def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
     if began is None:
         return 0.0
     if state == "queued":  # queued to resume: every attempt so far (all began before queued_at)
-        return earlier_attempts_s(run.events, _num(status.get("queued_at")) or float("inf"))
-    return earlier_attempts_s(run.events, started) if began < started else 0.0
+        before = _num(status.get("queued_at")) or float("inf")
+        return earlier_attempts_s(run.events, before, first)
+    return earlier_attempts_s(run.events, started, first) if began < started else 0.0
 
 
 def _derived(run: RunDir, status: dict[str, Any]) -> str:

@@ -237,7 +237,7 @@ async def test_defaults_name_the_missing_data_file_and_how_to_make_it(ws) -> Non
         await wait_for(pilot, lambda: "fake.toml" in screen.config_names)
         screen.query_one("#nr-config", Select).value = "(defaults)"
         status = screen.query_one("#nr-status", Static)
-        await wait_for(pilot, lambda: "no data file" in str(status.render()))
+        await wait_for(pilot, lambda: "missing data/synthetic.h5" in str(status.render()))
         assert "amc-tui data synth data/synthetic.h5" in str(status.render())
         # a config whose data exists reads valid
         screen.query_one("#nr-config", Select).value = "fake.toml"
@@ -252,7 +252,11 @@ async def test_the_last_launched_config_is_offered_first(ws) -> None:
         await edit(pilot, screen, "name", "first-try-1", type_it=False)
         await pilot.press("ctrl+l")
         await screen_ready(pilot, LiveScreen)
-        await pilot.press("escape", "escape")
+        await pilot.press("escape")
+        form = await screen_ready(pilot, NewRunScreen)
+        status = form.query_one("#nr-status", Static)
+        await wait_for(pilot, lambda: str(status.render()).startswith("valid"))  # not launching
+        await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, (LiveScreen, NewRunScreen)))
         await pilot.press("n")
         screen = await screen_ready(pilot, NewRunScreen)

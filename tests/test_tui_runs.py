@@ -502,6 +502,8 @@ async def test_a_completed_run_resumes_as_a_new_run_after_asking(trainer_ws) -> 
         await pilot.press("r")
         dialog = await screen_ready(pilot, Confirm)
         assert "as a new run" in dialog.question
+        await pilot.pause(0.2)
+        assert dialog.query_one(".dialog-question").region.height >= 2  # wrapped, not cut
         await pilot.press("n")  # asked, declined: nothing happens
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert [r.name for r in list_runs(trainer_ws)] == ["all-done-1"]

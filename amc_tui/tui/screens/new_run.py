@@ -112,6 +112,7 @@ class NewRunScreen(PollingScreen):
         self.config_names: list[str] = []
         self.last_config: Config | None = None
         self.data_missing: str | None = None  # the config's data path when it does not exist
+        self.launch_error: str | None = None  # shown until the form changes
         self._data_checked: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -320,6 +321,7 @@ class NewRunScreen(PollingScreen):
             self._load_form(None, msg.raw)
 
     def _load_form(self, cfg: Config | None, raw: dict[str, Any] | None) -> None:
+        self.launch_error = None
         if cfg is not None:
             self.form.load(cfg)
         elif raw is not None:
@@ -338,6 +340,7 @@ class NewRunScreen(PollingScreen):
         key = _dotted(event.input.id or "")
         if key is None or self.form.texts.get(key) == event.value:
             return
+        self.launch_error = None
         self.form.set(key, event.value)
         self._show_errors()
 
@@ -386,14 +389,14 @@ class NewRunScreen(PollingScreen):
                 self._check_data(cfg.data.path)
             if self.data_missing == cfg.data.path:
                 path = _esc(cfg.data.path)
-                text = (f"[yellow]no data file[/] {path} · make one: amc-tui data synth "
-                        f"{path}")  # fmt: skip
+                text = f"[yellow]missing {path}[/] · make it: amc-tui data synth {path}"
             else:
                 text = (f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
                         f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
         else:
             first = self.form.form_error or next(iter(self.form.errors.values()), "invalid")
             text = f"[red]invalid[/] · {_esc(first)}"
+        text = self.launch_error or text
         if text != self._status_text:
             self._status_text = text
             status.update(text)
@@ -437,12 +440,13 @@ class NewRunScreen(PollingScreen):
     def _launched(self, msg: Launched) -> None:
         if msg.error or msg.info is None:
             self.amc.report_error(f"launch failed: {msg.error}")
-            self.query_one("#nr-status", Static).update(
-                f"[red]launch failed[/] · {_esc(msg.error or '')}"
-            )
+            self.launch_error = f"[red]launch failed[/] · {_esc(msg.error or '')}"
+            self._status()
             return
         info = msg.info
         self.amc.report(f"launched {info.name} ({info.id}): {info.state}")
+        self._status_text = ""  # "launching..." is over: back to the form's own line
+        self._status()
         self.poll_now()
         self.amc.open_live(info.dir)
 
@@ -515,6 +519,7 @@ class NewRunScreen(PollingScreen):
             return
         gpu = self.query_one("#nr-gpu", Select).value
         gpus = [int(gpu)] if isinstance(gpu, str) and gpu.isdigit() else None
+        self.launch_error = None
         self._status_text = "launching..."
         self.query_one("#nr-status", Static).update(self._status_text)
         self._launch(self.form.config, gpus)
