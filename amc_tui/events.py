@@ -140,3 +140,52 @@ def last_event(
                     if ev is not None and ev.get("kind") == kind:
                         return ev
         return None
+
+
+def _time_of(raw: bytes | None) -> float | None:
+    ev = _parse_line(raw) if raw else None
+    t = ev.get("t") if ev else None
+    return float(t) if isinstance(t, int | float) and not isinstance(t, bool) else None
+
+
+_EARLIER: dict[tuple[str, float], float] = {}
+
+
+def earlier_attempts_s(
+    path: str | os.PathLike[str], before: float, first_began: float | None = None
+) -> float:
+    """Seconds trained by the attempts whose start event is before `before` (a resumed run's
+    earlier attempts): each from its start event (the first attempt from `first_began`, when
+    it was launched, so its start-up counts as the current attempt's does) to its end event,
+    or to its last event when the trainer died without one. One pass parsing only start/end
+    lines; cached, since earlier attempts never change."""
+    key = (os.fspath(path), before)
+    if key in _EARLIER:
+        return _EARLIER[key]
+    total, begun, prev = 0.0, None, None
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                ev = _parse_line(raw) if b'"start"' in raw or b'"end"' in raw else None
+                kind = ev.get("kind") if ev else None
+                if ev is not None and kind == "start":
+                    if begun is not None:  # the attempt before died without an end event
+                        total += max(0.0, (_time_of(prev) or begun) - begun)
+                    begun = _time_of(raw)
+                    if begun is None or begun >= before:
+                        begun = None
+                        break  # the current attempt
+                    if first_began is not None:
+                        begun, first_began = min(begun, first_began), None
+                elif ev is not None and kind == "end" and begun is not None:
+                    total += max(0.0, (_time_of(raw) or begun) - begun)
+                    begun = None
+                prev = raw
+    except OSError:
+        return 0.0
+    if begun is not None:
+        total += max(0.0, (_time_of(prev) or begun) - begun)
+    if len(_EARLIER) > 4096:
+        _EARLIER.clear()
+    _EARLIER[key] = total
+    return total

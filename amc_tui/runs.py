@@ -23,6 +23,7 @@ from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-expo
     EVENTS_FILE,
     EventTailer,
     append_event,
+    earlier_attempts_s,
     epoch_events,
     first_event,
     last_event,
@@ -249,6 +250,7 @@ class RunInfo:
     queued_at: float | None = None
     assigned_gpus: list[int] = field(default_factory=list)
     runlog_error: str | None = None  # why RUNLOG.md could not be updated (None: it was)
+    earlier_s: float = 0.0  # time trained by the attempts before this one (a resumed run)
 
     @property
     def rundir(self) -> RunDir:
@@ -259,16 +261,20 @@ class RunInfo:
         return self.state in ACTIVE_STATES
 
     def elapsed_s(self, now: float | None = None) -> float | None:
-        """Wall time since start: until the end when ended, until the last heartbeat when the
-        trainer died without one (a crashed run's clock does not keep running)."""
+        """Time trained: the earlier attempts of a resumed run plus this one, which runs until
+        the end when ended, until the last heartbeat when the trainer died without one (a
+        crashed run's clock does not keep running); a run queued to resume shows what it
+        trained so far."""
         if self.started_at is None:
             return None
+        if self.state == "queued":
+            return self.earlier_s or None
         end = self.ended_at
         if end is None:
             end = self.heartbeat_at if self.state == "crashed" and self.heartbeat_at else None
         if end is None:
             end = now or time.time()
-        return max(0.0, end - self.started_at)
+        return self.earlier_s + max(0.0, end - self.started_at)
 
     def eta_s(self, now: float | None = None) -> float | None:
         """Remaining time of a running run by `contract.eta_s`: the latest epoch time, counting
@@ -349,6 +355,23 @@ def _ints(value: Any) -> list[int]:
     return [g for g in value if isinstance(g, int)] if isinstance(value, list) else []
 
 
+def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
+    """A resumed run adds its earlier attempts. The trainer writes started_at before its start
+    event, so a first start event older than started_at means an earlier attempt; only then
+    is the event file scanned (a run that never restarted costs a read of its first line)."""
+    first, started = _num(status.get("first_started_at")), _num(status.get("started_at"))
+    if first is None or started is None:
+        return 0.0
+    ev = first_event(run.events, "start", max_lines=8)
+    began = _num(ev.get("t")) if ev else None
+    if began is None:
+        return 0.0
+    if state == "queued":  # queued to resume: every attempt so far (all began before queued_at)
+        before = _num(status.get("queued_at")) or float("inf")
+        return earlier_attempts_s(run.events, before, first)
+    return earlier_attempts_s(run.events, started, first) if began < started else 0.0
+
+
 def _derived(run: RunDir, status: dict[str, Any]) -> str:
     try:
         return derive_state(status, run_dir=run.path)
@@ -425,6 +448,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         queued_at=_num(status.get("queued_at")),
         assigned_gpus=_ints(status.get("assigned_gpus")),
         runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
+        earlier_s=_earlier_s(run, status, state),
     )
 
 

@@ -145,3 +145,123 @@ async def test_failed_launch_is_shown_in_place(ws) -> None:
 async def _wait_state(pilot, run: Path, state: str, timeout: float = 30) -> object:
     await wait_for(pilot, lambda: read_run(run).state == state, timeout=timeout)
     return read_run(run)
+
+
+async def _open_in_field(pilot) -> tuple[NewRunScreen, Input]:
+    """The form, typing in its first field (name)."""
+    await runs_loaded(pilot)
+    await pilot.press("n")
+    screen = await screen_ready(pilot, NewRunScreen)
+    name = screen.query_one(f"#{input_id(screen.form.by_key['name'])}", Input)
+    if not name.has_focus:
+        screen.show_field("name")
+    await wait_for(pilot, lambda: name.has_focus)
+    return screen, name
+
+
+async def test_form_opens_with_its_first_field_focused(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("n")
+        screen = await screen_ready(pilot, NewRunScreen)
+        name = screen.query_one(f"#{input_id(screen.form.by_key['name'])}", Input)
+        await wait_for(pilot, lambda: app.focused is not None)
+        await pilot.pause(0.2)
+        assert name.has_focus  # no Tab needed to start typing
+        await pilot.press(*"abc")
+        assert screen.form.texts["name"] == "abc"
+
+
+async def test_ctrl_t_moves_to_the_next_tab_from_inside_a_field(ws) -> None:
+    from textual.widgets import TabbedContent
+
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, _name = await _open_in_field(pilot)
+        tabs = screen.query_one(TabbedContent)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: tabs.active == "nr-tab-data")
+        path = screen.query_one(f"#{input_id(screen.form.by_key['data.path'])}", Input)
+        await wait_for(pilot, lambda: path.has_focus)
+        await pilot.pause(0.2)
+        assert tabs.active == "nr-tab-data"  # focus did not pull it back
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: tabs.active == "nr-tab-image")
+
+
+async def test_the_status_line_stays_in_view_while_tabbing_through_fields(ws) -> None:
+    from textual.widgets import Tabs
+
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, _name = await _open_in_field(pilot)
+        status = screen.query_one("#nr-status", Static)
+        top = status.region.y
+        for _ in range(3):  # back to the tab bar, then along it to the long train tab
+            if not isinstance(app.focused, Tabs):
+                await pilot.press("shift+tab")
+        assert isinstance(app.focused, Tabs)
+        await pilot.press("right", "right", "right", "right")
+        await wait_for(pilot, lambda: bool(screen.query("#f-train-epochs")))
+        for _ in range(14):  # down the fields: only they scroll
+            await pilot.press("tab")
+        await pilot.pause(0.2)
+        assert app.focused is not None and app.focused.has_class("field-input")
+        assert app.focused.id.startswith("f-train-")
+        assert status.region.y == top and status.region.height >= 1
+        assert screen.scroll_y == 0
+
+
+async def test_empty_fields_are_visible_boxes(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("n")
+        screen = await screen_ready(pilot, NewRunScreen)
+        notes = screen.query_one(f"#{input_id(screen.form.by_key['notes'])}", Input)
+        await wait_for(pilot, lambda: notes.is_mounted and notes.region.height == 1)
+        await pilot.pause(0.2)
+        assert notes.value == "" and not notes.has_focus
+        _, behind = notes.parent.background_colors
+        _, box = notes.background_colors
+        assert abs(box.brightness - behind.brightness) >= 0.08  # a box, not blank space
+
+
+async def test_defaults_name_the_missing_data_file_and_how_to_make_it(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("n")
+        screen = await screen_ready(pilot, NewRunScreen)
+        await wait_for(pilot, lambda: "fake.toml" in screen.config_names)
+        screen.query_one("#nr-config", Select).value = "(defaults)"
+        status = screen.query_one("#nr-status", Static)
+        await wait_for(pilot, lambda: "missing data/synthetic.h5" in str(status.render()))
+        assert "amc-tui data synth data/synthetic.h5" in str(status.render())
+        # a config whose data exists reads valid
+        screen.query_one("#nr-config", Select).value = "fake.toml"
+        await wait_for(pilot, lambda: str(status.render()).startswith("valid"))
+
+
+async def test_the_last_launched_config_is_offered_first(ws) -> None:
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        await edit(pilot, screen, "train.lr", "0.0042", type_it=False)
+        await edit(pilot, screen, "name", "first-try-1", type_it=False)
+        await pilot.press("ctrl+l")
+        await screen_ready(pilot, LiveScreen)
+        await pilot.press("escape")
+        form = await screen_ready(pilot, NewRunScreen)
+        status = form.query_one("#nr-status", Static)
+        await wait_for(pilot, lambda: str(status.render()).startswith("valid"))  # not launching
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, (LiveScreen, NewRunScreen)))
+        await pilot.press("n")
+        screen = await screen_ready(pilot, NewRunScreen)
+        sel = screen.query_one("#nr-config", Select)
+        await wait_for(pilot, lambda: sel.value == "(last launched)")
+        await wait_for(pilot, lambda: screen.form.texts["train.lr"] == "0.0042")
+        assert screen.form.texts["name"] == ""  # a run name is one run's own
+        assert screen.form.texts["train.epochs"] == "40"

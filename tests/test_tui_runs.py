@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -10,11 +11,17 @@ from textual.widgets import DataTable, Input
 from tui_fixtures import (
     T0,
     add_epoch,
+    add_plain_epoch,
     demo_workspace,
+    fresh_table_lines,
+    long_run,
     make_app,
+    resumed_run,
     runs_loaded,
     scale_workspace,
     screen_ready,
+    table_lines,
+    unknown_run,
     wait_for,
 )
 
@@ -196,3 +203,316 @@ async def test_thousand_runs_fill_progressively(tmp_path) -> None:
         screen.set_filter("fake-run-99")
         await wait_for(pilot, lambda: table.row_count == 11)
         assert sorted(_names(table)) == ["fake-run-99", *[f"fake-run-99{i}" for i in range(10)]]
+
+
+def _row_line(table: DataTable, name: str) -> str:
+    return next(line for line in table_lines(table) if f" {name} " in line)
+
+
+async def test_epoch_column_grows_and_the_id_is_whole_at_80_columns(demo) -> None:
+    long_run(demo, epoch=9)
+    app = make_app(demo, runs_poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: " 9/20 " in _row_line(table, "long-haul-7"))
+        add_epoch(demo, "long-haul-7", 10, 0.5)
+        add_epoch(demo, "long-haul-7", 11, 0.52)
+        await wait_for(pilot, lambda: _cell(table, demo, "long-haul-7", "epoch") == "11/20")
+        await pilot.pause(0.2)
+        line = _row_line(table, "long-haul-7")
+        assert " 11/20 " in line, line  # drawn whole, not `11/2`
+        for name, run_id in (("long-haul-7", "l7l7l7l7"), ("calm-sky-3", "c3c3c3c3")):
+            assert _row_line(table, name).rstrip().endswith(f" {run_id}"), _row_line(table, name)
+
+
+async def test_places_follow_the_sort_as_values_change(demo) -> None:
+    """Sorted by best, a run that improves moves up; the cursor stays on its run and rows
+    are not rebuilt."""
+    app = make_app(demo, runs_poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        summary = screen.query_one("#runs-summary")
+        while "sort: best" not in str(summary.render()):
+            await pilot.press("o")
+        assert _names(table)[-1] == "eager-fog-5"  # queued: no best, last
+        assert _names(table)[0] != "fresh-dew-6"
+        while _names(table)[table.cursor_row] != "bold-river-2":
+            await pilot.press("up")
+        add_epoch(demo, "fresh-dew-6", 4, 0.99)
+        await wait_for(pilot, lambda: _names(table)[0] == "fresh-dew-6")
+        assert _names(table)[table.cursor_row] == "bold-river-2"  # the cursor kept its run
+        assert table.columns["best"].label.plain.endswith("↓")  # the direction in the header
+
+
+async def test_mod_and_snr_are_the_best_epochs(demo) -> None:
+    """best%, mod% and snr% all come from the best epoch, not the last one."""
+    long_run(demo, epoch=3, epochs=20)
+    best = {"metric": "val.acc_combined", "value": 0.61, "epoch": 4}
+    add_plain_epoch(demo, "long-haul-7", 4, {"acc_combined": 0.61, "acc_mod": 0.81,
+                                             "acc_snr": 0.71, "loss": 1.0}, best)  # fmt: skip
+    add_plain_epoch(demo, "long-haul-7", 5, {"acc_combined": 0.40, "acc_mod": 0.50,
+                                             "acc_snr": 0.45, "loss": 1.5}, None)  # fmt: skip
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        assert _cell(table, demo, "long-haul-7", "best") == "61.0"
+        assert _cell(table, demo, "long-haul-7", "mod") == "81.0"
+        assert _cell(table, demo, "long-haul-7", "snr") == "71.0"
+
+
+async def test_missing_values_are_dashes_and_new_states_stand_out(demo) -> None:
+    from amc_tui import runlock
+
+    unknown_run(demo)
+    stalled = make_fake_run(demo, "slow-beat-10", run_id="s10s10s1", seed=10, state="running",
+                            epochs=6, epoch=2, created_at=T0 + 100, pid=os.getpid(),
+                            heartbeat_at=T0)  # fmt: skip
+    lock = runlock.acquire(stalled.path)  # the trainer lives; its heartbeat is old
+    try:
+        app = make_app(demo)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await runs_loaded(pilot)
+            table = screen.query_one(DataTable)
+            assert _cell(table, demo, "torn-status-9", "state") == "unknown"
+            assert _cell(table, demo, "slow-beat-10", "state") == "stalled"
+            assert _cell(table, demo, "torn-status-9", "epoch") == "-/6"  # not 0/6
+            assert _cell(table, demo, "eager-fog-5", "epoch") == "-/6"  # queued: not started
+            styles = {
+                str(table.get_cell(str(demo.runs / n), "state").spans[0].style)
+                for n in ("torn-status-9", "slow-beat-10", "fresh-dew-6", "dark-moon-4")
+            }
+            assert len(styles) == 4
+            # neither is offered a resume: nothing changes on disk
+            for name in ("torn-status-9", "slow-beat-10"):
+                before = (demo.runs / name / "status.json").read_bytes()
+                table.move_cursor(row=table.get_row_index(str(demo.runs / name)))
+                await pilot.press("r")
+                await pilot.pause(0.3)
+                assert (demo.runs / name / "status.json").read_bytes() == before
+                assert isinstance(app.screen, RunsScreen)
+            texts = [str(n.message) for n in app._notifications]
+            assert any("repair torn-status-9" in t for t in texts), texts
+            assert any("slow-beat-10 is stalled" in t for t in texts), texts
+    finally:
+        lock.release()
+
+
+async def test_time_adds_the_earlier_attempts_of_a_resumed_run(demo) -> None:
+    resumed_run(demo)
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        assert _cell(table, demo, "second-go-8", "elapsed") == "3m42s"  # 209 s + 13 s
+
+
+async def test_rows_are_never_drawn_at_stale_column_widths(demo) -> None:
+    """A frame drawn between a poll adding a row and the table measuring it (a burst of keys
+    keeps the table busy) must not come back once the cursor returns to where it was."""
+    app = make_app(demo, runs_poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await pilot.pause(0.2)
+        summary = screen._summary  # the last thing the poll handler does
+
+        def summary_then_draw(*a, **k):
+            summary(*a, **k)
+            if table.row_count == 7:
+                table_lines(table)  # the compositor's frame, before the table idles
+
+        screen._summary = summary_then_draw  # type: ignore[method-assign]
+        make_fake_run(demo, "a-much-longer-run-name-11", run_id="m11m11m1", seed=11,
+                      created_at=T0 + 110)  # fmt: skip
+        await wait_for(pilot, lambda: table.row_count == 7)
+        await pilot.pause(0.2)
+        await pilot.press("down", "up")
+        drawn = table_lines(table)
+        assert drawn == fresh_table_lines(table)
+        assert any("a-much-longer-run-name-11" in line for line in drawn)
+
+
+async def test_filter_box_goes_after_escape(demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        inp = screen.query_one("#runs-filter", Input)
+        await pilot.press("slash")
+        assert inp.display and inp.has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not inp.display
+        assert screen.query_one(DataTable).has_focus
+
+
+async def test_keys_typed_fast_after_slash_go_to_the_filter(demo) -> None:
+    from textual import events
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        keys = [("slash", "/")] + [(c, c) for c in "calm"]
+        for key, char in keys:  # one burst, as a terminal delivers a fast typist's keys
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        inp = screen.query_one("#runs-filter", Input)
+        await wait_for(pilot, lambda: inp.value == "calm")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: _names(screen.query_one(DataTable)) == ["calm-sky-3"])
+        assert app.screen is screen and not screen.marked  # no a, l, m or c ran
+
+
+async def test_footer_fits_80_columns_and_keys_panel_puts_ours_first(demo) -> None:
+    from rich.console import Console
+    from textual.widgets import Footer
+    from textual.widgets._key_panel import BindingsTable
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.2)
+        footer = app.screen.query_one(Footer)
+        keys = [k for k in footer.query("FooterKey") if k.display]
+        shown = {k.description for k in keys}
+        assert {"New", "Stop", "Resume", "Compare", "Quit", "Keys"} <= shown
+        assert all(k.region.right <= 80 for k in keys), [(k.description, k.region) for k in keys]
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: bool(app.screen.query(BindingsTable)))
+        await pilot.pause(0.2)
+        console = Console(width=60, record=True)
+        console.print(app.screen.query_one(BindingsTable).render())
+        text = console.export_text()
+        for desc in ("RUNLOG", "GPUs", "Open", "Pick columns", "Quit"):
+            assert desc in text
+        assert text.index("New") < text.index("palette") < text.index("Cursor up")
+
+
+async def test_palette_names_screens_for_people(demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        for screen in (app.screen, NewRunScreen()):
+            commands = list(app.get_system_commands(screen))
+            titles = [c.title for c in commands]
+            assert titles.count("Keys") == 1
+            helps = " ".join(c.help for c in commands)
+            for internal in ("NewRun", "AmcApp", "Screen"):
+                assert internal not in helps, helps
+        helps = {c.title: c.help for c in app.get_system_commands(NewRunScreen())}
+        assert helps["Launch"].startswith("New run · key ^l")
+
+
+async def test_picked_columns_and_sort_are_remembered(demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        await pilot.press("C")
+        from amc_tui.tui.screens.dialogs import PickColumns
+
+        picker = await screen_ready(pilot, PickColumns)
+        options = picker.query_one("#pick-list")
+        lr = next(
+            i for i in range(options.option_count) if options.get_option_at_index(i).value == "lr"
+        )
+        gpu = next(
+            i for i in range(options.option_count) if options.get_option_at_index(i).value == "gpu"
+        )
+        options.highlighted = lr
+        await pilot.press("space")
+        options.highlighted = gpu
+        await pilot.press("space", "escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: "lr" in table.columns and "gpu" not in table.columns)
+        await wait_for(pilot, lambda: _cell(table, demo, "bold-river-2", "lr") == "0.0003")
+        assert _cell(table, demo, "amber-wave-1", "lr") == "0.0001"  # the default, unwritten
+        await pilot.press("o")  # sorted by name: the first column after created
+        await wait_for(pilot, lambda: (demo.runs / ".amc-tui" / "tui.json").exists())
+        await wait_for(pilot, lambda: '"name"' in (demo.runs / ".amc-tui" / "tui.json").read_text())
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: "lr" in table.columns)
+        assert "gpu" not in table.columns
+        assert screen.sort_column == "name" and not screen.sort_reverse
+        assert table.columns["name"].label.plain.endswith("↑")
+        assert _names(table) == sorted(_names(table))
+
+
+@pytest.fixture
+def trainer_ws(tmp_path, monkeypatch):
+    """Runs start the stand-in trainer (real processes, the real file contract)."""
+    from runs_fixtures import fake_trainer_workspace, kill_running
+
+    # 1 s per step: a stop is still under way when the app reports it
+    ws = fake_trainer_workspace(tmp_path / "ws", monkeypatch, epoch_s=5.0, epochs=40,
+                                stop_grace_s=10.0)  # fmt: skip
+    yield ws
+    kill_running(ws)
+
+
+def _notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def _cursor_to(pilot, table: DataTable, name: str) -> None:
+    while _names(table)[table.cursor_row] != name:
+        await pilot.press("down")
+
+
+async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws) -> None:
+    from amc_tui.launch import launch
+    from amc_tui.runs import read_run
+    from amc_tui.tui.screens.dialogs import Confirm
+
+    info = launch(trainer_ws, trainer_ws.configs / "fake.toml", name="to-stop-1")
+    app = make_app(trainer_ws, clock=__import__("time").time, runs_poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: read_run(info.dir).pid, timeout=30)
+        await wait_for(pilot, lambda: _cell(table, trainer_ws, "to-stop-1", "state") == "running")
+        await _cursor_to(pilot, table, "to-stop-1")
+        await pilot.press("s")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("y")
+        said = ("stopping to-stop-1: waiting for its checkpoint", "stopped to-stop-1")
+        await wait_for(pilot, lambda: any("to-stop-1" in t for t in _notes(app)), timeout=30)
+        text = next(t for t in _notes(app) if "to-stop-1" in t)
+        assert text in said  # never "stopping to-stop-1: running"
+        await wait_for(pilot, lambda: read_run(info.dir).state == "stopped", timeout=30)
+
+
+async def test_a_completed_run_resumes_as_a_new_run_after_asking(trainer_ws) -> None:
+    from amc_tui.runs import list_runs, read_meta
+    from amc_tui.tui.screens.dialogs import Confirm
+
+    done = make_fake_run(trainer_ws, "all-done-1", run_id="d1d1d1d1", seed=1, epochs=4,
+                         created_at=T0 + 10)  # fmt: skip
+    app = make_app(trainer_ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await _cursor_to(pilot, table, "all-done-1")
+        await pilot.press("r")
+        dialog = await screen_ready(pilot, Confirm)
+        assert "as a new run" in dialog.question
+        await pilot.pause(0.2)
+        assert dialog.query_one(".dialog-question").region.height >= 2  # wrapped, not cut
+        await pilot.press("n")  # asked, declined: nothing happens
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert [r.name for r in list_runs(trainer_ws)] == ["all-done-1"]
+        await pilot.press("r")
+        await screen_ready(pilot, Confirm)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(list_runs(trainer_ws)) == 2, timeout=30)
+        new = next(r for r in list_runs(trainer_ws) if r.name != "all-done-1")
+        assert read_meta(new.rundir)["resumed_from"]["id"] == "d1d1d1d1"
+        await wait_for(pilot, lambda: any("as new run" in t for t in _notes(app)))
+        assert read_meta(done)["name"] == "all-done-1"  # the completed run stays as it was
+        await wait_for(pilot, lambda: table.row_count == 2)

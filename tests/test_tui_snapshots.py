@@ -11,7 +11,15 @@ import os
 
 import pytest
 from textual.widgets import DataTable, Input, TabbedContent
-from tui_fixtures import FakeNVML, demo_workspace, make_app, sampler, screen_ready, wait_for
+from tui_fixtures import (
+    FakeNVML,
+    demo_workspace,
+    long_run,
+    make_app,
+    sampler,
+    screen_ready,
+    wait_for,
+)
 
 from amc_tui.tui.screens.analysis import AnalysisScreen
 from amc_tui.tui.screens.compare import CompareScreen
@@ -26,6 +34,14 @@ SIZES = [(80, 24), (120, 40)]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     return demo_workspace(tmp_path_factory.mktemp("snap") / "ws")
+
+
+@pytest.fixture(scope="module")
+def runs_demo(tmp_path_factory):
+    """The demo workspace plus a 20-epoch run past epoch 10 (the ep column at its widest)."""
+    ws = demo_workspace(tmp_path_factory.mktemp("snap-runs") / "ws")
+    long_run(ws, epoch=11)
+    return ws
 
 
 async def _loaded(pilot) -> None:
@@ -50,8 +66,8 @@ def _open(open_screen, screen_type, ready):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_runs_screen(snap_compare, demo, size) -> None:
-    assert snap_compare(make_app(demo), terminal_size=size, run_before=_open(None, None, None))
+def test_runs_screen(snap_compare, runs_demo, size) -> None:
+    assert snap_compare(make_app(runs_demo), terminal_size=size, run_before=_open(None, None, None))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -78,7 +94,11 @@ def test_new_run_screen(snap_compare, demo, size) -> None:
     run_before = _open(
         lambda app: app.open_new_run(),
         NewRunScreen,
-        lambda s: s.source == "demo.toml" and s.form.texts["image.size"] == "32",
+        lambda s: (
+            s.source == "demo.toml"
+            and s.form.texts["image.size"] == "32"
+            and s.data_missing == "data/demo.h5"
+        ),  # its data file does not exist: the status says so
     )
     assert snap_compare(make_app(demo), terminal_size=size, run_before=run_before)
 

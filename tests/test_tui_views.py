@@ -204,3 +204,22 @@ def test_runlog_split_into_user_text_and_entries() -> None:
     ]
     assert "".join(c.text for c in chunks) == text
     assert entry_title("## x (id9)\n", "id9") == "x"
+
+
+def test_earlier_attempts_count_each_from_start_to_end_or_last_event(tmp_path) -> None:
+    """Attempt 1 (launched at 95) ends at 150; attempt 2 dies without an end event (its last
+    event at 230); attempt 3, the current one, is not counted."""
+    import json
+
+    from amc_tui.events import earlier_attempts_s
+
+    events = [
+        {"t": 100, "kind": "start"}, {"t": 140, "kind": "epoch"}, {"t": 150, "kind": "end"},
+        {"t": 200, "kind": "start"}, {"t": 230, "kind": "epoch"},
+        {"t": 300, "kind": "start"}, {"t": 330, "kind": "epoch"},
+    ]  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert earlier_attempts_s(path, before=299.0, first_began=95.0) == 55.0 + 30.0
+    assert earlier_attempts_s(path, before=float("inf")) == 50.0 + 30.0 + 30.0
+    assert earlier_attempts_s(tmp_path / "missing.jsonl", before=299.0) == 0.0

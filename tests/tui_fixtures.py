@@ -261,3 +261,62 @@ async def screen_ready(pilot: Any, screen_type: type) -> Any:
     await wait_for(pilot, lambda: isinstance(app.screen, screen_type) and app.screen.is_mounted)
     await pilot.pause()
     return app.screen
+
+
+# --------------------------------------------------------------------------- Runs table cases
+
+
+def table_lines(table: Any) -> list[str]:
+    """The table's visible lines as drawn (its render cache included)."""
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
+def fresh_table_lines(table: Any) -> list[str]:
+    """The same lines drawn from scratch: what the table should show."""
+    table._clear_caches()
+    table._update_count += 1
+    return table_lines(table)
+
+
+def long_run(ws: Workspace, name: str = "long-haul-7", epoch: int = 9, epochs: int = 20,
+             created_at: float = T0 + 70) -> RunDir:  # fmt: skip
+    """A running 20-epoch run (heartbeat from the future: never stale)."""
+    return make_fake_run(ws, name, run_id="l7l7l7l7", seed=7, state="running", epochs=epochs,
+                         epoch=epoch, created_at=created_at, pid=os.getpid(),
+                         heartbeat_at=FUTURE)  # fmt: skip
+
+
+def add_plain_epoch(ws: Workspace, name: str, epoch: int, val: dict[str, float],
+                    best: dict[str, Any] | None) -> None:  # fmt: skip
+    """An epoch event with these val metrics; status.json's best becomes `best` (None keeps
+    the run's best: this epoch is not the best)."""
+    rd = RunDir(run_dir(ws, name))
+    append_event(rd, "epoch", epoch=epoch, epoch_time_s=60.0, samples_per_s=800.0, lr=1e-4,
+                 train=dict(val), val=dict(val), is_best=best is not None)  # fmt: skip
+    updates: dict[str, Any] = {"epoch": epoch}
+    if best is not None:
+        updates["best"] = best
+    write_status(rd, **updates)
+
+
+def resumed_run(ws: Workspace, name: str = "second-go-8") -> RunDir:
+    """A stopped run trained in two attempts: 209 s, then (after an hour's pause) 13 s."""
+    rd = make_fake_run(ws, name, run_id="r8r8r8r8", seed=8, state="stopped", epochs=6,
+                       epoch=3, created_at=T0 + 80)  # fmt: skip
+    t1 = T0 + 4000
+    with open(rd.events, "a") as f:
+        for ev in ({"t": t1, "kind": "start", "run_id": "r8r8r8r8", "resumed": True},
+                   {"t": t1 + 12, "kind": "end", "state": "stopped", "exit_code": 0}):  # fmt: skip
+            f.write(json.dumps(ev, separators=(",", ":")) + "\n")
+    status = json.loads(rd.status.read_text())
+    status.update(first_started_at=T0 + 81, started_at=t1 - 1, ended_at=t1 + 12)
+    rd.status.write_text(json.dumps(status))
+    return rd
+
+
+def unknown_run(ws: Workspace, name: str = "torn-status-9") -> RunDir:
+    """A run whose status.json cannot be read."""
+    rd = make_fake_run(ws, name, run_id="u9u9u9u9", seed=9, state="stopped", epochs=6,
+                       created_at=T0 + 90)  # fmt: skip
+    rd.status.write_text('{"state": "runn')
+    return rd

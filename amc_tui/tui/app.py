@@ -7,6 +7,7 @@ all file and NVML I/O in thread workers, and never stops a run when it quits.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -14,11 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.widgets import Input
 
 from amc_tui.tui.screens.groups import GroupsScreen
 from amc_tui.workspace import Workspace
@@ -79,6 +81,15 @@ class AmcApp(App):
                 self._gpu_sampler = GpuSampler()
             return self._gpu_sampler.sample()
 
+    def on_key(self, event: events.Key) -> None:
+        """A printable key reaches the app while a text box has focus only when it was typed
+        before the focus moved there (`/calm` typed fast on the Runs screen): it belongs in
+        the box. Keys typed in the box itself never get here (the box keeps them)."""
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable and event.character:
+            event.stop()
+            focused.insert_text_at_cursor(event.character)
+
     def report_error(self, message: str, title: str = "") -> None:
         """An error in place: a notification (plain text, never markup or a traceback)."""
         line = " ".join(str(message).strip().splitlines()[-1:]) or "error"
@@ -131,10 +142,21 @@ class AmcApp(App):
             self.pop_screen()
 
     def action_help(self) -> None:
-        if self.screen.query("HelpPanel"):
+        if self.screen.query("KeysPanel"):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_show_help_panel(self) -> None:
+        """The keys panel: the screen's keys first, then the app's, then the focused widget's
+        (the palette's "Keys" command lands here too)."""
+        from amc_tui.tui.keys_panel import KeysPanel
+
+        if not self.screen.query(KeysPanel):
+            self.screen.mount(KeysPanel())
+
+    def action_hide_help_panel(self) -> None:
+        self.screen.query("KeysPanel").remove()
 
     # ------------------------------------------------------------------ run actions
 
@@ -158,36 +180,83 @@ class AmcApp(App):
 
         try:
             info = stop_run(self.ws, read_run(run_dir), wait=False)
-            self.call_from_thread(self.report, f"stopping {info.name}: {info.state}")
+            if info.state == "running":
+                text = f"stopping {info.name}: waiting for its checkpoint"
+            else:  # a queued run leaves the queue; a quick trainer may already be done
+                text = f"{info.state} {info.name}"
+            self.call_from_thread(self.report, text)
         except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
             self.call_from_thread(self.report_error, f"stop failed: {e}")
 
+    def confirm_resume(self, info: RunInfo) -> None:
+        """Resume in place a stopped, crashed or failed run; a completed one only as a new run
+        trained on from its checkpoint (asked first); never an active or unreadable one."""
+        from amc_tui.tui.screens.dialogs import Confirm
+
+        if info.state == "unknown":
+            self.report_error(
+                f"{info.name}: its status cannot be read ({info.error or 'status.json'}); "
+                f"`amc-tui repair {info.name}` rebuilds it. Nothing was resumed."
+            )
+            return
+        if info.state in ("running", "stalled", "queued"):
+            self.report(f"{info.name} is {info.state}: nothing to resume", "warning")
+            return
+        if info.state != "completed":
+            self.resume(info)
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.resume(info, as_new=True)
+
+        self.push_screen(
+            Confirm(
+                f"{info.name} is completed. Resume it as a new run, trained on from its "
+                "checkpoint (this run stays as it is)?",
+                yes="Resume as new run",
+                danger=False,
+            ),
+            done,
+        )
+
     @work(thread=True, group="run-action", exit_on_error=False)
-    def resume(self, info: RunInfo) -> None:
+    def resume(self, info: RunInfo, as_new: bool = False) -> None:
         from amc_tui.launch import resume_run
         from amc_tui.runs import read_run
 
         try:
-            new = resume_run(self.ws, read_run(info.dir))
-            self.call_from_thread(self.report, f"resumed {new.name}: {new.state}")
+            new = resume_run(self.ws, read_run(info.dir), as_new=as_new)
+            text = (f"resumed {info.name} as new run {new.name}: {new.state}" if as_new
+                    else f"resumed {new.name}: {new.state}")  # fmt: skip
+            self.call_from_thread(self.report, text)
         except Exception as e:  # noqa: BLE001
             self.call_from_thread(self.report_error, f"resume failed: {e}")
 
     # ------------------------------------------------------------------ command palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every key binding of the current screen and the app, plus navigation."""
-        yield from super().get_system_commands(screen)
+        """Every key binding of the current screen and the app, plus navigation, each once
+        and named for people (the screen's title, never a class name)."""
+        titles: set[str] = set()
+        for command in super().get_system_commands(screen):
+            titles.add(command.title)
+            yield command
         seen: set[str] = {"quit"}
         for node in (screen, self):
+            where = screen_title(node)
             for binding in _bindings(node):
                 if not binding.description or binding.action in seen:
                     continue
                 seen.add(binding.action)
-                key = binding.key_display or binding.key.split(",")[0]
+                if binding.description in titles:
+                    continue  # e.g. "Keys": Textual's command opens the same panel
+                titles.add(binding.description)
+                first = dataclasses.replace(binding, key=binding.key.split(",")[0].strip())
+                key = self.get_key_display(first)
                 yield SystemCommand(
-                    f"{binding.description}",
-                    f"{type(node).__name__.removesuffix('Screen')} · key {key}",
+                    binding.description,
+                    f"{where} · key {key}",
                     partial(self.run_action, binding.action, node),
                 )
         for title, help_text, callback in (
@@ -198,6 +267,25 @@ class AmcApp(App):
         ):
             if title not in seen:
                 yield SystemCommand(title, help_text, callback)
+
+
+SCREEN_TITLES = {
+    "RunsScreen": "Runs",
+    "NewRunScreen": "New run",
+    "LiveScreen": "Live",
+    "AnalysisScreen": "Analysis",
+    "CompareScreen": "Compare",
+    "RunlogScreen": "RUNLOG",
+    "GpusScreen": "GPUs",
+}
+
+
+def screen_title(node: DOMNode) -> str:
+    """What the palette calls a screen: its title, "everywhere" for app-wide keys."""
+    if isinstance(node, App):
+        return "everywhere"
+    name = type(node).__name__
+    return SCREEN_TITLES.get(name) or name.removesuffix("Screen")
 
 
 def _bindings(node: DOMNode) -> list[Binding]:

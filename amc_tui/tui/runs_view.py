@@ -20,31 +20,103 @@ from amc_tui.tui import fmt
 if TYPE_CHECKING:
     from amc_tui.runs import RunInfo
 
-# (key, label, width); widths are minimums: the table sizes columns to their content.
-COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("name", "name", 18),
-    ("state", "state", 9),
-    ("arch", "arch", 10),
-    ("epoch", "ep", 5),
-    ("best", "best%", 5),
-    ("mod", "mod%", 5),
-    ("snr", "snr%", 5),
-    ("elapsed", "time", 6),
-    ("eta", "ETA", 6),
-    ("gpu", "GPU", 4),
-    ("id", "id", 8),
-)  # id last: in 80 columns it is the one that scrolls off (the Live header shows it)
-COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
+STATE_STYLES: dict[str, str] = {
+    **fmt.STATE_STYLES,
+    "stalled": "bold #ffaf00 reverse",  # the trainer lives but its heartbeat is old
+    "unknown": "italic #8a8a8a",  # status.json unreadable: nothing acts on the run
+    "foreign": "dim",  # a folder under runs/ that is not a run (`ls --all`)
+}
+
+
+class KeyedText(Text):
+    """The name cell: it knows its run's key, so the table can order rows by run."""
+
+    run_key: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    config: str = ""  # the config key a hyperparameter column shows
+
+
+# The order columns take when shown. The name column is always shown; the others are picked.
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "name"),
+    Column("state", "state"),
+    Column("arch", "arch"),
+    Column("epoch", "ep"),
+    Column("best", "best%"),
+    Column("mod", "mod%"),
+    Column("snr", "snr%"),
+    Column("lr", "lr", "train.lr"),
+    Column("batch", "batch", "train.batch_size"),
+    Column("size", "img", "image.size"),
+    Column("weighting", "weighting", "loss.weighting"),
+    Column("phase", "phase"),
+    Column("tags", "tags"),
+    Column("elapsed", "time"),
+    Column("eta", "ETA"),
+    Column("gpu", "GPU"),
+    Column("id", "id"),
+)  # id last: the Live header shows it when a narrow terminal has no room
+BY_KEY = {c.key: c for c in COLUMNS}
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 SORTABLE = COLUMN_KEYS
+DESCENDING = ("created", "best", "mod", "snr", "epoch", "elapsed")  # sorted high to low first
+# shown until the user picks: 80 columns hold these with every id whole; arch joins when wide
+DEFAULT_COLUMNS = ("name", "state", "epoch", "best", "mod", "snr", "elapsed", "eta", "gpu", "id")
+WIDE_EXTRA = ("arch",)
+WIDE_AT = 100
+COLUMN_HELP = {
+    "name": "run name (* marked for compare)",
+    "state": "queued, running, stalled, completed, failed, stopped, crashed, unknown",
+    "arch": "model architecture",
+    "epoch": "epochs done / planned",
+    "best": "the selection metric at the best epoch",
+    "mod": "modulation accuracy at the best epoch (validation)",
+    "snr": "SNR accuracy at the best epoch (validation)",
+    "lr": "learning rate (train.lr)",
+    "batch": "batch size (train.batch_size)",
+    "size": "image size in pixels (image.size)",
+    "weighting": "task weighting (loss.weighting)",
+    "phase": "research phase",
+    "tags": "tags",
+    "elapsed": "time trained, earlier attempts of a resumed run included",
+    "eta": "time left of a running run",
+    "gpu": "GPU(s) or cpu",
+    "id": "run id",
+}
 MARK = "*"
 
 
-def val_metric(info: RunInfo, metric: str) -> float | None:
-    """A validation metric of the best epoch when known, else of the last epoch."""
-    best = info.best or {}
-    if best.get("metric") in (metric, f"val.{metric}") and fmt.is_num(best.get("value")):
-        return best["value"]
-    return contract.metric_value(info.last_epoch, f"val.{metric}")
+def default_columns(width: int) -> list[str]:
+    keys = set(DEFAULT_COLUMNS) | (set(WIDE_EXTRA) if width >= WIDE_AT else set())
+    return [k for k in COLUMN_KEYS if k in keys]
+
+
+def shown_columns(picked: Iterable[str] | None, width: int) -> list[str]:
+    """The columns to show, in table order: the picked ones (the name always), else the
+    default set for this terminal width."""
+    if picked is None:
+        return default_columns(width)
+    keys = set(picked) | {"name"}
+    return [k for k in COLUMN_KEYS if k in keys]
+
+
+def needs_config(columns: Iterable[str]) -> bool:
+    return any(BY_KEY[k].config for k in columns if k in BY_KEY)
+
+
+@dataclass
+class RunExtra:
+    """What a row shows beyond RunInfo, read by the poll worker: the best epoch's event
+    (None when the run has no best epoch yet) and, when a hyperparameter column is shown,
+    the run's config values by dotted key."""
+
+    best_event: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
 
 
 def best_value(info: RunInfo) -> float | None:
@@ -57,6 +129,12 @@ def best_metric(info: RunInfo) -> str:
     return str((info.best or {}).get("metric") or contract.DEFAULT_SELECT)
 
 
+def best_epoch_metric(extra: RunExtra | None, metric: str) -> float | None:
+    """A validation metric of the best epoch (None before a best epoch exists)."""
+    ev = extra.best_event if extra is not None else None
+    return contract.metric_value(ev, f"val.{metric}")
+
+
 def gpu_text(info: RunInfo) -> str:
     if info.gpus:
         return ",".join(str(g) for g in info.gpus)
@@ -67,42 +145,93 @@ def gpu_text(info: RunInfo) -> str:
 
 
 def state_text(state: str) -> Text:
-    return Text(state or "?", style=fmt.STATE_STYLES.get(state, ""))
+    return Text(state or "?", style=STATE_STYLES.get(state, ""))
 
 
-def row_cells(info: RunInfo, now: float, marked: bool = False) -> dict[str, Text]:
-    """Cell renderables of one run, keyed by column. Each cell carries its own one-space gap
-    (the table runs with cell_padding 0, so 80 columns hold every column); a marked run
-    (for compare) shows a star before its name."""
-    epoch, epochs = info.epoch or 0, info.epochs or 0
-    name = Text(MARK if marked else " ", style="bold yellow")
-    name.append(str(info.name or "?"))
-    state = Text(" ")
-    state.append_text(state_text(info.state or "?"))
-    plain = {
-        "id": str(info.id or "?"),
-        "arch": str(info.arch or fmt.DASH),
-        "epoch": f"{epoch}/{epochs}" if epochs else fmt.DASH,
-        "best": fmt.metric(best_value(info), best_metric(info), sign=False),
-        "mod": fmt.metric(val_metric(info, "acc_mod"), "acc_mod", sign=False),
-        "snr": fmt.metric(val_metric(info, "acc_snr"), "acc_snr", sign=False),
-        "elapsed": fmt.duration(info.elapsed_s(now)),
-        "eta": fmt.duration(info.eta_s(now)),
-        "gpu": gpu_text(info),
-    }
-    # Text, not str: a str cell is parsed as markup (slow, and a "[" in a name would break)
-    cells: dict[str, Text] = {"name": name, "state": state}
-    cells.update({k: Text(" " + v) for k, v in plain.items()})
-    return {k: cells[k] for k in COLUMN_KEYS}
+def epoch_text(info: RunInfo) -> str:
+    """`11/20`; the epochs done are unknown (not 0) before a run starts or when its status
+    cannot be read."""
+    total = f"/{info.epochs}" if info.epochs else ""
+    known = info.state != "unknown" and (info.started_at is not None or info.epoch)
+    if not known:
+        return f"{fmt.DASH}{total}" if total else fmt.DASH
+    return f"{info.epoch}{total}" if total else str(info.epoch)
 
 
-def sort_key(info: RunInfo, column: str, now: float) -> tuple:
+def config_value(info: RunInfo, extra: RunExtra | None, key: str) -> Any:
+    """A hyperparameter column's value; None when unknown."""
+    if key == "arch":
+        return info.arch or None
+    if key == "phase":
+        return info.phase or None
+    if key == "tags":
+        return ",".join(info.tags) if info.tags else None
+    cfg = extra.config if extra is not None else None
+    return cfg.get(BY_KEY[key].config) if cfg else None
+
+
+def _hp_text(value: Any) -> str:
+    if value is None or value == "":
+        return fmt.DASH
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def row_cells(
+    info: RunInfo,
+    now: float,
+    marked: bool = False,
+    extra: RunExtra | None = None,
+    columns: Sequence[str] = COLUMN_KEYS,
+    key: str = "",
+) -> dict[str, Text]:
+    """Cell renderables of one run for `columns`. Each cell carries its own one-space gap
+    (the table runs with cell_padding 0, so 80 columns hold the default set); a marked run
+    (for compare) shows a star before its name. best%, mod% and snr% are all the best
+    epoch's; a missing value is a dash, never 0."""
+    out: dict[str, Text] = {}
+    for col in columns:
+        if col == "name":
+            name = KeyedText(MARK if marked else " ", style="bold yellow")
+            name.append(str(info.name or "?"))
+            name.run_key = key or str(info.dir)
+            out[col] = name
+            continue
+        if col == "state":
+            cell = Text(" ")
+            cell.append_text(state_text(info.state or "?"))
+            out[col] = cell
+            continue
+        out[col] = Text(" " + _plain(info, now, extra, col))
+    return out
+
+
+def _plain(info: RunInfo, now: float, extra: RunExtra | None, col: str) -> str:
+    if col == "id":
+        return str(info.id or "?")
+    if col == "epoch":
+        return epoch_text(info)
+    if col == "best":
+        return fmt.metric(best_value(info), best_metric(info), sign=False)
+    if col in ("mod", "snr"):
+        return fmt.metric(best_epoch_metric(extra, f"acc_{col}"), f"acc_{col}", sign=False)
+    if col == "elapsed":
+        return fmt.duration(info.elapsed_s(now))
+    if col == "eta":
+        return fmt.duration(info.eta_s(now))
+    if col == "gpu":
+        return gpu_text(info)
+    return _hp_text(config_value(info, extra, col))
+
+
+def sort_key(info: RunInfo, column: str, now: float, extra: RunExtra | None = None) -> tuple:
     """A key that orders unknown values last whichever direction is chosen."""
     value: Any
     if column == "best":
         value = best_value(info)
     elif column in ("mod", "snr"):
-        value = val_metric(info, f"acc_{column}")
+        value = best_epoch_metric(extra, f"acc_{column}")
     elif column == "elapsed":
         value = info.elapsed_s(now)
     elif column == "eta":
@@ -113,10 +242,16 @@ def sort_key(info: RunInfo, column: str, now: float) -> tuple:
         value = gpu_text(info)
     elif column == "created":
         value = info.created_at
-    else:
+    elif column in ("name", "state", "id"):
         value = getattr(info, column, None)
+    elif column in BY_KEY:
+        value = config_value(info, extra, column)
+    else:
+        value = None
     if value is None or value == fmt.DASH:
         return (1, 0)
+    if isinstance(value, bool):
+        value = str(value)
     return (0, value if fmt.is_num(value) else str(value).lower())
 
 
@@ -165,14 +300,34 @@ class RunFilter:
 
 
 def select(
-    infos: Iterable[RunInfo], flt: RunFilter, column: str, reverse: bool, now: float
+    infos: Iterable[RunInfo],
+    flt: RunFilter,
+    column: str,
+    reverse: bool,
+    now: float,
+    extras: dict[str, RunExtra] | None = None,
 ) -> list[RunInfo]:
-    """The runs to show, filtered and ordered."""
+    """The runs to show, filtered and ordered (unknown values last either way)."""
     rows = [i for i in infos if flt.matches(i)]
-    rows.sort(key=lambda i: sort_key(i, column, now), reverse=reverse)
-    if reverse:  # keep unknowns last either way
-        rows.sort(key=lambda i: sort_key(i, column, now)[0])
-    return rows
+    return order(rows, column, reverse, now, extras)
+
+
+def order(
+    rows: list[RunInfo],
+    column: str,
+    reverse: bool,
+    now: float,
+    extras: dict[str, RunExtra] | None = None,
+) -> list[RunInfo]:
+    extras = extras or {}
+    keyed = [(sort_key(i, column, now, extras.get(str(i.dir))), i) for i in rows]
+    known = [(k, i) for k, i in keyed if k[0] == 0]
+    unknown = [i for k, i in keyed if k[0] != 0]
+    try:
+        known.sort(key=lambda ki: ki[0][1], reverse=reverse)
+    except TypeError:  # mixed value types in one column: compare as text
+        known.sort(key=lambda ki: str(ki[0][1]), reverse=reverse)
+    return [i for _, i in known] + unknown
 
 
 def changed_cells(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -189,6 +344,14 @@ def _cell_repr(v: Any) -> tuple:
     if isinstance(v, Text):
         return (v.plain, str(v.style))
     return (str(v), "")
+
+
+def header_label(column: str, sort_column: str, reverse: bool) -> str:
+    """A column's header; the sort column carries its direction."""
+    label = " " + BY_KEY[column].label
+    if column == sort_column:
+        label += "↓" if reverse else "↑"
+    return label
 
 
 def state_counts(infos: Sequence[RunInfo]) -> dict[str, int]:

@@ -1,7 +1,11 @@
-"""New run: pick a config from configs/, edit it in a form grouped by table (validated as you
-type with amc_tui.config, the validator of `config check`; the error shows beside its field),
-save it as a new config (tomli-w, never overwriting without asking), launch it (optionally on
-a chosen GPU) through amc_tui.launch, and see the queue.
+"""New run: pick a config from configs/ (or the one launched last, offered first), edit it in
+a form grouped by table (validated as you type with amc_tui.config, the validator of `config
+check`; the error shows beside its field, and a missing data file is named with the command
+that makes one), save it as a new config (tomli-w, never overwriting without asking), launch
+it (optionally on a chosen GPU) through amc_tui.launch, and see the queue.
+
+The status line stays put above the tabs (only the fields scroll), the first field has focus
+when the form opens, and ctrl+t moves to the next tab from inside a field.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from amc_tui.runs import RunInfo
 
 DEFAULTS = "(defaults)"
+LAST = "(last launched)"
 QUEUE_STATES = ("running", "queued")
 
 
@@ -51,6 +56,13 @@ def input_id(spec: FieldSpec) -> str:
 class ConfigsListed(Message):
     names: list[str]
     gpus: list[tuple[str, str]]  # (label, value)
+    last: Config | None = None  # the config launched last from this form
+
+
+@dataclass
+class DataChecked(Message):
+    path: str
+    exists: bool
 
 
 @dataclass
@@ -98,6 +110,10 @@ class NewRunScreen(PollingScreen):
         self._bad_groups: frozenset[str] = frozenset()
         self._status_text = ""
         self.config_names: list[str] = []
+        self.last_config: Config | None = None
+        self.data_missing: str | None = None  # the config's data path when it does not exist
+        self.launch_error: str | None = None  # shown until the form changes
+        self._data_checked: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,11 +122,14 @@ class NewRunScreen(PollingScreen):
             yield Select([("GPU: auto", "auto")], value="auto", allow_blank=False, id="nr-gpu")
             yield Button("Save ^s", id="nr-save")
             yield Button("Launch ^l", id="nr-launch", variant="success")
-        yield Static("", id="nr-status")
+        yield Static("", id="nr-status", markup=True)
         with TabbedContent(id="nr-tabs"):
             for group in GROUPS:
                 with TabPane(_group_title(group), id=_tab_id(group)):
-                    yield VerticalScroll(Grid(classes="field-grid", id=f"nr-grid-{group or 'top'}"))
+                    yield VerticalScroll(  # no Tab stop of its own: Tab goes field to field
+                        Grid(classes="field-grid", id=f"nr-grid-{group or 'top'}"),
+                        can_focus=False,
+                    )
             with TabPane("Queue", id="nr-tab-queue"):
                 yield DataTable(id="nr-queue", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -129,7 +148,7 @@ class NewRunScreen(PollingScreen):
             out.append(
                 Input(
                     self.form.texts[spec.dotted],
-                    placeholder=hint,
+                    placeholder=hint or "(empty)",
                     suggester=suggester,
                     id=input_id(spec),
                     classes="field-input",
@@ -160,16 +179,26 @@ class NewRunScreen(PollingScreen):
         table.add_columns("#", "name", "id", "state", "arch", "GPU", "created")
         self._list_configs()
         await self._ensure_group(GROUPS[0])
+        self._focus_first(GROUPS[0])
+
+    def _focus_first(self, group: str) -> None:
+        """Focus the first field of a table's tab (the form opens ready to type)."""
+        spec = next(s for s in self.form.specs if s.table == group)
+        for inp in self.query(f"#{input_id(spec)}"):
+            inp.focus()
 
     # ------------------------------------------------------------------ workers
 
     @work(thread=True, exclusive=True, group="nr-list", exit_on_error=False)
     def _list_configs(self) -> None:
+        from amc_tui.tui.prefs import last_config
+
         ws = self.amc.ws
         try:
             names = sorted(p.name for p in ws.configs.glob("*.toml")) if ws.configs.is_dir() else []
         except OSError:
             names = []
+        last = last_config(ws)
         gpus: list[tuple[str, str]] = []
         try:
             snap = self.amc.sample_gpus()
@@ -179,7 +208,7 @@ class NewRunScreen(PollingScreen):
                     gpus.append((f"GPU {g.index} {g.name or ''}{util}".strip(), str(g.index)))
         except Exception:  # noqa: BLE001 - no GPU list is fine: launch on auto
             pass
-        self.post_message(ConfigsListed(names, gpus))
+        self.post_message(ConfigsListed(names, gpus, last))
 
     @work(thread=True, exclusive=True, group="nr-read", exit_on_error=False)
     def _read_config(self, name: str) -> None:
@@ -198,6 +227,8 @@ class NewRunScreen(PollingScreen):
 
     def start_poll(self) -> None:
         self._read_queue()
+        if self.data_missing is not None:  # made meanwhile (`amc-tui data synth` elsewhere)?
+            self._check_data(self.data_missing)
 
     @work(thread=True, exclusive=True, group="nr-queue", exit_on_error=False)
     def _read_queue(self) -> None:
@@ -211,14 +242,27 @@ class NewRunScreen(PollingScreen):
         except Exception as e:  # noqa: BLE001
             self.post_message(QueueRead(error=str(e)))
 
+    @work(thread=True, exclusive=True, group="nr-data", exit_on_error=False)
+    def _check_data(self, path: str) -> None:
+        try:
+            exists = self.amc.ws.resolve(path).is_file()
+        except OSError:
+            exists = False
+        self.post_message(DataChecked(path, exists))
+
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
     def _launch(self, cfg: Config, gpus: list[int] | None) -> None:
         from amc_tui.launch import launch
+        from amc_tui.tui.prefs import remember_config
 
         try:
-            self.post_message(Launched(launch(self.amc.ws, cfg, gpus=gpus)))
+            info = launch(self.amc.ws, cfg, gpus=gpus)
         except Exception as e:  # noqa: BLE001 - a failed launch is shown in place
             self.post_message(Launched(error=str(e)))
+            return
+        with contextlib.suppress(Exception):  # the run is launched either way
+            remember_config(self.amc.ws, cfg)
+        self.post_message(Launched(info))
 
     @work(thread=True, exclusive=True, group="nr-save", exit_on_error=False)
     def _save(self, path: Path, cfg: Config) -> None:
@@ -234,13 +278,18 @@ class NewRunScreen(PollingScreen):
 
     # ------------------------------------------------------------------ results
 
+    def _config_options(self) -> list[tuple[str, str]]:
+        first = [(LAST, LAST)] if self.last_config is not None else []
+        return first + [(DEFAULTS, DEFAULTS)] + [(n, n) for n in self.config_names]
+
     @on(ConfigsListed)
     def _configs_listed(self, msg: ConfigsListed) -> None:
         sel = self.query_one("#nr-config", Select)
         self.config_names = list(msg.names)
-        sel.set_options([(DEFAULTS, DEFAULTS)] + [(n, n) for n in msg.names])
+        self.last_config = msg.last
+        sel.set_options(self._config_options())
         preferred = next((n for n in ("demo.toml",) if n in msg.names), None)
-        sel.value = preferred or DEFAULTS
+        sel.value = LAST if msg.last is not None else preferred or DEFAULTS
         gpu = self.query_one("#nr-gpu", Select)
         gpu.set_options([("GPU: auto", "auto")] + msg.gpus)
         gpu.value = "auto"
@@ -255,6 +304,8 @@ class NewRunScreen(PollingScreen):
             from amc_tui.config import Config
 
             self._load_form(Config(), None)
+        elif value == LAST and self.last_config is not None:
+            self._load_form(self.last_config, None)
         else:
             self._read_config(value)
 
@@ -270,6 +321,7 @@ class NewRunScreen(PollingScreen):
             self._load_form(None, msg.raw)
 
     def _load_form(self, cfg: Config | None, raw: dict[str, Any] | None) -> None:
+        self.launch_error = None
         if cfg is not None:
             self.form.load(cfg)
         elif raw is not None:
@@ -288,6 +340,7 @@ class NewRunScreen(PollingScreen):
         key = _dotted(event.input.id or "")
         if key is None or self.form.texts.get(key) == event.value:
             return
+        self.launch_error = None
         self.form.set(key, event.value)
         self._show_errors()
 
@@ -318,21 +371,44 @@ class NewRunScreen(PollingScreen):
             for group in GROUPS:
                 mark = " !" if group in bad_groups else ""
                 tabs.get_tab(_tab_id(group)).label = _group_title(group) + mark
-        status = self.query_one("#nr-status", Static)
-        if self.form.ok:
-            cfg = self.form.config
-            text = (f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
-                    f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
-        else:
-            first = self.form.form_error or next(iter(errors.values()), "invalid")
-            text = f"[red]invalid[/] · {_esc(first)}"
-        if text != self._status_text:
-            self._status_text = text
-            status.update(text)
+        self._status()
         for bid in ("#nr-save", "#nr-launch"):
             button = self.query_one(bid, Button)
             if button.disabled == self.form.ok:
                 button.disabled = not self.form.ok
+
+    def _status(self) -> None:
+        """One line above the tabs: valid or the first error, and whether the data file
+        exists (a config is only launchable with its data)."""
+        status = self.query_one("#nr-status", Static)
+        if self.form.ok:
+            cfg = self.form.config
+            assert cfg is not None
+            if cfg.data.path != self._data_checked:
+                self._data_checked = cfg.data.path
+                self._check_data(cfg.data.path)
+            if self.data_missing == cfg.data.path:
+                path = _esc(cfg.data.path)
+                text = f"[yellow]missing {path}[/] · make it: amc-tui data synth {path}"
+            else:
+                text = (f"[green]valid[/] · {cfg.model.arch} · {cfg.train.epochs} epochs · "
+                        f"{cfg.image.size}px · data {_esc(cfg.data.path)}")  # fmt: skip
+        else:
+            first = self.form.form_error or next(iter(self.form.errors.values()), "invalid")
+            text = f"[red]invalid[/] · {_esc(first)}"
+        text = self.launch_error or text
+        if text != self._status_text:
+            self._status_text = text
+            status.update(text)
+
+    @on(DataChecked)
+    def _data_checked_msg(self, msg: DataChecked) -> None:
+        if msg.path != self._data_checked:
+            return  # the field changed since
+        missing = None if msg.exists else msg.path
+        if missing != self.data_missing:
+            self.data_missing = missing
+            self._status()
 
     @on(QueueRead)
     def _queue(self, msg: QueueRead) -> None:
@@ -364,12 +440,13 @@ class NewRunScreen(PollingScreen):
     def _launched(self, msg: Launched) -> None:
         if msg.error or msg.info is None:
             self.amc.report_error(f"launch failed: {msg.error}")
-            self.query_one("#nr-status", Static).update(
-                f"[red]launch failed[/] · {_esc(msg.error or '')}"
-            )
+            self.launch_error = f"[red]launch failed[/] · {_esc(msg.error or '')}"
+            self._status()
             return
         info = msg.info
         self.amc.report(f"launched {info.name} ({info.id}): {info.state}")
+        self._status_text = ""  # "launching..." is over: back to the form's own line
+        self._status()
         self.poll_now()
         self.amc.open_live(info.dir)
 
@@ -383,7 +460,7 @@ class NewRunScreen(PollingScreen):
         sel = self.query_one("#nr-config", Select)
         self.config_names = sorted({*self.config_names, name})
         self.source = name
-        sel.set_options([(DEFAULTS, DEFAULTS)] + [(n, n) for n in self.config_names])
+        sel.set_options(self._config_options())
         sel.value = name
 
     # ------------------------------------------------------------------ actions
@@ -405,7 +482,8 @@ class NewRunScreen(PollingScreen):
             )
             return
         cfg = self.form.config
-        stem = Path(self.source).stem if self.source != DEFAULTS else (cfg.name or "config")
+        named = self.source not in (DEFAULTS, LAST)
+        stem = Path(self.source).stem if named else (cfg.name or "config")
         suggestion = f"{stem}-edit.toml"
 
         def chosen(name: str | None) -> None:
@@ -441,23 +519,36 @@ class NewRunScreen(PollingScreen):
             return
         gpu = self.query_one("#nr-gpu", Select).value
         gpus = [int(gpu)] if isinstance(gpu, str) and gpu.isdigit() else None
+        self.launch_error = None
         self._status_text = "launching..."
         self.query_one("#nr-status", Static).update(self._status_text)
         self._launch(self.form.config, gpus)
 
-    def action_next_tab(self) -> None:
+    async def action_next_tab(self) -> None:
+        """Next tab, focus on its first field: focus left in a hidden field would pull the
+        tabs straight back to that field's tab."""
         tabs = self.query_one(TabbedContent)
         order = [*(_tab_id(g) for g in GROUPS), "nr-tab-queue"]
         i = order.index(tabs.active) if tabs.active in order else -1
-        tabs.active = order[(i + 1) % len(order)]
+        nxt = order[(i + 1) % len(order)]
+        group = next((g for g in GROUPS if _tab_id(g) == nxt), None)
+        if group is not None:
+            await self._ensure_group(group)
+            tabs.active = nxt
+            self._focus_first(group)
+        else:
+            tabs.active = nxt
+            self.query_one("#nr-queue", DataTable).focus()
 
     def show_field(self, dotted: str) -> None:
         """Switch to a field's tab and focus it (for the first error, and for tests)."""
-        spec = self.form.by_key[dotted]
-        self.query_one(TabbedContent).active = _tab_id(spec.table)
-        self.call_after_refresh(self._focus_field, spec)
+        self.call_later(self._show_field, self.form.by_key[dotted])
 
-    def _focus_field(self, spec: FieldSpec) -> None:
+    async def _show_field(self, spec: FieldSpec) -> None:
+        """Mount the tab's fields first, then switch and focus together: focus left in a
+        field of the old tab would pull the tabs straight back."""
+        await self._ensure_group(spec.table)
+        self.query_one(TabbedContent).active = _tab_id(spec.table)
         for inp in self.query(f"#{input_id(spec)}"):
             inp.focus()
 

@@ -1,10 +1,12 @@
-"""Runs (home): every run in a table updated cell by cell, filter, sort, and run actions.
+"""Runs (home): every run in a table updated cell by cell, filter, sort, picked columns
+(hyperparameters included) and run actions.
 
 The first scan reads run directories in batches (newest folders first) and posts each batch,
 so the table fills progressively and first paint does not wait for 1,000 runs. Later polls
 post only runs that `runs.RunCache` re-read (status.json, meta.json or events.jsonl changed),
 plus active runs (their derived state depends on pid and heartbeat), and the table touches
-only the cells whose text changed.
+only the cells whose text changed; rows move only when the sort order changed. The columns
+and the sort are remembered per workspace (tui/prefs.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
@@ -27,6 +28,9 @@ from textual.worker import get_current_worker
 
 from amc_tui.runs import RunCache
 from amc_tui.tui import runs_view as rv
+from amc_tui.tui.prefs import RunsPrefs
+from amc_tui.tui.runs_extra import ExtraReader
+from amc_tui.tui.runs_table import RunsTable
 from amc_tui.tui.screens.base import PollingScreen
 
 if TYPE_CHECKING:
@@ -37,7 +41,9 @@ BATCH = 200
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
-STATE_CYCLE = ("", "running", "queued", "completed", "failed", "stopped", "crashed")
+STATE_CYCLE = ("", "running", "queued", "stalled", "completed", "failed", "stopped", "crashed",
+               "unknown")  # fmt: skip
+SUMMARY_STATES = ("running", "stalled", "queued", "crashed", "failed", "unknown")
 
 
 @dataclass
@@ -51,7 +57,12 @@ class RunsBatch(Message):
     error: str | None = None
     first: bool = False
     total: int = 0
-    extra: dict = field(default_factory=dict)
+    extras: dict[str, rv.RunExtra] = field(default_factory=dict)
+
+
+@dataclass
+class PrefsRead(Message):
+    prefs: RunsPrefs
 
 
 class RunsScreen(PollingScreen):
@@ -59,7 +70,7 @@ class RunsScreen(PollingScreen):
 
     BINDINGS = [
         Binding("escape", "back", "Clear filter", show=False),
-        Binding("enter", "open", "Open", priority=False),
+        Binding("enter", "open", "Open", show=False),
         Binding("n", "new", "New"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
@@ -67,25 +78,33 @@ class RunsScreen(PollingScreen):
         Binding("m,space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("slash", "filter", "Filter"),
-        Binding("f", "state_filter", "State", show=False),
+        Binding("f", "state_filter", "Filter by state", show=False),
         Binding("o", "sort", "Sort"),
-        Binding("O", "reverse", "Reverse", show=False),
-        Binding("l", "runlog", "RUNLOG"),
-        Binding("g", "gpus", "GPUs"),
+        Binding("O", "reverse", "Reverse sort", show=False),
+        Binding("C", "columns", "Pick columns", show=False),
+        Binding("l", "runlog", "RUNLOG", show=False),
+        Binding("g", "gpus", "GPUs", show=False),
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "app.help", "Keys"),  # shown here: the footer holds no more
     ]
     POLL_S = 1.0
 
     def __init__(self) -> None:
         super().__init__(id="runs")
         self.infos: dict[str, RunInfo] = {}  # row key (the run dir) -> RunInfo
+        self.extras: dict[str, rv.RunExtra] = {}  # row key -> best epoch event, config values
         # the poll worker's own: which runs changed since they were last posted
         self._cache = RunCache()
+        self._extra_reader = ExtraReader()
         self._posted: dict[str, RunInfo] = {}  # run dir -> the cache's object last posted
+        self._prefs_read = False
+        self._refresh_all = False
         self.cells: dict[str, dict[str, Any]] = {}  # row key -> last rendered cells
         self.marked: list[str] = []
         self.filter_text = ""
         self.flt = rv.RunFilter()
+        self.picked: list[str] | None = None  # the user's columns (None: the default set)
+        self.columns: list[str] = list(rv.DEFAULT_COLUMNS)
         self.sort_column = "created"
         self.sort_reverse = True
         self.loaded = False
@@ -95,36 +114,46 @@ class RunsScreen(PollingScreen):
         self._painted = False
         self._batch_drawn = threading.Event()
         self._rebuilding = False
-        self._rebuild_unsorted = False
         self._filter_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="runs-summary")
         yield Input(placeholder="filter: words, state:running, tag:NAME", id="runs-filter")
-        table: DataTable = DataTable(
-            id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0
-        )
-        for key, label, _width in rv.COLUMNS:
-            table.add_column(" " + label, key=key)
-        yield table
-        yield Footer(compact=True)
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter").display = False
-        self.query_one(DataTable).focus()
+        self.columns = rv.shown_columns(self.picked, self.app.size.width)
+        self._add_columns(self.table)
+        self.table.focus()
         self._summary()
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    def _add_columns(self, table: RunsTable) -> None:
+        for key in self.columns:
+            table.add_column(rv.header_label(key, self.sort_column, self.sort_reverse), key=key)
 
     # ------------------------------------------------------------------ polling (worker)
 
     def start_poll(self) -> None:
-        self._scan({key for key, info in self.infos.items() if info.active})
+        active = {key for key, info in self.infos.items() if info.active}
+        refresh_all, self._refresh_all = self._refresh_all, False
+        self._scan(active, rv.needs_config(self.columns), refresh_all)
 
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
-    def _scan(self, active: set[str]) -> None:
+    def _scan(self, active: set[str], with_config: bool, refresh_all: bool) -> None:
         from amc_tui.runs import run_dirs
+        from amc_tui.tui.prefs import read_runs_prefs
 
         worker = get_current_worker()
+        if not self._prefs_read:  # before the first rows, so they land in the right columns
+            self._prefs_read = True
+            self.post_message(PrefsRead(read_runs_prefs(self.amc.ws)))
         try:
             paths = run_dirs(self.amc.ws)
         except Exception as e:  # noqa: BLE001
@@ -135,6 +164,7 @@ class RunsScreen(PollingScreen):
             paths.sort(key=lambda p: _mtime(p), reverse=True)
         batch: dict[str, RunInfo] = {}
         sent = 0
+        reader = self._extra_reader
         for i, path in enumerate(paths):
             if worker.is_cancelled:
                 return
@@ -143,7 +173,13 @@ class RunsScreen(PollingScreen):
                 info = self._cache.read(path, copy=False)
             except Exception:  # noqa: BLE001 - read_run never raises; belt and braces
                 continue
-            if info is self._posted.get(key) and key not in active:
+            wants_config = with_config and not reader.has_config(info)
+            if (
+                info is self._posted.get(key)
+                and key not in active
+                and not wants_config
+                and not refresh_all
+            ):
                 continue  # not re-read since posted, and its state cannot change silently
             batch[key] = info
             limit = FIRST_BATCH if not sent else BATCH
@@ -151,35 +187,51 @@ class RunsScreen(PollingScreen):
                 # back-pressure: wait until the UI has drawn this batch, so the reader
                 # thread never starves the first paint of the GIL
                 self._batch_drawn.clear()
-                self._post(batch, final=False, first=True, total=len(paths))
+                self._post(batch, final=False, with_config=with_config, first=True,
+                           total=len(paths))  # fmt: skip
                 sent += len(batch)
                 batch = {}
                 self._batch_drawn.wait(BATCH_ACK_TIMEOUT_S)
         live = {os.fspath(p) for p in paths}
         self._cache.forget_missing(live)
+        reader.forget_missing(live)
         for key in [k for k in self._posted if k not in live]:
             del self._posted[key]
-        self._post(batch, final=True, paths=paths, first=first, total=len(paths))
+        self._post(batch, final=True, with_config=with_config, paths=paths, first=first,
+                   total=len(paths))  # fmt: skip
 
-    def _post(self, batch: dict[str, RunInfo], final: bool, **kw: Any) -> None:
+    def _post(self, batch: dict[str, RunInfo], final: bool, with_config: bool, **kw: Any) -> None:
         """Post copies (the cache re-derives a running run's state in place, and the UI's
         infos must not change under it) and remember what was posted."""
         self._posted.update(batch)
         infos = [dataclasses.replace(info) for info in batch.values()]
-        self.post_message(RunsBatch(infos, final, **kw))
+        extras = {str(i.dir): self._extra_reader.read(i, with_config) for i in infos}
+        self.post_message(RunsBatch(infos, final, extras=extras, **kw))
 
     # ------------------------------------------------------------------ applying results (UI)
+
+    @on(PrefsRead)
+    def _prefs(self, msg: PrefsRead) -> None:
+        prefs = msg.prefs
+        valid = [c for c in prefs.columns or [] if c in rv.BY_KEY]
+        self.picked = valid if prefs.columns is not None else None
+        if prefs.sort_column == "created" or prefs.sort_column in rv.BY_KEY:
+            self.sort_column, self.sort_reverse = prefs.sort_column, prefs.sort_reverse
+        self._set_columns(rv.shown_columns(self.picked, self.app.size.width))
+        self._summary()
 
     @on(RunsBatch)
     def _apply(self, msg: RunsBatch) -> None:
         if msg.error:
             self.amc.report_error(msg.error)
-        table = self.query_one(DataTable)
+        table = self.table
         now = self.amc.clock()
         added = False
         for info in msg.infos:
             key = str(info.dir)
             self.infos[key] = info
+            if key in msg.extras:
+                self.extras[key] = msg.extras[key]
             self.amc.known_runs[key] = info
             if self.flt.matches(info):
                 added |= self._put_row(table, key, info, now)
@@ -190,6 +242,7 @@ class RunsScreen(PollingScreen):
             live = {str(p) for p in msg.paths}
             for key in [k for k in self.infos if k not in live]:
                 self.infos.pop(key, None)
+                self.extras.pop(key, None)
                 self.amc.known_runs.pop(key, None)
                 self.cells.pop(key, None)
                 if key in table.rows:
@@ -206,10 +259,9 @@ class RunsScreen(PollingScreen):
             self.call_after_refresh(self.amc.first_rows_painted)
         if msg.first:
             self.batches.append((len(msg.infos), msg.final))
-        if added and self._rebuilding:
-            self._rebuild_unsorted = True
-        elif added and (msg.final or not msg.first or len(self.batches) == 1):
-            self._sort(table)  # while the first scan streams in: sort its first and last batch
+        streaming = msg.first and not msg.final and len(self.batches) > 1
+        if not self._rebuilding and not (streaming and added):
+            self._sort(table)  # values change with every poll: places follow them
         if msg.final:
             self.loaded = True
         self._summary(progress=None if msg.final else (self.scanned, msg.total))
@@ -218,83 +270,96 @@ class RunsScreen(PollingScreen):
         else:
             self.call_after_refresh(self._batch_drawn.set)
 
-    def _put_row(self, table: DataTable, key: str, info: RunInfo, now: float) -> bool:
+    def _put_row(self, table: RunsTable, key: str, info: RunInfo, now: float) -> bool:
         """Add the row or update only its changed cells; True when a row was added."""
-        cells = rv.row_cells(info, now, marked=key in self.marked)
+        cells = rv.row_cells(info, now, key in self.marked, self.extras.get(key), self.columns,
+                             key)  # fmt: skip
         old = self.cells.get(key)
         self.cells[key] = cells
         if old is None or key not in table.rows:
-            table.add_row(*[cells[k] for k in rv.COLUMN_KEYS], key=key)
+            table.add_row(*[cells[k] for k in self.columns], key=key)
             return True
         for col in rv.changed_cells(old, cells):
-            table.update_cell(key, col, cells[col])
+            table.set_cell(key, col, cells[col])
         return False
 
-    def _sort(self, table: DataTable | None = None) -> None:
-        table = table or self.query_one(DataTable)
-        if not table.row_count:
-            return
+    def _ordered_keys(self, keys: list[str]) -> list[str]:
         now = self.amc.clock()
-        by_id = {self.infos[k].id: self.infos[k] for k in table.rows if k in self.infos}
-        col, rev = self.sort_column, self.sort_reverse
+        rows = [self.infos[k] for k in keys if k in self.infos]
+        ordered = rv.order(rows, self.sort_column, self.sort_reverse, now, self.extras)
+        return [str(i.dir) for i in ordered]
 
-        def key(id_cell: Any) -> tuple:
-            info = by_id.get(str(id_cell).strip())
-            known, value = rv.sort_key(info, col, now) if info is not None else (1, 0)
-            return ((known if not rev else 1 - known), value if known == 0 else 0)
+    def _sort(self, table: RunsTable | None = None) -> None:
+        """Rows follow the sort; nothing moves (or redraws) when the order is unchanged, and
+        the cursor stays on its run."""
+        table = table or self.table
+        if table.row_count:
+            table.put_in_order(self._ordered_keys(table.row_keys()))
 
-        cursor_key = self.current_key()
-        table.sort("id", key=key, reverse=rev)
-        if cursor_key is not None and cursor_key in table.rows:
-            table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
+    def _set_columns(self, columns: list[str]) -> None:
+        """Show these columns: the table is refilled (a user action, or the remembered
+        choice arriving before the first rows)."""
+        if columns == self.columns:
+            return
+        self.columns = columns
+        table = self.table
+        at = table.cursor_key()
+        table.clear(columns=True)
+        self._add_columns(table)
+        if rv.needs_config(columns) and any(
+            self.extras.get(k, rv.RunExtra()).config is None for k in self.infos
+        ):
+            self._refresh_all = True
+            self.poll_now()
+        self._rebuild(keep=at)
 
-    def _rebuild(self) -> None:
-        """After a filter change: the visible set changes wholesale (a user action), so the
-        table is refilled in sorted order, a chunk per frame, so typing never freezes."""
-        table = self.query_one(DataTable)
+    def _rebuild(self, keep: str | None = None) -> None:
+        """After a filter or column change: the visible set changes wholesale (a user
+        action), so the table is refilled in sorted order, a chunk per frame, so typing never
+        freezes."""
+        table = self.table
+        keep = keep or table.cursor_key()
         table.clear()
         self.cells.clear()
         self._generation += 1
         now = self.amc.clock()
-        rows = rv.select(self.infos.values(), self.flt, self.sort_column, self.sort_reverse, now)
+        rows = rv.select(self.infos.values(), self.flt, self.sort_column, self.sort_reverse, now,
+                         self.extras)  # fmt: skip
         self._rebuilding = True
-        self._rebuild_unsorted = False
-        self._add_chunk(self._generation, [str(i.dir) for i in rows], 0)
+        self._add_chunk(self._generation, [str(i.dir) for i in rows], 0, keep)
 
-    def _add_chunk(self, generation: int, keys: list[str], start: int) -> None:
+    def _add_chunk(self, generation: int, keys: list[str], start: int, keep: str | None) -> None:
         if generation != self._generation:
             return  # a newer filter took over
-        table = self.query_one(DataTable)
+        table = self.table
         now = self.amc.clock()
         for key in keys[start : start + REBUILD_CHUNK]:
             info = self.infos.get(key)
             if info is not None:
                 self._put_row(table, key, info, now)
         if start + REBUILD_CHUNK < len(keys):
-            self.call_after_refresh(self._add_chunk, generation, keys, start + REBUILD_CHUNK)
+            self.call_after_refresh(self._add_chunk, generation, keys, start + REBUILD_CHUNK, keep)
             return
         self._rebuilding = False
-        if self._rebuild_unsorted:
-            self._sort(table)
+        self._sort(table)  # polls during the refill may have changed values
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
         self._summary()
 
     def _summary(self, progress: tuple[int, int] | None = None) -> None:
         counts = rv.state_counts(list(self.infos.values()))
         parts = [f"{len(self.infos)} runs"]
-        parts += [
-            f"[{_style(s)}]{counts[s]} {s}[/]"
-            for s in ("running", "queued", "crashed", "failed")
-            if counts.get(s)
-        ]
+        parts += [f"[{_style(s)}]{counts[s]} {s}[/]" for s in SUMMARY_STATES if counts.get(s)]
         if progress:
             parts.append(f"loading {progress[0]}/{progress[1]}")
         elif not self.loaded:
             parts.append("loading...")
-        table = self.query_one(DataTable)
+        table = self.table
         if not self.flt.empty:
-            parts.append(f"filter: {self.filter_text} ({table.row_count} shown)")
+            parts.append(f"filter: {_esc(self.filter_text)} ({table.row_count} shown)")
         arrow = "↓" if self.sort_reverse else "↑"
-        parts.append(f"sort: {self.sort_column} {arrow}")
+        label = rv.BY_KEY[self.sort_column].label if self.sort_column in rv.BY_KEY else "created"
+        parts.append(f"sort: {label} {arrow}")
         if self.marked:
             parts.append(f"marked: {len(self.marked)}")
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
@@ -302,13 +367,7 @@ class RunsScreen(PollingScreen):
     # ------------------------------------------------------------------ helpers
 
     def current_key(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        except Exception:  # noqa: BLE001
-            return None
+        return self.table.cursor_key()
 
     def current(self) -> RunInfo | None:
         key = self.current_key()
@@ -316,6 +375,19 @@ class RunsScreen(PollingScreen):
         if info is None:
             self.notify("no run selected", severity="warning")
         return info
+
+    def _save_prefs(self) -> None:
+        prefs = RunsPrefs(self.picked, self.sort_column, self.sort_reverse)
+        self._write_prefs(prefs)
+
+    @work(thread=True, exclusive=True, group="runs-prefs", exit_on_error=False)
+    def _write_prefs(self, prefs: RunsPrefs) -> None:
+        from amc_tui.tui.prefs import write_runs_prefs
+
+        try:
+            write_runs_prefs(self.amc.ws, prefs)
+        except Exception as e:  # noqa: BLE001 - the table works without remembering
+            self.app.call_from_thread(self.amc.report_error, f"cannot save table settings: {e}")
 
     # ------------------------------------------------------------------ actions
 
@@ -326,14 +398,14 @@ class RunsScreen(PollingScreen):
     @on(DataTable.HeaderSelected, "#runs-table")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
         col = str(event.column_key.value)
-        if col not in rv.SORTABLE:
-            return
         if col == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
+            self._set_sort(col, not self.sort_reverse)
         else:
-            self.sort_column, self.sort_reverse = col, False
-        self._sort()
-        self._summary()
+            self._set_sort(col, col in rv.DESCENDING)
+
+    def on_resize(self) -> None:
+        if self.picked is None and self.is_mounted:
+            self._set_columns(rv.shown_columns(None, self.app.size.width))
 
     def action_open(self) -> None:
         if (info := self.current()) is not None:
@@ -363,7 +435,7 @@ class RunsScreen(PollingScreen):
 
     def action_resume(self) -> None:
         if (info := self.current()) is not None:
-            self.amc.resume(info)
+            self.amc.confirm_resume(info)
 
     def action_mark(self) -> None:
         key = self.current_key()
@@ -380,7 +452,7 @@ class RunsScreen(PollingScreen):
         self._summary()
 
     def _refresh_mark(self, key: str) -> None:
-        table = self.query_one(DataTable)
+        table = self.table
         if key in table.rows and key in self.infos:
             self._put_row(table, key, self.infos[key], self.amc.clock())
 
@@ -400,22 +472,48 @@ class RunsScreen(PollingScreen):
         self.amc.open_compare(a.dir, b.dir)
 
     def action_sort(self) -> None:
-        order = ("created", *rv.SORTABLE)
+        order = ("created", *self.columns)
         i = order.index(self.sort_column) if self.sort_column in order else 0
-        self.sort_column = order[(i + 1) % len(order)]
-        self.sort_reverse = self.sort_column in ("created", "best", "mod", "snr")
-        self._sort()
-        self._summary()
+        col = order[(i + 1) % len(order)]
+        self._set_sort(col, col in rv.DESCENDING)
 
     def action_reverse(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._sort()
+        self._set_sort(self.sort_column, not self.sort_reverse)
+
+    def _set_sort(self, column: str, reverse: bool) -> None:
+        old = self.sort_column
+        self.sort_column, self.sort_reverse = column, reverse
+        table = self.table
+        for key in {old, column}:
+            if key in self.columns:
+                table.set_label(key, rv.header_label(key, column, reverse))
+        self._sort(table)
         self._summary()
+        self._save_prefs()
+
+    def action_columns(self) -> None:
+        from amc_tui.tui.screens.dialogs import PickColumns
+
+        def done(picked: list[str] | None) -> None:
+            if picked is None:
+                return
+            self.picked = picked
+            self._set_columns(rv.shown_columns(picked, self.app.size.width))
+            if self.sort_column not in ("created", *self.columns):
+                self._set_sort("created", True)
+            else:
+                self._save_prefs()
+
+        choices = [(c.key, f"{c.label:<10} {rv.COLUMN_HELP[c.key]}") for c in rv.COLUMNS
+                   if c.key != "name"]  # fmt: skip
+        self.app.push_screen(PickColumns(choices, self.columns), done)
 
     def action_filter(self) -> None:
+        """Focus the box at once, not after the keys already typed: `/calm` typed fast
+        filters by "calm" instead of running c, a, l and m on the table."""
         inp = self.query_one("#runs-filter", Input)
         inp.display = True
-        inp.focus()
+        self.set_focus(inp)
 
     def action_state_filter(self) -> None:
         current = next(iter(self.flt.states)) if len(self.flt.states) == 1 else ""
@@ -456,13 +554,16 @@ class RunsScreen(PollingScreen):
             self.set_filter(event.value)
         self._cancel_filter_timer()
         event.input.display = bool(self.filter_text)
-        self.query_one(DataTable).focus()
+        self.table.focus()
 
     def action_back(self) -> None:
         inp = self.query_one("#runs-filter", Input)
         if inp.has_focus or self.filter_text:
-            self.set_filter("")
-            self.query_one(DataTable).focus()
+            self.table.focus()
+            if self.filter_text or inp.value:
+                self.set_filter("")
+            self._cancel_filter_timer()
+            inp.display = False  # an empty filter takes no room
 
 
 def _mtime(p: Path) -> float:
@@ -473,6 +574,10 @@ def _mtime(p: Path) -> float:
 
 
 def _style(state: str) -> str:
-    from amc_tui.tui.fmt import STATE_STYLES
+    return rv.STATE_STYLES.get(state, "")
 
-    return STATE_STYLES.get(state, "")
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
