@@ -112,7 +112,7 @@ def cmd_tui(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui.analysis import compare_runs
-    from amc_tui.runs import resolve_run
+    from amc_tui.refs import resolve_run
 
     if (rc := compare_refs(args, ws)) is not None:  # a group or a point on either side
         return rc

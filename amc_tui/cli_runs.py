@@ -318,7 +318,7 @@ def _show_data(info) -> dict:  # noqa: ANN001
 
 
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.runs import resolve_run
+    from amc_tui.refs import resolve_run
 
     info = _live(ws, [resolve_run(ws, args.run)])[0]
     keep_queue_going(ws)
@@ -370,7 +370,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.runs import FINAL_STATES, EventTailer, read_run, resolve_run
+    from amc_tui.refs import resolve_run
+    from amc_tui.runs import FINAL_STATES, EventTailer, read_run
 
     info = resolve_run(ws, args.run)
     tailer = EventTailer(info.rundir.events)
@@ -393,7 +394,7 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui import runlock
     from amc_tui.launch import read_live, stop_run
-    from amc_tui.runs import resolve_run
+    from amc_tui.refs import resolve_run
 
     info = read_live(ws, resolve_run(ws, args.run).dir)
     keep_queue_going(ws)
@@ -413,7 +414,7 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     from amc_tui.launch import resume_run
-    from amc_tui.runs import resolve_run
+    from amc_tui.refs import resolve_run
 
     info = resolve_run(ws, args.run)
     keep_queue_going(ws)
@@ -455,8 +456,8 @@ def cmd_repair(args: argparse.Namespace, ws: Workspace) -> int:
     """Rebuild a damaged status.json from events.jsonl and the checkpoints (exit 2 when the
     run is readable or a trainer owns it)."""
     from amc_tui.launch import queue_lock, runlog_sync
+    from amc_tui.refs import resolve_run
     from amc_tui.repair import repair
-    from amc_tui.runs import resolve_run
 
     info = resolve_run(ws, args.run)
     with queue_lock(ws):

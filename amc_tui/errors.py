@@ -5,3 +5,7 @@ class UserError(ValueError):
     """Bad input (config, data file, run name, ...), as one line fit for stderr."""
 
     exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config problem, as one line fit for stderr."""

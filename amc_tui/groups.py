@@ -230,7 +230,7 @@ class Ref:
 def resolve_ref(ws: Workspace, ref: str) -> Ref:
     """`G:POINT` is a point; else an exact run name or id, an exact group name or id, then a
     unique prefix of either. Matching nothing or several is a UserError naming candidates."""
-    from amc_tui.runs import resolve_run
+    from amc_tui.refs import resolve_run
 
     ref = (ref or "").strip()
     if ":" in ref:

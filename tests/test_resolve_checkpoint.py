@@ -1,4 +1,4 @@
-"""runs.resolve_checkpoint: what `run.resume` and `model.weights` may name when a run is
+"""refs.resolve_checkpoint: what `run.resume` and `model.weights` may name when a run is
 created (a file, a run directory, a run name, id or prefix), resolved to one absolute file."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.runs import resolve_checkpoint
+from amc_tui.refs import resolve_checkpoint
 from amc_tui.workspace import Workspace
 
 

@@ -9,7 +9,8 @@ import pytest
 from runs_fixtures import ROW_KEYS, make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.runs import list_runs, read_run, resolve_run
+from amc_tui.refs import resolve_run
+from amc_tui.runs import list_runs, read_run
 from amc_tui.workspace import Workspace
 
 

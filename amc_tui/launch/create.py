@@ -36,7 +36,8 @@ from amc_tui.config import (
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text
 from amc_tui.names import check_name, new_id, new_name
-from amc_tui.runs import RunDir, RunInfo, read_run, resolve_checkpoint
+from amc_tui.refs import resolve_checkpoint
+from amc_tui.runs import RunDir, RunInfo, read_run
 from amc_tui.workspace import Workspace
 
 LOCK_TIMEOUT_S = 30.0

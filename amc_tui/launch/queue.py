@@ -36,7 +36,8 @@ from amc_tui.launch.supervise import (
     scan,
     spawn,
 )
-from amc_tui.runs import RunInfo, read_run, resolve_checkpoint, write_status
+from amc_tui.refs import resolve_checkpoint
+from amc_tui.runs import RunInfo, read_run, write_status
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)

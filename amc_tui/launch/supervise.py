@@ -29,6 +29,7 @@ from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
 from amc_tui.launch.create import file_lock, run_config, state_dir
 from amc_tui.launch.torchrun import trainer_argv, world_size
+from amc_tui.refs import resolve_run
 from amc_tui.runs import (
     STALE_AFTER_S,
     RunCache,
@@ -40,7 +41,6 @@ from amc_tui.runs import (
     pid_alive,
     read_run,
     read_status,
-    resolve_run,
     write_status,
 )
 from amc_tui.workspace import Workspace

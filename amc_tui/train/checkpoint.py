@@ -53,7 +53,7 @@ def disk_full_as_error(path: str | os.PathLike[str]) -> Iterator[None]:
 
 def checkpoint_file(ref: str, key: str, workspace: Path) -> Path:
     """The file `key` (`run.resume`, `model.weights`) names. The launcher writes an absolute
-    path when it creates the run (runs.resolve_checkpoint); a relative one, from a hand-written
+    path when it creates the run (refs.resolve_checkpoint); a relative one, from a hand-written
     config, is taken from the workspace. No search here: a trainer must not pick a different
     checkpoint than the one its config records."""
     path = Path(ref).expanduser()
