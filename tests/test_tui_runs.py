@@ -415,16 +415,15 @@ async def test_picked_columns_and_sort_are_remembered(demo) -> None:
 
         picker = await screen_ready(pilot, PickColumns)
         options = picker.query_one("#pick-list")
-        lr = next(
-            i for i in range(options.option_count) if options.get_option_at_index(i).value == "lr"
-        )
-        gpu = next(
-            i for i in range(options.option_count) if options.get_option_at_index(i).value == "gpu"
-        )
-        options.highlighted = lr
-        await pilot.press("space")
-        options.highlighted = gpu
-        await pilot.press("space", "escape")
+
+        def at() -> str:
+            return options.get_option_at_index(options.highlighted).value
+
+        for wanted in ("lr", "gpu"):  # down the list, space on each
+            while at() != wanted:
+                await pilot.press("down")
+            await pilot.press("space")
+        await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         table = screen.query_one(DataTable)
         await wait_for(pilot, lambda: "lr" in table.columns and "gpu" not in table.columns)
