@@ -19,6 +19,9 @@ STATE_STYLES: dict[str, str] = {
     "failed": "bold #ff5f5f",
     "stopped": "bold #d7af5f",
     "crashed": "bold #ff5fd7",
+    "stalled": "bold #ffaf00 reverse",  # the trainer lives but its heartbeat is old
+    "unknown": "italic #8a8a8a",  # status.json unreadable: nothing acts on the run
+    "foreign": "dim",  # a folder under runs/ that is not a run (`ls --all`)
 }
 DASH = "-"
 

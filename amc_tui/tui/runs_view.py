@@ -20,12 +20,7 @@ from amc_tui.tui import fmt
 if TYPE_CHECKING:
     from amc_tui.runs import RunInfo
 
-STATE_STYLES: dict[str, str] = {
-    **fmt.STATE_STYLES,
-    "stalled": "bold #ffaf00 reverse",  # the trainer lives but its heartbeat is old
-    "unknown": "italic #8a8a8a",  # status.json unreadable: nothing acts on the run
-    "foreign": "dim",  # a folder under runs/ that is not a run (`ls --all`)
-}
+STATE_STYLES = fmt.STATE_STYLES
 
 
 class KeyedText(Text):
