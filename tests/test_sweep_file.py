@@ -110,7 +110,7 @@ def test_repeats_of_one_config_need_no_axes() -> None:
 @pytest.mark.parametrize(
     ("axes", "sweep", "expect"),
     [
-        ('"train.lr_rate" = [1]', "", "unknown key 'train.lr_rate' in [sweep.axes]; did you mean 'train.lr'?"),
+        ('"train.lrr" = [1]', "", "unknown key 'train.lrr' in [sweep.axes]; did you mean 'train.lr'?"),
         ('"trian.lr" = [1]', "", "did you mean 'train.lr'?"),
         ('"train.lr" = [1e-3, -1]', "", "[sweep.axes] train.lr = -1: [train] lr must be in (0, 10]"),
         ('"data.shuffle" = [true, "no"]', "", "[sweep.axes] data.shuffle = no: [data] shuffle must be true/false"),
