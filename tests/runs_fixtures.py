@@ -13,6 +13,8 @@ import math
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -360,3 +362,21 @@ def make_fake_runs(ws: Workspace, n: int, exports: bool = False, **kw: Any) -> l
         )
         for i in range(n)
     ]
+
+
+def wait_for(pred: Any, timeout: float = 90.0, every: float = 0.05) -> Any:
+    """Poll `pred` until it returns something true (returned); AssertionError at `timeout`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := pred():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def amc(ws: Workspace, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`amc-tui ARGS` as a separate process in the workspace, no stdin, extra `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "amc_tui.cli", *args], cwd=ws.root, capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, **env},
+    )  # fmt: skip

@@ -6,35 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
+from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_run, wait_for
 
 from amc_tui import report
 from amc_tui.data.synth import synthesize
 from amc_tui.runs import pid_alive, read_run, read_status
-from amc_tui.workspace import Workspace
 
 CFG = "configs/fake.toml"
-
-
-def wait_for(pred, timeout=90.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def amc(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amc_tui.cli", *args], cwd=ws.root, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=120, env=dict(os.environ),
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -14,31 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
+from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_run, wait_for
 
 from amc_tui import launch as launcher
 from amc_tui import runlock
 from amc_tui.launch import worker_alive, worker_holder
 from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status, write_status
-from amc_tui.workspace import Workspace
 
 CFG = "configs/fake.toml"
-
-
-def wait_for(pred, timeout=90.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def amc(ws: Workspace, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amc_tui.cli", *args], cwd=ws.root, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, **env},
-    )  # fmt: skip
 
 
 def one_line(err: str) -> str:

@@ -8,35 +8,15 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
+from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_run, wait_for
 
 from amc_tui.runlog import entry_offsets
 from amc_tui.runs import pid_alive, read_run
-from amc_tui.workspace import Workspace
 
 CFG = "configs/fake.toml"
-
-
-def wait_for(pred, timeout=90.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def amc(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "amc_tui.cli", *args], cwd=ws.root, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=120, env=dict(os.environ),
-    )  # fmt: skip
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int] | None]:
