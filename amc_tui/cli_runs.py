@@ -111,7 +111,7 @@ class _Progress:
             self.batches = ev["steps_per_epoch"]
         if kind == "epoch" and contract.is_number(ev.get("epoch_time_s")):
             self.epoch_time = float(ev["epoch_time_s"])
-        if kind in ("epoch", "start", "restart", "end"):
+        if kind in ("epoch", "start", "restart", "end", "submitted"):
             self.line(report.event_body(ev, shown))
 
     def close(self) -> None:
@@ -179,14 +179,17 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
             for ev in tailer.poll():
                 progress.event(ev)
             now = read_run(info.dir, with_last_epoch=False)
-            waiting = now.state in ("queued", "crashed")
+            waiting = now.state in ("queued", "crashed", "submitted") or (
+                bool(now.slurm_job_id) and not now.slurm_settled  # its job's end: polled
+            )
             if waiting and time.time() - last_queue >= (1.0 if works else 5.0):
                 last_queue = time.time()
                 if works:
                     work_queue(ws)  # start it when its turn comes; record/restart a crash
                     continue
                 keep_queue_going(ws)  # the worker died meanwhile: start another
-            if now.state in FINAL_STATES and now.stored_state in FINAL_STATES:
+            settled = not now.slurm_job_id or now.slurm_settled  # a Slurm job's end recorded
+            if now.state in FINAL_STATES and now.stored_state in FINAL_STATES and settled:
                 for ev in tailer.poll():
                     progress.event(ev)
                 break
@@ -222,7 +225,10 @@ def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
     if args.detach:
         print(f"{info.name} {info.id} {info.state}")
         return 0
-    where = "queued: waiting for a free device" if info.state == "queued" else f"pid {info.pid}"
+    where = {
+        "queued": "queued: waiting for a free device",
+        "submitted": f"submitted to Slurm as job {info.slurm_job_id}",
+    }.get(info.state, f"pid {info.pid}")
     print(f"run {info.name} ({info.id}) {where}; directory {info.dir}", flush=True)
     return _follow(ws, info, sys.stdout.isatty())
 
@@ -281,6 +287,11 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
         heads.insert(3, "GPUS")
         for row, r in zip(rows, runs, strict=True):
             row.insert(3, ",".join(map(str, r.gpus)) or "-")
+    if any(r.slurm_job_id for r in runs):  # runs on a cluster: their Slurm jobs
+        at = heads.index("STATE") + 1
+        heads.insert(at, "JOB")
+        for row, r in zip(rows, runs, strict=True):
+            row.insert(at, r.slurm_job_id or "-")
     rows += [[p.name, "-", "foreign", *["-"] * (len(heads) - 3)] for p in foreign]
     print(report.table(rows, heads))
     for r in runs:
@@ -342,6 +353,12 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
         f"  pid {info.pid or '-'}  restarts {info.restarts}"
     )
+    if info.slurm_job_id:
+        from amc_tui.runs import read_status
+
+        st = read_status(info.rundir)
+        ended = f"ended {st['slurm_state']}" if st.get("slurm_state") else "not ended"
+        print(f"  slurm job {info.slurm_job_id} ({ended})  log {st.get('slurm_log') or '-'}")
     print(
         f"  arch {c('model', 'arch')}  batch {c('train', 'batch_size')}  lr {c('train', 'lr')}  "
         f"epochs {c('train', 'epochs')}  image {c('image', 'size')} px {c('image', 'normalize')}  "

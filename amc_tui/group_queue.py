@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from amc_tui.groups import (
@@ -38,20 +37,35 @@ from amc_tui.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-def _always(info: RunInfo) -> bool:
-    return True
+class Admission:
+    """`admit(info)`: may this queued run start now? False for a member of a group with
+    max_parallel members running; True counts it. `group(info)`: the run's group, or None
+    (a Slurm queue pass submits a group's members as one job array)."""
+
+    def __init__(self, group_of: dict[str, Group], running: Counter[str]) -> None:
+        self.group_of, self.running = group_of, running
+
+    def group(self, info: RunInfo) -> Group | None:
+        return self.group_of.get(info.id)
+
+    def __call__(self, info: RunInfo) -> bool:
+        g = self.group_of.get(info.id)
+        if g is None:
+            return True
+        if g.max_parallel and self.running[g.name] >= g.max_parallel:
+            return False
+        self.running[g.name] += 1
+        return True
 
 
-def before_placement(
-    ws: Workspace, runs: list[RunInfo]
-) -> tuple[list[RunInfo], Callable[[RunInfo], bool]]:
+def before_placement(ws: Workspace, runs: list[RunInfo]) -> tuple[list[RunInfo], Admission]:
     """Called by a queue pass under the queue lock, after reaping: advance Optuna groups
     (tell ended trials, queue the next ones; the new runs are added to `runs`) and return
     `admit(info)`, which says whether a queued run may start now (False for a member of a
     group with max_parallel members running) and counts it."""
     groups = list_groups(ws)
     if not groups:
-        return runs, _always
+        return runs, Admission({}, Counter())
     by_id = {r.id: r for r in runs}
     added: list[RunInfo] = []
     for g in groups:
@@ -62,17 +76,7 @@ def before_placement(
     running: Counter[str] = Counter(
         group_of[r.id].name for r in runs if r.state == "running" and r.id in group_of
     )
-
-    def admit(info: RunInfo) -> bool:
-        g = group_of.get(info.id)
-        if g is None:
-            return True
-        if g.max_parallel and running[g.name] >= g.max_parallel:
-            return False
-        running[g.name] += 1
-        return True
-
-    return runs, admit
+    return runs, Admission(group_of, running)
 
 
 def groups_pending(ws: Workspace) -> bool:

@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 
 GROUPS_DIR = "groups"
 GROUP_FILE = "group.json"
-ACTIVE = frozenset({"queued", "running", "stalled"})
+ACTIVE = frozenset({"queued", "submitted", "running", "stalled"})
 RESUMABLE = frozenset({"failed", "crashed", "stopped"})
 # progress columns: member states counted under each
-PROGRESS = {"done": ("completed",), "running": ("running", "stalled"), "queued": ("queued",),
+PROGRESS = {"done": ("completed",), "running": ("running", "stalled"), "queued": ("queued", "submitted"),
             "failed": ("failed", "crashed", "missing", "unknown"), "stopped": ("stopped",)}  # fmt: skip
 
 

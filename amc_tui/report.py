@@ -176,6 +176,9 @@ def event_body(ev: dict[str, Any], epochs: int | str = "?") -> str:
         )
     if kind == "end":
         return f"end: {ev.get('state')} (exit {ev.get('exit_code')}), best {best(ev.get('best'))}"
+    if kind == "submitted":
+        array = f" (array {ev['array']})" if ev.get("array") else ""
+        return f"submitted to Slurm as job {ev.get('slurm_job_id')}{array}"
     if kind == "restart":
         return (
             f"restart {ev.get('attempt')}/{ev.get('max_restarts')} after {ev.get('reason')} "

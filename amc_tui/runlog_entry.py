@@ -38,7 +38,7 @@ from amc_tui.runs import (
 )
 
 ICONS = {
-    "queued": "⏳", "running": "🔄", "completed": "✅", "failed": "❌", "stopped": "⏹️",
+    "queued": "⏳", "submitted": "📤", "running": "🔄", "completed": "✅", "failed": "❌", "stopped": "⏹️",
     "crashed": "💥",
 }  # fmt: skip
 FINDING_ICONS = {"good": "✅", "warn": "⚠️", "info": "🔍"}
@@ -94,7 +94,7 @@ class EntrySource:
 
     @property
     def live(self) -> bool:
-        return self.run.state in ("running", "queued")
+        return self.run.state in ("running", "queued", "submitted", "stalled")
 
 
 def read_source(run_dir: str | os.PathLike[str]) -> EntrySource:

@@ -37,7 +37,7 @@ BEGIN = "<!-- amc-tui:group-begin {id} -->"
 END = "<!-- amc-tui:group-end {id} -->"
 _BEGIN_RE = re.compile(r"<!-- amc-tui:group-begin (\S+) -->")
 DASH = "–"
-ICONS = {"queued": "⏳", "running": "🔄", "stalled": "🔄", "completed": "✅", "failed": "❌",
+ICONS = {"queued": "⏳", "submitted": "📤", "running": "🔄", "stalled": "🔄", "completed": "✅", "failed": "❌",
          "stopped": "⏹️", "crashed": "💥", "missing": "❓", "unknown": "❓"}  # fmt: skip
 SUMMARY_METRICS = ("val.acc_combined", "val.acc_mod", "val.acc_snr")
 TEST_METRIC = "test.acc_combined"
@@ -190,7 +190,7 @@ def _member_text(member: dict[str, Any], info: Any, summary: Summary) -> str:
     state = state_of(info)
     text = f"{ICONS.get(state, '')} {member['name']}".strip()
     why = next((m.why_excluded for m in summary.members if m.run_id == member["id"]), "")
-    if state in ("queued", "running", "stalled"):
+    if state in ("queued", "submitted", "running", "stalled"):
         text += f" ({state})"
     elif why:
         text += f" ({why}, excluded)"

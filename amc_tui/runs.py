@@ -39,10 +39,14 @@ LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 
-STATES = ("queued", "running", "stalled", "completed", "failed", "stopped", "crashed", "unknown")
-# stalled: the trainer lives (it holds the run's lock) but its heartbeat is old (paused,
+STATES = (
+    "queued", "submitted", "running", "stalled", "completed", "failed", "stopped", "crashed",
+    "unknown",
+)  # fmt: skip
+# submitted: a Slurm job exists for the run (run.executor = "slurm"), no trainer has written
+# yet; stalled: the trainer lives (it holds the run's lock) but its heartbeat is old (paused,
 # suspended, a stuck filesystem); unknown: status.json is unreadable, nothing acts on the run.
-ACTIVE_STATES = frozenset({"queued", "running", "stalled"})
+ACTIVE_STATES = frozenset({"queued", "submitted", "running", "stalled"})
 FINAL_STATES = frozenset({"completed", "failed", "stopped", "crashed"})
 HEARTBEAT_INTERVAL_S = 10.0
 STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
@@ -196,6 +200,10 @@ def derive_state(
     beat = status.get("heartbeat_at") or status.get("started_at")
     stale = beat is not None and now - float(beat) > STALE_AFTER_S
     same_host = status.get("host") in (None, host or socket.gethostname())
+    if status.get("slurm_job_id") and not same_host:
+        # a trainer on a cluster node: its job's state (polled by the queue worker) says
+        # when it has ended; until then an old heartbeat only says it is slow or stuck
+        return "stalled" if stale else state
     if run_dir is not None and runlock.has_lock_file(run_dir):
         if runlock.holder(run_dir) is not None:
             return "stalled" if stale else "running"
@@ -251,6 +259,8 @@ class RunInfo:
     assigned_gpus: list[int] = field(default_factory=list)
     runlog_error: str | None = None  # why RUNLOG.md could not be updated (None: it was)
     earlier_s: float = 0.0  # time trained by the attempts before this one (a resumed run)
+    slurm_job_id: str | None = None  # the run's latest Slurm job (run.executor = "slurm")
+    slurm_settled: bool = False  # how that job ended is recorded (no more polling)
 
     @property
     def rundir(self) -> RunDir:
@@ -313,6 +323,7 @@ class RunInfo:
             "phase": self.phase,
             "restarts": self.restarts,
             "exit_code": self.exit_code,
+            "slurm_job_id": self.slurm_job_id,
             "val": (self.last_epoch or {}).get("val"),
             "train": (self.last_epoch or {}).get("train"),
             "error": self.error,
@@ -449,6 +460,8 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         assigned_gpus=_ints(status.get("assigned_gpus")),
         runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
         earlier_s=_earlier_s(run, status, state),
+        slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
+        slurm_settled=bool(status.get("slurm_settled")),
     )
 
 

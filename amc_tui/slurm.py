@@ -45,12 +45,14 @@ from amc_tui.slurm_state import (
     job_state,
     job_states,
     one_line,
+    raw_states,
     slurm_command,
 )
 
 __all__ = [
     "SLURM_DIR", "SLURM_STATES", "SlurmError", "TrainerTask", "cancel", "check_available",
-    "effective_state", "job_state", "job_states", "submit", "submit_array", "trainer_argv",
+    "effective_state", "job_state", "job_states", "raw_states", "scancel", "submit",
+    "submit_array", "trainer_argv",
 ]  # fmt: skip
 
 SLURM_DIR = "slurm"  # <run>/slurm/: submitit's files for the run's jobs
@@ -285,7 +287,8 @@ def submit_array(
     return [_record(job, now) for job in jobs]
 
 
-def _scancel(*args: str) -> bool:
+def scancel(*args: str) -> bool:
+    """scancel with `args`; True when Slurm took it."""
     done = slurm_command(["scancel", *args])
     if done is None:
         raise SlurmError("cannot cancel: scancel is not on PATH")
@@ -303,8 +306,8 @@ def cancel(job_id: str, grace_s: float = 30.0, poll_s: float = 2.0) -> str:
     state = job_state(job_id)
     if state in FINAL:
         return state
-    if state == SUBMITTED or not _scancel("--signal=TERM", job_id):
-        _scancel(job_id)
+    if state == SUBMITTED or not scancel("--signal=TERM", job_id):
+        scancel(job_id)
         return "stopped"
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
@@ -312,5 +315,5 @@ def cancel(job_id: str, grace_s: float = 30.0, poll_s: float = 2.0) -> str:
         state = job_state(job_id)
         if state in FINAL:
             return state
-    _scancel(job_id)
+    scancel(job_id)
     return "stopped"

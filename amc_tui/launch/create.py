@@ -171,6 +171,10 @@ def create_run(
         except ValueError as e:
             raise UserError(str(e)) from None
     cfg = with_data_path(_load(ws, config, overrides), ws.root)
+    if cfg.run.executor == "slurm":
+        from amc_tui.slurm import check_available
+
+        check_available()  # no sbatch here: one line, exit 2, nothing created
     if check_data:
         _check_data(cfg)
     found, weights_from = _resolve_references(ws, cfg)

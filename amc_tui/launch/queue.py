@@ -24,6 +24,7 @@ from amc_tui import runlock
 from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.group_queue import before_placement
+from amc_tui.launch import slurm_runs
 from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, run_config
 from amc_tui.launch.keeper import ensure_worker, has_active, release, try_lock, write_record
 from amc_tui.launch.supervise import (
@@ -98,10 +99,12 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
 
     runs = scan(ws)
     changed = {r.dir for r in reap_locked(ws, runs)}
+    if any(slurm_runs.is_open(r) for r in runs):  # Slurm jobs: ended ones recorded
+        changed |= {r.dir for r in slurm_runs.poll(ws, runs)}
     if changed:
         runs = [read_run(r.dir, with_last_epoch=False) if r.dir in changed else r for r in runs]
     runs, admit = before_placement(ws, runs)  # sweep groups: next trials, max_parallel
-    running = [r for r in runs if r.state == "running"]
+    running = [r for r in runs if r.state == "running" and not r.slurm_job_id]
     slots = _Slots(
         cpu_busy=any(not _uses_gpu(r) for r in running),
         gpu_busy={g for r in running for g in r.assigned_gpus},
@@ -114,7 +117,8 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
             snap_cache.append(default_sampler().sample())
         return snap_cache[0]
 
-    started = []
+    started: list[RunInfo] = []
+    to_submit: list[tuple[RunInfo, Config]] = []  # Slurm schedules these, not the slots
     for info in sorted((r for r in runs if r.state == "queued"), key=_queue_order):
         held = runlock.holder(info.dir)
         if held is not None:  # a trainer still owns the folder: never a second one
@@ -131,6 +135,9 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
                     error=f"unreadable config.toml: {e}",
                 )
             continue
+        if slurm_runs.uses_slurm(cfg):
+            to_submit.append((info, cfg))
+            continue
         place = _placement(cfg, slots, snap)
         if place is None or not admit(info):
             continue
@@ -146,6 +153,8 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
             slots.gpu_busy.update(gpus)
         else:
             slots.unknown_gpu_busy = True
+    if to_submit:
+        started += slurm_runs.submit_queued(to_submit, admit.group)
     return started
 
 
@@ -215,7 +224,7 @@ def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunIn
         work_queue(ws, timeout=LOCK_TIMEOUT_S)
         ensure_worker(ws)
         return read_live(ws, new.dir)
-    if info.state in ("running", "queued"):
+    if info.state in ("running", "queued", "submitted"):
         raise UserError(f"run {info.name} is already {info.state}")
     if info.state == "completed":
         raise UserError(f"run {info.name} is completed; use --as-new to train on from it")

@@ -428,6 +428,8 @@ def reap_locked(ws: Workspace, runs: list[RunInfo]) -> list[RunInfo]:
     decides, with `amc-tui stop`, whether a paused trainer ends."""
     out = []
     for info in runs:
+        if info.slurm_job_id and not info.slurm_settled:
+            continue  # a Slurm job: its end is Slurm's to tell (slurm_runs.poll)
         info = with_trainer(ws, info)
         active = info.state in ("running", "stalled")
         if info.stored_state == "running" and active and _escalate_stop(info):
@@ -524,8 +526,13 @@ def stop_run(
     `stopped`), then SIGKILL after the grace period (default run.stop_grace_s). SIGCONT first:
     a stalled trainer (SIGSTOP, a suspended job) must run to handle the SIGTERM. A run whose
     status.json is damaged is stopped through its lock's holder (then `repair` it). A queued
-    run just leaves the queue. Stopping a finished run changes nothing."""
+    run just leaves the queue; a run with an open Slurm job is stopped through Slurm
+    (`slurm_runs.stop`). Stopping a finished run changes nothing."""
     info = run_info(ws, run)
+    if info.slurm_job_id and not info.slurm_settled and info.state != "unknown":
+        from amc_tui.launch import slurm_runs  # scancel: SIGTERM first, as below
+
+        return slurm_runs.stop(ws, info, grace_s, wait)
     if info.state == "queued":
         with queue_lock(ws):
             if read_run(info.dir).state == "queued":

@@ -163,7 +163,7 @@ class AmcApp(App):
     def confirm_stop(self, info: RunInfo) -> None:
         from amc_tui.tui.screens.dialogs import Confirm
 
-        if info.state not in ("running", "queued"):
+        if not info.active:
             self.report(f"{info.name} is {info.state}: nothing to stop", "warning")
             return
 
@@ -199,7 +199,7 @@ class AmcApp(App):
                 f"`amc-tui repair {info.name}` rebuilds it. Nothing was resumed."
             )
             return
-        if info.state in ("running", "stalled", "queued"):
+        if info.active:
             self.report(f"{info.name} is {info.state}: nothing to resume", "warning")
             return
         if info.state != "completed":

@@ -14,6 +14,7 @@ from amc_tui import contract
 
 STATE_STYLES: dict[str, str] = {
     "queued": "bold #8fa1b3",
+    "submitted": "bold #87afd7",  # a Slurm job waits for a node
     "running": "bold #5fd7ff",
     "completed": "bold #87d75f",
     "failed": "bold #ff5f5f",

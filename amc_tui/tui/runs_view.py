@@ -54,6 +54,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("elapsed", "time"),
     Column("eta", "ETA"),
     Column("gpu", "GPU"),
+    Column("job", "job"),
     Column("id", "id"),
 )  # id last: the Live header shows it when a narrow terminal has no room
 BY_KEY = {c.key: c for c in COLUMNS}
@@ -66,7 +67,7 @@ WIDE_EXTRA = ("arch",)
 WIDE_AT = 100
 COLUMN_HELP = {
     "name": "run name (* marked for compare)",
-    "state": "queued, running, stalled, completed, failed, stopped, crashed, unknown",
+    "state": "queued, submitted, running, stalled, completed, failed, stopped, crashed, unknown",
     "arch": "model architecture",
     "epoch": "epochs done / planned",
     "best": "the selection metric at the best epoch",
@@ -80,7 +81,8 @@ COLUMN_HELP = {
     "tags": "tags",
     "elapsed": "time trained, earlier attempts of a resumed run included",
     "eta": "time left of a running run",
-    "gpu": "GPU(s) or cpu",
+    "gpu": "GPU(s) or cpu; slurm for a run on a cluster node",
+    "job": "Slurm job id (run.executor = slurm)",
     "id": "run id",
 }
 MARK = "*"
@@ -131,6 +133,8 @@ def best_epoch_metric(extra: RunExtra | None, metric: str) -> float | None:
 
 
 def gpu_text(info: RunInfo) -> str:
+    if info.slurm_job_id and not info.gpus:
+        return "slurm"
     if info.gpus:
         return ",".join(str(g) for g in info.gpus)
     device = info.device or ""
@@ -217,6 +221,8 @@ def _plain(info: RunInfo, now: float, extra: RunExtra | None, col: str) -> str:
         return fmt.duration(info.eta_s(now))
     if col == "gpu":
         return gpu_text(info)
+    if col == "job":
+        return info.slurm_job_id or fmt.DASH
     return _hp_text(config_value(info, extra, col))
 
 
@@ -235,6 +241,8 @@ def sort_key(info: RunInfo, column: str, now: float, extra: RunExtra | None = No
         value = (info.epoch or 0) / max(1, info.epochs or 1)
     elif column == "gpu":
         value = gpu_text(info)
+    elif column == "job":
+        value = info.slurm_job_id
     elif column == "created":
         value = info.created_at
     elif column in ("name", "state", "id"):

@@ -439,7 +439,7 @@ def _why_no_export(run_dir: Path) -> str:
     from amc_tui.runs import read_run
 
     info = read_run(run_dir)
-    if info.state in ("queued", "running"):
+    if info.active:
         return "no exports yet (the trainer writes one per epoch)"
     what = {"failed": "failed", "crashed": "crashed", "stopped": "was stopped"}.get(
         info.state, f"ended ({info.state})"

@@ -204,6 +204,8 @@ class LiveScreen(PollingScreen):
             parts.append(f"best {best} @{info.best.get('epoch')}")
         if info.device:
             parts.append(info.device)
+        if info.slurm_job_id:
+            parts.append(f"Slurm job {info.slurm_job_id}")
         text = " · ".join(parts)
         if info.error and state in ("failed", "crashed"):
             err = info.error.strip().splitlines()[-1][:200]
@@ -221,7 +223,7 @@ class LiveScreen(PollingScreen):
         for chart in CHARTS:
             lines = chart_lines(chart, views, ov, self.x_mode, names)
             title = chart.overlay_title if ov.multi else chart.title
-            running = self.info is not None and self.info.state in ("running", "queued")
+            running = self.info is not None and self.info.active
             empty = "waiting for the first epoch" if running else "no finished epoch"
             if chart.key == "steps":
                 empty = self._no_steps()
@@ -237,7 +239,7 @@ class LiveScreen(PollingScreen):
         """What the step chart says before (or without) any step event: they come every
         step_log_every steps, and a short run may end before the first."""
         every = f"step_log_every = {self.step_log_every}" if self.step_log_every else ""
-        running = self.info is not None and self.info.state in ("running", "queued")
+        running = self.info is not None and self.info.active
         text = "no step data yet" if running else "no step data"
         return f"{text} ({every})" if every else text
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 DEFAULTS = "(defaults)"
 LAST = "(last launched)"
-QUEUE_STATES = ("running", "queued")
+QUEUE_STATES = ("running", "stalled", "queued", "submitted")
 
 
 def input_id(spec: FieldSpec) -> str:

@@ -41,9 +41,9 @@ BATCH = 200
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
-STATE_CYCLE = ("", "running", "queued", "stalled", "completed", "failed", "stopped", "crashed",
-               "unknown")  # fmt: skip
-SUMMARY_STATES = ("running", "stalled", "queued", "crashed", "failed", "unknown")
+STATE_CYCLE = ("", "running", "queued", "submitted", "stalled", "completed", "failed", "stopped",
+               "crashed", "unknown")  # fmt: skip
+SUMMARY_STATES = ("running", "stalled", "queued", "submitted", "crashed", "failed", "unknown")
 
 
 @dataclass
