@@ -286,3 +286,19 @@ def test_a_hung_trainer_has_its_job_cancelled_and_is_crashed(
     done = wait_for(lambda: settled(ws, info))
     assert done.state == "crashed"
     assert "after its trainer stopped sending heartbeats (cancelled by amc-tui)" in done.error
+
+
+def test_run_follows_a_slurm_run_to_its_recorded_end_with_the_queue_worker(
+    cluster: tuple[Workspace, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, home = cluster
+    monkeypatch.setenv("FAKE_SLURM_RUN", "1")
+    monkeypatch.delenv("AMC_TUI_NO_WORKER")  # the detached worker asks Slurm, as for a user
+    done = amc(ws, "run", str(config(ws)))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert "submitted to Slurm as job 1234" in out[0]
+    assert "end: completed (exit 0), best" in done.stdout
+    (run,) = [read_run(p) for p in ws.runs.iterdir() if not p.name.startswith(".")]
+    assert run.state == "completed" and run.slurm_settled  # the worker recorded the job's end
+    assert read_status(run.rundir)["slurm_state"] == "COMPLETED"

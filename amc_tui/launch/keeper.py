@@ -89,12 +89,17 @@ def release(fd: int) -> None:
 
 
 def wants_worker(info: RunInfo) -> bool:
-    """A run someone must watch: queued, running or stalled, or a trainer on this host that
-    died with nobody recording it (the worker's reap records it and restarts it if asked)."""
+    """A run someone must watch: queued, submitted, running or stalled, a Slurm job whose end
+    is not recorded yet, or a trainer on this host that died with nobody recording it (the worker's reap records it and restarts it if asked)."""
     if info.state in ACTIVE_STATES:
         return True
+    if info.slurm_job_id and not info.slurm_settled:
+        return True  # its Slurm job's end is still to be recorded (and maybe resubmitted)
     here = info.host in ("", socket.gethostname())
     return info.stored_state == "running" and info.state == "crashed" and here
+
+
+OPEN_JOB = b'"slurm_settled": false'  # as status.json spells it (fsutil.atomic_write_json)
 
 
 def _candidates(ws: Workspace) -> list[RunInfo]:
@@ -114,9 +119,10 @@ def _candidates(ws: Workspace) -> list[RunInfo]:
                 raw = f.read()
         except OSError:
             continue
-        if (b'"queued"' in raw or b'"running"' in raw) and is_run_dir(e.path):
+        maybe = (b'"queued"', b'"running"', b'"submitted"', OPEN_JOB)
+        if any(m in raw for m in maybe) and is_run_dir(e.path):
             info = read_run(e.path, with_last_epoch=False)
-            if info.stored_state in ("queued", "running"):
+            if info.stored_state in ("queued", "running", "submitted") or info.slurm_job_id:
                 out.append(info)
     return out
 
