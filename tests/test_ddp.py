@@ -2,32 +2,52 @@
 
 Real trainer processes on the tiny config: a 2-process run whose final export equals a
 1-process evaluation of its best.pt cell for cell; SIGTERM to torchrun mid-epoch stops both
-ranks at one step with one checkpoint, and a 1-process resume goes on with the epoch count; a
-rank that dies leaves the run `crashed`. Plus the pure parts: config keys, the launch command,
-GPU placement, which process is which and how the frames are split."""
+ranks at one step with one checkpoint, and a 1-process resume goes on with the epoch count.
+Through the launcher (this process's queue passes): a NaN on rank 1 alone fails the run
+naming rank 1 and the step, and is not restarted; a kill -9 of rank 1 takes the run to
+`crashed` (torchrun's exit) and restart = "on-failure" resumes it on 2 processes to the end.
+Plus the pure parts: config keys, the launch command, GPU placement, which process is which
+and how the frames are split."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from runs_fixtures import make_fake_run, runs_workspace
-from train_fixtures import REPO, events, log_text, make_data, make_run
+from runs_fixtures import wait_for as until
+from train_fixtures import (
+    REPO,
+    TINY,
+    TINY_CLASSES,
+    TINY_FPC,
+    TINY_SNR,
+    events,
+    log_text,
+    make_data,
+    make_run,
+)
 
+from amc_tui import launch as launcher
+from amc_tui import runlock
 from amc_tui.config import Config, ConfigError, from_dict
 from amc_tui.contract import PER_CELL_FILE
 from amc_tui.gpu import GpuSnapshot, GpuStat
 from amc_tui.launch.queue import _placement, _Slots
+from amc_tui.launch.supervise import START_MARKER
 from amc_tui.launch.torchrun import trainer_argv, world_size
-from amc_tui.runs import RunDir, read_run, read_status, write_status
+from amc_tui.runs import RunDir, list_runs, pid_alive, read_run, read_status, write_status
+from amc_tui.workspace import Workspace
 
 CPU = 'device = "cpu"\n'  # appended to the tiny config's [run] table
 TIMEOUT_S = 240
@@ -138,6 +158,12 @@ def test_two_processes_complete_and_export_equals_one_process_eval(tmp_path):
     theirs = export_cells(run.final_export / PER_CELL_FILE)
     assert theirs == mine
     assert sum(v[0] for v in theirs.values()) == n_test == start["n_test"]
+    # each validation frame counted once (each rank its stride, the counters summed)
+    n_snr = (TINY_SNR[1] - TINY_SNR[0]) // 2 + 1
+    assert start["n_train"] + start["n_val"] + n_test == len(TINY_CLASSES) * n_snr * TINY_FPC
+    for epoch in (1, 2):
+        val = export_cells(run.epoch_export(epoch) / PER_CELL_FILE)
+        assert sum(v[0] for v in val.values()) == start["n_val"] > 0
 
 
 def test_sigterm_stops_both_ranks_at_one_step_and_one_process_resumes(tmp_path):
@@ -178,19 +204,150 @@ def test_sigterm_stops_both_ranks_at_one_step_and_one_process_resumes(tmp_path):
     assert read_status(run)["state"] == "completed"
 
 
-def test_a_rank_that_dies_leaves_the_run_crashed(tmp_path):
-    data = make_data(tmp_path / "data" / "tiny.h5")
-    run = make_run(tmp_path, "ddp-kill-1", data, epochs=3, extra=CPU)
-    proc = torchrun(run)
-    pid = wait_for(lambda: re.search(r"rank 1 of 2 .*pid (\d+)", rank_log(run, 1)), proc)
-    wait_for(lambda: events(run, "step"), proc)
-    os.kill(int(pid.group(1)), signal.SIGKILL)
-    assert finish(proc) != 0  # torchrun's exit code: the group failed
-    assert read_status(run)["state"] == "running"  # no end state of rank 0's own
-    assert read_status(run)["pid"] == proc.pid  # the launcher's child: torchrun
-    assert read_run(run.path).state == "crashed"
+# --------------------------------------------------------------------------- through the launcher
+
+# The tiny config on 2 CPU processes, restarted once when it crashes.
+DDP_RUN = 'device = "cpu"\nnproc = 2\nrestart = "on-failure"\nmax_restarts = 1\n'
+
+# The real trainer, except that rank 1's third training batch reaches the model as NaN
+# images: a non-finite loss on that rank alone (the weights are the same on every rank, and
+# the renderer maps non-finite I/Q samples to finite images, so no data file can do this).
+NAN_ON_RANK_1 = """
+import os
+import sys
+
+import torch
+
+from amc_tui.train.build import Built
+from amc_tui.train.owner import main
+
+real_step = Built.train_step
+calls = 0
+
+
+def train_step(self, x, mod, snr):
+    global calls
+    calls += 1
+    if os.environ.get("RANK") == "1" and calls == 3:
+        x = torch.full_like(x, float("nan"))
+    return real_step(self, x, mod, snr)
+
+
+Built.train_step = train_step
+sys.exit(main())
+"""
+
+
+@pytest.fixture
+def ddp_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A workspace with configs/ddp.toml (tiny config, 2 epochs, DDP_RUN); trainers are
+    started and reaped by this process's queue passes, no detached worker."""
+    for sub in ("configs", "runs", "data"):
+        (tmp_path / sub).mkdir()
+    make_data(tmp_path / "data" / "tiny.h5")
+    text = TINY.format(name="", data="data/tiny.h5", epochs=2) + DDP_RUN
+    (tmp_path / "configs" / "ddp.toml").write_text(text)
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("AMC_TUI_TRAINER_MODULE", raising=False)
+    ws = Workspace(tmp_path)
+    yield ws
+    for info in list_runs(ws, with_last_epoch=False):  # a failed test leaves no trainer behind
+        pid = launcher.read_live(ws, info.dir).pid
+        if pid and pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)  # torchrun's group; the ranks die with it
+
+
+def reaped(pid: int) -> bool:
+    """Trainer `pid` (torchrun) has ended and the launcher's thread that waited for it has
+    recorded what it had to and is gone."""
+    return not pid_alive(pid) and not any(
+        t.name == f"amc-wait-{pid}" for t in threading.enumerate()
+    )
+
+
+def rank_pids(run: RunDir) -> dict[int, int] | None:
+    """{rank: pid} of the current attempt's 2 processes once both have joined the group."""
+    text = log_text(run).rsplit(START_MARKER, 1)[-1] + rank_log(run, 1)[-4000:]
+    found = {int(r): int(p) for r, p in re.findall(r"rank (\d) of 2 .*pid (\d+)", text)}
+    return found if len(found) == 2 else None
+
+
+def test_a_nan_on_rank_1_fails_the_run_naming_rank_1_and_is_not_restarted(
+    ddp_ws, tmp_path, monkeypatch
+):
+    (tmp_path / "nan_rank1_trainer.py").write_text(NAN_ON_RANK_1)
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "nan_rank1_trainer")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{REPO}")
+    info = launcher.launch(ddp_ws, "configs/ddp.toml", name="nan-1", detach=False)
+    run = RunDir(info.dir)
+    assert info.pid and info.state == "running"
+    until(lambda: reaped(info.pid), TIMEOUT_S)  # torchrun ended and the launcher looked
+
+    status = read_status(run)
+    said = "non-finite modulation and SNR loss (NaN or inf) on rank 1 at step 3 (epoch 1)"
+    assert status["state"] == "failed" and status["exit_code"] == 1, log_text(run)[-3000:]
+    assert status["error"].startswith(said) and status["step"] == 3
+    # a failure is the run's own verdict: the launcher neither calls it crashed nor restarts
+    assert read_run(run.path).state == "failed" and read_run(run.path).restarts == 0
+    assert not events(run, "restart")
+    ends = events(run, "end")
+    assert len(ends) == 1 and ends[0]["state"] == "failed" and "recorded_by" not in ends[0]
+    assert ends[0]["error"] == status["error"]
+    lines = run.events.read_text().splitlines()
+    assert len(lines) == len(set(lines)), "an event line was written twice"
+    assert [e["world_size"] for e in events(run, "start")] == [2]
+    assert f"error: {status['error']}" in log_text(run)  # rank 0's train.log
+    assert said in rank_log(run, 1) and "failed (exit 1)" in rank_log(run, 1)
+    assert "on rank 0" not in log_text(run) + rank_log(run, 1)
+    assert not run.last_ckpt.exists()  # never a diverged state as a checkpoint
+
+
+def test_a_killed_rank_crashes_the_run_and_on_failure_resumes_it_on_two_processes(ddp_ws):
+    info = launcher.launch(ddp_ws, "configs/ddp.toml", name="kill-1", detach=False)
+    run = RunDir(info.dir)
+    first = info.pid
+    assert first and info.state == "running"
+    pids = until(lambda: rank_pids(run), TIMEOUT_S)
+    assert read_status(run)["pid"] == read_status(run)["pgid"] == first  # rank 0 names torchrun
+    # in the middle of epoch 2 (last.pt holds epoch 1): kill -9 rank 1 alone
+    until(lambda: any(e["epoch"] == 2 for e in events(run, "step")), TIMEOUT_S, every=0.02)
+    os.kill(pids[1], signal.SIGKILL)
+    until(lambda: reaped(first), TIMEOUT_S)
+
+    # torchrun's exit: crashed, recorded by the launcher, then queued again with --resume
+    ends = events(run, "end")
+    assert [(e["state"], e.get("recorded_by")) for e in ends] == [("crashed", "launcher")]
+    assert ends[0]["exit_code"] not in (0, None)
+    status = read_status(run)
+    assert status["state"] == "queued" and status["resume"] is True and status["restarts"] == 1
+    assert status["error"].startswith(f"trainer process {first} exited with code ")
     assert "leaving the run to the launcher" in log_text(run)
-    assert not events(run, "end")
+    restart = events(run, "restart")
+    assert len(restart) == 1 and restart[0]["attempt"] == 1 and restart[0]["reason"] == "crashed"
+    assert restart[0]["from_epoch"] == 1 and restart[0]["checkpoint"] == str(run.last_ckpt)
+    # nothing of the first attempt is left, only its lock file: it must not block the restart
+    assert not any(pid_alive(p) for p in (first, *pids.values()))
+    assert (run.path / runlock.LOCK_FILE).exists() and runlock.holder(run.path) is None
+
+    again = launcher.work_queue(ddp_ws)  # the next queue pass
+    assert [r.name for r in again] == ["kill-1"] and again[0].pid not in (None, first)
+    until(lambda: reaped(again[0].pid), TIMEOUT_S)
+
+    status = read_status(run)
+    assert status["state"] == "completed" and status["exit_code"] == 0, log_text(run)[-3000:]
+    assert status["restarts"] == 1 and read_run(run.path).state == "completed"
+    starts = events(run, "start")
+    assert [(s["world_size"], s["resumed"], s["epoch"]) for s in starts] == [
+        (2, False, 0),
+        (2, True, 1),
+    ]
+    assert [e["epoch"] for e in events(run, "epoch")] == [1, 2]  # epoch 2 once, epoch 1 kept
+    assert [e["state"] for e in events(run, "end")] == ["crashed", "completed"]
+    lines = run.events.read_text().splitlines()
+    assert len(lines) == len(set(lines)), "an event line was written twice"
+    assert run.final_export.is_dir()
 
 
 # --------------------------------------------------------------------------- config, launch
