@@ -302,3 +302,36 @@ def test_run_follows_a_slurm_run_to_its_recorded_end_with_the_queue_worker(
     (run,) = [read_run(p) for p in ws.runs.iterdir() if not p.name.startswith(".")]
     assert run.state == "completed" and run.slurm_settled  # the worker recorded the job's end
     assert read_status(run.rundir)["slurm_state"] == "COMPLETED"
+
+
+@pytest.mark.anyio
+async def test_the_app_shows_a_submitted_run_its_job_and_stops_it_through_slurm(
+    cluster: tuple[Workspace, Path],
+) -> None:
+    from textual.widgets import DataTable, Static
+    from tui_fixtures import make_app, runs_loaded, screen_ready
+    from tui_fixtures import wait_for as wait_ui
+
+    from amc_tui.tui.screens.live import LiveScreen
+
+    ws, home = cluster
+    info = launch(ws, config(ws), detach=False)
+    app = make_app(ws, clock=time.time)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+
+        def cell(col: str) -> str:
+            return table.get_cell(str(info.dir), col).plain.strip()
+
+        assert (cell("state"), cell("gpu"), cell("epoch")) == ("submitted", "slurm", "-/2")
+        await pilot.press("enter")
+        live = await screen_ready(pilot, LiveScreen)
+        head = live.query_one("#live-head", Static)
+        await wait_ui(pilot, lambda: "Slurm job 1234" in str(head.render()))
+        assert "elapsed -" in str(head.render())  # not trained yet: no 0 s
+        await pilot.press("escape", "s")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await wait_ui(pilot, lambda: read_run(info.dir).state == "stopped", timeout=60)
+    assert calls(home, "scancel") == [["1234"]]

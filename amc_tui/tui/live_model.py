@@ -22,6 +22,8 @@ from amc_tui.tui.fmt import is_num
 MAX_STEP_POINTS = 2000
 GPU_HISTORY = 120
 GPU_FIELDS = ("util", "mem_used_mb", "temp_c", "power_w")
+# events the launcher writes while no trainer runs: they open no training attempt
+NOT_TRAINING = frozenset({"end", "submitted", "restart"})
 
 
 @dataclass
@@ -103,7 +105,7 @@ class LiveModel:
             if kind == "start":
                 self._attempt(float(t) if is_num(t) else self.last_t)
             if is_num(t) and kind != "gpu":
-                if self.attempt_start is None and kind != "end":
+                if self.attempt_start is None and kind not in NOT_TRAINING:
                     self.attempt_start = float(t)  # events before any start: count from here
                 self.last_t = float(t)
             if kind == "step":
@@ -213,9 +215,10 @@ class LiveModel:
 
 def training_s(view: LiveView, now: float, running: bool) -> float | None:
     """Training time over every attempt: the ended ones, plus the open one up to `now` while
-    the run is running (up to its last event when it is not). None before any event."""
+    the run is running (up to its last event when it is not). None before any attempt
+    started (a queued or submitted run's events are not training)."""
     if view.attempt_start is None:
-        return view.closed_s if view.n_events else None
+        return view.closed_s or None
     end = now if running else (view.last_t or view.attempt_start)
     return view.closed_s + max(0.0, end - view.attempt_start)
 
