@@ -173,12 +173,16 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
     )
     tailer = EventTailer(info.rundir.events)
     works = workers_disabled()
+    said = None  # why it waits, as last printed
     last_queue = 0.0
     try:
         while True:
             for ev in tailer.poll():
                 progress.event(ev)
             now = read_run(info.dir, with_last_epoch=False)
+            if now.state == "queued" and now.waiting and now.waiting != said:
+                said = now.waiting
+                progress.line(f"queued: {said}")
             waiting = now.state in ("queued", "crashed", "submitted") or (
                 bool(now.slurm_job_id) and not now.slurm_settled  # its job's end: polled
             )
@@ -353,6 +357,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
         f"  pid {info.pid or '-'}  restarts {info.restarts}"
     )
+    if info.state == "queued" and info.waiting:
+        print(f"  queued: {info.waiting}")
     if info.slurm_job_id:
         from amc_tui.runs import read_status
 

@@ -261,6 +261,7 @@ class RunInfo:
     earlier_s: float = 0.0  # time trained by the attempts before this one (a resumed run)
     slurm_job_id: str | None = None  # the run's latest Slurm job (run.executor = "slurm")
     slurm_settled: bool = False  # how that job ended is recorded (no more polling)
+    waiting: str | None = None  # why a queued run has not started (the queue's last pass)
 
     @property
     def rundir(self) -> RunDir:
@@ -324,6 +325,7 @@ class RunInfo:
             "restarts": self.restarts,
             "exit_code": self.exit_code,
             "slurm_job_id": self.slurm_job_id,
+            "waiting": self.waiting if self.state == "queued" else None,
             "val": (self.last_epoch or {}).get("val"),
             "train": (self.last_epoch or {}).get("train"),
             "error": self.error,
@@ -462,6 +464,7 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         earlier_s=_earlier_s(run, status, state),
         slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
         slurm_settled=bool(status.get("slurm_settled")),
+        waiting=str(status["waiting"]) if status.get("waiting") else None,
     )
 
 

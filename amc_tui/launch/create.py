@@ -143,6 +143,34 @@ def _check_data(cfg: Config) -> None:
     preflight(cfg.data)  # DataError (a UserError) naming what to change
 
 
+def _check_gpus(cfg: Config) -> None:
+    """Refuse a run that asks for GPUs this machine does not have: it could never start.
+    One that asks for more than are free now is queued (the queue says what it waits for).
+    Without NVML (no driver) nothing is known here and nothing is refused."""
+    r = cfg.run
+    listed = list(r.gpus) if isinstance(r.gpus, list) else []
+    if r.device.startswith("cuda:"):
+        listed.append(int(r.device[5:]))
+    if r.device == "cpu" or (not listed and r.nproc <= 1):
+        return
+    from amc_tui.gpu import default_sampler
+
+    snap = default_sampler().sample()
+    if not snap.ok:
+        return
+    have = sorted(g.index for g in snap.gpus)
+    named = f"{len(have)} GPU{'s' if len(have) != 1 else ''}" + (
+        f" ({', '.join(map(str, have))})" if have else ""
+    )
+    missing = [g for g in listed if g not in have]
+    if missing:
+        key = "run.gpus" if missing[0] in (r.gpus if isinstance(r.gpus, list) else []) else (
+            "run.device")  # fmt: skip
+        raise UserError(f"{key} names GPU {missing[0]} but this machine has {named}")
+    if r.nproc > len(have):
+        raise UserError(f"run.nproc = {r.nproc} but this machine has {named}")
+
+
 # --------------------------------------------------------------------------- create
 
 
@@ -175,6 +203,8 @@ def create_run(
         from amc_tui.slurm import check_available
 
         check_available()  # no sbatch here: one line, exit 2, nothing created
+    else:
+        _check_gpus(cfg)
     if check_data:
         _check_data(cfg)
     found, weights_from = _resolve_references(ws, cfg)

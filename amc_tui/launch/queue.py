@@ -56,8 +56,8 @@ def _uses_gpu(info: RunInfo) -> bool:
     return bool(info.gpus) or info.device.startswith("cuda")
 
 
-def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]] | None:
-    """(device kind, physical GPUs) for a queued run, or None when it must wait."""
+def _place(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]] | str:
+    """(device kind, physical GPUs) for a queued run, or why it must wait (one line)."""
     from amc_tui.gpu import free_gpus
 
     dev, share = cfg.run.device, cfg.run.share_device
@@ -65,11 +65,11 @@ def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]
     want_gpu = dev.startswith("cuda") or (dev == "auto" and snap is not None and snap.ok)
     if not want_gpu:
         if slots.cpu_busy and not share:
-            return None
+            return "waiting for the CPU: another run uses it (run.share_device = true shares it)"
         return "cpu", []
     if snap is None or not snap.ok:  # CUDA asked for but NVML cannot tell: one at a time
         if slots.unknown_gpu_busy and not share:
-            return None
+            return "waiting for the GPU: another CUDA run holds one and NVML cannot tell which"
         return "cuda", []
     if isinstance(cfg.run.gpus, list) and cfg.run.gpus:
         wanted = list(cfg.run.gpus)
@@ -80,13 +80,31 @@ def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]
         free = free_gpus(snap, slots.gpu_busy)
         if len(free) < n and share:
             free = [g.index for g in snap.gpus if not g.lost]
-        return ("cuda", free[:n]) if len(free) >= n else None
+        if len(free) >= n:
+            return "cuda", free[:n]
+        return f"waiting for {n} free GPU{'s' if n > 1 else ''} ({len(free)} free now)"
     known = {g.index for g in snap.gpus}
-    if any(g not in known for g in wanted):
-        return None  # asked for a GPU this machine does not have: stays queued
-    if not share and any(g in slots.gpu_busy for g in wanted):
-        return None
+    missing = [g for g in wanted if g not in known]
+    if missing:  # the machine lost a GPU since the run was made: stays queued
+        return f"GPU {missing[0]} is not on this machine (it has {len(known)})"
+    taken = [g for g in wanted if g in slots.gpu_busy]
+    if not share and taken:
+        return f"waiting for GPU {','.join(map(str, taken))}: another run holds it"
     return "cuda", wanted
+
+
+def _placement(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]] | None:
+    """`_place` without the reason: None when the run must wait."""
+    place = _place(cfg, slots, snap_fn)
+    return None if isinstance(place, str) else place
+
+
+def _note_waiting(info: RunInfo, why: str) -> None:
+    """Keep why a queued run waits in its status.json (`ls`, `show`, the app), written only
+    when it changes: no trainer lives, so the launcher owns the file."""
+    if info.waiting != why:
+        with contextlib.suppress(OSError, UserError):  # a full disk: said again next pass
+            write_status(info.rundir, waiting=why)
 
 
 def _queue_order(info: RunInfo) -> tuple[float, str]:
@@ -138,8 +156,11 @@ def _work_locked(ws: Workspace) -> list[RunInfo]:
         if slurm_runs.uses_slurm(cfg):
             to_submit.append((info, cfg))
             continue
-        place = _placement(cfg, slots, snap)
-        if place is None or not admit(info):
+        place = _place(cfg, slots, snap)
+        if not isinstance(place, str) and not admit(info):
+            place = "waiting for a slot of its sweep group (max_parallel runs at a time)"
+        if isinstance(place, str):
+            _note_waiting(info, place)
             continue
         device, gpus = place
         try:

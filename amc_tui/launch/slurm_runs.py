@@ -82,7 +82,7 @@ def _submitted(info: RunInfo, cfg: Config, record: dict[str, Any], array: str | 
     rd = info.rundir
     write_status(
         rd, **record, slurm_settled=False, slurm_state=None, resume=False, ended_at=None,
-        exit_code=None, error=None, epochs=cfg.train.epochs, pid=None, pgid=None,
+        exit_code=None, error=None, epochs=cfg.train.epochs, pid=None, pgid=None, waiting=None,
     )  # fmt: skip
     append_event(
         rd, "submitted", slurm_job_id=record["slurm_job_id"], array=array,

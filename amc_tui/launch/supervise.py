@@ -237,6 +237,7 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
         device=device,
         resume=False,
         epochs=cfg.train.epochs,
+        waiting=None,
     )
     try:
         with open(rd.log, "ab") as logf:

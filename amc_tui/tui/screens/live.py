@@ -206,6 +206,8 @@ class LiveScreen(PollingScreen):
             parts.append(info.device)
         if info.slurm_job_id:
             parts.append(f"Slurm job {info.slurm_job_id}")
+        if state == "queued" and info.waiting:
+            parts.append(info.waiting)
         text = " · ".join(parts)
         if info.error and state in ("failed", "crashed"):
             err = info.error.strip().splitlines()[-1][:200]
