@@ -357,7 +357,7 @@ def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
     group = resolve_group(ws, args.group)
     asked = stop_group(ws, group, grace_s=args.grace)
-    running = [i for i in asked if i.state == "running"]
+    running = [i for i in asked if i.active]  # a Slurm job's cancel ends in a thread too
     if running:
         print(f"stopping {len(running)} running member(s) of {group.name}: waiting for their "
               "checkpoints", flush=True)  # fmt: skip

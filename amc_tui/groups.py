@@ -513,7 +513,7 @@ def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> lis
         group = read_group(group.dir) or group
     asked = []
     for info in member_runs(ws, group).values():
-        if info is not None and info.state in ("queued", "running"):
+        if info is not None and info.state in ACTIVE:  # submitted and stalled ones too
             asked.append(stop_run(ws, info, grace_s=grace_s, wait=False))
     runlog_group(ws, group)
     return asked

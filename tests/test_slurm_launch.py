@@ -252,7 +252,7 @@ def test_a_sweep_group_is_one_job_array(cluster: tuple[Workspace, Path]) -> None
         'base = "slurm.toml"\n[sweep]\nstrategy = "grid"\nrepeats = 1\nmax_parallel = 2\n'
         '[sweep.axes]\n"train.lr" = [0.001, 0.002, 0.003]\n'
     )
-    done = amc(ws, "sweep", str(sweep), "--detach")
+    done = amc(ws, "sweep", str(sweep), "--detach", "--name", "lr-on-slurm")
     assert done.returncode == 0, done.stderr
     (argv,) = calls(home, "sbatch")
     script = (home / "scripts" / "1234.sh").read_text()
@@ -267,10 +267,13 @@ def test_a_sweep_group_is_one_job_array(cluster: tuple[Workspace, Path]) -> None
     for r in runs:
         (ev,) = [e for e in read_events(r.rundir.events) if e["kind"] == "submitted"]
         assert ev["array"] == "1234"
-    fakeslurm.set_state(home, "1234_1", "RUNNING")
     stop_run(ws, runs[0].name)  # one member of the array: only its task is cancelled
     assert calls(home, "scancel") == [["1234_0"]]
-    assert fakeslurm.get_state(home, "1234_1") == "RUNNING"
+    assert fakeslurm.get_state(home, "1234_1") == "PENDING"
+    stopped = amc(ws, "group", "stop", "lr-on-slurm")
+    assert stopped.returncode == 0, stopped.stderr
+    assert sorted(calls(home, "scancel")) == [["1234_0"], ["1234_1"], ["1234_2"]]
+    assert [read_run(r.dir).state for r in runs] == ["stopped"] * 3
 
 
 def test_a_hung_trainer_has_its_job_cancelled_and_is_crashed(
