@@ -152,6 +152,9 @@ def header(src: EntrySource) -> list[str]:
     tags = cfg.get("tags") or meta.get("tags")
     if tags:
         L.append(f"**Tags**: {', '.join(str(t) for t in tags)}  ")
+    if run.slurm_job_id:  # where it ran: the Slurm job (its log is in the run's slurm/)
+        how = f"ended {status['slurm_state']}" if status.get("slurm_state") else "open"
+        L.append(f"**Slurm**: job {run.slurm_job_id} ({how})  ")
     if isinstance(meta.get("group"), str):  # a sweep member names its group and point
         from amc_tui.sweep import point_label
 

@@ -127,6 +127,7 @@ def test_a_run_is_submitted_then_runs_and_completes(cluster: tuple[Workspace, Pa
     assert status["slurm_state"] == "COMPLETED" and status["slurm_job_id"] == "1234"
     assert kinds(done) == ["submitted", "start", "end"]  # one end: the trainer's
     assert "slurm job 1234 (ended COMPLETED)" in amc(ws, "show", info.name).stdout
+    assert "**Slurm**: job 1234 (ended COMPLETED)" in (ws.root / "RUNLOG.md").read_text()
     assert len(calls(home, "sbatch")) == 1
 
 

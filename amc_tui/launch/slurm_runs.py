@@ -186,8 +186,7 @@ def _settle(ws: Workspace, info: RunInfo, word: str) -> RunInfo | None:
     if not wrote_end:
         append_event(rd, "end", state=state, exit_code=None, best=status.get("best"),
                      recorded_by="launcher", slurm_state=word)  # fmt: skip
-    if state != trainer:
-        runlog_sync(rd.path, record=True)
+    runlog_sync(rd.path, record=True)  # the entry says how the job ended
     with contextlib.suppress(OSError):
         hung.unlink()
     now = read_run(rd.path)
