@@ -102,11 +102,24 @@ class FrameStore:
             return None
         return mm
 
+    def _finite(self, frames: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`frames`, refused when one holds NaN or inf: rendered, such a frame becomes an
+        image of one centre dot with a finite loss, and the run would train on it silently."""
+        ok = np.isfinite(frames).all(axis=(1, 2))
+        if not ok.all():
+            bad = rows[~ok]
+            more = f" and {len(bad) - 1} more in this batch" if len(bad) > 1 else ""
+            raise DataError(
+                f"{self.path}: frame {int(bad[0])} (row of X) has NaN or inf I/Q samples{more}; "
+                "fix or drop those rows of the file"
+            )
+        return frames
+
     def _load(self, progress: Callable[[int, int], None] | None) -> np.ndarray:
         out = np.empty((len(self.rows), FRAME_LEN, 2), dtype=self.ram_dtype)
         for a in range(0, len(self.rows), LOAD_BLOCK):
             part = self.rows[a : a + LOAD_BLOCK]
-            out[a : a + len(part)] = self._read_sorted(part)
+            out[a : a + len(part)] = self._finite(self._read_sorted(part), part)
             if progress is not None:
                 progress(a + len(part), len(self.rows))
         return out
@@ -147,12 +160,13 @@ class FrameStore:
         pos = np.asarray(pos, dtype=np.int64)
         if self._ram is not None:
             return self._ram[pos].astype(np.float32, copy=False)
+        rows = self.rows[pos]  # read from the file now: checked as read (RAM was at load)
         if self._mm is not None:  # one fancy-index gather: 4-6x faster than unique + re-gather
-            return np.asarray(self._mm[self.rows[pos]], dtype=np.float32)
+            return self._finite(np.asarray(self._mm[rows], dtype=np.float32), rows)
         if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):
-            return self._read_sorted(self.rows[pos])
+            return self._finite(self._read_sorted(rows), rows)
         uniq, inverse = np.unique(pos, return_inverse=True)
-        return self._read_sorted(self.rows[uniq])[inverse]
+        return self._finite(self._read_sorted(self.rows[uniq]), self.rows[uniq])[inverse]
 
     def close(self) -> None:
         self._mm = None
