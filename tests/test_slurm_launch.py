@@ -339,3 +339,24 @@ async def test_the_app_shows_a_submitted_run_its_job_and_stops_it_through_slurm(
         await pilot.press("y")
         await wait_ui(pilot, lambda: read_run(info.dir).state == "stopped", timeout=60)
     assert calls(home, "scancel") == [["1234"]]
+
+
+def test_a_sweep_over_slurm_keys_is_one_array_per_slurm_table(
+    cluster: tuple[Workspace, Path],
+) -> None:
+    ws, home = cluster
+    config(ws)
+    sweep = ws.root / "configs" / "parts.toml"
+    sweep.write_text(
+        'base = "slurm.toml"\n[sweep]\nstrategy = "grid"\nrepeats = 2\n'
+        '[sweep.axes]\n"slurm.partition" = ["a100", "h100"]\n'
+    )
+    done = amc(ws, "sweep", str(sweep), "--detach")
+    assert done.returncode == 0, done.stderr
+    scripts = [(home / "scripts" / f"{jid}.sh").read_text().splitlines() for jid in (1234, 1235)]
+    assert len(calls(home, "sbatch")) == 2
+    parts = sorted(next(ln for ln in s if ln.startswith("#SBATCH --partition=")) for s in scripts)
+    assert parts == ["#SBATCH --partition=a100", "#SBATCH --partition=h100"]
+    assert all("#SBATCH --array=0-1%2" in s for s in scripts)
+    states = [read_run(p).state for p in ws.runs.iterdir() if not p.name.startswith(".")]
+    assert states == ["submitted"] * 4

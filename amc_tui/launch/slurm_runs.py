@@ -16,12 +16,14 @@ word (it never started: a bad setup line, no resources), with Slurm's log in the
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +103,19 @@ def submit_queued(
     from amc_tui import slurm
 
     lone: list[tuple[RunInfo, Config]] = []
-    groups: dict[str, list[tuple[RunInfo, Config]]] = defaultdict(list)
+    # one array per group and [slurm] table (a sweep over slurm.* keys gives several)
+    groups: dict[tuple[str, str], list[tuple[RunInfo, Config]]] = defaultdict(list)
     limits: dict[str, int] = {}
     for info, cfg in batch:
         g = group_of(info)
         if g is None:
             lone.append((info, cfg))
         else:
-            groups[g.name].append((info, cfg))
+            table = json.dumps(asdict(cfg.slurm), sort_keys=True)
+            groups[(g.name, table)].append((info, cfg))
             limits[g.name] = int(g.max_parallel or 0)
     out: list[RunInfo] = []
-    for name, items in groups.items():
+    for (name, _), items in groups.items():
         if len(items) == 1:
             lone += items
             continue
