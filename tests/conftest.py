@@ -1,4 +1,10 @@
-"""Shared pytest set-up: every test gets its own workspace; nothing leaks from the user's."""
+"""Shared pytest set-up: every test gets its own workspace; nothing leaks from the user's.
+
+Under pytest-xdist (`-n`, `--dist loadgroup`, set in pyproject.toml) the files whose tests
+share a module or session fixture (a trained run, a finished sweep, a served app) run as one
+unit on one worker, so the fixture is built once; every other test is its own unit. The units
+start slowest first, so that the workers end at about the same time.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Files run as one unit (shared fixtures, or an order their tests rely on), slowest first;
+# files named together share a cached fixture (train_fixtures) and one unit.
+GROUPS = (
+    ("test_bench_suite.py",),
+    ("test_sweep_e2e.py",),
+    ("test_train_run.py", "test_train_durability.py"),
+    ("test_ddp.py",),
+    ("test_launcher_real_trainer.py",),
+    ("test_tui_analysis.py",),
+    ("test_tui_snapshots.py",),
+    ("test_train_ownership.py",),
+    ("test_serve.py",),
+    ("test_tui_views.py",),
+    ("test_data_source.py",),
+    ("test_data_radioml.py",),
+)
+# Files split test by test that still start early (long single tests).
+EARLY = ("test_tui_trainer.py", "test_launcher_faults.py", "test_cli_runs.py",
+         "test_tui_runs.py", "test_tui_new_run.py", "test_launcher_queue.py",
+         "test_cli_faults.py")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +53,20 @@ def workspace(tmp_path: Path) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     # Trainer subprocesses inherit this: two cores are shared by everything in the suite.
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group and order the tests as the module docstring says (a stable sort: the order
+    inside a file is kept)."""
+    rank: dict[str, int] = {}
+    for i, files in enumerate(GROUPS):
+        for name in files:
+            rank[name] = i
+    early = {name: len(GROUPS) + i for i, name in enumerate(EARLY)}
+    last = len(GROUPS) + len(EARLY)
+    for item in items:
+        name = item.path.name
+        if name in rank:
+            item.add_marker(pytest.mark.xdist_group(GROUPS[rank[name]][0].removesuffix(".py")))
+    items.sort(key=lambda item: rank.get(item.path.name, early.get(item.path.name, last)))

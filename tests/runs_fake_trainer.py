@@ -8,7 +8,9 @@ Like the real one it takes the run's lock (runlock.acquire) before anything else
 for life: a second trainer on the same folder exits 2 naming the holder.
 Knobs (environment): FAKE_EPOCH_S (seconds per epoch, default 0.3), FAKE_IGNORE_TERM=1,
 FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1), FAKE_LOCK_CHILD=1 (fork a child that keeps
-the run lock, as a data-loader worker inherits it, until the file `release-lock` appears).
+the run lock, as a data-loader worker inherits it, until the file `release-lock` appears),
+FAKE_QUIET_AFTER=<epoch> (after that epoch's writes print "quiet" and write nothing more until
+SIGTERM: a test may then change status.json with no write of ours in flight).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def train(args: argparse.Namespace) -> int:
     epochs = int(cfg["train"]["epochs"])
     epoch_s = float(os.environ.get("FAKE_EPOCH_S", "0.3"))
     fail_at = int(os.environ.get("FAKE_FAIL_AT", "0"))
+    quiet_after = int(os.environ.get("FAKE_QUIET_AFTER", "0"))
     meta = read_meta(rd)
     term = {"flag": False}
     if os.environ.get("FAKE_IGNORE_TERM") == "1":
@@ -170,6 +173,10 @@ def train(args: argparse.Namespace) -> int:
             append_event(rd, "export", epoch=epoch, dir=str(rd.epoch_export(epoch)))
             write_status(rd, epoch=epoch, best=best, heartbeat_at=time.time())
             sync_runlog()
+            if epoch == quiet_after:
+                print("quiet", flush=True)
+                while not term["flag"]:
+                    time.sleep(0.02)
             if term["flag"]:
                 return finish("stopped", 0)
         return finish("completed", 0)

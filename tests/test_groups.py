@@ -1,7 +1,8 @@
 """Sweep groups without the real trainer: groups made by `create_group` whose members are then
 written as finished runs (tests/runs_fixtures.py), or run by the stand-in trainer through the
-real queue. Statistics, text, JSON, references, the queue's gate, Optuna's ask/tell and the
-Groups view at 80x24; the real trainer end to end is tests/test_sweep_e2e.py.
+real queue. Statistics, text, JSON, references, the queue's gate, Optuna's ask/tell, a study
+stopped and resumed through the detached worker, and the Groups view at 80x24; the real
+trainer end to end is tests/test_sweep_e2e.py.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run
+from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run, wait_for
 from scipy import stats
 
 from amc_tui.cli import main
 from amc_tui.groups import Group, create_group, read_group, summarize
-from amc_tui.runs import list_runs, read_run
+from amc_tui.runs import list_runs, read_events, read_run
 from amc_tui.sweep import load_sweep
 from amc_tui.workspace import Workspace
 
@@ -325,6 +326,96 @@ def test_optuna_asks_as_trials_end_and_tells_each_result(ws: Workspace) -> None:
     for t, p in zip(trials, g.points, strict=True):
         assert 1e-4 <= p["values"]["train.lr"] <= 1e-2 and t.params == p["values"]
         assert t.value == pytest.approx(p["value"]) and p["told"]
+
+
+OPTUNA = """\
+base = "configs/fake.toml"
+[sweep]
+strategy = "optuna"
+trials = 4
+repeats = 1
+max_parallel = 2
+metric = "val.loss"
+seed = 3
+[sweep.axes]
+"train.lr" = { min = 1e-4, max = 1e-2, log = true }
+"model.dropout" = { min = 0.0, max = 0.5 }
+"""
+
+
+def group_json(ws: Workspace, name: str) -> dict[str, Any]:
+    return json.loads((ws.root / "groups" / name / "group.json").read_text())
+
+
+def group_state(ws: Workspace, name: str) -> str:
+    from amc_tui.groups import group_state, groups_root, member_runs
+
+    group = read_group(groups_root(ws) / name)
+    assert group is not None
+    return group_state(group, member_runs(ws, group))
+
+
+def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study worked by the detached queue worker, stopped after its first result and
+    resumed: every trial completes once, and a result told before the stop stands."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    monkeypatch.delenv("AMC_TUI_NO_WORKER")
+    monkeypatch.setenv("FAKE_EPOCH_S", "1.0")  # 2 s a trial: one is still running at the stop
+
+    def trials_under_way() -> bool:
+        """A result told, no trial waiting in the queue, and every running trial's own
+        process under way (its start event written)."""
+        runs = list_runs(ws, with_last_epoch=False)
+        running = [r for r in runs if r.state == "running"]
+        return (any(p.get("told") for p in group_json(ws, "opt")["points"]) and bool(running)
+                and all(r.state != "queued" for r in runs)
+                and all(any(e["kind"] == "start" for e in read_events(r.rundir.events))
+                        for r in running))  # fmt: skip
+
+    path = ws.root / "configs" / "sweeps" / "opt.toml"
+    path.write_text(OPTUNA)
+    out = cli(ws, "sweep", str(path), "--name", "opt", "--detach")
+    assert out.code == 0, out.err
+    wait_for(trials_under_way, every=0.1)
+    stop = cli(ws, "group", "stop", "opt")
+    assert stop.code == 0, stop.err
+    told_before = {p["trial"]: p["value"] for p in group_json(ws, "opt")["points"] if p["told"]}
+    assert group_state(ws, "opt") == "stopped"
+    stopped = [r.name for r in list_runs(ws, with_last_epoch=False) if r.state == "stopped"]
+    assert stopped  # a trial was stopped mid-run
+    resume = cli(ws, "group", "resume", "opt")
+    assert resume.code == 0, resume.err
+    wait_for(lambda: group_state(ws, "opt") == "done", every=0.2)
+    g = group_json(ws, "opt")
+    assert [p["trial"] for p in g["points"]] == [0, 1, 2, 3]
+    for p in g["points"]:
+        assert 1e-4 <= p["values"]["train.lr"] <= 1e-2
+        assert 0.0 <= p["values"]["model.dropout"] <= 0.5
+        assert p["told"] and math.isfinite(p["value"])
+    storage = JournalStorage(JournalFileBackend(str(ws.root / "groups" / "opt" / "optuna.journal")))
+    study = optuna.load_study(study_name="opt", storage=storage)
+    trials = {t.number: t for t in study.trials}
+    assert sorted(trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials.values())
+    for p in g["points"]:
+        assert trials[p["trial"]].value == pytest.approx(p["value"])
+        assert trials[p["trial"]].params == p["values"]
+
+    def starts(name: str) -> list[bool]:
+        evs = [json.loads(ln) for ln in (ws.runs / name / "events.jsonl").read_text().split()]
+        return [bool(e.get("resumed")) for e in evs if e["kind"] == "start"]
+
+    for number, value in told_before.items():  # a result told before the stop stands...
+        assert trials[number].value == pytest.approx(value)
+        member = next(m for m in g["members"] if m["point"] == number)
+        assert starts(member["name"]) == [False]  # ...and its run was not repeated
+    for name in stopped:  # a stopped trial was resumed, not started afresh
+        assert starts(name)[-1] is True and read_run(ws.runs / name).state == "completed"
 
 
 # --------------------------------------------------------------------------- the app

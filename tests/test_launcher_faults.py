@@ -223,10 +223,12 @@ def test_repair_rebuilds_a_damaged_status_from_the_cli(fws):
 
 def test_repair_refuses_a_run_whose_trainer_lives(fws):
     out = amc(fws, "run", CFG, "-d", "--name", "alive", "--set", "train.epochs=400",
-              AMC_TUI_NO_WORKER="1")  # fmt: skip
+              AMC_TUI_NO_WORKER="1", FAKE_QUIET_AFTER="1")  # fmt: skip
     assert out.returncode == 0
     rd = RunDir(fws.runs / "alive")
-    wait_for(lambda: read_run(rd.path).epoch >= 1)
+    # no status write in flight (one frozen half-way would replace the damaged file later)
+    wait_for(lambda: rd.log.is_file() and "quiet" in rd.log.read_text().split())
+    assert read_run(rd.path).epoch == 1
     os.killpg(read_run(rd.path).pgid, signal.SIGSTOP)  # so that nobody rewrites status.json
     rd.status.write_text("{")
     res = amc(fws, "repair", "alive")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,13 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 from train_fixtures import (
+    TINY,
+    copy_run,
     events,
     log_text,
-    make_data,
     make_run,
     run_trainer,
     start_trainer,
-    stop_after_epoch,
+    stopped,
+    tiny_data,
 )
 
 from amc_tui.runs import RunDir, read_status
@@ -34,21 +35,16 @@ EVERY_FEW_STEPS = "checkpoint_minutes = 0.002\n"  # 0.12 s: a few tiny steps
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_data(tmp_path_factory.mktemp("dur_data") / "tiny.h5")
+    return tiny_data(tmp_path_factory)[1]
 
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory: pytest.TempPathFactory, data: Path) -> RunDir:
+def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     """A 2-epoch run stopped (SIGTERM) after epoch 1: best.pt of epoch 1 and last.pt."""
-    run = make_run(tmp_path_factory.mktemp("dur_ws"), "stopped-1", data)
-    assert stop_after_epoch(run, 1) == 0, log_text(run)[-3000:]
+    run = stopped(tmp_path_factory).run
+    assert stopped(tmp_path_factory).code == 0, log_text(run)[-3000:]
     assert run.best_ckpt.is_file() and run.last_ckpt.is_file()
     return run
-
-
-def copy_run(run: RunDir, dest: Path) -> RunDir:
-    shutil.copytree(run.path, dest / run.name)
-    return RunDir(dest / run.name)
 
 
 def truncate(path: Path) -> None:
@@ -59,7 +55,9 @@ def truncate(path: Path) -> None:
 
 
 def test_kill9_loses_at_most_one_checkpoint_interval(tmp_path: Path, data: Path) -> None:
-    run = make_run(tmp_path, "killed-1", data, epochs=6, extra=EVERY_FEW_STEPS)
+    config = TINY.format(name="killed-1", data=data, epochs=6)  # 8 steps an epoch
+    config = config.replace("[train]\n", "[train]\nmax_steps_per_epoch = 8\n")
+    run = make_run(tmp_path, "killed-1", data, config=config, extra=EVERY_FEW_STEPS)
     proc = start_trainer(run)
 
     def mid_epoch_checkpoint_then_a_step() -> bool:
@@ -70,9 +68,15 @@ def test_kill9_loses_at_most_one_checkpoint_interval(tmp_path: Path, data: Path)
 
     deadline = time.monotonic() + 180
     try:
-        while not mid_epoch_checkpoint_then_a_step():
+        while True:
             assert proc.poll() is None, log_text(run)[-3000:]
             assert time.monotonic() < deadline, "no mid-epoch checkpoint in epoch 2+"
+            if mid_epoch_checkpoint_then_a_step():
+                # frozen, last.pt cannot change: kill now unless an epoch end just replaced it
+                os.killpg(proc.pid, signal.SIGSTOP)
+                if ckpt.load(run.last_ckpt)["batch_in_epoch"] > 0:
+                    break
+                os.killpg(proc.pid, signal.SIGCONT)
             time.sleep(0.01)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -105,8 +109,8 @@ def test_kill9_loses_at_most_one_checkpoint_interval(tmp_path: Path, data: Path)
 # --------------------------------------------------------------------------- resume choice
 
 
-def test_resume_takes_best_when_last_is_truncated(stopped: RunDir, tmp_path: Path) -> None:
-    run = copy_run(stopped, tmp_path)
+def test_resume_takes_best_when_last_is_truncated(stopped_run: RunDir, tmp_path: Path) -> None:
+    run = copy_run(stopped_run, tmp_path)
     best = ckpt.load(run.best_ckpt)
     assert best["epoch"] == 1 and best["batch_in_epoch"] == 0
     truncate(run.last_ckpt)  # a write that a broken rename left half done
@@ -121,9 +125,9 @@ def test_resume_takes_best_when_last_is_truncated(stopped: RunDir, tmp_path: Pat
 
 
 def test_resume_without_a_readable_checkpoint_names_each_file(
-    stopped: RunDir, tmp_path: Path
+    stopped_run: RunDir, tmp_path: Path
 ) -> None:
-    run = copy_run(stopped, tmp_path)
+    run = copy_run(stopped_run, tmp_path)
     truncate(run.last_ckpt)
     run.best_ckpt.write_bytes(b"not a checkpoint at all" * 10)
     assert run_trainer(run, "--resume") == 2
@@ -156,13 +160,15 @@ def _umount(folder: Path) -> None:
 
 
 def test_full_disk_fails_naming_the_file_and_keeps_the_previous_one(
-    stopped: RunDir, tmp_path: Path, data: Path
+    stopped_run: RunDir, tmp_path: Path, data: Path
 ) -> None:
-    size = stopped.last_ckpt.stat().st_size
+    size = stopped_run.last_ckpt.stat().st_size
     # a: room for one mid-epoch last.pt, not for the temp file of the next one
     a = make_run(tmp_path, "full-last-1", data, extra=EVERY_FEW_STEPS)
     # b: no room for best.pt of epoch 1 (per-epoch checkpoints only)
-    b = make_run(tmp_path, "full-best-1", data, extra="checkpoint_minutes = 0\n")
+    short = TINY.format(name="full-best-1", data=data, epochs=2)  # 4 steps to best.pt
+    short = short.replace("[train]\n", "[train]\nmax_steps_per_epoch = 4\n")
+    b = make_run(tmp_path, "full-best-1", data, config=short, extra="checkpoint_minutes = 0\n")
     mounted: list[Path] = []
     try:
         for run, room in ((a, size * 3 // 2), (b, size // 2)):

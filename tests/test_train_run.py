@@ -15,12 +15,13 @@ import torch
 from train_fixtures import (
     TINY,
     TINY_CLASSES,
+    copy_run,
     events,
     log_text,
     make_run,
     run_trainer,
     start_trainer,
-    stop_after_epoch,
+    stopped,
     tiny,
 )
 
@@ -152,14 +153,14 @@ def test_export_consistency(tiny_run) -> None:
 # --------------------------------------------------------------------------- resume
 
 
-def test_resume_after_sigterm_equals_a_straight_run(tiny_run, tmp_path) -> None:
+def test_resume_after_sigterm_equals_a_straight_run(tiny_run, tmp_path_factory, tmp_path) -> None:
     straight = tiny_run.run
-    run = make_run(tmp_path, "resumed-1", tiny_run.data)
-    code = stop_after_epoch(run, 1)
-    st = read_status(run)
-    assert code == 0 and st["state"] == "stopped", log_text(run)[-3000:]
-    assert st["exit_code"] == 0 and run.last_ckpt.is_file()
-    assert events(run)[-1]["kind"] == "end" and events(run)[-1]["state"] == "stopped"
+    part = stopped(tmp_path_factory)  # the same config and data, SIGTERM after epoch 1
+    st = read_status(part.run)
+    assert part.code == 0 and st["state"] == "stopped", log_text(part.run)[-3000:]
+    assert st["exit_code"] == 0 and part.run.last_ckpt.is_file()
+    assert events(part.run)[-1]["kind"] == "end" and events(part.run)[-1]["state"] == "stopped"
+    run = copy_run(part.run, tmp_path)
     assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]
     assert read_status(run)["state"] == "completed"
     assert [e["epoch"] for e in events(run, "epoch")] == [1, 2]

@@ -2,14 +2,16 @@
 
 Import explicitly: `from train_fixtures import TINY, make_run, run_trainer, tiny, ...`;
 `write_tiny_workspace` sets up a workspace for trainers started by the launcher or the TUI.
-The trained tiny run is made once per test session (cached here, since pytest would create one
-session fixture per importing module) and shared read-only by the tests that inspect it.
+The trained tiny run and a copy of it stopped after epoch 1 are made once per test session
+(cached here, since pytest would create one session fixture per importing module) and shared
+read-only by the tests that inspect them; tests that resume one work on a copy.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,12 +188,46 @@ class TinyRun:
 _CACHE: dict[str, Any] = {}
 
 
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(workspace, data file) of the shared tiny runs, made once per session."""
+    if "data" not in _CACHE:
+        ws = tmp_path_factory.mktemp("train_ws")
+        _CACHE["ws"], _CACHE["data"] = ws, make_data(ws / "data" / "tiny.h5")
+    return _CACHE["ws"], _CACHE["data"]
+
+
+def _train_shared(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The two shared runs side by side (their start-up is mostly imports)."""
+    ws, data = tiny_data(tmp_path_factory)
+    run = make_run(ws, "tiny-run-1", data)
+    proc = start_trainer(run)
+    try:
+        part = make_run(ws, "stopped-1", data)
+        _CACHE["stopped"] = TinyRun(ws, data, part, stop_after_epoch(part, 1))
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _CACHE["tiny"] = TinyRun(ws, data, run, code)
+
+
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """The tiny config trained for 2 epochs by a real trainer process, once per session."""
     if "tiny" not in _CACHE:
-        ws = tmp_path_factory.mktemp("train_ws")
-        data = make_data(ws / "data" / "tiny.h5")
-        run = make_run(ws, "tiny-run-1", data)
-        code = run_trainer(run)
-        _CACHE["tiny"] = TinyRun(ws, data, run, code)
+        _train_shared(tmp_path_factory)
     return _CACHE["tiny"]
+
+
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """The same config and data, stopped with SIGTERM as soon as epoch 1 ended (best.pt of
+    epoch 1, last.pt), once per session: resume a copy (`copy_run`), never this one."""
+    if "stopped" not in _CACHE:
+        _train_shared(tmp_path_factory)
+    return _CACHE["stopped"]
+
+
+def copy_run(run: RunDir, dest: Path) -> RunDir:
+    """A copy of `run` under `dest` (same id; its workspace stays the original's)."""
+    shutil.copytree(run.path, dest / run.name)
+    return RunDir(dest / run.name)
