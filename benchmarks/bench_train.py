@@ -220,7 +220,7 @@ def share_figure(root: Path, quick: bool) -> Figure:
     """Two concurrent CPU trainers' combined samples/s over one trainer alone."""
     from amc_tui.data.synth import synthesize
 
-    fpc, epochs = (16, 2) if quick else (96, 4)
+    fpc, epochs = (16, 1) if quick else (96, 4)
     ws = root / "share"
     data = ws / "data" / "tiny.h5"
     data.parent.mkdir(parents=True, exist_ok=True)

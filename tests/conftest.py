@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Files run as one unit (shared fixtures, or an order their tests rely on), slowest first;
-# files named together share a cached fixture (train_fixtures) and one unit.
+# Units of files run on one worker: their tests share a module or session fixture (or rely
+# on their order); files named together share a cached fixture (train_fixtures).
 GROUPS = (
-    ("test_bench_suite.py",),
-    ("test_sweep_e2e.py",),
     ("test_train_run.py", "test_train_durability.py"),
-    ("test_ddp.py",),
+    ("test_sweep_e2e.py",),
     ("test_launcher_real_trainer.py",),
     ("test_tui_analysis.py",),
     ("test_tui_snapshots.py",),
@@ -30,10 +28,14 @@ GROUPS = (
     ("test_data_source.py",),
     ("test_data_radioml.py",),
 )
-# Files split test by test that still start early (long single tests).
-EARLY = ("test_tui_trainer.py", "test_launcher_faults.py", "test_cli_runs.py",
-         "test_tui_runs.py", "test_tui_new_run.py", "test_launcher_queue.py",
-         "test_cli_faults.py")  # fmt: skip
+# Start order, slowest units and tests first; the other files follow in their own order.
+FIRST = (
+    "test_train_run.py", "test_train_durability.py", "test_sweep_e2e.py", "test_bench_suite.py",
+    "test_ddp.py", "test_launcher_real_trainer.py", "test_tui_analysis.py", "test_tui_trainer.py",
+    "test_launcher_faults.py", "test_tui_snapshots.py", "test_train_ownership.py",
+    "test_tui_runs.py", "test_tui_new_run.py", "test_cli_runs.py", "test_launcher_queue.py",
+    "test_cli_faults.py", "test_groups.py",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -51,22 +53,19 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Trainer subprocesses inherit this: two cores are shared by everything in the suite.
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # Subprocesses inherit these: two workers and their trainers share two cores, so one
+    # OpenMP thread each (a trainer picks its own count), and waiting threads sleep.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group and order the tests as the module docstring says (a stable sort: the order
     inside a file is kept)."""
-    rank: dict[str, int] = {}
-    for i, files in enumerate(GROUPS):
-        for name in files:
-            rank[name] = i
-    early = {name: len(GROUPS) + i for i, name in enumerate(EARLY)}
-    last = len(GROUPS) + len(EARLY)
+    group = {name: files[0].removesuffix(".py") for files in GROUPS for name in files}
+    rank = {name: i for i, name in enumerate(FIRST)}
     for item in items:
-        name = item.path.name
-        if name in rank:
-            item.add_marker(pytest.mark.xdist_group(GROUPS[rank[name]][0].removesuffix(".py")))
-    items.sort(key=lambda item: rank.get(item.path.name, early.get(item.path.name, last)))
+        if item.path.name in group:
+            item.add_marker(pytest.mark.xdist_group(group[item.path.name]))
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
