@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_slurm import fakeslurm
@@ -90,6 +91,15 @@ def settled(ws: Workspace, info: RunInfo, state: str | None = None) -> RunInfo |
     now = read_run(info.dir)
     done = now.slurm_settled and now.state not in ("queued", "submitted")
     return now if done and (state is None or now.state == state) else None
+
+
+def sweep_detached(ws: Workspace, sweep: str, axes: str, *args: str) -> Any:
+    """`amc-tui sweep --detach` of a grid over the Slurm config with these [sweep] lines."""
+    config(ws)
+    path = ws.root / "configs" / "sweep.toml"
+    path.write_text(f'base = "slurm.toml"\n[sweep]\nstrategy = "grid"\n{sweep}\n'
+                    f"[sweep.axes]\n{axes}\n")  # fmt: skip
+    return amc(ws, "sweep", str(path), "--detach", *args)
 
 
 def after_pass(ws: Workspace, pred: Callable[[], object]) -> object:
@@ -247,13 +257,8 @@ def test_slurm_refusing_the_job_fails_the_run_with_its_message(
 
 def test_a_sweep_group_is_one_job_array(cluster: tuple[Workspace, Path]) -> None:
     ws, home = cluster
-    config(ws)
-    sweep = ws.root / "configs" / "lr.toml"
-    sweep.write_text(
-        'base = "slurm.toml"\n[sweep]\nstrategy = "grid"\nrepeats = 1\nmax_parallel = 2\n'
-        '[sweep.axes]\n"train.lr" = [0.001, 0.002, 0.003]\n'
-    )
-    done = amc(ws, "sweep", str(sweep), "--detach", "--name", "lr-on-slurm")
+    axes = '"train.lr" = [0.001, 0.002, 0.003]'
+    done = sweep_detached(ws, "repeats = 1\nmax_parallel = 2", axes, "--name", "lr-on-slurm")
     assert done.returncode == 0, done.stderr
     (argv,) = calls(home, "sbatch")
     script = (home / "scripts" / "1234.sh").read_text()
@@ -345,13 +350,7 @@ def test_a_sweep_over_slurm_keys_is_one_array_per_slurm_table(
     cluster: tuple[Workspace, Path],
 ) -> None:
     ws, home = cluster
-    config(ws)
-    sweep = ws.root / "configs" / "parts.toml"
-    sweep.write_text(
-        'base = "slurm.toml"\n[sweep]\nstrategy = "grid"\nrepeats = 2\n'
-        '[sweep.axes]\n"slurm.partition" = ["a100", "h100"]\n'
-    )
-    done = amc(ws, "sweep", str(sweep), "--detach")
+    done = sweep_detached(ws, "repeats = 2", '"slurm.partition" = ["a100", "h100"]')
     assert done.returncode == 0, done.stderr
     scripts = [(home / "scripts" / f"{jid}.sh").read_text().splitlines() for jid in (1234, 1235)]
     assert len(calls(home, "sbatch")) == 2
