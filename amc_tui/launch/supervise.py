@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
 HUNG_AFTER_S = 20 * STALE_AFTER_S
 STOP_ESCALATE_SLACK_S = 2.0  # past the grace period, before the worker's SIGKILL
+EXEC_WAIT_S = 5.0  # how long stop waits for a just-forked trainer to exec
 HOLDER_GRACE_S = 5.0  # how long a dead trainer's children may keep its lock before a reap
 TRAINER_MODULE = "amc_tui.train"
 # Another trainer module (same CLI and file contract) for tests and custom trainers.
@@ -552,6 +553,12 @@ def stop_run(
     live = ("running", "stalled", "unknown")  # unknown: a damaged status, maybe a live trainer
     if info.state in live:
         info = _with_holder_pid(info)
+        # a trainer just forked is the launcher's copy until it execs: wait for the exec
+        deadline = time.time() + EXEC_WAIT_S
+        while pid_alive(info.pid) and not _is_our_trainer(info.pid, info.dir):
+            if time.time() > deadline:
+                break
+            time.sleep(0.05)
     if info.state not in live or not _is_our_trainer(info.pid, info.dir):
         return info
     if grace_s is None:
