@@ -17,12 +17,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runs_fixtures import wait_for as shared_wait_for
 from train_fixtures import write_tiny_workspace
 
 from amc_tui import launch as launcher
@@ -35,12 +35,8 @@ LIMIT_S = 240.0
 
 
 def wait_for(pred, timeout: float = LIMIT_S, every: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
+    """runs_fixtures.wait_for with this file's limit and poll interval."""
+    return shared_wait_for(pred, timeout, every)
 
 
 def _epoch(info) -> int:

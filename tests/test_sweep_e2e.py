@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from runs_fixtures import wait_for as shared_wait_for
 from scipy import stats
 
 from amc_tui.data.synth import synthesize
@@ -80,12 +80,8 @@ KILLED = "e2e-p0-r1"
 
 
 def wait_for(pred: Any, timeout: float = LIMIT_S, every: float = 0.1) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
+    """runs_fixtures.wait_for with this file's limit and poll interval."""
+    return shared_wait_for(pred, timeout, every)
 
 
 @dataclass
