@@ -231,9 +231,19 @@ def no_gpu_sampler() -> Any:
 
 async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 15.0,
                    step: float = 0.05) -> None:  # fmt: skip
-    """Pause until `cond()` holds (a functional wait, not a timing assertion)."""
+    """Pause until `cond()` holds (a functional wait, not a timing assertion). A widget the
+    condition queries that is not mounted yet counts as "not yet": on a loaded machine a
+    container can be in the DOM a few frames before its children are composed."""
+    from textual.css.query import NoMatches
+
+    def holds() -> bool:
+        try:
+            return bool(cond())
+        except NoMatches:
+            return False
+
     waited = 0.0
-    while not cond():
+    while not holds():
         if waited >= timeout:
             raise AssertionError(f"condition not met within {timeout}s: {cond}")
         await pilot.pause(step)
