@@ -12,6 +12,7 @@ import torch
 from amc_tui.errors import UserError
 from amc_tui.train import checkpoint as ckpt
 from amc_tui.train.model import ModelError, build_model, load_weights
+from amc_tui.train.preflight import checkpoint_file
 
 torch.set_num_threads(1)
 TINY_SWIN = {"window_size": 4, "embed_dim": 24, "depths": [1, 1], "num_heads": [1, 2]}
@@ -158,12 +159,12 @@ def test_checkpoint_file_takes_the_recorded_path_and_names_the_key(tmp_path: Pat
     seed = ws / "seeds" / "best_model_swin_tiny_epoch_1.pth"
     seed.parent.mkdir(parents=True)
     seed.write_bytes(b"x")
-    assert ckpt.checkpoint_file(str(seed), "model.weights", ws) == seed
-    assert ckpt.checkpoint_file("seeds/best_model_swin_tiny_epoch_1.pth", "run.resume", ws) == seed
+    assert checkpoint_file(str(seed), "model.weights", ws) == seed
+    assert checkpoint_file("seeds/best_model_swin_tiny_epoch_1.pth", "run.resume", ws) == seed
     with pytest.raises(ckpt.CheckpointError) as e:
-        ckpt.checkpoint_file("seeds/gone.pth", "model.weights", ws)
+        checkpoint_file("seeds/gone.pth", "model.weights", ws)
     assert one_line(e.value).startswith("model.weights = 'seeds/gone.pth': no such file")
     assert str(ws / "seeds" / "gone.pth") in str(e.value)
     with pytest.raises(ckpt.CheckpointError) as e:  # a directory (or a run name) is no file
-        ckpt.checkpoint_file(str(seed.parent), "run.resume", ws)
+        checkpoint_file(str(seed.parent), "run.resume", ws)
     assert one_line(e.value) == f"run.resume = {str(seed.parent)!r}: no such file"

@@ -23,14 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_with, disk_full_message, is_disk_full
+from amc_tui.train.preflight import CheckpointError
 
 FORMAT = "amc-tui-checkpoint-1"
-
-
-class CheckpointError(UserError):
-    """A checkpoint that cannot be used (one line)."""
 
 
 class DiskFull(Exception):
@@ -49,20 +45,6 @@ def disk_full_as_error(path: str | os.PathLike[str]) -> Iterator[None]:
         if is_disk_full(e):
             raise DiskFull(disk_full_message(path)) from None
         raise
-
-
-def checkpoint_file(ref: str, key: str, workspace: Path) -> Path:
-    """The file `key` (`run.resume`, `model.weights`) names. The launcher writes an absolute
-    path when it creates the run (refs.resolve_checkpoint); a relative one, from a hand-written
-    config, is taken from the workspace. No search here: a trainer must not pick a different
-    checkpoint than the one its config records."""
-    path = Path(ref).expanduser()
-    if not path.is_absolute():
-        path = workspace / path
-    if not path.is_file():
-        where = "" if str(path) == ref else f" ({path})"
-        raise CheckpointError(f"{key} = {ref!r}: no such file{where}")
-    return path
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any]) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -49,7 +48,7 @@ from amc_tui.runs import (
     write_status,
 )
 from amc_tui.train import checkpoint as ckpt
-from amc_tui.train import report, threads, trainstate
+from amc_tui.train import preflight, report, threads, trainstate
 from amc_tui.train.build import Built, build, pick_device, visible_gpus
 from amc_tui.train.dist import Dist
 from amc_tui.train.evaluate import evaluate
@@ -186,7 +185,7 @@ class Trainer:
 
             sync_entry(self.run.path)
         except Exception as e:  # noqa: BLE001 - a RUNLOG problem never fails training
-            error = report.runlog_error(e)
+            error = preflight.runlog_error(e)
             print(f"RUNLOG.md not updated: {error}", flush=True)
         if error != self.runlog_error:
             self.runlog_error = error
@@ -289,14 +288,9 @@ class Trainer:
             epochs=t.epochs, **fresh,
         )  # fmt: skip
         print(f"amc-tui trainer: run {self.run.path.name}, device {self.device}", flush=True)
-        # before the data load (minutes): a missing file fails at once
-        seed_from = []  # (config key, file): a bad file's error names the key
-        if m.weights:
-            seed_from.append(
-                ("model.weights", ckpt.checkpoint_file(m.weights, "model.weights", ws))
-            )
-        if run_cfg.resume and not self.resume:
-            seed_from.append(("run.resume", ckpt.checkpoint_file(run_cfg.resume, "run.resume", ws)))
+        # before the data load (minutes): a missing file fails at once (the process entry
+        # checked these before importing torch; in-process use gets the same errors here)
+        seed_from = preflight.seed_files(cfg, ws, self.resume)
 
         from amc_tui.data.source import load_dataset
 
@@ -306,9 +300,7 @@ class Trainer:
                 cfg.data, progress=self._load_progress, ram_budget=self.dist.ram_budget()
             )
         except UserError as e:  # a problem with the file: name the key that chose it
-            if re.search(r"(^|\s)data\.\w+", str(e)):
-                raise
-            raise type(e)(f"data.path: {e}") from None
+            raise preflight.data_error(e) from None
         print(
             f"data: {self.ds.path} ({self.ds.mode}) train {len(self.ds.train)} / val "
             f"{len(self.ds.val)} / test {len(self.ds.test)}, {len(self.ds.classes)} classes x "

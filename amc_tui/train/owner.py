@@ -4,7 +4,8 @@ The run's lock (runlock.py) is taken before torch is imported and before anythin
 a second trainer started on a live run (a double `resume`, a restart racing a paused trainer)
 leaves at once with one line on stderr and exit 2, and writes nothing into a directory whose
 status, events and checkpoints belong to the first. The lock is held until the process ends.
-Importing this module costs no torch.
+Then preflight.py refuses what it can before torch (config, data file, seed checkpoints), so a
+run that cannot start fails in a fraction of a second. Importing this module costs no torch.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import sys
 from pathlib import Path
 
 from amc_tui import runlock
+from amc_tui.errors import UserError
 from amc_tui.fsutil import remove_stale_tmp
 from amc_tui.runs import RunDir
+from amc_tui.train import preflight
 from amc_tui.train.place import env_is_main
 
 
@@ -61,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
+    try:  # a missing data file or seed checkpoint fails now, not after ~8 s of imports
+        preflight.check(RunDir(run_dir.resolve()), resuming=args.resume)
+    except UserError as e:
+        if not env_is_main():  # rank 0 records the failure; the others only leave
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return 2
+        return preflight.fail(RunDir(run_dir.resolve()), str(e))
     # OpenMP threads that wait at a barrier sleep instead of spinning: with other work on
     # the same cores (another trainer, a test suite) spinning threads steal the time slices
     # of the threads they wait for. Measured on 2 busy cores, tiny Swin, 2 torch threads:

@@ -73,12 +73,3 @@ def final_line(best_epoch: int, test: dict[str, float]) -> str:
         f"final (test split, best epoch {best_epoch}): acc_mod {test['acc_mod']:.3f} "
         f"acc_snr {test['acc_snr']:.3f} acc_combined {test['acc_combined']:.3f}"
     )
-
-
-def runlog_error(e: BaseException) -> str:
-    """Why RUNLOG.md could not be updated, in one line: the OS reason and the file for an
-    OSError ("Is a directory: /ws/RUNLOG.md"), else the exception's first line."""
-    if isinstance(e, OSError) and e.strerror:
-        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
-    first = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
