@@ -148,39 +148,42 @@ def test_a_hang_up_of_a_followed_queued_run_changes_nothing(fws):
 # --------------------------------------------------------------------------- damaged, foreign
 
 
-@pytest.mark.parametrize(
-    ("damage", "why"),
-    [
-        (b'{"state": "completed", "epo', "is not valid JSON"),
-        (b"", "is not valid JSON"),
-        (b'{"state": 5}', "has no state"),
-        (None, "is missing"),
-    ],
-    ids=["torn", "empty", "no-state", "missing"],
-)
-def test_a_damaged_run_is_shown_never_relaunched_and_never_written(fws, damage, why):
-    run = make_fake_run(fws, "damaged-1", state="completed", epochs=4, created_at=time.time())
-    if damage is None:
-        run.status.unlink()
-    else:
-        run.status.write_bytes(damage)
-    before = snapshot(run.path)
+DAMAGES = {  # run name: (what status.json holds, None = deleted; what ls/show say)
+    "torn-1": (b'{"state": "completed", "epo', "is not valid JSON"),
+    "empty-1": (b"", "is not valid JSON"),
+    "nostate-1": (b'{"state": 5}', "has no state"),
+    "missing-1": (None, "is missing"),
+}
+
+
+def test_a_damaged_run_is_shown_never_relaunched_and_never_written(fws):
+    """Four kinds of damaged status.json side by side, while a healthy run goes through the
+    queue around them: each is `unknown` with its reason, none is touched."""
+    before = {}
+    for name, (damage, _) in DAMAGES.items():
+        run = make_fake_run(fws, name, state="completed", epochs=4, created_at=time.time())
+        if damage is None:
+            run.status.unlink()
+        else:
+            run.status.write_bytes(damage)
+        before[name] = snapshot(run.path)
     ok = amc(fws, "run", CFG, "-d", "--name", "healthy", AMC_TUI_NO_WORKER="1")
     assert ok.returncode == 0
-    out = amc(fws, "queue")  # the worker's loop until idle: it starts and reaps around it
+    out = amc(fws, "queue")  # the worker's loop until idle: it starts and reaps around them
     assert out.returncode == 0 and "queue empty" in out.stdout, out.stdout + out.stderr
     assert read_run(fws.runs / "healthy").state == "completed"
-    info = read_run(run.path)
-    assert info.state == "unknown" and why in info.error
     ls = amc(fws, "ls")
-    row = next(ln for ln in ls.stdout.splitlines() if ln.startswith("damaged-1 "))
-    assert row.split()[2] == "unknown"
-    assert f"damaged-1: status.json {why}" in ls.stdout and "amc-tui repair damaged-1" in ls.stdout
-    show = amc(fws, "show", "damaged-1")
-    assert show.returncode == 0 and f"error: status.json {why}" in show.stdout
-    res = amc(fws, "resume", "damaged-1")
-    assert res.returncode == 2 and "repair" in one_line(res.stderr)
-    assert snapshot(run.path) == before
+    for name, (_, why) in DAMAGES.items():
+        info = read_run(fws.runs / name)
+        assert info.state == "unknown" and why in info.error, name
+        row = next(ln for ln in ls.stdout.splitlines() if ln.startswith(f"{name} "))
+        assert row.split()[2] == "unknown"
+        assert f"{name}: status.json {why}" in ls.stdout and f"amc-tui repair {name}" in ls.stdout
+        show = amc(fws, "show", name)
+        assert show.returncode == 0 and f"error: status.json {why}" in show.stdout
+        res = amc(fws, "resume", name)
+        assert res.returncode == 2 and "repair" in one_line(res.stderr)
+        assert snapshot(fws.runs / name) == before[name]
 
 
 def test_a_stray_folder_is_listed_as_foreign_and_never_touched(fws):
