@@ -147,11 +147,16 @@ async def _wait_state(pilot, run: Path, state: str, timeout: float = 30) -> obje
     return read_run(run)
 
 
-async def _open_in_field(pilot) -> tuple[NewRunScreen, Input]:
-    """The form, typing in its first field (name)."""
+async def _open_form(pilot) -> NewRunScreen:
+    """The New run form, opened by its key from the loaded Runs screen."""
     await runs_loaded(pilot)
     await pilot.press("n")
-    screen = await screen_ready(pilot, NewRunScreen)
+    return await screen_ready(pilot, NewRunScreen)
+
+
+async def _open_in_field(pilot) -> tuple[NewRunScreen, Input]:
+    """The form, typing in its first field (name)."""
+    screen = await _open_form(pilot)
     name = screen.query_one(f"#{input_id(screen.form.by_key['name'])}", Input)
     if not name.has_focus:
         screen.show_field("name")
@@ -162,9 +167,7 @@ async def _open_in_field(pilot) -> tuple[NewRunScreen, Input]:
 async def test_form_opens_with_its_first_field_focused(ws) -> None:
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await runs_loaded(pilot)
-        await pilot.press("n")
-        screen = await screen_ready(pilot, NewRunScreen)
+        screen = await _open_form(pilot)
         name = screen.query_one(f"#{input_id(screen.form.by_key['name'])}", Input)
         await wait_for(pilot, lambda: app.focused is not None)
         await pilot.pause(0.2)
@@ -216,9 +219,7 @@ async def test_the_status_line_stays_in_view_while_tabbing_through_fields(ws) ->
 async def test_empty_fields_are_visible_boxes(ws) -> None:
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await runs_loaded(pilot)
-        await pilot.press("n")
-        screen = await screen_ready(pilot, NewRunScreen)
+        screen = await _open_form(pilot)
         notes = screen.query_one(f"#{input_id(screen.form.by_key['notes'])}", Input)
         await wait_for(pilot, lambda: notes.is_mounted and notes.region.height == 1)
         await pilot.pause(0.2)
@@ -231,9 +232,7 @@ async def test_empty_fields_are_visible_boxes(ws) -> None:
 async def test_defaults_name_the_missing_data_file_and_how_to_make_it(ws) -> None:
     app = make_app(ws)
     async with app.run_test(size=(120, 40)) as pilot:
-        await runs_loaded(pilot)
-        await pilot.press("n")
-        screen = await screen_ready(pilot, NewRunScreen)
+        screen = await _open_form(pilot)
         await wait_for(pilot, lambda: "fake.toml" in screen.config_names)
         screen.query_one("#nr-config", Select).value = "(defaults)"
         status = screen.query_one("#nr-status", Static)
