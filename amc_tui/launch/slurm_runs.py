@@ -33,13 +33,13 @@ from amc_tui.fsutil import atomic_write_text
 from amc_tui.launch.supervise import (
     HUNG_AFTER_S,
     STOP_ESCALATE_SLACK_S,
-    _requeue_on_failure,
-    _stop_grace,
-    _stop_marker,
-    _tail,
     _trainer_module,
+    log_tail,
     queue_lock,
+    requeue_on_failure,
     runlog_sync,
+    stop_grace,
+    stop_marker,
 )
 from amc_tui.runs import FINAL_STATES, RunInfo, append_event, read_run, read_status, write_status
 from amc_tui.workspace import Workspace
@@ -152,7 +152,7 @@ def _why(info: RunInfo, status: dict[str, Any], word: str, state: str) -> str | 
     if state == "crashed" and status.get("state") == "stopped":
         return f"Slurm ended job {job} ({word}) after the trainer checkpointed: resumable"
     logs = [Path(status["slurm_log"])] if status.get("slurm_log") else []
-    tail = next((t for p in (*logs, rd.log) if (t := _tail(p))), "")
+    tail = next((t for p in (*logs, rd.log) if (t := log_tail(p))), "")
     if (rd.path / HUNG_MARKER).exists():
         started = "after its trainer stopped sending heartbeats (cancelled by amc-tui)"
     elif state == "crashed":
@@ -172,13 +172,13 @@ def _settle(ws: Workspace, info: RunInfo, word: str) -> RunInfo | None:
     wrote_end = trainer in FINAL_STATES
     mapped = amc_state(word)
     if mapped not in FINAL:
-        if word or not (wrote_end or _stop_marker(rd).exists()):
+        if word or not (wrote_end or stop_marker(rd).exists()):
             return None  # queued, running, or not known to Slurm yet
         mapped = str(trainer) if wrote_end else "stopped"  # Slurm no longer knows the job
     state = effective_state(mapped, trainer if wrote_end else None)
     hung = rd.path / HUNG_MARKER
     if not wrote_end:
-        if _stop_marker(rd).exists():
+        if stop_marker(rd).exists():
             state = "stopped"
         elif hung.exists() or (trainer == "running" and state == "failed"):
             state = "crashed"  # it trained, then died or hung (a node, OOM, a kill): resume it
@@ -195,7 +195,7 @@ def _settle(ws: Workspace, info: RunInfo, word: str) -> RunInfo | None:
         hung.unlink()
     now = read_run(rd.path)
     if state == "crashed":
-        _requeue_on_failure(ws, now)
+        requeue_on_failure(ws, now)
     return read_run(rd.path)
 
 
@@ -208,11 +208,11 @@ def _overdue(info: RunInfo, word: str) -> str | None:
     if amc_state(word) != "running":
         return None
     try:
-        asked = float(_stop_marker(info.rundir).read_text().strip())
+        asked = float(stop_marker(info.rundir).read_text().strip())
     except (OSError, ValueError):
         asked = None
     if asked is not None:
-        late = time.time() - asked > _stop_grace(info.rundir) + STOP_ESCALATE_SLACK_S
+        late = time.time() - asked > stop_grace(info.rundir) + STOP_ESCALATE_SLACK_S
         return "the stop's grace is over" if late else None
     beat = info.heartbeat_at
     if info.stored_state == "running" and beat is not None and time.time() - beat > HUNG_AFTER_S:
@@ -279,8 +279,8 @@ def stop(ws: Workspace, info: RunInfo, grace_s: float | None, wait: bool) -> Run
     queue is cancelled at once. The marker file makes a trainer that dies meanwhile
     `stopped`, and lets the queue worker finish the stop if this process quits."""
     if grace_s is None:
-        grace_s = _stop_grace(info.rundir)
-    atomic_write_text(_stop_marker(info.rundir), f"{time.time()}\n")
+        grace_s = stop_grace(info.rundir)
+    atomic_write_text(stop_marker(info.rundir), f"{time.time()}\n")
     if not wait:
         threading.Thread(
             target=_cancel, args=(ws, info, grace_s), name="amc-scancel", daemon=True

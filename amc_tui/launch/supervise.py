@@ -184,7 +184,7 @@ def _trainer_module() -> str:
 START_MARKER = "--- amc-tui: starting trainer"
 
 
-def _tail(path: Path, nbytes: int = 2000) -> str:
+def log_tail(path: Path, nbytes: int = 2000) -> str:
     """The end of train.log, from this attempt only: a traceback an earlier attempt printed
     must not be taken for the cause of this one's end."""
     try:
@@ -295,7 +295,7 @@ def _wait_child(ws: Workspace, rd: RunDir, proc: subprocess.Popen[bytes]) -> Non
         # run's restart, whose live trainer must not be recorded dead
         with queue_lock(ws):
             if left_running():
-                _requeue_on_failure(ws, _record_dead(ws, read_live(ws, rd.path), exit_code=rc))
+                requeue_on_failure(ws, _record_dead(ws, read_live(ws, rd.path), exit_code=rc))
             if _record(ws, rd).get("pid") == proc.pid:
                 _drop_record(ws, rd)
     except Exception as e:  # noqa: BLE001 - a daemon thread must not die noisily
@@ -315,14 +315,14 @@ def child_returncode(pid: int | None) -> int | None:
 # --------------------------------------------------------------------------- reap, restart
 
 
-def _stop_marker(rd: RunDir) -> Path:
+def stop_marker(rd: RunDir) -> Path:
     """Written by stop_run before SIGTERM: a trainer that then dies is `stopped`, not crashed."""
     return rd.path / ".stop_requested"
 
 
 def clear_stop_marker(rd: RunDir) -> None:
     with contextlib.suppress(OSError):
-        _stop_marker(rd).unlink()
+        stop_marker(rd).unlink()
 
 
 def _is_our_trainer(pid: int | None, run_dir: Path) -> bool:
@@ -341,7 +341,7 @@ def _record_dead(ws: Workspace, info: RunInfo, exit_code: int | None = None) -> 
     requested), an `end` event and the final RUNLOG entry."""
     rd = info.rundir
     status = read_status(rd)
-    stopping = _stop_marker(rd).exists()
+    stopping = stop_marker(rd).exists()
     state = "stopped" if stopping else "crashed"
     if exit_code is not None and exit_code < 0:
         why = f"killed by signal {-exit_code}"
@@ -352,7 +352,9 @@ def _record_dead(ws: Workspace, info: RunInfo, exit_code: int | None = None) -> 
     error = (
         None
         if stopping
-        else (f"trainer process {info.pid} {why} without recording an end state\n" + _tail(rd.log))
+        else (
+            f"trainer process {info.pid} {why} without recording an end state\n" + log_tail(rd.log)
+        )
     )
     write_status(rd, state=state, ended_at=time.time(), exit_code=exit_code, error=error)
     append_event(
@@ -363,7 +365,7 @@ def _record_dead(ws: Workspace, info: RunInfo, exit_code: int | None = None) -> 
     return read_run(rd.path)
 
 
-def _requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
+def requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
     """restart = "on-failure": a crashed run goes back to the queue (resume from last.pt)
     up to max_restarts times, with a `restart` event."""
     if info.stored_state != "crashed":
@@ -400,7 +402,7 @@ def _requeue_on_failure(ws: Workspace, info: RunInfo) -> bool:
     return True
 
 
-def _stop_grace(rd: RunDir) -> float:
+def stop_grace(rd: RunDir) -> float:
     """The run's run.stop_grace_s (the default when its config cannot be read)."""
     try:
         return run_config(rd).run.stop_grace_s
@@ -413,10 +415,10 @@ def _escalate_stop(info: RunInfo) -> bool:
     runs. The process that asked (an app the user quit, a dropped SSH session) may be gone,
     so the queue worker's regular reap finishes the job; the next reap records `stopped`."""
     try:
-        asked = float(_stop_marker(info.rundir).read_text().strip())
+        asked = float(stop_marker(info.rundir).read_text().strip())
     except (OSError, ValueError):
         return False
-    if time.time() - asked <= _stop_grace(info.rundir) + STOP_ESCALATE_SLACK_S:
+    if time.time() - asked <= stop_grace(info.rundir) + STOP_ESCALATE_SLACK_S:
         return False
     if not _is_our_trainer(info.pid, info.dir):
         return False
@@ -447,7 +449,7 @@ def reap_locked(ws: Workspace, runs: list[RunInfo]) -> list[RunInfo]:
             with contextlib.suppress(OSError):
                 os.killpg(info.pgid or info.pid or -1, signal.SIGKILL)
         try:
-            _requeue_on_failure(ws, _record_dead(ws, info, exit_code=child_returncode(info.pid)))
+            requeue_on_failure(ws, _record_dead(ws, info, exit_code=child_returncode(info.pid)))
         except (OSError, UserError) as e:  # a full disk, a status damaged meanwhile: next pass
             log.warning("recording the end of %s failed: %s", info.name, e)
             continue
@@ -562,9 +564,9 @@ def stop_run(
     if info.state not in live or not _is_our_trainer(info.pid, info.dir):
         return info
     if grace_s is None:
-        grace_s = _stop_grace(info.rundir)
+        grace_s = stop_grace(info.rundir)
     # a marker file, not status.json: the live trainer owns status.json (no lost updates)
-    atomic_write_text(_stop_marker(info.rundir), f"{time.time()}\n")
+    atomic_write_text(stop_marker(info.rundir), f"{time.time()}\n")
     _signal_group(info, signal.SIGCONT)
     _signal_group(info, signal.SIGTERM)
     if not wait:
