@@ -380,3 +380,18 @@ def amc(ws: Workspace, *args: str, **env: str) -> subprocess.CompletedProcess[st
         [sys.executable, "-m", "amc_tui.cli", *args], cwd=ws.root, capture_output=True,
         text=True, stdin=subprocess.DEVNULL, timeout=120, env={**os.environ, **env},
     )  # fmt: skip
+
+
+def group_json(ws: Workspace, name: str) -> dict[str, Any]:
+    """A sweep group's group.json as written."""
+    return json.loads((ws.root / "groups" / name / "group.json").read_text())
+
+
+def group_state(ws: Workspace, name: str) -> str:
+    """A sweep group's state as `group show` derives it from its members."""
+    from amc_tui.groups import group_state as derive
+    from amc_tui.groups import groups_root, member_runs, read_group
+
+    group = read_group(groups_root(ws) / name)
+    assert group is not None
+    return derive(group, member_runs(ws, group))

@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running, make_fake_run, wait_for
+from runs_fixtures import (
+    fake_trainer_workspace,
+    group_json,
+    group_state,
+    kill_running,
+    make_fake_run,
+    wait_for,
+)
 from scipy import stats
 
 from amc_tui.cli import main
@@ -341,18 +348,6 @@ seed = 3
 "train.lr" = { min = 1e-4, max = 1e-2, log = true }
 "model.dropout" = { min = 0.0, max = 0.5 }
 """
-
-
-def group_json(ws: Workspace, name: str) -> dict[str, Any]:
-    return json.loads((ws.root / "groups" / name / "group.json").read_text())
-
-
-def group_state(ws: Workspace, name: str) -> str:
-    from amc_tui.groups import group_state, groups_root, member_runs
-
-    group = read_group(groups_root(ws) / name)
-    assert group is not None
-    return group_state(group, member_runs(ws, group))
 
 
 def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from runs_fixtures import group_json, group_state
 from runs_fixtures import wait_for as shared_wait_for
 from scipy import stats
 
@@ -109,22 +110,10 @@ def cli_process(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def group_json(ws: Workspace, name: str) -> dict[str, Any]:
-    return json.loads((ws.root / "groups" / name / "group.json").read_text())
-
-
 def show(ws: Workspace, name: str) -> dict[str, Any]:
     out = cli(ws, "group", "show", name, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
-
-
-def state(ws: Workspace, name: str) -> str:
-    from amc_tui.groups import group_state, groups_root, member_runs, read_group
-
-    group = read_group(groups_root(ws) / name)
-    assert group is not None
-    return group_state(group, member_runs(ws, group))
 
 
 class Watcher(threading.Thread):
@@ -175,7 +164,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         out["crashed_show"] = show(ws, "e2e")
         out["crashed_text"] = cli(ws, "group", "show", "e2e").stdout
         out["grid_resume"] = cli(ws, "group", "resume", "e2e")
-        wait_for(lambda: state(ws, "e2e") == "done", every=0.5)
+        wait_for(lambda: group_state(ws, "e2e") == "done", every=0.5)
         # a trainer's last act is its RUNLOG update: wait for every trainer to exit
         wait_for(lambda: not any(pid_alive(read_status(RunDir(d)).get("pid")) for d in run_dirs(ws)),
                  every=0.2)  # fmt: skip
