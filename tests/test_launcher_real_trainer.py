@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +105,16 @@ def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
         watcher = Watcher(ws, plain.id, plain.name)
         watcher.start()
         # killed with SIGKILL after epoch 1, resumed by hand, then stopped during epoch 3+
-        killed = launcher.launch(ws, cfg, ["train.epochs=6"], name="killed-c", detach=False)
+        # (more epochs than it can finish before the stop: the tiny Swin trains one in ~0.3 s)
+        killed = launcher.launch(ws, cfg, ["train.epochs=1000"], name="killed-c", detach=False)
         restart = launcher.launch(
             ws, cfg, ["train.epochs=3", 'run.restart="on-failure"'], name="restart-b"
         )  # detached: the queue worker restarts it, no amc-tui command involved
         out: dict[str, Any] = {"ws": ws, "watcher": watcher}
-        out["killed_ckpt"] = _kill_after_first_epoch(killed)
-        out["restart_ckpt"] = _kill_after_first_epoch(restart)
+        # both watched at once: waiting for one while the other trains could miss its epoch 1
+        with ThreadPoolExecutor(2) as pool:
+            saved = list(pool.map(_kill_after_first_epoch, (killed, restart)))
+        out["killed_ckpt"], out["restart_ckpt"] = saved
         wait_for(lambda: read_status(RunDir(killed.dir)).get("state") == "crashed")
         out["crashed_ls"] = json.loads(_cli(ws, "ls", "--json", "--state", "crashed").stdout)
         out["resume"] = _cli(ws, "resume", "killed-c")

@@ -32,14 +32,13 @@ def ws(tmp_path, monkeypatch):
     kill_running(ws)  # no strays
 
 
-async def open_form(pilot, config: str = "fake.toml") -> NewRunScreen:
-    await runs_loaded(pilot)
-    await pilot.press("n")
-    screen = await screen_ready(pilot, NewRunScreen)
+async def open_form(pilot, config: str = "fake.toml", epochs: str = "40") -> NewRunScreen:
+    """The New run form with `config` picked (its train.epochs shows `epochs` once loaded)."""
+    screen = await _open_form(pilot)
     sel = screen.query_one("#nr-config", Select)
     await wait_for(pilot, lambda: config in screen.config_names)
     sel.value = config
-    await wait_for(pilot, lambda: screen.form.texts["train.epochs"] == "40")
+    await wait_for(pilot, lambda: screen.form.texts["train.epochs"] == epochs)
     return screen
 
 

@@ -20,14 +20,16 @@ from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import Heatmap
 
 pytestmark = pytest.mark.anyio
+EPOCHS = 100_000
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     monkeypatch.delenv("AMC_TUI_TRAINER_MODULE", raising=False)
-    # fake.toml: the name open_form picks; 40 epochs: the value it waits for
-    ws = write_tiny_workspace(tmp_path / "ws", "fake.toml", epochs=40, stop_grace_s=20.0)
+    # fake.toml: the name open_form picks; more epochs than the test can see end (the tiny
+    # Swin trains 40 in ~13 s on a loaded machine: it must still run when `s` is pressed)
+    ws = write_tiny_workspace(tmp_path / "ws", "fake.toml", epochs=EPOCHS, stop_grace_s=20.0)
     yield ws
     kill_running(ws)
 
@@ -35,7 +37,7 @@ def ws(tmp_path, monkeypatch):
 async def test_real_trainer_launch_live_analysis_stop(ws) -> None:
     app = make_app(ws, live_poll_s=0.25)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_form(pilot)  # picks configs/fake.toml (the tiny config)
+        await open_form(pilot, epochs=str(EPOCHS))  # picks configs/fake.toml (the tiny config)
         await pilot.press("ctrl+l")
         live = await screen_ready(pilot, LiveScreen)
         run = live.run_dir
