@@ -9,22 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from runs_fixtures import ROW_KEYS, fake_trainer_workspace, make_fake_run
+from runs_fixtures import ROW_KEYS, fake_trainer_workspace, make_fake_run, wait_for
 
 from amc_tui.runs import RunDir, read_run
 from amc_tui.workspace import Workspace
-
-
-def wait_for(pred, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := pred():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture

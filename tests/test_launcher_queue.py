@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runs_fixtures import fake_trainer_workspace, kill_running
+from runs_fixtures import fake_trainer_workspace, kill_running, wait_for
 
 from amc_tui import launch as launcher
 from amc_tui.errors import UserError
@@ -20,16 +20,6 @@ from amc_tui.launch.supervise import run_info
 from amc_tui.runlog import entry_offsets
 from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status
 from amc_tui.workspace import Workspace
-
-
-def wait_for(pred, timeout=60.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture
