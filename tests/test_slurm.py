@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from fake_slurm import fakeslurm
+from runs_fixtures import wait_for as shared_wait_for
 
 from amc_tui import slurm
 from amc_tui.config import Config, ConfigError, SlurmConfig, dumps_config, loads_config
@@ -55,13 +56,8 @@ SMALL = (
 
 
 def wait_for(pred, timeout: float = LIMIT_S, every: float = 0.1):  # noqa: ANN001, ANN201
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
+    """runs_fixtures.wait_for with this file's limit and poll interval."""
+    return shared_wait_for(pred, timeout, every)
 
 
 def make_run(ws: Path, name: str, cfg: Config) -> Path:
