@@ -179,14 +179,7 @@ class Trainer:
         in train.log and kept as `runlog_error` in status.json (None once it works again)."""
         if not self.dist.is_main:  # rank 0 alone writes RUNLOG.md
             return
-        error = None
-        try:
-            from amc_tui.runlog import sync_entry
-
-            sync_entry(self.run.path)
-        except Exception as e:  # noqa: BLE001 - a RUNLOG problem never fails training
-            error = preflight.runlog_error(e)
-            print(f"RUNLOG.md not updated: {error}", flush=True)
+        error = preflight.sync_runlog(self.run)
         if error != self.runlog_error:
             self.runlog_error = error
             with contextlib.suppress(Exception):

@@ -64,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
+    run = RunDir(run_dir.resolve())
     try:  # a missing data file or seed checkpoint fails now, not after ~8 s of imports
-        preflight.check(RunDir(run_dir.resolve()), resuming=args.resume)
+        preflight.check(run, resuming=args.resume)
     except UserError as e:
         if not env_is_main():  # rank 0 records the failure; the others only leave
             print(f"error: {e}", file=sys.stderr, flush=True)
             return 2
-        return preflight.fail(RunDir(run_dir.resolve()), str(e))
+        return preflight.fail(run, str(e))
     # OpenMP threads that wait at a barrier sleep instead of spinning: with other work on
     # the same cores (another trainer, a test suite) spinning threads steal the time slices
     # of the threads they wait for. Measured on 2 busy cores, tiny Swin, 2 torch threads:

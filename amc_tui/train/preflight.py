@@ -82,6 +82,20 @@ def runlog_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
+def sync_runlog(run: RunDir) -> str | None:
+    """Update the run's RUNLOG.md entry; why it could not be (also printed), else None. A
+    RUNLOG problem never fails a run: the caller keeps it as status.json `runlog_error`."""
+    try:
+        from amc_tui.runlog import sync_entry
+
+        sync_entry(run.path)
+    except Exception as e:  # noqa: BLE001 - a RUNLOG problem is said, never raised
+        error = runlog_error(e)
+        print(f"RUNLOG.md not updated: {error}", flush=True)
+        return error
+    return None
+
+
 def fail(run: RunDir, error: str, code: int = 2) -> int:
     """Record a run that failed before training started, as the trainer's own end would:
     status.json, one `end` event, the RUNLOG entry, the error on stderr. Epoch and step are
@@ -97,13 +111,8 @@ def fail(run: RunDir, error: str, code: int = 2) -> int:
         )  # fmt: skip
     with contextlib.suppress(OSError):
         append_event(run, "end", state="failed", exit_code=code, best=None, error=msg)
-    try:
-        from amc_tui.runlog import sync_entry
-
-        sync_entry(run.path)
-    except Exception as e:  # noqa: BLE001 - a RUNLOG problem is said, never raised
-        said = runlog_error(e)
-        print(f"RUNLOG.md not updated: {said}", flush=True)
+    said = sync_runlog(run)
+    if said:
         with contextlib.suppress(OSError):
             write_status(run, runlog_error=said)
     print(f"failed (exit {code})", flush=True)
