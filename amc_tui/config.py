@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -23,6 +24,7 @@ from amc_tui.archs import ARCH_ALIASES, TIMM_FAMILIES, check_arch, resolve_arch 
 from amc_tui.contract import METRICS
 from amc_tui.data.classes import DEFAULT_SPLIT, SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
 from amc_tui.errors import ConfigError, UserError  # noqa: F401
+from amc_tui.names import check_name  # local: names imports nothing heavy either
 
 # --------------------------------------------------------------------------- schema
 
@@ -309,8 +311,6 @@ def validate(cfg: Config) -> None:
     """Cross-field and range checks; one ConfigError line for the first problem."""
     d, im, m, t, lo, r = cfg.data, cfg.image, cfg.model, cfg.train, cfg.loss, cfg.run
     if cfg.name:
-        from amc_tui.names import check_name  # local: names imports nothing heavy either
-
         try:
             check_name(cfg.name)
         except ValueError as e:
@@ -455,7 +455,6 @@ def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
 
 
 def _reraise_legacy(e: Exception, source: str) -> dict[str, Any]:
-    import re
 
     text = str(e)
     m = re.search(r"\(at line (\d+), column (\d+)\)", text)
@@ -530,7 +529,7 @@ def _strip_none(obj: Any) -> Any:
 
 def dumps_config(cfg: Config) -> str:
     """The resolved config as TOML (tomli-w): every key, tables in schema order."""
-    import tomli_w  # not on the trainer's import path: the device box lacks it
+    import tomli_w  # off the trainer's import path: a GPU node's environment may lack it
 
     return tomli_w.dumps(_strip_none(cfg.to_dict()))
 

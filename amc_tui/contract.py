@@ -9,6 +9,7 @@ writer and the app can all import it. The run directory's files and readers live
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 # --------------------------------------------------------------------------- metrics
@@ -76,6 +77,26 @@ FINAL_EXPORT = "final"
 
 def epoch_export_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}"
+
+
+# --------------------------------------------------------------------------- trainer liveness
+
+# The trainer rewrites status.json's heartbeat_at this often while it lives (a thread, so a
+# long step or evaluation does not delay it); readers call a live trainer `stalled` once the
+# heartbeat is older than STALE_AFTER_S (six missed beats: a busy machine or a slow
+# filesystem delays a beat, a paused or stuck process misses them all).
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 30.0
+
+# The trainer's module (`python -m amc_tui.train --run-dir DIR [--resume]`); tests and fault
+# drills put a stand-in trainer in its place through TRAINER_ENV.
+TRAINER_MODULE = "amc_tui.train"
+TRAINER_ENV = "AMC_TUI_TRAINER_MODULE"
+
+
+def trainer_module() -> str:
+    """The module the launcher starts (locally, under torchrun or in a Slurm job)."""
+    return os.environ.get(TRAINER_ENV) or TRAINER_MODULE
 
 
 # --------------------------------------------------------------------------- ETA

@@ -9,3 +9,7 @@ class UserError(ValueError):
 
 class ConfigError(UserError):
     """A config problem, as one line fit for stderr."""
+
+
+class DataError(UserError):
+    """A data file (or a selection of it) cannot be used; the message is one line."""

@@ -9,6 +9,7 @@ its index with every field None.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class GpuSampler:
 
     def _module(self) -> Any:
         if self._nvml is None:
-            import pynvml  # nvidia-ml-py
+            import pynvml  # nvidia-ml-py: optional at run time (no driver, no library: N/A)
 
             self._nvml = pynvml
         return self._nvml
@@ -247,6 +248,5 @@ def format_snapshot(snap: GpuSnapshot) -> str:
 
 def snapshot_dict(snap: GpuSnapshot) -> dict[str, Any]:
     """JSON form for `amc-tui gpus --json`."""
-    import dataclasses
 
     return dataclasses.asdict(snap)

@@ -107,7 +107,7 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     figs: list[Figure] = []
 
     # --- amc-tui ls as a subprocess, and list_runs in-process
-    from amc_tui.runs import list_runs
+    from amc_tui.run.rundir import list_runs
 
     ls_cmd = [*amc_tui_exe(), "--workspace", str(ws.root), "ls"]
     t_ls = wall(ls_cmd, repeats)
@@ -128,7 +128,7 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
         time_figure(
             f"ls_{n}_runs_inprocess_s", t_list,
             "json.loads of status.json + meta.json of every run (the I/O floor)", t_floor,
-            note="amc_tui.runs.list_runs(ws) in-process (status, meta, last epoch event per run)",
+            note="amc_tui.run.rundir.list_runs(ws) in-process (status, meta, last epoch event per run)",
         )
     )  # fmt: skip
 

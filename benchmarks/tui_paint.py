@@ -1,7 +1,7 @@
 """Child process of bench_cli: starts the TUI headless on a workspace and reports, on stdout,
 one JSON line when the first run rows are painted and one when the first scan has loaded
 every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--size WxH]`. Phase marks
-(scan started, first batch read) come from wrapping amc_tui.runs.read_run.
+(scan started, first batch read) come from wrapping amc_tui.run.rundir.read_run.
 
 The parent times from spawning this process to reading each line, so interpreter start-up,
 imports and Textual's own start-up are all inside the figure, as a user would see them.
@@ -54,7 +54,7 @@ def amc(root: str) -> None:
     from pathlib import Path
 
     say("imports_start")
-    import amc_tui.runs as runs_module
+    import amc_tui.run.rundir as runs_module
     from amc_tui.tui import app as app_module
     from amc_tui.tui.app import AmcApp
     from amc_tui.tui.screens import runs as screen_module

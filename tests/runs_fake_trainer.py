@@ -29,10 +29,10 @@ from pathlib import Path
 
 from runs_fixtures import epoch_event, write_export
 
-from amc_tui import runlock
 from amc_tui.fsutil import atomic_write_json
-from amc_tui.runlog import not_written_reason, runlog_path_for, sync_entry
-from amc_tui.runs import RunDir, append_event, read_meta, read_status, write_status
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir, append_event, read_meta, read_status, write_status
+from amc_tui.runlog.sync import not_written_reason, runlog_path_for, sync_entry
 
 STEPS = 5
 

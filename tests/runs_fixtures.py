@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amc_tui import runlock
 from amc_tui.config import Config, dumps_config, from_dict
 from amc_tui.data.classes import DIGITAL, snr_range
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.names import new_id
-from amc_tui.runs import RunDir, list_runs
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir, list_runs
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:  # the stand-in trainer and benchmarks import this module: no pytest there
@@ -389,8 +389,8 @@ def group_json(ws: Workspace, name: str) -> dict[str, Any]:
 
 def group_state(ws: Workspace, name: str) -> str:
     """A sweep group's state as `group show` derives it from its members."""
-    from amc_tui.groups import group_state as derive
-    from amc_tui.groups import groups_root, member_runs, read_group
+    from amc_tui.sweeps.group import group_state as derive
+    from amc_tui.sweeps.group import groups_root, member_runs, read_group
 
     group = read_group(groups_root(ws) / name)
     assert group is not None

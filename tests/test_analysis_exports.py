@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from runs_fixtures import epoch_event, make_fake_run, runs_workspace
 
-from amc_tui.analysis import (
+from amc_tui.run.analysis import (
     best_row,
     cell_matrix,
     compare_runs,
@@ -19,7 +19,7 @@ from amc_tui.analysis import (
     load_export,
     trajectory,
 )
-from amc_tui.runs import read_run
+from amc_tui.run.rundir import read_run
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def _no_val(run) -> None:
 
 
 def test_cells_without_frames_read_as_no_data(ws):
-    from amc_tui.analysis import cell_deltas, read_per_cell
+    from amc_tui.run.analysis import cell_deltas, read_per_cell
 
     run = make_fake_run(ws, "nd-x-1")
     _empty_cells(run.final_export, ["BPSK"])
@@ -200,7 +200,7 @@ def test_cells_without_frames_read_as_no_data(ws):
 
 
 def test_snr_curve_weights_cells_by_frames_and_skips_empty_ones():
-    from amc_tui.analysis import snr_curve
+    from amc_tui.run.analysis import snr_curve
 
     rows = [
         ("QPSK", 0, 10, 0.5, 0.5, 0.5, 1.0),

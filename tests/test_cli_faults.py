@@ -12,7 +12,8 @@ from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_r
 
 from amc_tui import report
 from amc_tui.data.synth import synthesize
-from amc_tui.runs import pid_alive, read_run, read_status
+from amc_tui.run.rundir import read_run, read_status
+from amc_tui.run.runlock import pid_alive
 
 CFG = "configs/fake.toml"
 

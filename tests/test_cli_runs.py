@@ -13,7 +13,7 @@ import sys
 import pytest
 from runs_fixtures import ROW_KEYS, fake_trainer_workspace, make_fake_run, wait_for
 
-from amc_tui.runs import RunDir, read_run
+from amc_tui.run.rundir import RunDir, read_run
 from amc_tui.workspace import Workspace
 
 

@@ -38,15 +38,15 @@ from train_fixtures import (
     make_run,
 )
 
-from amc_tui import launch as launcher
-from amc_tui import runlock
 from amc_tui.config import Config, ConfigError, from_dict
 from amc_tui.contract import PER_CELL_FILE
 from amc_tui.gpu import GpuSnapshot, GpuStat
-from amc_tui.launch.queue import _placement, _Slots
-from amc_tui.launch.supervise import START_MARKER
+from amc_tui.launch.queue import _placement, _Slots, launch, work_queue
+from amc_tui.launch.supervise import START_MARKER, read_live
 from amc_tui.launch.torchrun import trainer_argv, world_size
-from amc_tui.runs import RunDir, list_runs, pid_alive, read_run, read_status, write_status
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir, list_runs, read_run, read_status, write_status
+from amc_tui.run.runlock import pid_alive
 from amc_tui.workspace import Workspace
 
 CPU = 'device = "cpu"\n'  # appended to the tiny config's [run] table
@@ -254,7 +254,7 @@ def ddp_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     ws = Workspace(tmp_path)
     yield ws
     for info in list_runs(ws, with_last_epoch=False):  # a failed test leaves no trainer behind
-        pid = launcher.read_live(ws, info.dir).pid
+        pid = read_live(ws, info.dir).pid
         if pid and pid_alive(pid):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)  # torchrun's group; the ranks die with it
@@ -284,7 +284,7 @@ def test_a_killed_rank_crashes_the_run_restart_resumes_it_and_a_nan_on_rank_1_fa
     (tmp_path / "nan_rank1_trainer.py").write_text(NAN_ON_RANK_1)
     monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "nan_rank1_trainer")
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{REPO}")
-    info = launcher.launch(ddp_ws, "configs/ddp.toml", name="kill-1", detach=False)
+    info = launch(ddp_ws, "configs/ddp.toml", name="kill-1", detach=False)
     run = RunDir(info.dir)
     first = info.pid
     assert first and info.state == "running"
@@ -311,7 +311,7 @@ def test_a_killed_rank_crashes_the_run_restart_resumes_it_and_a_nan_on_rank_1_fa
     assert (run.path / runlock.LOCK_FILE).exists() and runlock.holder(run.path) is None
     saved_step = ckpt_step(run)
 
-    again = launcher.work_queue(ddp_ws)  # the next queue pass
+    again = work_queue(ddp_ws)  # the next queue pass
     assert [r.name for r in again] == ["kill-1"] and again[0].pid not in (None, first)
     until(lambda: reaped(again[0].pid), TIMEOUT_S)
 

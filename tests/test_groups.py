@@ -30,9 +30,10 @@ from runs_fixtures import (
 from scipy import stats
 
 from amc_tui.cli import main
-from amc_tui.groups import Group, create_group, read_group, summarize
-from amc_tui.runs import list_runs, read_events, read_run
-from amc_tui.sweep import load_sweep
+from amc_tui.launch.groups import create_group
+from amc_tui.run.rundir import list_runs, read_events, read_run
+from amc_tui.sweeps.group import Group, read_group, summarize
+from amc_tui.sweeps.sweep import load_sweep
 from amc_tui.workspace import Workspace
 
 GRID = """\
@@ -91,7 +92,7 @@ def finished_group(ws: Workspace, name: str = "g", failed: str | None = None) ->
         new = json.loads((rd / "meta.json").read_text())
         new.update({k: meta[k] for k in ("group", "point", "repeat")})
         (rd / "meta.json").write_text(json.dumps(new))
-    from amc_tui.runlog import sync_all
+    from amc_tui.runlog.sync import sync_all
 
     sync_all(ws)
     return group
@@ -269,7 +270,7 @@ def test_plot_of_a_run_without_export_is_one_line_exit_2(ws: Workspace) -> None:
 
 
 def test_gate_keeps_max_parallel(ws: Workspace) -> None:
-    from amc_tui.group_queue import before_placement
+    from amc_tui.launch.group_gate import before_placement
 
     create_group(ws, load_sweep(write_sweep(ws, repeats=2, max_parallel=2), ws.root), "g")
     make_fake_run(ws, "outsider-1", state="queued", seed=5)

@@ -11,7 +11,8 @@ import pytest
 from runs_fixtures import make_fake_run, runs_workspace
 from scipy import stats
 
-from amc_tui.groupstats import (
+from amc_tui.run.rundir import epoch_events
+from amc_tui.sweeps.stats import (
     Member,
     axis_effect,
     cell_stats,
@@ -24,7 +25,6 @@ from amc_tui.groupstats import (
     rank_points,
     stats_frame,
 )
-from amc_tui.runs import epoch_events
 
 M = "val.acc_combined"
 

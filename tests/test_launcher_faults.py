@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_run, wait_for
 
-from amc_tui import launch as launcher
-from amc_tui import runlock
-from amc_tui.launch import worker_alive, worker_holder
-from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status, write_status
+from amc_tui.launch.keeper import worker_alive, worker_holder
+from amc_tui.launch.queue import launch, work_queue
+from amc_tui.launch.stop import stop_run
+from amc_tui.launch.supervise import child_returncode
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir, read_events, read_run, read_status, write_status
+from amc_tui.run.runlock import pid_alive
 
 CFG = "configs/fake.toml"
 
@@ -71,7 +74,7 @@ def test_a_stalled_trainer_is_not_resumed_beside_itself_and_stop_ends_it(fws):
     line = one_line(res.stderr)
     assert f"pid {info.pid}" in line and "stop it first" in line
     assert read_status(rd)["state"] == "running" and not (rd.path / ".stop_requested").exists()
-    assert launcher.work_queue(fws) == []  # nothing queued: no second trainer
+    assert work_queue(fws) == []  # nothing queued: no second trainer
 
     stop = amc(fws, "stop", "paused")
     assert stop.returncode == 0, stop.stderr
@@ -86,18 +89,18 @@ def test_restart_on_failure_waits_while_a_child_still_holds_the_run(fws, monkeyp
     trainer starts beside it; the restart comes once the lock is free."""
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     monkeypatch.setenv("FAKE_LOCK_CHILD", "1")
-    info = launcher.launch(fws, CFG, ["train.epochs=4", 'run.restart="on-failure"',
+    info = launch(fws, CFG, ["train.epochs=4", 'run.restart="on-failure"',
                                       "run.max_restarts=1"], detach=False)  # fmt: skip
     rd = RunDir(info.dir)
     wait_for(lambda: rd.last_ckpt.is_file())
     os.kill(info.pid, signal.SIGKILL)  # the trainer only: its child keeps the lock
-    wait_for(lambda: not pid_alive(info.pid) and launcher.child_returncode(info.pid) is None)
-    assert launcher.work_queue(fws) == []  # reaped by our waiter thread; now a queue pass
+    wait_for(lambda: not pid_alive(info.pid) and child_returncode(info.pid) is None)
+    assert work_queue(fws) == []  # reaped by our waiter thread; now a queue pass
     assert read_status(rd)["state"] == "running" and read_run(rd.path).restarts == 0
     assert read_run(rd.path).state in ("running", "stalled")  # the lock is held
     (rd.path / "release-lock").write_text("")
-    wait_for(lambda: launcher.work_queue(fws) or read_run(rd.path).restarts >= 1)
-    wait_for(lambda: (launcher.work_queue(fws), read_run(rd.path).state == "completed")[1])
+    wait_for(lambda: work_queue(fws) or read_run(rd.path).restarts >= 1)
+    wait_for(lambda: (work_queue(fws), read_run(rd.path).state == "completed")[1])
     kinds = [e["kind"] for e in read_events(rd.events)]
     assert read_run(rd.path).restarts == 1 and kinds.count("start") == 2
 
@@ -113,7 +116,7 @@ def test_a_killed_worker_is_restarted_by_the_next_ls_and_the_queue_moves_on(fws)
     worker = wait_for(lambda: worker_holder(fws))
     os.kill(worker["pid"], signal.SIGKILL)
     wait_for(lambda: not worker_alive(fws))
-    launcher.stop_run(fws, "first", grace_s=10)  # in-process: starts no worker
+    stop_run(fws, "first", grace_s=10)  # in-process: starts no worker
     assert read_run(fws.runs / "second").state == "queued"  # and nobody starts `second`
 
     ls = amc(fws, "ls")
@@ -141,7 +144,7 @@ def test_a_hang_up_of_a_followed_queued_run_changes_nothing(fws):
     _, err = fg.communicate(timeout=60)
     assert fg.returncode == -signal.SIGHUP
     assert "started a queue worker" in err  # `busy` had none: the followed run made one
-    launcher.stop_run(fws, "busy", grace_s=10)  # in-process: starts no worker
+    stop_run(fws, "busy", grace_s=10)  # in-process: starts no worker
     wait_for(lambda: read_run(fws.runs / "later").state == "completed")
 
 

@@ -17,9 +17,10 @@ from amc_tui import gpu
 from amc_tui.config import from_dict
 from amc_tui.errors import UserError
 from amc_tui.gpu import GpuSnapshot, GpuStat
-from amc_tui.launch import create_run, launch, stop_run, work_queue
-from amc_tui.launch.queue import _place, _Slots
-from amc_tui.runs import read_run, read_status
+from amc_tui.launch.create import create_run
+from amc_tui.launch.queue import _place, _Slots, launch, work_queue
+from amc_tui.launch.stop import stop_run
+from amc_tui.run.rundir import read_run, read_status
 from amc_tui.workspace import Workspace
 
 

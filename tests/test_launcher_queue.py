@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 from runs_fixtures import fake_trainer_workspace, kill_running, wait_for
 
-from amc_tui import launch as launcher
 from amc_tui.errors import UserError
-from amc_tui.launch.supervise import run_info
-from amc_tui.runlog import entry_offsets
-from amc_tui.runs import RunDir, pid_alive, read_events, read_run, read_status
+from amc_tui.launch.create import create_run
+from amc_tui.launch.keeper import worker_alive
+from amc_tui.launch.queue import launch, resume_run, work_queue
+from amc_tui.launch.stop import stop_run
+from amc_tui.launch.supervise import reap, run_info
+from amc_tui.run.rundir import RunDir, read_events, read_run, read_status
+from amc_tui.run.runlock import pid_alive
+from amc_tui.runlog.sync import entry_offsets
 from amc_tui.workspace import Workspace
 
 
@@ -34,8 +38,8 @@ def finished(ws, info):
 
 
 def test_create_run_layout_and_counter(lws):
-    a = launcher.create_run(lws, "configs/fake.toml", ["train.lr=0.01"])
-    b = launcher.create_run(lws, "configs/fake.toml", name="my-run")
+    a = create_run(lws, "configs/fake.toml", ["train.lr=0.01"])
+    b = create_run(lws, "configs/fake.toml", name="my-run")
     assert a.state == "queued" and a.name.endswith("-1") and len(a.id) == 8
     rd = RunDir(a.dir)
     assert (
@@ -46,7 +50,7 @@ def test_create_run_layout_and_counter(lws):
     assert meta["workspace"] == str(lws.root) and meta["arch"] == "swin_tiny" and meta["cells"]
     assert b.name == "my-run" and (lws.state_dir / "counter").read_text().strip() == "2"
     with pytest.raises(UserError, match="already exists"):
-        launcher.create_run(lws, "configs/fake.toml", name="my-run")
+        create_run(lws, "configs/fake.toml", name="my-run")
     leftovers = [p for p in lws.state_dir.iterdir() if p.name.startswith("new-")]
     assert leftovers == []
 
@@ -55,20 +59,20 @@ def test_create_run_layout_and_counter(lws):
 def test_bad_names_create_nothing(lws, bad):
     before = sorted(p.name for p in lws.runs.iterdir())
     with pytest.raises(UserError):
-        launcher.create_run(lws, "configs/fake.toml", name=bad)
+        create_run(lws, "configs/fake.toml", name=bad)
     assert sorted(p.name for p in lws.runs.iterdir()) == before
 
 
 def test_missing_data_and_bad_config_create_nothing(lws):
     with pytest.raises(UserError, match="data synth"):
-        launcher.create_run(lws, "configs/fake.toml", ["data.path=data/none.h5"])
+        create_run(lws, "configs/fake.toml", ["data.path=data/none.h5"])
     with pytest.raises(UserError, match="unknown key"):
-        launcher.create_run(lws, "configs/fake.toml", ["train.lr_rate=1"])
+        create_run(lws, "configs/fake.toml", ["train.lr_rate=1"])
     assert [p.name for p in lws.runs.iterdir() if not p.name.startswith(".")] == []
 
 
 def _make_runs(root: str, n: int) -> list[str]:
-    return [launcher.create_run(Workspace(Path(root)), "configs/fake.toml").name for _ in range(n)]
+    return [create_run(Workspace(Path(root)), "configs/fake.toml").name for _ in range(n)]
 
 
 def test_counter_is_distinct_across_processes(lws):
@@ -80,7 +84,7 @@ def test_counter_is_distinct_across_processes(lws):
 
 
 def test_launch_runs_to_completion_in_own_session(lws):
-    info = launcher.launch(lws, "configs/fake.toml")
+    info = launch(lws, "configs/fake.toml")
     assert info.state == "running" and info.pid
     assert os.getpgid(info.pid) == info.pid != os.getpgid(0)
     assert os.getsid(info.pid) == info.pid
@@ -95,13 +99,13 @@ def test_launch_runs_to_completion_in_own_session(lws):
 
 
 def test_cpu_runs_one_at_a_time_unless_shared(lws):
-    a = launcher.launch(lws, "configs/fake.toml", detach=False)
-    b = launcher.launch(lws, "configs/fake.toml", detach=False)
-    c = launcher.launch(lws, "configs/fake.toml", ["run.share_device=true"], detach=False)
+    a = launch(lws, "configs/fake.toml", detach=False)
+    b = launch(lws, "configs/fake.toml", detach=False)
+    c = launch(lws, "configs/fake.toml", ["run.share_device=true"], detach=False)
     assert (a.state, b.state, c.state) == ("running", "queued", "running")
-    assert launcher.work_queue(lws) == []  # a still busy: b waits
+    assert work_queue(lws) == []  # a still busy: b waits
     wait_for(finished(lws, a))
-    started = wait_for(lambda: launcher.work_queue(lws))
+    started = wait_for(lambda: work_queue(lws))
     assert [s.name for s in started] == [b.name]
     wait_for(finished(lws, b))
     assert read_run(b.dir).state == "completed"
@@ -110,35 +114,35 @@ def test_cpu_runs_one_at_a_time_unless_shared(lws):
 def test_detached_worker_starts_queued_runs_with_no_launcher_alive(lws, monkeypatch):
     monkeypatch.delenv("AMC_TUI_NO_WORKER")
     monkeypatch.setenv("FAKE_EPOCH_S", "0.2")
-    a = launcher.launch(lws, "configs/fake.toml")
-    b = launcher.launch(lws, "configs/fake.toml")
+    a = launch(lws, "configs/fake.toml")
+    b = launch(lws, "configs/fake.toml")
     assert b.state == "queued"
     # nobody in this process works the queue any more: the worker must start b
     wait_for(finished(lws, b), timeout=90)
     assert read_run(a.dir).state == read_run(b.dir).state == "completed"
     assert f"started {b.name}" in (lws.state_dir / "worker.log").read_text()
-    wait_for(lambda: not launcher.worker_alive(lws), timeout=30)  # exits when idle
+    wait_for(lambda: not worker_alive(lws), timeout=30)  # exits when idle
     wait_for(lambda: lws.runlog.read_text().count("**COMPLETED**") == 2, timeout=10)
     assert sorted(entry_offsets(lws.runlog.read_text())) == sorted([a.id, b.id])
 
 
 def test_stop_graceful_and_queued(lws):
-    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
-    q = launcher.launch(lws, "configs/fake.toml", detach=False)
+    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    q = launch(lws, "configs/fake.toml", detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
-    stopped = launcher.stop_run(lws, a.name)
+    stopped = stop_run(lws, a.name)
     assert stopped.state == "stopped" and stopped.exit_code == 0
     assert RunDir(a.dir).last_ckpt.is_file()
-    assert launcher.stop_run(lws, q.name).state == "stopped"
-    assert launcher.work_queue(lws) == []  # the stopped queued run never starts
+    assert stop_run(lws, q.name).state == "stopped"
+    assert work_queue(lws) == []  # the stopped queued run never starts
     assert "**STOPPED**" in lws.runlog.read_text()
 
 
 def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
-    out = launcher.stop_run(lws, a, grace_s=0.5)
+    out = stop_run(lws, a, grace_s=0.5)
     assert out.state == "stopped" and out.exit_code == -signal.SIGKILL
     assert not pid_alive(a.pid)
     assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
@@ -148,13 +152,13 @@ def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
     """The app asked for a stop (marker + SIGTERM) and was quit before the grace period
     ended: the worker's reap sends SIGKILL and records `stopped`, not `crashed`."""
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     asked = time.time() - 60.0  # longer ago than stop_grace_s = 5
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{asked}\n")
     os.killpg(a.pgid, signal.SIGTERM)  # ignored by this trainer
     assert pid_alive(a.pid)
-    launcher.reap(lws)
+    reap(lws)
     wait_for(lambda: read_run(a.dir).state == "stopped")
     assert not pid_alive(a.pid)
     assert read_events(RunDir(a.dir).events)[-1]["kind"] == "end"
@@ -162,10 +166,10 @@ def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
 
 def test_a_fresh_stop_request_is_not_escalated(lws, monkeypatch):
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launcher.launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{time.time()}\n")
-    launcher.reap(lws)
+    reap(lws)
     assert pid_alive(a.pid) and read_run(a.dir).state == "running"
 
 
@@ -178,13 +182,13 @@ def _kill_after_epoch(info, epoch=1):
 
 
 def test_crash_is_recorded_and_resume_continues(lws):
-    info = launcher.launch(lws, "configs/fake.toml", ["train.epochs=4"], detach=False)
+    info = launch(lws, "configs/fake.toml", ["train.epochs=4"], detach=False)
     ckpt_epoch = _kill_after_epoch(info)
     wait_for(lambda: read_run(info.dir).state == "crashed")
     wait_for(lambda: read_status(RunDir(info.dir)).get("state") == "crashed")  # waiter recorded it
     assert "killed by signal 9" in read_run(info.dir).error
     wait_for(lambda: "💥 **CRASHED**" in lws.runlog.read_text(), timeout=10)
-    resumed = launcher.resume_run(lws, info.id)
+    resumed = resume_run(lws, info.id)
     assert resumed.state == "running"
     wait_for(finished(lws, info))
     evs = read_events(RunDir(info.dir).events)
@@ -196,7 +200,7 @@ def test_crash_is_recorded_and_resume_continues(lws):
 
 
 def test_restart_on_failure_resumes_by_itself(lws):
-    info = launcher.launch(
+    info = launch(
         lws,
         "configs/fake.toml",
         ["train.epochs=4", 'run.restart="on-failure"', "run.max_restarts=1"],
@@ -204,8 +208,8 @@ def test_restart_on_failure_resumes_by_itself(lws):
     )
     _kill_after_epoch(info)
     # the restart comes from whoever works the queue (here: this loop, like `amc-tui queue`)
-    wait_for(lambda: launcher.work_queue(lws) or read_run(info.dir).restarts >= 1)
-    wait_for(lambda: (launcher.work_queue(lws), finished(lws, info)())[1])
+    wait_for(lambda: work_queue(lws) or read_run(info.dir).restarts >= 1)
+    wait_for(lambda: (work_queue(lws), finished(lws, info)())[1])
     out = read_run(info.dir)
     assert out.state == "completed" and out.restarts == 1
     kinds = [e["kind"] for e in read_events(RunDir(info.dir).events)]
@@ -213,8 +217,8 @@ def test_restart_on_failure_resumes_by_itself(lws):
 
 
 def test_reap_records_crash_of_a_process_we_did_not_spawn(lws):
-    info = launcher.create_run(lws, "configs/fake.toml")
-    from amc_tui.runs import write_status
+    info = create_run(lws, "configs/fake.toml")
+    from amc_tui.run.rundir import write_status
 
     write_status(
         RunDir(info.dir),
@@ -224,24 +228,22 @@ def test_reap_records_crash_of_a_process_we_did_not_spawn(lws):
         started_at=time.time(),
         heartbeat_at=time.time(),
     )
-    changed = launcher.reap(lws)
+    changed = reap(lws)
     assert [c.name for c in changed] == [info.name]
     assert read_status(RunDir(info.dir))["state"] == "crashed"
-    assert launcher.reap(lws) == []
+    assert reap(lws) == []
 
 
 # --------------------------------------------------------------------------- references
 
 
 def test_checkpoint_references_resolve_to_files_at_creation(lws):
-    src = launcher.create_run(lws, "configs/fake.toml", name="source-run")
+    src = create_run(lws, "configs/fake.toml", name="source-run")
     RunDir(src.dir).checkpoints.mkdir()
     RunDir(src.dir).last_ckpt.write_bytes(b"ckpt")
     seed = lws.root / "seed.pth"
     seed.write_bytes(b"weights")
-    new = launcher.create_run(
-        lws, "configs/fake.toml", ['run.resume="source"', 'model.weights="seed.pth"']
-    )
+    new = create_run(lws, "configs/fake.toml", ['run.resume="source"', 'model.weights="seed.pth"'])
     text = RunDir(new.dir).config.read_text()
     assert f'resume = "{RunDir(src.dir).last_ckpt.resolve()}"' in text
     assert f'weights = "{seed.resolve()}"' in text
@@ -259,12 +261,12 @@ def test_a_bad_weights_reference_names_model_weights_and_creates_nothing(lws):
         return sorted(p.name for p in lws.runs.iterdir() if not p.name.startswith("."))
 
     with pytest.raises(UserError, match=r"^model\.weights = 'nowhere': not a checkpoint file"):
-        launcher.create_run(lws, "configs/fake.toml", ['model.weights="nowhere"'])
-    bare = launcher.create_run(lws, "configs/fake.toml", name="no-ckpt")
+        create_run(lws, "configs/fake.toml", ['model.weights="nowhere"'])
+    bare = create_run(lws, "configs/fake.toml", name="no-ckpt")
     with pytest.raises(
         UserError, match=r"^model\.weights = 'no-ckpt': run no-ckpt .* no checkpoint"
     ):
-        launcher.create_run(lws, "configs/fake.toml", ['model.weights="no-ckpt"'])
+        create_run(lws, "configs/fake.toml", ['model.weights="no-ckpt"'])
     assert names() == [bare.name]
 
 
@@ -292,7 +294,7 @@ def silent(lws, tmp_path, monkeypatch):
 
 
 def test_the_launcher_leaves_status_to_a_live_trainer(silent):
-    a = launcher.launch(silent, "configs/fake.toml", detach=False)
+    a = launch(silent, "configs/fake.toml", detach=False)
     assert a.state == "running" and a.pid and os.getpgid(a.pid) == a.pid
     status = read_status(RunDir(a.dir))
     assert status["state"] == "running" and status.get("pid") is None
@@ -313,13 +315,13 @@ def test_other_processes_find_a_trainer_before_its_first_status_write(silent):
 
     a, b = detached("early-stop"), detached("early-exit")
     assert a.pid is None and b.pid is None  # status.json: the spawning process is gone
-    assert launcher.reap(silent) == []  # alive: nothing to record
-    stopped = launcher.stop_run(silent, "early-stop", grace_s=5.0)
+    assert reap(silent) == []  # alive: nothing to record
+    stopped = stop_run(silent, "early-stop", grace_s=5.0)
     assert stopped.state == "stopped"
     pid = run_info(silent, "early-exit").pid
     assert pid and pid_alive(pid)
     (b.dir / "go").write_text("")
     wait_for(lambda: not pid_alive(pid))
-    assert [r.name for r in launcher.reap(silent)] == ["early-exit"]  # at once, not stale
+    assert [r.name for r in reap(silent)] == ["early-exit"]  # at once, not stale
     assert read_run(b.dir).state == "crashed" and "is gone" in read_run(b.dir).error
     assert list((silent.state_dir / "trainers").iterdir()) == []

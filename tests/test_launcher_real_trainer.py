@@ -26,9 +26,9 @@ import pytest
 from runs_fixtures import wait_for as shared_wait_for
 from train_fixtures import write_tiny_workspace
 
-from amc_tui import launch as launcher
-from amc_tui.runlog import entry_offsets
-from amc_tui.runs import FINAL_STATES, RunDir, list_runs, read_events, read_run, read_status
+from amc_tui.launch.queue import launch
+from amc_tui.run.rundir import FINAL_STATES, RunDir, list_runs, read_events, read_run, read_status
+from amc_tui.runlog.sync import entry_offsets
 from amc_tui.workspace import Workspace
 
 HAND_WRITTEN = "# RUNLOG\n\nMy own notes, written by hand.\n\n## Historical context\n- ResNet plateau 24-26 %\n"
@@ -101,13 +101,13 @@ def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
         os.environ.pop(key, None)
     try:
         cfg = "configs/tiny.toml"
-        plain = launcher.launch(ws, cfg, name="plain-a", detach=False)
+        plain = launch(ws, cfg, name="plain-a", detach=False)
         watcher = Watcher(ws, plain.id, plain.name)
         watcher.start()
         # killed with SIGKILL after epoch 1, resumed by hand, then stopped during epoch 3+
         # (more epochs than it can finish before the stop: the tiny Swin trains one in ~0.3 s)
-        killed = launcher.launch(ws, cfg, ["train.epochs=1000"], name="killed-c", detach=False)
-        restart = launcher.launch(
+        killed = launch(ws, cfg, ["train.epochs=1000"], name="killed-c", detach=False)
+        restart = launch(
             ws, cfg, ["train.epochs=3", 'run.restart="on-failure"'], name="restart-b"
         )  # detached: the queue worker restarts it, no amc-tui command involved
         out: dict[str, Any] = {"ws": ws, "watcher": watcher}

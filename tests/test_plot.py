@@ -13,8 +13,8 @@ from matplotlib.image import imread
 from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.plot import DPI, SIZES, Target, plot_targets
-from amc_tui.runs import RunDir
+from amc_tui.run.rundir import RunDir
+from amc_tui.sweeps.plot import DPI, SIZES, Target, plot_targets
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_missing_exports_and_bad_options_are_refused(tmp_path: Path) -> None:
 
 def test_startup_imports_leave_the_heavy_libraries_out() -> None:
     code = (
-        "import sys, amc_tui.cli, amc_tui.tui.app, amc_tui.sweep, amc_tui.groupstats; "
+        "import sys, amc_tui.cli, amc_tui.tui.app, amc_tui.sweeps.sweep, amc_tui.sweeps.stats; "
         "print(','.join(m for m in ('matplotlib', 'scipy', 'optuna') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

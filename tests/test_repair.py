@@ -8,8 +8,8 @@ import pytest
 from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.repair import repair
-from amc_tui.runs import read_events, read_run
+from amc_tui.run.repair import repair
+from amc_tui.run.rundir import read_events, read_run
 from amc_tui.workspace import Workspace
 
 

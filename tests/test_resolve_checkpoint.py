@@ -9,7 +9,7 @@ import pytest
 from runs_fixtures import make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.refs import resolve_checkpoint
+from amc_tui.run.refs import resolve_checkpoint
 from amc_tui.workspace import Workspace
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from runs_fixtures import make_fake_run, runs_workspace
 
-from amc_tui import runlock
-from amc_tui.runs import read_run
+from amc_tui.run import runlock
+from amc_tui.run.rundir import read_run
 from amc_tui.workspace import Workspace
 
 HOLD = (
     "import sys, time\n"
-    "from amc_tui.runlock import acquire\n"
+    "from amc_tui.run.runlock import acquire\n"
     "lock = acquire(sys.argv[1])\n"
     "print('held', flush=True)\n"
     "time.sleep(600)\n"

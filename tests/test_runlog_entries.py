@@ -12,8 +12,8 @@ import pytest
 from runs_fixtures import fake_config, make_fake_run, runs_workspace
 
 from amc_tui.fsutil import atomic_write_json
-from amc_tui.runlog import entry_offsets, render_entry, runlog_path_for, sync_all, sync_entry
-from amc_tui.runs import RunDir, read_status, write_status
+from amc_tui.run.rundir import RunDir, read_status, write_status
+from amc_tui.runlog.sync import entry_offsets, render_entry, runlog_path_for, sync_all, sync_entry
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from runs_fixtures import amc, fake_trainer_workspace, kill_running, make_fake_run, wait_for
 
-from amc_tui.runlog import entry_offsets
-from amc_tui.runs import pid_alive, read_run
+from amc_tui.run.rundir import read_run
+from amc_tui.run.runlock import pid_alive
+from amc_tui.runlog.sync import entry_offsets
 
 CFG = "configs/fake.toml"
 

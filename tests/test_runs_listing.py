@@ -9,8 +9,8 @@ import pytest
 from runs_fixtures import ROW_KEYS, make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
-from amc_tui.refs import resolve_run
-from amc_tui.runs import list_runs, read_run
+from amc_tui.run.refs import resolve_run
+from amc_tui.run.rundir import list_runs, read_run
 from amc_tui.workspace import Workspace
 
 
@@ -102,7 +102,7 @@ def test_run_cache_rereads_only_changed_runs(ws):
     import subprocess
     import sys
 
-    from amc_tui.runs import RunCache, RunDir, write_status
+    from amc_tui.run.rundir import RunCache, RunDir, write_status
 
     make_fake_run(ws, "c-a-1", created_at=1.0)
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

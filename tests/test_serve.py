@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from amc_tui.errors import UserError
-from amc_tui.serve import check_options, is_loopback
+from amc_tui.serve.command import check_options, is_loopback
 
 REPO = Path(__file__).resolve().parents[1]
 START_S = 60.0  # two shared cores: an import-heavy start can be slow, never this slow
@@ -359,7 +359,7 @@ def test_port_in_use_is_one_line_exit_2(workspace: Path) -> None:
 def test_an_app_that_ignores_quit_and_sigterm_is_killed(tmp_path: Path) -> None:
     from textual_serve.download_manager import DownloadManager
 
-    from amc_tui.serve_server import AppProcess
+    from amc_tui.serve.server import AppProcess
 
     armed = tmp_path / "armed"
     stubborn = (

@@ -22,12 +22,12 @@ import pytest
 from fake_slurm import fakeslurm
 from runs_fixtures import wait_for as shared_wait_for
 
-from amc_tui import slurm
 from amc_tui.config import Config, ConfigError, SlurmConfig, dumps_config, loads_config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json
+from amc_tui.launch import slurm
 from amc_tui.names import new_id
-from amc_tui.runs import RunDir, read_status
+from amc_tui.run.rundir import RunDir, read_status
 
 TESTS = Path(__file__).resolve().parent
 FAKE_BIN = TESTS / "fake_slurm"

@@ -24,8 +24,16 @@ import pytest
 from fake_slurm import fakeslurm
 from runs_fixtures import amc, fake_trainer_workspace, kill_running, wait_for
 
-from amc_tui.launch import launch, stop_run, work_queue
-from amc_tui.runs import RunInfo, derive_state, read_events, read_run, read_status, write_status
+from amc_tui.launch.queue import launch, work_queue
+from amc_tui.launch.stop import stop_run
+from amc_tui.run.rundir import (
+    RunInfo,
+    derive_state,
+    read_events,
+    read_run,
+    read_status,
+    write_status,
+)
 from amc_tui.workspace import Workspace
 
 FAKE_BIN = Path(__file__).resolve().parent / "fake_slurm"

@@ -31,7 +31,7 @@ from runs_fixtures import wait_for as shared_wait_for
 from scipy import stats
 
 from amc_tui.data.synth import synthesize
-from amc_tui.runs import (
+from amc_tui.run.rundir import (
     RunDir,
     list_runs,
     pid_alive,
@@ -265,7 +265,7 @@ def test_runlog_group_entry_has_the_table_effects_and_members(sweeps) -> None:
 def test_plot_writes_figures_of_a_group(sweeps, tmp_path: Path) -> None:
     from matplotlib.image import imread
 
-    from amc_tui.plot import DPI, SIZES
+    from amc_tui.sweeps.plot import DPI, SIZES
 
     out = cli(sweeps["ws"], "plot", "e2e", "--out", str(tmp_path), "--figures", "snr")
     assert out.returncode == 0, out.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from amc_tui.config import load_config
 from amc_tui.errors import UserError
-from amc_tui.sweep import (
+from amc_tui.sweeps.sweep import (
     MAX_RUNS,
     OPTUNA_FILE,
     ask_point,

@@ -27,7 +27,7 @@ from train_fixtures import (
     tiny_data,
 )
 
-from amc_tui.runs import RunDir, read_status
+from amc_tui.run.rundir import RunDir, read_status
 from amc_tui.train import checkpoint as ckpt
 
 EVERY_FEW_STEPS = "checkpoint_minutes = 0.002\n"  # 0.12 s: a few tiny steps

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from amc_tui import contract
 from amc_tui.gpu import GpuSnapshot, GpuStat
-from amc_tui.runs import RunDir, read_events, read_status
+from amc_tui.run.rundir import RunDir, read_events, read_status
 from amc_tui.train import loop
 
 
@@ -35,7 +36,7 @@ def trainer(tmp_path) -> loop.Trainer:
 
 
 def test_heartbeat_refreshes_status_between_steps(trainer, monkeypatch) -> None:
-    monkeypatch.setattr(loop, "HEARTBEAT_EVERY_S", 0.05)
+    monkeypatch.setattr(contract, "HEARTBEAT_S", 0.05)
     trainer.status(state="running", heartbeat_at=0.0)
     trainer.step, trainer.epoch = 17, 3
     trainer._hb_thread = loop.threading.Thread(target=trainer._heartbeat, daemon=True)
@@ -81,7 +82,7 @@ def test_trainer_import_path_needs_neither_textual_nor_tomli_w() -> None:
 
     code = (
         "import sys\n"
-        "import amc_tui.train.loop, amc_tui.train.bench, amc_tui.runlog\n"
+        "import amc_tui.train.loop, amc_tui.train.bench, amc_tui.runlog.sync\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'tomli_w')]\n"
         "assert not bad, bad\n"
     )

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from train_fixtures import REPO, TINY, events, log_text, make_data, make_run, start_trainer
 
-from amc_tui.runs import RunDir, read_run, read_status, write_status
+from amc_tui.run.rundir import RunDir, read_run, read_status, write_status
 
 HOLD = (
     "import sys, time\n"
-    "from amc_tui.runlock import acquire\n"
+    "from amc_tui.run.runlock import acquire\n"
     "lock = acquire(sys.argv[1])\n"
     "print('held', flush=True)\n"
     "time.sleep(600)\n"

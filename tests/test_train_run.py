@@ -25,7 +25,7 @@ from train_fixtures import (
     tiny,
 )
 
-from amc_tui.runs import read_status
+from amc_tui.run.rundir import read_status
 from amc_tui.train import checkpoint as ckpt
 
 STATUS_KEYS = {

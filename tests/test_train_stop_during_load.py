@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from train_fixtures import make_data, make_run
 
-from amc_tui.runs import read_status
+from amc_tui.run.rundir import read_status
 from amc_tui.train.loop import Stopped, Trainer
 
 

@@ -336,7 +336,7 @@ async def test_a_run_that_failed_before_its_first_epoch_says_why(big) -> None:
 
 
 async def test_snr_curve_of_one_run_then_one_modulation(big) -> None:
-    from amc_tui.analysis import read_per_cell, snr_curve
+    from amc_tui.run.analysis import read_per_cell, snr_curve
     from amc_tui.tui.widgets.curves import Curves
 
     app = make_app(big)

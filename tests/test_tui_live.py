@@ -22,7 +22,7 @@ from tui_fixtures import (
     wait_for,
 )
 
-from amc_tui.runs import RunDir, append_event, write_status
+from amc_tui.run.rundir import RunDir, append_event, write_status
 from amc_tui.tui.live_model import MAX_STEP_POINTS
 from amc_tui.tui.screens.live import LiveScreen, LiveUpdate
 from amc_tui.tui.widgets.curves import Curves

@@ -15,7 +15,8 @@ from textual.widgets import Button, Input, Select, Static
 from tui_fixtures import make_app, runs_loaded, screen_ready, wait_for
 
 from amc_tui.config import load_config
-from amc_tui.runs import list_runs, pid_alive, read_run
+from amc_tui.run.rundir import list_runs, read_run
+from amc_tui.run.runlock import pid_alive
 from amc_tui.tui.screens.dialogs import Confirm, Prompt
 from amc_tui.tui.screens.live import LiveScreen
 from amc_tui.tui.screens.new_run import NewRunScreen, input_id

@@ -264,7 +264,7 @@ async def test_mod_and_snr_are_the_best_epochs(demo) -> None:
 
 
 async def test_missing_values_are_dashes_and_new_states_stand_out(demo) -> None:
-    from amc_tui import runlock
+    from amc_tui.run import runlock
 
     unknown_run(demo)
     stalled = make_fake_run(demo, "slow-beat-10", run_id="s10s10s1", seed=10, state="running",
@@ -465,8 +465,8 @@ async def _cursor_to(pilot, table: DataTable, name: str) -> None:
 
 
 async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws) -> None:
-    from amc_tui.launch import launch
-    from amc_tui.runs import read_run
+    from amc_tui.launch.queue import launch
+    from amc_tui.run.rundir import read_run
     from amc_tui.tui.screens.dialogs import Confirm
 
     info = launch(trainer_ws, trainer_ws.configs / "fake.toml", name="to-stop-1")
@@ -488,7 +488,7 @@ async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws) -> None:
 
 
 async def test_a_completed_run_resumes_as_a_new_run_after_asking(trainer_ws) -> None:
-    from amc_tui.runs import list_runs, read_meta
+    from amc_tui.run.rundir import list_runs, read_meta
     from amc_tui.tui.screens.dialogs import Confirm
 
     done = make_fake_run(trainer_ws, "all-done-1", run_id="d1d1d1d1", seed=1, epochs=4,

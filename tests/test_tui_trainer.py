@@ -12,7 +12,8 @@ from textual.widgets import Static
 from train_fixtures import write_tiny_workspace
 from tui_fixtures import make_app, screen_ready, wait_for
 
-from amc_tui.runs import pid_alive, read_run
+from amc_tui.run.rundir import read_run
+from amc_tui.run.runlock import pid_alive
 from amc_tui.tui.screens.analysis import AnalysisScreen
 from amc_tui.tui.screens.dialogs import Confirm
 from amc_tui.tui.screens.live import LiveScreen

@@ -7,7 +7,7 @@ import pytest
 from tui_fixtures import T0, demo_workspace
 
 from amc_tui.config import Config, loads_config
-from amc_tui.runs import list_runs, read_run
+from amc_tui.run.rundir import list_runs, read_run
 from amc_tui.tui import fmt
 from amc_tui.tui import runs_view as rv
 from amc_tui.tui.form_model import FormModel, parse_text, toml_literal
@@ -167,7 +167,7 @@ def test_scales() -> None:
 def test_cell_deltas_align_both_exports_for_the_compare_grid() -> None:
     import pandas as pd
 
-    from amc_tui.analysis import cell_deltas
+    from amc_tui.run.analysis import cell_deltas
 
     def per_cell(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
         return pd.DataFrame(
@@ -211,7 +211,7 @@ def test_earlier_attempts_count_each_from_start_to_end_or_last_event(tmp_path) -
     event at 230); attempt 3, the current one, is not counted."""
     import json
 
-    from amc_tui.events import earlier_attempts_s
+    from amc_tui.run.events import earlier_attempts_s
 
     events = [
         {"t": 100, "kind": "start"}, {"t": 140, "kind": "epoch"}, {"t": 150, "kind": "end"},

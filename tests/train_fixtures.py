@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from amc_tui.runs import RunDir, read_events, read_status
+from amc_tui.run.rundir import RunDir, read_events, read_status
 from amc_tui.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from typing import Any
 
 from runs_fixtures import fake_config, make_fake_run, make_fake_runs
 
-from amc_tui.runs import RunDir, append_event, write_status
+from amc_tui.run.rundir import RunDir, append_event, write_status
 from amc_tui.workspace import Workspace
 
 T0 = 1_750_000_000.0  # fixed timestamps: snapshots carry no wall clock
@@ -61,7 +61,7 @@ def demo_workspace(root: Path) -> Workspace:
         '[data]\npath = "data/demo.h5"\nframes_per_cell = 8\n\n[model]\narch = "resnet18"\n\n'
         "[image]\nsize = 32\n\n[train]\nepochs = 2\nbatch_size = 16\n"
     )
-    from amc_tui.runlog import sync_all
+    from amc_tui.runlog.sync import sync_all
 
     sync_all(ws)
     return ws

@@ -24,16 +24,13 @@ from amc_tui.data.classes import (
     SNR_STEP,
     SNRS,
 )
-from amc_tui.errors import UserError
+from amc_tui.data.select import min_frames_per_cell
+from amc_tui.errors import DataError
 
 LABEL_BLOCK = 1 << 16  # rows of Y/Z per read: 64 Ki x 24 x int64 = 12.6 MB
 X_DTYPES = (np.float32, np.float16, np.float64)
 CHUNK_CACHE_BYTES = 64 << 20
 READ_BLOCK = 4096  # rows: the most one slab read of X may cover (32 MB of float32)
-
-
-class DataError(UserError):
-    """A data file (or a selection of it) cannot be used; the message is one line."""
 
 
 def _shape(s: tuple[int, ...]) -> str:
@@ -259,7 +256,6 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if present.size and present.min() != present.max():
         problems.append(f"frames per cell vary: {int(present.min())}..{int(present.max())}")
-    from amc_tui.data.select import min_frames_per_cell  # select imports this module
 
     need = min_frames_per_cell(DEFAULT_SPLIT)
     few = int((present < need).sum())

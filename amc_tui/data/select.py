@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from amc_tui.data.classes import CLASS_INDEX, DEFAULT_SPLIT, N_CLASSES, SNR_MIN, SNR_STEP, SNRS
-from amc_tui.data.radioml import DataError
+from amc_tui.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
 _CAP, _SPLIT = 1, 2  # purposes mixed into the per-cell seeds

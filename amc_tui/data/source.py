@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import psutil
 
 from amc_tui.data.classes import FRAME_LEN, resolve_classes, snr_range
-from amc_tui.data.radioml import DataError, RadioMLFile
+from amc_tui.data.radioml import RadioMLFile
 from amc_tui.data.select import SPLIT_NAMES, Selection, check_split, select, split
+from amc_tui.errors import DataError
 
 Mode = Literal["memory", "memmap", "blocks"]
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -30,8 +32,6 @@ LOAD_BLOCK = 4096  # rows per read when filling the in-memory copy
 def available_ram() -> int:
     """Bytes of RAM available now (psutil; a conservative 2 GiB if it cannot tell)."""
     try:
-        import psutil
-
         return int(psutil.virtual_memory().available)
     except Exception:  # noqa: BLE001 - any failure means "unknown"
         return 2 << 30

@@ -44,7 +44,7 @@ from amc_tui.data.classes import (
     resolve_classes,
     snr_range,
 )
-from amc_tui.data.radioml import DataError
+from amc_tui.errors import DataError
 
 SPS = 8  # samples per symbol
 RRC_BETA = 0.35

@@ -33,11 +33,15 @@ from amc_tui.config import (
     loads_config,
     with_data_path,
 )
+from amc_tui.data.source import preflight  # h5py: only when a run is made
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text
+from amc_tui.gpu import default_sampler
+from amc_tui.launch.slurm import check_available
 from amc_tui.names import check_name, new_id, new_name
-from amc_tui.refs import resolve_checkpoint
-from amc_tui.runs import RunDir, RunInfo, read_run
+from amc_tui.run.analysis import best_earlier_run  # pandas: only when a run is made
+from amc_tui.run.refs import resolve_checkpoint
+from amc_tui.run.rundir import RunDir, RunInfo, read_run
 from amc_tui.workspace import Workspace
 
 LOCK_TIMEOUT_S = 30.0
@@ -138,7 +142,6 @@ def _check_data(cfg: Config) -> None:
             f"data file not found: {cfg.data.path}; make a synthetic one with "
             f"`amc-tui data synth {cfg.data.path}` or set data.path"
         )
-    from amc_tui.data.source import preflight  # h5py: only when a run is made
 
     preflight(cfg.data)  # DataError (a UserError) naming what to change
 
@@ -153,7 +156,6 @@ def _check_gpus(cfg: Config) -> None:
         listed.append(int(r.device[5:]))
     if r.device == "cpu" or (not listed and r.nproc <= 1):
         return
-    from amc_tui.gpu import default_sampler
 
     snap = default_sampler().sample()
     if not snap.ok:
@@ -191,7 +193,6 @@ def create_run(
     name, config, checkpoint reference or data path leaves nothing behind. `meta_extra`
     adds keys to meta.json (a sweep's member: group, point, repeat).
     """
-    from amc_tui.analysis import best_earlier_run  # pandas: only when a run is made
 
     if name is not None:
         try:
@@ -200,8 +201,6 @@ def create_run(
             raise UserError(str(e)) from None
     cfg = with_data_path(_load(ws, config, overrides), ws.root)
     if cfg.run.executor == "slurm":
-        from amc_tui.slurm import check_available
-
         check_available()  # no sbatch here: one line, exit 2, nothing created
     else:
         _check_gpus(cfg)

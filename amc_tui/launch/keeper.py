@@ -28,10 +28,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from amc_tui import runlock
 from amc_tui.launch.create import state_dir
 from amc_tui.launch.supervise import base_env
-from amc_tui.runs import ACTIVE_STATES, STATUS_FILE, RunInfo, is_run_dir, read_run
+from amc_tui.run import runlock
+from amc_tui.run.rundir import ACTIVE_STATES, STATUS_FILE, RunInfo, is_run_dir, read_run
+from amc_tui.sweeps.group import groups_pending
 from amc_tui.workspace import Workspace
 
 WORKER_MODULE = "amc_tui.launch.worker"
@@ -131,7 +132,6 @@ def has_active(ws: Workspace, runs: Iterable[RunInfo] | None = None) -> bool:
     """Runs that want a worker, or a sweep group waiting for its next trial (Optuna)."""
     if any(wants_worker(r) for r in (_candidates(ws) if runs is None else runs)):
         return True
-    from amc_tui.group_queue import groups_pending  # only when no run wants one
 
     return groups_pending(ws)
 

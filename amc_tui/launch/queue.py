@@ -20,12 +20,12 @@ from typing import Any
 
 from filelock import Timeout
 
-from amc_tui import runlock
 from amc_tui.config import Config
 from amc_tui.errors import UserError
-from amc_tui.group_queue import before_placement
+from amc_tui.gpu import default_sampler, free_gpus
 from amc_tui.launch import slurm_runs
 from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, run_config
+from amc_tui.launch.group_gate import before_placement
 from amc_tui.launch.keeper import ensure_worker, has_active, release, try_lock, write_record
 from amc_tui.launch.supervise import (
     clear_stop_marker,
@@ -37,8 +37,9 @@ from amc_tui.launch.supervise import (
     scan,
     spawn,
 )
-from amc_tui.refs import resolve_checkpoint
-from amc_tui.runs import RunInfo, read_run, write_status
+from amc_tui.run import runlock
+from amc_tui.run.refs import resolve_checkpoint
+from amc_tui.run.rundir import RunInfo, read_run, write_status
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ def _uses_gpu(info: RunInfo) -> bool:
 
 def _place(cfg: Config, slots: _Slots, snap_fn: Any) -> tuple[str, list[int]] | str:
     """(device kind, physical GPUs) for a queued run, or why it must wait (one line)."""
-    from amc_tui.gpu import free_gpus
 
     dev, share = cfg.run.device, cfg.run.share_device
     snap = snap_fn() if dev != "cpu" else None
@@ -113,7 +113,6 @@ def _queue_order(info: RunInfo) -> tuple[float, str]:
 
 
 def _work_locked(ws: Workspace) -> list[RunInfo]:
-    from amc_tui.gpu import default_sampler
 
     runs = scan(ws)
     changed = {r.dir for r in reap_locked(ws, runs)}

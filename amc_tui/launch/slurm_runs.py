@@ -1,5 +1,5 @@
 """The launcher's side of run.executor = "slurm": submit queued runs, follow their jobs,
-record how they ended, stop them. (`amc_tui.slurm` talks to submitit and Slurm; this module
+record how they ended, stop them. (`amc_tui.launch.slurm` talks to submitit and Slurm; this module
 decides what that means for a run.)
 
 A queue pass submits every queued Slurm run: members of one sweep group together as one job
@@ -27,13 +27,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from amc_tui import contract
 from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_text
+from amc_tui.launch import slurm
+from amc_tui.launch.slurm_state import FINAL, amc_state, effective_state
 from amc_tui.launch.supervise import (
     HUNG_AFTER_S,
     STOP_ESCALATE_SLACK_S,
-    _trainer_module,
     log_tail,
     queue_lock,
     requeue_on_failure,
@@ -41,7 +43,14 @@ from amc_tui.launch.supervise import (
     stop_grace,
     stop_marker,
 )
-from amc_tui.runs import FINAL_STATES, RunInfo, append_event, read_run, read_status, write_status
+from amc_tui.run.rundir import (
+    FINAL_STATES,
+    RunInfo,
+    append_event,
+    read_run,
+    read_status,
+    write_status,
+)
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -100,7 +109,6 @@ def submit_queued(
     """Submit queued Slurm runs (caller holds the queue lock): one job array per sweep group
     (`group_of(info)` -> its group, with `max_parallel`; None for a lone run), else one job
     each. A run Slurm refuses is `failed` with Slurm's message; the others go on."""
-    from amc_tui import slurm
 
     lone: list[tuple[RunInfo, Config]] = []
     # one array per group and [slurm] table (a sweep over slurm.* keys gives several)
@@ -122,7 +130,10 @@ def submit_queued(
         infos, cfgs = [i for i, _ in items], [c for _, c in items]
         try:
             records = slurm.submit_array(
-                [i.dir for i in infos], cfgs, limits[name] or len(items), module=_trainer_module()
+                [i.dir for i in infos],
+                cfgs,
+                limits[name] or len(items),
+                module=contract.trainer_module(),
             )
         except UserError as e:
             for info in infos:
@@ -133,7 +144,7 @@ def submit_queued(
     for info, cfg in lone:
         resume = bool(read_status(info.rundir).get("resume"))
         try:
-            record = slurm.submit(info.dir, cfg, resume=resume, module=_trainer_module())
+            record = slurm.submit(info.dir, cfg, resume=resume, module=contract.trainer_module())
         except UserError as e:
             _fail(info, str(e))
             continue
@@ -164,7 +175,6 @@ def _why(info: RunInfo, status: dict[str, Any], word: str, state: str) -> str | 
 
 def _settle(ws: Workspace, info: RunInfo, word: str) -> RunInfo | None:
     """Record the end of a job Slurm reports as ended; None while it has not."""
-    from amc_tui.slurm_state import FINAL, amc_state, effective_state
 
     rd = info.rundir
     status = read_status(rd)
@@ -203,7 +213,6 @@ def _overdue(info: RunInfo, word: str) -> str | None:
     """A job to end for good: a stop asked for over a grace ago (the asker may have quit
     before its plain scancel), or a trainer whose heartbeat stopped long ago while Slurm
     still runs the job (hung: ended, then recorded crashed and restarted by policy)."""
-    from amc_tui.slurm_state import amc_state
 
     if amc_state(word) != "running":
         return None
@@ -224,7 +233,6 @@ def poll(ws: Workspace, runs: Sequence[RunInfo], force: bool = False) -> list[Ru
     """Ask Slurm about every open job of `runs` (one call) and record those that ended
     (caller holds the queue lock). At most every `poll_interval()` seconds unless `force`.
     Returns the runs it changed; Slurm not answering changes nothing (asked again later)."""
-    from amc_tui import slurm
 
     open_runs = [r for r in runs if is_open(r)]
     if not open_runs:
@@ -262,7 +270,6 @@ def poll(ws: Workspace, runs: Sequence[RunInfo], force: bool = False) -> list[Ru
 
 
 def _cancel(ws: Workspace, info: RunInfo, grace_s: float) -> None:
-    from amc_tui import slurm
 
     try:
         slurm.cancel(str(info.slurm_job_id), grace_s=grace_s)

@@ -23,15 +23,15 @@ from typing import Any
 
 from filelock import FileLock
 
-from amc_tui import runlock
+from amc_tui import contract
 from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
 from amc_tui.launch.create import file_lock, run_config, state_dir
 from amc_tui.launch.torchrun import trainer_argv, world_size
-from amc_tui.refs import resolve_run
-from amc_tui.runs import (
-    STALE_AFTER_S,
+from amc_tui.run import runlock
+from amc_tui.run.refs import resolve_run
+from amc_tui.run.rundir import (
     RunCache,
     RunDir,
     RunInfo,
@@ -43,18 +43,16 @@ from amc_tui.runs import (
     read_status,
     write_status,
 )
+from amc_tui.runlog.sync import not_written_reason, runlog_path_for, sync_entry
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 # A trainer whose pid is alive but whose heartbeat is this old is hung: reap kills it.
-HUNG_AFTER_S = 20 * STALE_AFTER_S
+HUNG_AFTER_S = 20 * contract.STALE_AFTER_S
 STOP_ESCALATE_SLACK_S = 2.0  # past the grace period, before the worker's SIGKILL
 EXEC_WAIT_S = 5.0  # how long stop waits for a just-forked trainer to exec
 HOLDER_GRACE_S = 5.0  # how long a dead trainer's children may keep its lock before a reap
-TRAINER_MODULE = "amc_tui.train"
-# Another trainer module (same CLI and file contract) for tests and custom trainers.
-TRAINER_ENV = "AMC_TUI_TRAINER_MODULE"
 
 
 def queue_lock(ws: Workspace) -> FileLock:
@@ -67,7 +65,6 @@ def runlog_sync(run_dir: Path, record: bool = False) -> None:
     `record` (the caller writes the run's status: no trainer lives), why it failed is kept as
     status.json `runlog_error`, cleared once it works, so the summary never claims an entry
     that is not there."""
-    from amc_tui.runlog import not_written_reason, runlog_path_for, sync_entry
 
     error = None
     try:
@@ -177,10 +174,6 @@ def _trainer_env(gpus: list[int] | None, cfg: Config) -> dict[str, str]:
     return env
 
 
-def _trainer_module() -> str:
-    return os.environ.get(TRAINER_ENV) or TRAINER_MODULE
-
-
 START_MARKER = "--- amc-tui: starting trainer"
 
 
@@ -216,7 +209,7 @@ def spawn(ws: Workspace, info: RunInfo, cfg: Config, gpus: list[int], device: st
     resume = bool(status.get("resume")) or rd.last_ckpt.is_file()
     # several GPUs (or run.nproc > 1): torchrun starts one trainer process per GPU
     nproc = world_size(cfg, device, gpus)
-    argv = trainer_argv(rd.path, _trainer_module(), nproc, resume, python=sys.executable)
+    argv = trainer_argv(rd.path, contract.trainer_module(), nproc, resume, python=sys.executable)
     now = time.time()
     first = {"first_started_at": now} if status.get("first_started_at") is None else {}
     _drop_record(ws, rd)  # a record from an earlier attempt must not name this one's pid
@@ -316,7 +309,7 @@ def child_returncode(pid: int | None) -> int | None:
 
 
 def stop_marker(rd: RunDir) -> Path:
-    """Written by stop_run before SIGTERM: a trainer that then dies is `stopped`, not crashed."""
+    """Written by stop_local before SIGTERM: a trainer that then dies is `stopped`, not crashed."""
     return rd.path / ".stop_requested"
 
 
@@ -333,7 +326,7 @@ def _is_our_trainer(pid: int | None, run_dir: Path) -> bool:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid
-    return _trainer_module().encode() in cmd and os.fsencode(str(run_dir)) in cmd
+    return contract.trainer_module().encode() in cmd and os.fsencode(str(run_dir)) in cmd
 
 
 def _record_dead(ws: Workspace, info: RunInfo, exit_code: int | None = None) -> RunInfo:
@@ -523,20 +516,15 @@ def _with_holder_pid(info: RunInfo) -> RunInfo:
     return dataclasses.replace(info, pid=pid) if isinstance(pid, int) else info
 
 
-def stop_run(
-    ws: Workspace, run: RunInfo | str, grace_s: float | None = None, wait: bool = True
+def stop_local(
+    ws: Workspace, info: RunInfo, grace_s: float | None = None, wait: bool = True
 ) -> RunInfo:
     """SIGCONT then SIGTERM to the trainer's process group (it checkpoints and exits as
     `stopped`), then SIGKILL after the grace period (default run.stop_grace_s). SIGCONT first:
     a stalled trainer (SIGSTOP, a suspended job) must run to handle the SIGTERM. A run whose
     status.json is damaged is stopped through its lock's holder (then `repair` it). A queued
-    run just leaves the queue; a run with an open Slurm job is stopped through Slurm
-    (`slurm_runs.stop`). Stopping a finished run changes nothing."""
-    info = run_info(ws, run)
-    if info.slurm_job_id and not info.slurm_settled and info.state != "unknown":
-        from amc_tui.launch import slurm_runs  # scancel: SIGTERM first, as below
-
-        return slurm_runs.stop(ws, info, grace_s, wait)
+    run just leaves the queue. Stopping a finished run changes nothing. (`launch.stop` sends a
+    run with an open Slurm job to Slurm instead.)"""
     if info.state == "queued":
         with queue_lock(ws):
             if read_run(info.dir).state == "queued":

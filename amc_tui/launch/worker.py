@@ -15,7 +15,7 @@ import logging
 import sys
 
 from amc_tui.launch.queue import WORKER_POLL_S, run_worker
-from amc_tui.runs import RunInfo
+from amc_tui.run.rundir import RunInfo
 from amc_tui.workspace import Workspace
 
 

@@ -36,7 +36,10 @@ import numpy as np
 import torch
 
 from amc_tui.config import Config, from_dict, load_config, resolve_arch
+from amc_tui.data.source import load_dataset
+from amc_tui.data.synth import make_cell, synthesize
 from amc_tui.errors import UserError
+from amc_tui.gpu import GpuSampler
 from amc_tui.train.build import build, pick_device, visible_gpus
 from amc_tui.train.constellation import (
     Renderer,
@@ -127,8 +130,6 @@ class _UtilSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
-            from amc_tui.gpu import GpuSampler
-
             self._sampler: Any = GpuSampler()
         except Exception:  # noqa: BLE001
             self._sampler = None
@@ -276,8 +277,6 @@ def measure_model(
 
 def open_data(cfg: Config, tmp: Path, frames_per_cell: int = 64) -> tuple[Any, str]:
     """The config's dataset, or a synthetic one in `tmp` when its file is missing."""
-    from amc_tui.data.source import load_dataset
-    from amc_tui.data.synth import synthesize
 
     path = Path(cfg.data.path)
     note = str(path)
@@ -348,7 +347,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["runs"].append(res)
         sizes = sorted({64, 224, *(c.image.size for _, c in cfgs)})
         rng = np.random.default_rng(0)
-        from amc_tui.data.synth import make_cell
 
         frames = np.concatenate(
             [

@@ -21,9 +21,11 @@ The rules the trainer relies on:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import random
+import signal
 import sys
 from collections.abc import Mapping
 from datetime import timedelta
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from amc_tui.data.source import default_ram_budget
 from amc_tui.errors import UserError
 from amc_tui.train.feed import plan_batches
 from amc_tui.train.metrics import Accumulator, Summary
@@ -56,8 +59,6 @@ def _die_with_parent(parent: int) -> None:
     """SIGKILL this process when torchrun dies: torchrun starts each rank in a session of its
     own, so the launcher's SIGKILL of torchrun's group (a stop past its grace period) would
     leave the ranks running. Linux only; elsewhere a no-op."""
-    import ctypes
-    import signal
 
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -111,7 +112,7 @@ class Dist:
         device: `cuda:LOCAL_RANK` among the GPUs the launcher made visible."""
         if not self.enabled:
             return device
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         if self.place.launcher == "srun":
             _srun_rendezvous(os.environ)
@@ -144,7 +145,7 @@ class Dist:
         """Leave the group (best effort: a peer may be gone already)."""
         if self._up:
             self._up = False
-            import torch.distributed as tdist
+            import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
             with contextlib.suppress(Exception):  # the process ends anyway
                 tdist.destroy_process_group()
@@ -165,7 +166,7 @@ class Dist:
         as torchrun reports it (`crashed`), not as a failure of this rank's own."""
         if not self.enabled:
             return False
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         if isinstance(exc, tdist.DistError):
             return True
@@ -178,7 +179,7 @@ class Dist:
         Every rank must call it at the same point; `what` is printed the first time."""
         if not self.enabled:
             return bool(flag)
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         t = torch.tensor([1 if flag else 0], dtype=torch.int32)
         tdist.all_reduce(t, op=tdist.ReduceOp.MAX, group=self._ctl)
@@ -190,7 +191,7 @@ class Dist:
 
     def barrier(self) -> None:
         if self.enabled:
-            import torch.distributed as tdist
+            import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
             tdist.barrier(group=self._ctl)
 
@@ -199,7 +200,7 @@ class Dist:
         (-1 = finite; rank 0's row when all are). With one process: ("", its row)."""
         if not self.enabled:
             return "", [int(v) for v in nonfinite.tolist()]
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         rows = [torch.empty_like(nonfinite) for _ in range(self.world)]
         tdist.all_gather(rows, nonfinite)
@@ -243,14 +244,13 @@ class Dist:
         holds its own copy of the selection). None with one process: the default."""
         if not self.enabled:
             return None
-        from amc_tui.data.source import default_ram_budget
 
         return default_ram_budget() // self.place.local_world
 
     # ----------------------------------------------------------------- metrics
 
     def _reduced(self, acc: Accumulator) -> Accumulator:
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         out = Accumulator(acc.n_mod, acc.n_snr, acc.device)
         for key in ACC_FIELDS:
@@ -277,7 +277,9 @@ class Dist:
         log-variances) live outside the model: their gradients are averaged after backward."""
         if not self.enabled:
             return
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        from torch.nn.parallel import (
+            DistributedDataParallel as DDP,
+        )  # torch.distributed: only in a multi-process run
 
         dev = built.device
         ddp = DDP(built.model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -288,7 +290,7 @@ class Dist:
         self.scale_lr(built.optimizer, lr_scale)  # before the Schedule reads the base lr
 
     def _average_grads(self, params: list[torch.nn.Parameter]) -> None:
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])
@@ -305,7 +307,7 @@ class Dist:
         weights (the checkpoint)."""
         if not self.enabled:
             return
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # torch.distributed: only in a multi-process run
 
         for b in model.buffers():
             if b.is_floating_point():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,7 +129,6 @@ class Feed:
     # ----------------------------------------------------------------- consumer
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        import time
 
         self._thread = threading.Thread(target=self._produce, name="amc-feed", daemon=True)
         self._thread.start()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -36,14 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from amc_tui import contract, runlock
+from amc_tui import contract
 from amc_tui.config import Config, load_config, resolve_arch, with_data_path
+from amc_tui.data.source import load_dataset
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
-from amc_tui.runs import (
+from amc_tui.gpu import GpuSampler
+from amc_tui.run import runlock
+from amc_tui.run.rundir import (
     RunDir,
     append_event,
     read_meta,
+    remove_stale_temp_files,
     run_workspace,
     write_status,
 )
@@ -56,11 +61,9 @@ from amc_tui.train.export import plain, write_export
 from amc_tui.train.feed import Feed
 from amc_tui.train.metrics import Accumulator, Summary
 from amc_tui.train.model import count_params
-from amc_tui.train.owner import remove_stale_temp_files
 from amc_tui.train.schedule import Schedule
 
 log = logging.getLogger("amc_tui.train")
-HEARTBEAT_EVERY_S = 5.0
 GPU_EVENT_EVERY_S = 10.0
 ERROR_TAIL_CHARS = 2000
 
@@ -133,10 +136,8 @@ class Trainer:
         last_gpu = 0.0
         if self.device.type == "cuda":
             with contextlib.suppress(Exception):
-                from amc_tui.gpu import GpuSampler
-
                 sampler = GpuSampler()
-        while not self._hb_stop.wait(HEARTBEAT_EVERY_S):
+        while not self._hb_stop.wait(contract.HEARTBEAT_S):
             with contextlib.suppress(Exception):
                 self.status(heartbeat_at=time.time(), step=self.step, epoch=self.epoch)
             if sampler is not None and time.time() - last_gpu >= GPU_EVENT_EVERY_S:
@@ -271,7 +272,6 @@ class Trainer:
         self.device = self.dist.setup(self.device)  # several processes: join, cuda:LOCAL_RANK
         torch.manual_seed(t.seed)
         np.random.seed(t.seed % 2**32)
-        import random
 
         random.seed(t.seed)
         self.dist.seed(t.seed)  # other ranks: their own dropout masks
@@ -284,8 +284,6 @@ class Trainer:
         # before the data load (minutes): a missing file fails at once (the process entry
         # checked these before importing torch; in-process use gets the same errors here)
         seed_from = preflight.seed_files(cfg, ws, self.resume)
-
-        from amc_tui.data.source import load_dataset
 
         t0 = time.time()
         try:

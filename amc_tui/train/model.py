@@ -45,7 +45,7 @@ def create_backbone(
     arch: str, channels: int, size: int, kwargs: dict[str, Any] | None = None
 ) -> nn.Module:
     """timm.create_model(num_classes=0, in_chans, img_size where the family takes it)."""
-    import timm
+    import timm  # timm imports torchvision and torch._dynamo (~4 s): only to build a model
 
     name = resolve_arch(arch)
     if not timm.is_model(name):

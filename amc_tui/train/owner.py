@@ -17,10 +17,9 @@ import os
 import sys
 from pathlib import Path
 
-from amc_tui import runlock
 from amc_tui.errors import UserError
-from amc_tui.fsutil import remove_stale_tmp
-from amc_tui.runs import RunDir
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir
 from amc_tui.train import preflight
 from amc_tui.train.place import env_is_main
 
@@ -32,15 +31,6 @@ def take_lock(run_dir: Path) -> runlock.RunLock | None:
     except runlock.RunLocked as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return None
-
-
-def remove_stale_temp_files(run: RunDir) -> list[Path]:
-    """Temp files that a trainer killed mid-write left (a checkpoint's is 50-130 MB), in the
-    folders a trainer writes atomically into. Only called while holding the run's lock."""
-    folders = [run.path, run.checkpoints, run.export]
-    with contextlib.suppress(OSError):
-        folders += [p for p in run.export.iterdir() if p.is_dir()]
-    return remove_stale_tmp(*folders)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     # of the threads they wait for. Measured on 2 busy cores, tiny Swin, 2 torch threads:
     # 7-24 samples/s spinning, 90-350 sleeping. Read when torch loads; a user's value stays.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from amc_tui.train.loop import Trainer  # torch: only once the run is ours
+    from amc_tui.train.loop import Trainer  # torch (~8 s): only once the run is ours
 
     return Trainer(run_dir, resume=args.resume, lock=lock).main()

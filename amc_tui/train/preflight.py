@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 from amc_tui.config import Config, load_config, with_data_path
+from amc_tui.data.radioml import RadioMLFile  # h5py: no torch
 from amc_tui.errors import UserError
-from amc_tui.runs import RunDir, append_event, run_workspace, write_status
+from amc_tui.run.rundir import RunDir, append_event, run_workspace, write_status
+from amc_tui.runlog.sync import sync_entry
 
 
 class CheckpointError(UserError):
@@ -62,7 +64,6 @@ def data_error(e: UserError) -> UserError:
 def check(run: RunDir, resuming: bool) -> None:
     """Raise the UserError the trainer would raise later for the config, the data file or a
     seed checkpoint; nothing is read but metadata."""
-    from amc_tui.data.radioml import RadioMLFile  # h5py: no torch
 
     ws = run_workspace(run)
     cfg = with_data_path(load_config(run.config), ws)
@@ -86,8 +87,6 @@ def sync_runlog(run: RunDir) -> str | None:
     """Update the run's RUNLOG.md entry; why it could not be (also printed), else None. A
     RUNLOG problem never fails a run: the caller keeps it as status.json `runlog_error`."""
     try:
-        from amc_tui.runlog import sync_entry
-
         sync_entry(run.path)
     except Exception as e:  # noqa: BLE001 - a RUNLOG problem is said, never raised
         error = runlog_error(e)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from amc_tui import runlock
-from amc_tui.runs import RunDir, read_status, run_dirs, run_workspace
+from amc_tui.run import runlock
+from amc_tui.run.rundir import RunDir, read_status, run_dirs, run_workspace
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:

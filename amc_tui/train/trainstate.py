@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amc_tui.config import resolve_arch
-from amc_tui.events import last_event
-from amc_tui.runs import RunDir
+from amc_tui.run.events import last_event
+from amc_tui.run.rundir import RunDir
 from amc_tui.train import checkpoint as ckpt
 from amc_tui.train.export import plain
 from amc_tui.train.model import load_weights

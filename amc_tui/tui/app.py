@@ -1,7 +1,7 @@
 """The Textual app: navigation, run actions shared by every screen, and the command palette.
 
 `run_app(ws)` is what `amc-tui` (no command) and `amc-tui tui` call. The app reads and
-controls run directories only through amc_tui.runs / launch / gpu / analysis / runlog, does
+controls run directories only through amc_tui.run.rundir / launch / gpu / analysis / runlog, does
 all file and NVML I/O in thread workers, and never stops a run when it quits.
 """
 
@@ -27,7 +27,7 @@ from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
     from amc_tui.gpu import GpuSampler, GpuSnapshot
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 Clock = Callable[[], float]
 
@@ -175,8 +175,8 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def _stop(self, run_dir: Path) -> None:
-        from amc_tui.launch import stop_run
-        from amc_tui.runs import read_run
+        from amc_tui.launch.stop import stop_run
+        from amc_tui.run.rundir import read_run
 
         try:
             info = stop_run(self.ws, read_run(run_dir), wait=False)
@@ -222,8 +222,8 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume(self, info: RunInfo, as_new: bool = False) -> None:
-        from amc_tui.launch import resume_run
-        from amc_tui.runs import read_run
+        from amc_tui.launch.queue import resume_run
+        from amc_tui.run.rundir import read_run
 
         try:
             new = resume_run(self.ws, read_run(info.dir), as_new=as_new)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from amc_tui.tui.app import AmcApp
 from amc_tui.workspace import Workspace
 
 
@@ -33,7 +34,6 @@ def first_paint_seconds(
 
 
 def _probe(root: Path, size: tuple[int, int]) -> float:
-    from amc_tui.tui.app import AmcApp
 
     class ProbeApp(AmcApp):
         painted_at = 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from typing import Any
 
 from amc_tui import contract
@@ -91,7 +92,6 @@ def clock_time(t: float | None) -> str:
     """Local `YYYY-MM-DD HH:MM` for a unix time."""
     if not is_num(t):
         return DASH
-    import time
 
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))  # type: ignore[arg-type]
 

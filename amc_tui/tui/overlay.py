@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amc_tui.run.rundir import EventTailer, RunDir
 from amc_tui.tui.axes import run_color
 from amc_tui.tui.live_model import LiveModel, LiveView
 
@@ -55,7 +56,6 @@ class OverlayFeed:
 
     def poll(self, dirs: Sequence[Path]) -> dict[Path, LiveView]:
         """A view per run in `dirs` (call from a worker thread: file I/O)."""
-        from amc_tui.runs import EventTailer, RunDir
 
         out: dict[Path, LiveView] = {}
         for d in dirs:

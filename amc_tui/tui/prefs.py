@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amc_tui.config import dumps_config, load_config
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ def write_runs_prefs(ws: Workspace, prefs: RunsPrefs) -> None:
 
 def remember_config(ws: Workspace, cfg: Config) -> None:
     """Keep the launched config, without its run name (names are one run's own)."""
-    from amc_tui.config import dumps_config
 
     cfg = dataclasses.replace(cfg, name="")
     path = last_config_path(ws)
@@ -75,7 +75,6 @@ def remember_config(ws: Workspace, cfg: Config) -> None:
 
 def last_config(ws: Workspace) -> Config | None:
     """The remembered config, or None when there is none or it no longer validates."""
-    from amc_tui.config import load_config
 
     path = last_config_path(ws)
     if not path.is_file():

@@ -14,10 +14,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract
+from amc_tui.config import Config
+from amc_tui.fsutil import read_json
+from amc_tui.run.rundir import dig, epoch_events, read_config_dict
 from amc_tui.tui.runs_view import COLUMNS, RunExtra
 
 if TYPE_CHECKING:
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 CONFIG_KEYS = tuple(c.config for c in COLUMNS if c.config)
 
@@ -67,14 +70,12 @@ class ExtraReader:
 
 
 def _summary(info: RunInfo, epoch: int) -> dict[str, Any] | None:
-    from amc_tui.fsutil import read_json
 
     data = read_json(info.rundir.epoch_export(epoch) / contract.SUMMARY_FILE)
     return data if isinstance(data, dict) and isinstance(data.get("val"), dict) else None
 
 
 def _from_events(info: RunInfo, epoch: int) -> dict[str, Any] | None:
-    from amc_tui.runs import epoch_events
 
     found = None
     for ev in epoch_events(info.dir):
@@ -86,8 +87,6 @@ def _from_events(info: RunInfo, epoch: int) -> dict[str, Any] | None:
 def _config_values(info: RunInfo) -> dict[str, Any]:
     """The hyperparameter columns' config keys, defaults filled in for keys the file omits
     (as the trainer saw them); nothing when config.toml cannot be read."""
-    from amc_tui.config import Config
-    from amc_tui.runs import dig, read_config_dict
 
     raw = read_config_dict(info.rundir)
     if not raw:

@@ -1,6 +1,6 @@
 """The Runs table as data: columns, the cells of one run, filter and sort.
 
-Pure functions over `amc_tui.runs.RunInfo` (its own elapsed and ETA rules) and an injected
+Pure functions over `amc_tui.run.rundir.RunInfo` (its own elapsed and ETA rules) and an injected
 `now`, so the screen can update cells in place by comparing old and
 new cell text, and snapshots stay deterministic.
 """
@@ -18,7 +18,7 @@ from amc_tui import contract
 from amc_tui.tui import fmt
 
 if TYPE_CHECKING:
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 STATE_STYLES = fmt.STATE_STYLES
 

@@ -3,7 +3,7 @@ the exact value and n under the cursor, the hardest cells, the metric against SN
 one modulation, overlaid with the runs marked on the Runs screen), normalised confusion
 matrices, per-class F1 and the per-epoch trajectory.
 
-Exports load in a thread worker (pandas via amc_tui.analysis, imported lazily so the app
+Exports load in a thread worker (pandas via amc_tui.run.analysis, imported lazily so the app
 starts fast); the UI only draws what the worker posts. A cell without frames is no data,
 shown as a dot, never as 0 %.
 """
@@ -30,6 +30,16 @@ from textual.widgets import (
 )
 
 from amc_tui import contract
+from amc_tui.run.analysis import (
+    cell_matrix,
+    hardest_cells,
+    list_exports,
+    load_export,
+    read_per_cell,
+    run_trajectory,
+    snr_curve,
+)
+from amc_tui.run.rundir import RunDir, read_run
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import Scale, metric_scale
 from amc_tui.tui.overlay import marked_runs, overlay
@@ -167,8 +177,6 @@ class AnalysisScreen(AmcScreen):
     @work(thread=True, exclusive=True, group="an-list", exit_on_error=False)
     def _list(self) -> None:
         try:
-            from amc_tui.analysis import list_exports, run_trajectory
-
             names = list_exports(self.run_dir)
             traj = run_trajectory(self.run_dir)
             why = "" if names else _why_no_export(self.run_dir)
@@ -179,15 +187,6 @@ class AnalysisScreen(AmcScreen):
     @work(thread=True, exclusive=True, group="an-load", exit_on_error=False)
     def _load(self, name: str, metric: str, others: tuple[Path, ...] = ()) -> None:
         try:
-            from amc_tui.analysis import (
-                cell_matrix,
-                hardest_cells,
-                list_exports,
-                load_export,
-                read_per_cell,
-            )
-            from amc_tui.runs import RunDir
-
             exp = load_export(RunDir(self.run_dir).export / name)
             mods, snrs, values, n = cell_matrix(exp.per_cell, metric)
             hard = hardest_cells(exp.per_cell, n=8, metric=metric)
@@ -280,7 +279,6 @@ class AnalysisScreen(AmcScreen):
     def _fill_snr_curve(self) -> None:
         """The metric against SNR: all modulations (and the chosen one) for this run, or the
         chosen curve of every overlaid run in its run colour."""
-        from amc_tui.analysis import snr_curve
 
         msg = self.data
         chart = self.query_one("#an-snr", Curves)
@@ -436,7 +434,6 @@ class AnalysisScreen(AmcScreen):
 
 def _why_no_export(run_dir: Path) -> str:
     """Why a run has no export: still in its first epoch, or it ended before one (its error)."""
-    from amc_tui.runs import read_run
 
     info = read_run(run_dir)
     if info.active:

@@ -1,7 +1,7 @@
 """Compare two runs: the config keys that differ, curves overlaid, the per-cell delta heatmap
 (B - A on the newest export both have) and the metric table with deltas.
 
-The comparison itself is `amc_tui.analysis.compare_runs`; this screen lays it out. Shares
+The comparison itself is `amc_tui.run.analysis.compare_runs`; this screen lays it out. Shares
 read as percent and their deltas as points; a cell or metric one run has no data for is "no
 data", never 0 %.
 """
@@ -21,6 +21,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from amc_tui import contract
+from amc_tui.run.analysis import cell_deltas, compare_runs, read_per_cell
+from amc_tui.run.rundir import RunDir, epoch_events, read_run
 from amc_tui.tui import fmt
 from amc_tui.tui.heat import delta_scale
 from amc_tui.tui.screens.base import AmcScreen
@@ -28,7 +30,7 @@ from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
 if TYPE_CHECKING:
-    from amc_tui.analysis import CellDeltas
+    from amc_tui.run.analysis import CellDeltas
 
 TABS = ("cmp-config", "cmp-metrics", "cmp-curves", "cmp-cells")
 TAB_FOCUS = {"cmp-config": "#cmp-config-table", "cmp-metrics": "#cmp-metrics-table",
@@ -90,8 +92,6 @@ class CompareScreen(AmcScreen):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _compare(self, a_dir: Path, b_dir: Path) -> None:
-        from amc_tui.analysis import cell_deltas, compare_runs, read_per_cell
-        from amc_tui.runs import RunDir, epoch_events, read_run
 
         try:
             a, b = read_run(a_dir), read_run(b_dir)

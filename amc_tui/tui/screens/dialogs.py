@@ -10,6 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
 from textual.widgets.selection_list import Selection
 
+from amc_tui.tui.runs_view import default_columns
+
 
 class Confirm(ModalScreen[bool]):
     """y / enter confirms, n / escape cancels."""
@@ -104,7 +106,6 @@ class PickColumns(ModalScreen[list[str] | None]):
         self.dismiss(list(self.query_one(SelectionList).selected))
 
     def action_defaults(self) -> None:
-        from amc_tui.tui.runs_view import default_columns
 
         keep = set(default_columns(self.app.size.width))
         sel = self.query_one(SelectionList)

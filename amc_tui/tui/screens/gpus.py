@@ -23,7 +23,7 @@ from amc_tui.tui.widgets.gpu_panel import GpuCard
 
 if TYPE_CHECKING:
     from amc_tui.gpu import GpuSnapshot, GpuStat
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 HISTORY = 120
 

@@ -74,8 +74,8 @@ class GroupsScreen(PollingScreen):
             self.post_message(GroupsPolled(level, error=str(e)))
 
     def _rows(self, level: str, name: str | None, point: int | None) -> GroupsPolled:
-        from amc_tui.groups import groups_root, list_groups, progress, read_group, summarize
-        from amc_tui.runlog_group import mean_std, metric_title, progress_text
+        from amc_tui.runlog.group_entry import mean_std, metric_title, progress_text
+        from amc_tui.sweeps.group import groups_root, list_groups, progress, read_group, summarize
 
         ws = self.amc.ws
         if level == "groups":
@@ -201,7 +201,7 @@ class GroupsScreen(PollingScreen):
 
 
 def _states(summary: Any) -> list[str]:
-    from amc_tui.groups import state_of
+    from amc_tui.sweeps.group import state_of
 
     return [state_of(i) for i in summary.infos.values()]
 

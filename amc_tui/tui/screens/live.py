@@ -1,7 +1,7 @@
 """Live run: curves, throughput and ETA, GPU sparklines, the train.log tail, state and
 heartbeat.
 
-A thread worker reads events.jsonl incrementally with `amc_tui.runs.EventTailer` (byte offset,
+A thread worker reads events.jsonl incrementally with `amc_tui.run.rundir.EventTailer` (byte offset,
 never a re-read), folds them into a `LiveModel` and posts a `LiveView`; a big file is caught up
 chunk by chunk, each chunk shown as it lands. Polls every 0.5 s, so a new event shows within 1 s.
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +26,8 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
+from amc_tui.config import RunConfig
+from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
 from amc_tui.tui import fmt
 from amc_tui.tui import runs_view as rv
 from amc_tui.tui.axes import SMOOTHING
@@ -36,7 +39,7 @@ from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
 
 if TYPE_CHECKING:
-    from amc_tui.runs import EventTailer, RunInfo
+    from amc_tui.run.rundir import EventTailer, RunInfo
 
 LOG_LINES = 200
 LOG_TAIL_BYTES = 32 << 10
@@ -109,7 +112,6 @@ class LiveScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="live-poll", exit_on_error=False)
     def _read(self, log_sig: tuple | None, others: tuple[Path, ...] = ()) -> None:
-        from amc_tui.runs import EventTailer, RunDir, read_run
 
         worker = get_current_worker()
         try:
@@ -306,8 +308,6 @@ class LiveScreen(PollingScreen):
 
 def _step_log_every(run: object) -> int | None:
     """The run's [run] step_log_every (the config default when it does not set one)."""
-    from amc_tui.config import RunConfig
-    from amc_tui.runs import read_config_dict
 
     value = read_config_dict(run).get("run", {}).get("step_log_every")  # type: ignore[arg-type]
     return value if isinstance(value, int) and value > 0 else RunConfig().step_log_every
@@ -349,6 +349,5 @@ def _read_log(path: Path, sig: tuple | None) -> tuple[list[str] | None, tuple | 
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
 
     return escape(text)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -35,13 +36,20 @@ from textual.widgets import (
     TabPane,
 )
 
+from amc_tui.config import Config, ConfigError, dumps_config, load_config, parse_toml
+from amc_tui.fsutil import atomic_write_text
+from amc_tui.launch.queue import launch
+from amc_tui.run.rundir import list_runs
 from amc_tui.tui import fmt
 from amc_tui.tui.form_model import GROUPS, FieldSpec, FormModel
+from amc_tui.tui.prefs import last_config, remember_config
+from amc_tui.tui.runs_view import gpu_text, state_text
 from amc_tui.tui.screens.base import PollingScreen
+from amc_tui.tui.screens.dialogs import Confirm, Prompt
 
 if TYPE_CHECKING:
     from amc_tui.config import Config
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 DEFAULTS = "(defaults)"
 LAST = "(last launched)"
@@ -191,7 +199,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-list", exit_on_error=False)
     def _list_configs(self) -> None:
-        from amc_tui.tui.prefs import last_config
 
         ws = self.amc.ws
         try:
@@ -212,7 +219,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-read", exit_on_error=False)
     def _read_config(self, name: str) -> None:
-        from amc_tui.config import ConfigError, load_config, parse_toml
 
         path = self.amc.ws.configs / name
         try:
@@ -232,7 +238,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-queue", exit_on_error=False)
     def _read_queue(self) -> None:
-        from amc_tui.runs import list_runs
 
         try:
             runs = [
@@ -252,8 +257,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
     def _launch(self, cfg: Config, gpus: list[int] | None) -> None:
-        from amc_tui.launch import launch
-        from amc_tui.tui.prefs import remember_config
 
         try:
             info = launch(self.amc.ws, cfg, gpus=gpus)
@@ -266,8 +269,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-save", exit_on_error=False)
     def _save(self, path: Path, cfg: Config) -> None:
-        from amc_tui.config import dumps_config
-        from amc_tui.fsutil import atomic_write_text
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -301,8 +302,6 @@ class NewRunScreen(PollingScreen):
             return
         self.source = value
         if value == DEFAULTS:
-            from amc_tui.config import Config
-
             self._load_form(Config(), None)
         elif value == LAST and self.last_config is not None:
             self._load_form(self.last_config, None)
@@ -420,8 +419,6 @@ class NewRunScreen(PollingScreen):
         for key in [k for k in table.rows if k not in set(keys)]:
             table.remove_row(key)
         for pos, r in enumerate(runs, 1):
-            from amc_tui.tui.runs_view import gpu_text, state_text
-
             cells = [str(pos) if r.state == "queued" else "", r.name, r.id, state_text(r.state),
                      r.arch or fmt.DASH, gpu_text(r), fmt.clock_time(r.created_at)]  # fmt: skip
             key = str(r.dir)
@@ -474,7 +471,6 @@ class NewRunScreen(PollingScreen):
         self.action_launch()
 
     def action_save(self) -> None:
-        from amc_tui.tui.screens.dialogs import Confirm, Prompt
 
         if not self.form.ok:
             self.amc.report_error(
@@ -575,6 +571,5 @@ def _choice_text(c: Any) -> str:
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
 
     return escape(str(text))

@@ -1,5 +1,5 @@
 """RUNLOG: the workspace's RUNLOG.md rendered as Markdown, with an index of run entries to
-jump to (`amc_tui.runlog.entry_offsets` finds them).
+jump to (`amc_tui.runlog.sync.entry_offsets` finds them).
 
 The file is read in a worker and split into chunks (the user's text and one chunk per run
 entry), each rendered by Rich's Markdown in its own Static: far cheaper than a widget per
@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from amc_tui.runlog.sync import entry_offsets
 from amc_tui.tui.screens.base import AmcScreen
 
 FULL_RENDER_LIMIT = 192 << 10  # characters; beyond this, render one entry at a time
@@ -97,7 +98,6 @@ class RunlogScreen(AmcScreen):
 
     @work(thread=True, exclusive=True, group="runlog", exit_on_error=False)
     def _read(self) -> None:
-        from amc_tui.runlog import entry_offsets
 
         path = self.amc.ws.runlog
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,15 +27,16 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from amc_tui.runs import RunCache
+from amc_tui.run.rundir import RunCache, run_dirs
 from amc_tui.tui import runs_view as rv
-from amc_tui.tui.prefs import RunsPrefs
+from amc_tui.tui.prefs import RunsPrefs, read_runs_prefs, write_runs_prefs
 from amc_tui.tui.runs_extra import ExtraReader
 from amc_tui.tui.runs_table import RunsTable
 from amc_tui.tui.screens.base import PollingScreen
+from amc_tui.tui.screens.dialogs import PickColumns
 
 if TYPE_CHECKING:
-    from amc_tui.runs import RunInfo
+    from amc_tui.run.rundir import RunInfo
 
 FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
 BATCH = 200
@@ -147,8 +149,6 @@ class RunsScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
     def _scan(self, active: set[str], with_config: bool, refresh_all: bool) -> None:
-        from amc_tui.runs import run_dirs
-        from amc_tui.tui.prefs import read_runs_prefs
 
         worker = get_current_worker()
         if not self._prefs_read:  # before the first rows, so they land in the right columns
@@ -382,7 +382,6 @@ class RunsScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="runs-prefs", exit_on_error=False)
     def _write_prefs(self, prefs: RunsPrefs) -> None:
-        from amc_tui.tui.prefs import write_runs_prefs
 
         try:
             write_runs_prefs(self.amc.ws, prefs)
@@ -492,7 +491,6 @@ class RunsScreen(PollingScreen):
         self._save_prefs()
 
     def action_columns(self) -> None:
-        from amc_tui.tui.screens.dialogs import PickColumns
 
         def done(picked: list[str] | None) -> None:
             if picked is None:
@@ -578,6 +576,5 @@ def _style(state: str) -> str:
 
 
 def _esc(text: str) -> str:
-    from rich.markup import escape
 
     return escape(text)

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 from amc_tui import contract
 from amc_tui.config import TABLES, Config, ConfigError, from_dict, nearest, parse_toml
 from amc_tui.errors import UserError
+from amc_tui.names import check_name
 
 if TYPE_CHECKING:  # optuna is heavy: imported only inside the Optuna helpers
-    import optuna
+    import optuna  # optuna: only for an Optuna sweep
 
 STRATEGIES = ("grid", "random", "optuna")
 SWEEP_KEYS = ("strategy", "repeats", "metric", "max_parallel", "trials", "seed", "axes")
@@ -460,7 +461,6 @@ def sweep_from_dict(
     if not isinstance(notes, str):
         raise SweepError(f"{src}: notes must be a string")
     sweep_name = raw.get("name", name)
-    from amc_tui.names import check_name
 
     try:
         check_name(sweep_name if isinstance(sweep_name, str) else "")
@@ -529,9 +529,9 @@ def optuna_study(group_dir: str | Path, sweep: Sweep) -> optuna.Study:
     file: several processes may ask and tell, and a restart continues where it stopped)."""
     if not sweep.adaptive:
         raise ValueError(f"strategy {sweep.strategy} has no study")
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    import optuna  # optuna: only for an Optuna sweep
+    from optuna.storages import JournalStorage  # optuna: only for an Optuna sweep
+    from optuna.storages.journal import JournalFileBackend  # optuna: only for an Optuna sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(Path(group_dir) / OPTUNA_FILE)))
@@ -545,7 +545,7 @@ def ask_point(study: optuna.Study, sweep: Sweep) -> tuple[int, dict[str, Any]]:
     the trial count, so a reopened study does not replay the draws of the first process and
     the same sweep gives the same points. A point whose config is invalid is told as failed
     and raised."""
-    import optuna
+    import optuna  # optuna: only for an Optuna sweep
 
     n_before = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=sweep.seed + n_before)
@@ -585,7 +585,7 @@ def trial_values(sweep: Sweep, params: dict[str, Any]) -> dict[str, Any]:
 def tell(study: optuna.Study, trial_number: int, value: float | None) -> None:
     """Report a trial's result (the point's metric, e.g. the mean over its repeats); None or a
     non-finite value marks it failed. Telling a finished trial again does nothing."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna: only for an Optuna sweep
 
     if value is None or not contract.is_number(value):
         study.tell(trial_number, state=TrialState.FAIL, skip_if_finished=True)

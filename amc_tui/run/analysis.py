@@ -19,10 +19,20 @@ import pandas as pd
 from amc_tui import contract
 from amc_tui.config import diff_configs
 from amc_tui.contract import METRICS, PER_CELL_COLUMNS
+from amc_tui.data.classes import CLASS_INDEX
 from amc_tui.fsutil import read_json
 from amc_tui.report import metric as _metric
 from amc_tui.report import pct as _pct
-from amc_tui.runs import EXPORT_DIR, RunDir, epoch_events, first_event, read_config_dict
+from amc_tui.run.rundir import (
+    EXPORT_DIR,
+    FINAL_STATES,
+    RunDir,
+    epoch_events,
+    first_event,
+    list_runs,
+    read_config_dict,
+    read_meta,
+)
 
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
 UNDERWEIGHT_SHARE = 0.40
@@ -124,7 +134,6 @@ def latest_export(run_dir: str | os.PathLike[str], prefer_final: bool = True) ->
 
 
 def _mod_order(mods: list[str]) -> list[str]:
-    from amc_tui.data.classes import CLASS_INDEX
 
     return sorted(mods, key=lambda m: (CLASS_INDEX.get(m, 10_000), m))
 
@@ -189,7 +198,6 @@ def hardest_cells(
     list names the cells where both heads fail rather than the first class in the table."""
     if per_cell.empty:
         return []
-    from amc_tui.data.classes import CLASS_INDEX
 
     df = per_cell[per_cell["n"] > 0].copy()
     if df.empty:
@@ -568,7 +576,6 @@ def best_earlier_run(ws: Any, metric: str, cells: dict[str, int]) -> dict[str, A
     """The best finished run of workspace `ws` on the same metric and cell grid: frozen into
     a new run's meta.json, so the RUNLOG finding 'against the best earlier run' renders from
     that run's files alone."""
-    from amc_tui.runs import FINAL_STATES, list_runs, read_meta
 
     best: dict[str, Any] | None = None
     for info in list_runs(ws, with_last_epoch=False):

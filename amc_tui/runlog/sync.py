@@ -18,28 +18,24 @@ import re
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from amc_tui.fsutil import atomic_write_bytes
-from amc_tui.runlog_entry import read_source, render_body
-from amc_tui.runs import RunDir, read_meta, read_status, run_workspace
+from amc_tui.fsutil import disk_full_message, is_disk_full
+from amc_tui.run.rundir import RunDir, read_meta, read_status, run_dirs, run_workspace
+from amc_tui.runlog.entry import read_source, render_body
+from amc_tui.runlog.group_entry import (
+    sync_group_of,  # a sweep member's end: its group's entry
+    sync_groups,  # sweep groups' entries
+)
+from amc_tui.runlog.store import HEADER, lock, read, write
 
 BEGIN = "<!-- amc-tui:begin {id} -->"
 END = "<!-- amc-tui:end {id} -->"
 _BEGIN_RE = re.compile(r"<!-- amc-tui:begin (\S+) -->")
-HEADER = (
-    "# RUNLOG\n\n"
-    "Training runs of this workspace. amc-tui keeps one entry per run between its markers;\n"
-    "everything outside the markers is yours and is never changed.\n"
-)
-LOCK_TIMEOUT_S = 60.0
 
 
 def not_written_reason(e: BaseException) -> str:
     """Why RUNLOG.md could not be updated, in one line (kept as status.json `runlog_error`):
     the free space for a full disk, the OS reason and file for another OSError, else the
     exception's first line."""
-    from amc_tui.fsutil import disk_full_message, is_disk_full
 
     if isinstance(e, OSError) and is_disk_full(e):
         return disk_full_message(e.filename or "RUNLOG.md")
@@ -90,21 +86,6 @@ def entry_offsets(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _lock(path: Path) -> FileLock:
-    return FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        return None
-
-
-def _write(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))  # keeps the file's mode
-
-
 def _merge(text: str, entries: dict[str, str]) -> tuple[str, list[str]]:
     """`text` with each entry replaced in place or appended; (new text, ids changed).
     One pass over the offsets, so syncing 1,000 entries stays linear."""
@@ -137,11 +118,11 @@ def sync_entries(runlog_path: str | os.PathLike[str], entries: dict[str, str]) -
     path = Path(runlog_path)
     if path.is_dir():  # refused before the lock file is made: a failed sync leaves nothing
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    with _lock(path):
-        old = _read(path)
+    with lock(path):
+        old = read(path)
         new, changed = _merge(HEADER if old is None else old, entries)
         if changed or old is None:
-            _write(path, new)
+            write(path, new)
     return changed
 
 
@@ -154,7 +135,6 @@ def sync_entry(
     run_id = _BEGIN_RE.match(entry).group(1)  # type: ignore[union-attr]
     path = Path(runlog_path) if runlog_path else runlog_path_for(run_dir)
     changed = bool(sync_entries(path, {run_id: entry}))
-    from amc_tui.runlog_group import sync_group_of  # a sweep member's end: its group's entry
 
     sync_group_of(run_dir, path)
     return changed
@@ -163,7 +143,6 @@ def sync_entry(
 def sync_all(ws: Any) -> list[str]:
     """Rebuild missing or stale entries for every started run of the workspace; ids changed
     (nothing is written when all are current)."""
-    from amc_tui.runs import run_dirs
 
     dirs = []
     for d in run_dirs(ws):
@@ -176,6 +155,5 @@ def sync_all(ws: Any) -> list[str]:
     for _, _, d in dirs:
         entry = render_entry(d)
         entries[_BEGIN_RE.match(entry).group(1)] = entry  # type: ignore[union-attr]
-    from amc_tui.runlog_group import sync_groups  # sweep groups' entries
 
     return (sync_entries(ws.runlog, entries) if entries else []) + sync_groups(ws)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amc_tui.errors import UserError
-from amc_tui.runs import META_FILE, RunInfo, _sort_key, is_run_dir, read_run, run_dirs
+from amc_tui.run.rundir import META_FILE, RunInfo, _sort_key, is_run_dir, read_run, run_dirs
 from amc_tui.workspace import Workspace
 
 

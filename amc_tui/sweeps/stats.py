@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from amc_tui import contract
-from amc_tui.analysis import (
+from amc_tui.run.analysis import (
     CELL_METRICS,
     best_row,
     export_trajectory,
@@ -32,7 +32,8 @@ from amc_tui.analysis import (
     read_summary,
     trajectory,
 )
-from amc_tui.runs import RunDir, dig, epoch_events, read_config_dict, read_run
+from amc_tui.run.rundir import RunDir, dig, epoch_events, read_config_dict, read_run
+from amc_tui.sweeps.sweep import format_value
 
 CONFIDENCE = 0.95
 USABLE_STATES = frozenset({"completed"})
@@ -152,7 +153,7 @@ class Stat:
 
 
 def _t(df: float | np.ndarray) -> Any:
-    from scipy import stats
+    from scipy import stats  # scipy (~0.5 s): only for a p-value or a CI
 
     return stats.t.ppf(0.5 + CONFIDENCE / 2, df)
 
@@ -359,7 +360,7 @@ def compare_values(
 ) -> Effect:
     """The Effect of a vs b. `paired` means a[i] and b[i] share a seed (equal lengths):
     the paired t-test on the differences; otherwise Welch's t-test."""
-    from scipy import stats
+    from scipy import stats  # scipy (~0.5 s): only for a p-value or a CI
 
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     na, nb = len(xa), len(xb)
@@ -431,7 +432,6 @@ def axis_effect(
     over the other axes. `values` maps a point label to its axis values. With a and b left
     out the axis must have exactly two values. Paired when every run on one side has a twin
     on the other with the same other-axis values and seed."""
-    from amc_tui.sweep import format_value
 
     seen = list(dict.fromkeys(json.dumps(v[key], sort_keys=True) for v in values.values()))
     if a is None and b is None:

@@ -10,29 +10,57 @@ the terminal and RUNLOG.md read the same. Nothing heavy is imported before a com
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import report
+from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
+from amc_tui.launch.create import run_config
+from amc_tui.launch.groups import create_group, resume_group, stop_group, wait_ended
+from amc_tui.launch.keeper import ensure_worker
+from amc_tui.launch.queue import work_queue
+from amc_tui.run.rundir import dig, list_runs, read_config_dict
+from amc_tui.runlog.group_entry import (
+    axes_text,
+    best_text,
+    ci,
+    main_metrics,
+    mean_std,
+    metric_title,
+    plan_text,
+    progress_text,
+)
+from amc_tui.sweeps.group import (
+    free_name,
+    group_state,
+    groups_root,
+    list_groups,
+    member_runs,
+    members,
+    progress,
+    read_group,
+    resolve_group,
+    resolve_ref,
+    state_of,
+    summarize,
+)
+from amc_tui.sweeps.plot import Target, plot_targets
+from amc_tui.sweeps.stats import member_from_run, point_effect, point_stats
+from amc_tui.sweeps.sweep import format_value, load_sweep
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
-    from amc_tui.groups import Group, Ref, Summary
-    from amc_tui.groupstats import PointStats, Stat
-    from amc_tui.runs import RunInfo
-    from amc_tui.sweep import Sweep
-
-
-def _print_json(obj: object) -> None:
-    from amc_tui.fsutil import plain
-
-    print(json.dumps(obj, indent=2, default=plain))
+    from amc_tui.run.rundir import RunInfo
+    from amc_tui.sweeps.group import Group, Ref, Summary
+    from amc_tui.sweeps.stats import PointStats, Stat
+    from amc_tui.sweeps.sweep import Sweep
 
 
 def _num(x: Any) -> float | None:
@@ -50,7 +78,6 @@ def stat_dict(s: Stat) -> dict[str, Any]:
 
 def _epoch_seconds(ws: Workspace) -> dict[tuple[Any, Any], list[float]]:
     """Wall seconds per epoch of the workspace's completed runs, by (arch, image size)."""
-    from amc_tui.runs import dig, list_runs, read_config_dict
 
     out: dict[tuple[Any, Any], list[float]] = {}
     for info in list_runs(ws, state="completed", with_last_epoch=False):
@@ -65,7 +92,6 @@ def _epoch_seconds(ws: Workspace) -> dict[tuple[Any, Any], list[float]]:
 
 def dry_run_text(ws: Workspace, sweep: Sweep) -> str:
     """The points table (axis values, seeds, runs, estimated time per run) and the totals."""
-    from amc_tui.sweep import format_value
 
     per_epoch = _epoch_seconds(ws)
     source = Path(sweep.source)
@@ -84,8 +110,6 @@ def dry_run_text(ws: Workspace, sweep: Sweep) -> str:
     seeds = ", ".join(str(base_seed + k) for k in range(sweep.repeats))
     estimates: list[float] = []
     if sweep.adaptive:
-        from amc_tui.runlog_group import axes_text
-
         L.append("axes: " + "; ".join(axes_text(_fake_group(sweep))))
         L.append(f"seeds per trial: {seeds}; trials are chosen by Optuna as results come in")
         est = _estimate(per_epoch, sweep.base_config)
@@ -113,7 +137,6 @@ def dry_run_text(ws: Workspace, sweep: Sweep) -> str:
 
 
 def _fake_group(sweep: Sweep) -> Any:
-    from types import SimpleNamespace
 
     return SimpleNamespace(sweep=sweep.to_dict())
 
@@ -124,10 +147,6 @@ def _estimate(per_epoch: dict[tuple[Any, Any], list[float]], cfg: Any) -> float 
 
 
 def cmd_sweep(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import create_group, free_name, groups_root, read_group
-    from amc_tui.launch import ensure_worker, work_queue
-    from amc_tui.runlog_group import plan_text
-    from amc_tui.sweep import load_sweep
 
     sweep = load_sweep(ws.resolve(args.file), ws.root, allow_many=args.allow_many)
     if args.dry_run:
@@ -148,9 +167,6 @@ def cmd_sweep(args: argparse.Namespace, ws: Workspace) -> int:
 
 def follow(ws: Workspace, group: Group) -> int:
     """Print members' state changes until the group ends; Ctrl-C leaves it running (130)."""
-    from amc_tui.groups import group_state, member_runs, progress, read_group, state_of
-    from amc_tui.launch import ensure_worker, work_queue
-    from amc_tui.runlog_group import progress_text
 
     seen: dict[str, str] = {}
     last_pass = 0.0
@@ -179,7 +195,6 @@ def follow(ws: Workspace, group: Group) -> int:
         print(f"\ngroup {group.name} goes on: `amc-tui group show {group.name}`, "
               f"`amc-tui group stop {group.name}`", file=sys.stderr)  # fmt: skip
         return 130
-    from amc_tui.groups import summarize
 
     summary = summarize(ws, read_group(group.dir) or group)
     print()
@@ -192,7 +207,6 @@ def follow(ws: Workspace, group: Group) -> int:
 
 
 def _best_brief(summary: Summary) -> str:
-    from amc_tui.runlog_group import mean_std
 
     ranked = summary.ranking()
     if not ranked or ranked[0].stat.n == 0:
@@ -202,7 +216,6 @@ def _best_brief(summary: Summary) -> str:
 
 
 def cmd_groups(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import list_groups, progress, state_of, summarize
 
     rows, data = [], []
     for g in list_groups(ws):
@@ -219,7 +232,7 @@ def cmd_groups(args: argparse.Namespace, ws: Workspace) -> int:
         rows.append([g.name, g.id, s.state, g.strategy, f"{len(g.points)}x{g.repeats}", done,
                      _best_brief(s), report.clock(g.created_at)])  # fmt: skip
     if args.json:
-        _print_json(data)
+        print_json(data)
     elif not rows:
         print("no groups: start one with `amc-tui sweep SWEEP.toml`")
     else:
@@ -230,7 +243,6 @@ def cmd_groups(args: argparse.Namespace, ws: Workspace) -> int:
 
 def show_data(summary: Summary) -> dict[str, Any]:
     """`group show --json`: the group, each point's stats and members, ranking, effects."""
-    from amc_tui.groups import progress, state_of
 
     g = summary.group
     by_key = {ps.point: ps for ps in summary.points}
@@ -282,16 +294,6 @@ def show_data(summary: Summary) -> dict[str, Any]:
 
 
 def show_text(summary: Summary) -> str:
-    from amc_tui.runlog_group import (
-        axes_text,
-        best_text,
-        ci,
-        main_metrics,
-        mean_std,
-        metric_title,
-        plan_text,
-        progress_text,
-    )
 
     g, metric = summary.group, summary.group.metric
     L = [f"{g.name} ({g.id})  {summary.state}  {plan_text(g)}"]
@@ -335,25 +337,21 @@ def show_text(summary: Summary) -> str:
 
 
 def progress_of(summary: Summary, index: int) -> dict[str, int]:
-    from amc_tui.groups import progress
 
     return progress(summary.point_states(index))
 
 
 def cmd_group_show(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import resolve_group, summarize
 
     summary = summarize(ws, resolve_group(ws, args.group))
     if args.json:
-        _print_json(show_data(summary))
+        print_json(show_data(summary))
     else:
         print(show_text(summary))
     return 0
 
 
 def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import resolve_group, stop_group, wait_ended
-    from amc_tui.launch.create import run_config
 
     group = resolve_group(ws, args.group)
     asked = stop_group(ws, group, grace_s=args.grace)
@@ -370,7 +368,6 @@ def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_group_resume(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import resolve_group, resume_group
 
     group = resolve_group(ws, args.group)
     names = resume_group(ws, group)
@@ -384,8 +381,6 @@ def cmd_group_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def _side(ws: Workspace, ref: Ref) -> tuple[str, PointStats]:
-    from amc_tui.groups import member_runs, members
-    from amc_tui.groupstats import member_from_run, point_stats
 
     if ref.kind == "run":
         assert ref.run is not None
@@ -404,11 +399,6 @@ def _side(ws: Workspace, ref: Ref) -> tuple[str, PointStats]:
 def compare_refs(args: argparse.Namespace, ws: Workspace) -> int | None:
     """`compare` of groups and points (each side: n, mean ± std; effects with 95 % CIs);
     None when both references are runs (the run-vs-run comparison prints as before)."""
-    import dataclasses
-
-    from amc_tui.groups import resolve_ref
-    from amc_tui.groupstats import point_effect
-    from amc_tui.runlog_group import main_metrics, mean_std, metric_title
 
     a, b = resolve_ref(ws, args.a), resolve_ref(ws, args.b)
     if a.kind == b.kind == "run":
@@ -429,7 +419,7 @@ def compare_refs(args: argparse.Namespace, ws: Workspace) -> int | None:
     sides = [{"label": la, "n": pa.n, "excluded": [list(x) for x in pa.excluded]},
              {"label": lb, "n": pb.n, "excluded": [list(x) for x in pb.excluded]}]  # fmt: skip
     if args.json:
-        _print_json({"a": sides[0], "b": sides[1], "metrics": data})
+        print_json({"a": sides[0], "b": sides[1], "metrics": data})
         return 0
     for tag, side in zip("AB", sides, strict=True):
         left = f"; excluded: {', '.join(f'{n} ({w})' for n, w in side['excluded'])}" \
@@ -442,16 +432,12 @@ def compare_refs(args: argparse.Namespace, ws: Workspace) -> int | None:
 
 def group_filter(ws: Workspace, ref: str, runs: list[RunInfo]) -> list[RunInfo]:
     """`ls --group G`: the runs that are members of group G, in the listing's order."""
-    from amc_tui.groups import resolve_group
 
     ids = {m["id"] for m in resolve_group(ws, ref).members}
     return [r for r in runs if r.id in ids]
 
 
 def _point_target(g: Group, point: dict[str, Any], infos: dict[str, Any]) -> Any:
-    from amc_tui.groups import state_of
-    from amc_tui.plot import Target
-    from amc_tui.sweep import format_value
 
     ms = g.point_members(point["index"])
     dirs = tuple(infos[m["id"]].dir for m in ms if state_of(infos.get(m["id"])) == "completed")
@@ -463,8 +449,6 @@ def _point_target(g: Group, point: dict[str, Any], infos: dict[str, Any]) -> Any
 
 
 def cmd_plot(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.groups import member_runs, resolve_ref
-    from amc_tui.plot import Target, plot_targets
 
     targets = []
     for text in args.targets:
@@ -489,39 +473,3 @@ def cmd_plot(args: argparse.Namespace, ws: Workspace) -> int:
     for path in plot_targets(targets, ws.resolve(args.out), formats, args.split, **extra):
         print(path)
     return 0
-
-
-# --------------------------------------------------------------------------- parser
-
-
-def add_group_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register `sweep`, `groups`, `group show|stop|resume` and `plot`."""
-
-    def add(name: str, handler: Any, help: str, parent: Any = sub) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, help=help, description=help)
-        sp.set_defaults(handler=handler)
-        return sp
-
-    sp = add("sweep", cmd_sweep, "queue a sweep's runs as a group; follow it unless --detach")
-    sp.add_argument("file", help="a sweep file (configs/sweeps/*.toml)")
-    sp.add_argument("--name", help="group name (default: the sweep's name, made unique)")
-    sp.add_argument("--dry-run", action="store_true", help="print the points; create nothing")
-    sp.add_argument("--detach", "-d", action="store_true", help="print name and id and return")
-    sp.add_argument("--allow-many", action="store_true", help="allow more than 200 runs")
-    sp = add("groups", cmd_groups, "list sweep groups, newest first")
-    sp.add_argument("--json", action="store_true")
-    grp = sub.add_parser("group", help="one sweep group").add_subparsers(dest="sub", required=True)
-    sp = add("show", cmd_group_show, "a group's points: n, mean, std, CI, ranking, effects", grp)
-    sp.add_argument("group", help="group name, id or unique prefix")
-    sp.add_argument("--json", action="store_true")
-    sp = add("stop", cmd_group_stop, "stop every active member; Optuna asks no more trials", grp)
-    sp.add_argument("group")
-    sp.add_argument("--grace", type=float, help="seconds before SIGKILL (default run.stop_grace_s)")
-    sp = add("resume", cmd_group_resume, "restart failed/stopped members; continue a study", grp)
-    sp.add_argument("group")
-    sp = add("plot", cmd_plot, "figures of runs, groups (each point) and points (G:POINT)")
-    sp.add_argument("targets", nargs="+", metavar="RUN|GROUP|G:POINT")
-    sp.add_argument("--out", required=True, help="folder for the figures")
-    sp.add_argument("--format", default="png", help="png,svg,pdf (comma-separated)")
-    sp.add_argument("--split", default="auto", choices=("auto", "test", "val"))
-    sp.add_argument("--figures", help="snr,snr_mod,heatmap,confusion,curves (default: all)")

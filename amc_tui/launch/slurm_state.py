@@ -64,7 +64,7 @@ def _word(state: str) -> str:
 
 
 def _from_sacct(job_ids: list[str]) -> dict[str, str] | None:
-    from submitit.slurm.slurm import SlurmInfoWatcher
+    from submitit.slurm.slurm import SlurmInfoWatcher  # submitit: only for Slurm runs
 
     argv = ["sacct", "-o", "JobID,State,NodeList", "--parsable2"]
     for main in sorted({j.split("_")[0] for j in job_ids}):

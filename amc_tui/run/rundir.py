@@ -7,6 +7,7 @@ files, a torn last event line and unknown kinds/keys.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amc_tui import contract, runlock
+from amc_tui import contract
 from amc_tui.errors import UserError
-from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-exported)
+from amc_tui.fsutil import atomic_write_json, read_json, remove_stale_tmp
+from amc_tui.run import runlock
+from amc_tui.run.events import (  # noqa: F401  (the run contract's readers, re-exported)
     EVENTS_FILE,
     EventTailer,
     append_event,
@@ -29,7 +32,7 @@ from amc_tui.events import (  # noqa: F401  (the run contract's readers, re-expo
     last_event,
     read_events,
 )
-from amc_tui.fsutil import atomic_write_json, read_json
+from amc_tui.run.runlock import pid_alive
 from amc_tui.workspace import Workspace
 
 CONFIG_FILE = "config.toml"
@@ -48,8 +51,6 @@ STATES = (
 # suspended, a stuck filesystem); unknown: status.json is unreadable, nothing acts on the run.
 ACTIVE_STATES = frozenset({"queued", "submitted", "running", "stalled"})
 FINAL_STATES = frozenset({"completed", "failed", "stopped", "crashed"})
-HEARTBEAT_INTERVAL_S = 10.0
-STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -165,23 +166,6 @@ def read_config_dict(run: RunDir) -> dict[str, Any]:
         return {}
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists on this host (zombies count as gone)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not a running trainer
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def derive_state(
     status: dict[str, Any],
     now: float | None = None,
@@ -198,7 +182,7 @@ def derive_state(
         return state
     now = time.time() if now is None else now
     beat = status.get("heartbeat_at") or status.get("started_at")
-    stale = beat is not None and now - float(beat) > STALE_AFTER_S
+    stale = beat is not None and now - float(beat) > contract.STALE_AFTER_S
     same_host = status.get("host") in (None, host or socket.gethostname())
     if status.get("slurm_job_id") and not same_host:
         # a trainer on a cluster node: its job's state (polled by the queue worker) says
@@ -567,3 +551,12 @@ def list_runs(
         runs = [r for r in runs if r.state == state]
     runs.sort(key=_sort_key, reverse=True)
     return runs
+
+
+def remove_stale_temp_files(run: RunDir) -> list[Path]:
+    """Temp files that a trainer killed mid-write left (a checkpoint's is 50-130 MB), in the
+    folders a trainer writes atomically into. Only called while holding the run's lock."""
+    folders = [run.path, run.checkpoints, run.export]
+    with contextlib.suppress(OSError):
+        folders += [p for p in run.export.iterdir() if p.is_dir()]
+    return remove_stale_tmp(*folders)

@@ -16,7 +16,10 @@ import logging
 from collections import Counter
 from typing import Any
 
-from amc_tui.groups import (
+from amc_tui.launch.create import create_run
+from amc_tui.run.rundir import FINAL_STATES, RunInfo
+from amc_tui.runlog.group_entry import sync_group
+from amc_tui.sweeps.group import (
     Group,
     complete,
     group_lock,
@@ -24,17 +27,38 @@ from amc_tui.groups import (
     list_groups,
     members,
     point_dict,
-    queue_point,
     read_group,
-    runlog_group,
+    run_name,
     save,
     state_of,
     update,
 )
-from amc_tui.runs import FINAL_STATES, RunInfo
+from amc_tui.sweeps.sweep import Point, Sweep, SweepError, ask_point, optuna_study, tell
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+
+def queue_point(ws: Workspace, group: Group, sweep: Sweep, point: Point) -> list[RunInfo]:
+    """Create the repeats of one point as queued runs and add them to `group` (not saved)."""
+
+    made = []
+    for run in sweep.repeat_runs(point):
+        meta = {"group": group.name, "point": point.values, "repeat": run.repeat}
+        info = create_run(ws, run.config, name=run_name(group.name, point.index, run.repeat),
+                          meta_extra=meta, check_data=True)  # fmt: skip
+        made.append(info)
+        group.members.append({"id": info.id, "name": info.name, "point": point.index,
+                              "repeat": run.repeat, "seed": run.seed})  # fmt: skip
+    return made
+
+
+def runlog_group(ws: Workspace, group: Group) -> None:
+
+    try:
+        sync_group(ws, group)
+    except Exception as e:  # noqa: BLE001 - a RUNLOG problem never breaks the sweep
+        log.warning("RUNLOG update for group %s failed: %s", group.name, e)
 
 
 class Admission:
@@ -79,13 +103,6 @@ def before_placement(ws: Workspace, runs: list[RunInfo]) -> tuple[list[RunInfo],
     return runs, Admission(group_of, running)
 
 
-def groups_pending(ws: Workspace) -> bool:
-    """True while an Optuna group waits for a queue pass (a trial to tell or to ask), so
-    the queue worker stays alive for it although no run is queued."""
-    return any(g.adaptive and not g.stopped and not g.error and not complete(g)
-               for g in list_groups(ws))  # fmt: skip
-
-
 def _in_flight(g: Group) -> int:
     return max(1, g.max_parallel // g.repeats) if g.max_parallel else 1
 
@@ -128,7 +145,6 @@ def _tell_and_ask(
     to_tell: list[dict[str, Any]],
     n_new: int,
 ) -> list[RunInfo]:
-    from amc_tui.sweep import SweepError, ask_point, optuna_study, tell
 
     sweep = group_sweep(g)
     study = optuna_study(g.dir, sweep)

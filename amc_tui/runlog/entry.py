@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from amc_tui import contract, report
-from amc_tui.analysis import (
+from amc_tui.config import resolve_arch
+from amc_tui.data.classes import resolve_classes, snr_range
+from amc_tui.run.analysis import (
     UNDERWEIGHT_SHARE,
     export_trajectory,
     findings,
@@ -26,7 +28,7 @@ from amc_tui.analysis import (
     read_per_cell,
     read_summary,
 )
-from amc_tui.runs import (
+from amc_tui.run.rundir import (
     RunDir,
     RunInfo,
     dig,
@@ -36,6 +38,7 @@ from amc_tui.runs import (
     read_run,
     read_status,
 )
+from amc_tui.sweeps.sweep import point_label
 
 ICONS = {
     "queued": "⏳", "submitted": "📤", "running": "🔄", "completed": "✅", "failed": "❌", "stopped": "⏹️",
@@ -137,7 +140,6 @@ def header(src: EntrySource) -> list[str]:
         "",
         f"**Status**: {ICONS.get(run.state, '')} **{run.state.upper()}** ({'; '.join(when)})  ",
     ]
-    from amc_tui.config import resolve_arch
 
     timm_name = resolve_arch(src.arch)
     bits = [timm_name] if timm_name != src.arch else []
@@ -156,8 +158,6 @@ def header(src: EntrySource) -> list[str]:
         how = f"ended {status['slurm_state']}" if status.get("slurm_state") else "open"
         L.append(f"**Slurm**: job {run.slurm_job_id} ({how})  ")
     if isinstance(meta.get("group"), str):  # a sweep member names its group and point
-        from amc_tui.sweep import point_label
-
         point = meta["point"] if isinstance(meta.get("point"), dict) else {}
         L.append(f"**Group**: {meta['group']}, point {point_label(point)}, "
                  f"repeat {meta.get('repeat', '?')}  ")  # fmt: skip
@@ -228,7 +228,6 @@ def _split_sizes(src: EntrySource) -> dict[str, Any]:
 def _grid(src: EntrySource) -> tuple[list[Any], list[Any]]:
     """The (classes, SNRs) the run trains on: from its start event or export, else what its
     config selects from the dataset's class table and SNR grid."""
-    from amc_tui.data.classes import resolve_classes, snr_range
 
     classes = _from_run(src, "classes")
     if not classes:

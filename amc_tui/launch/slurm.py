@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from amc_tui import contract
 from amc_tui.config import Config, SlurmConfig, diff_configs
-from amc_tui.runs import RunDir, run_workspace
-from amc_tui.slurm_state import (
+from amc_tui.launch.slurm_state import (
     FINAL,
     SLURM_STATES,
     SUBMITTED,
@@ -48,6 +48,7 @@ from amc_tui.slurm_state import (
     raw_states,
     slurm_command,
 )
+from amc_tui.run.rundir import RunDir, run_workspace
 
 __all__ = [
     "SLURM_DIR", "SLURM_STATES", "SlurmError", "TrainerTask", "cancel", "check_available",
@@ -56,7 +57,6 @@ __all__ = [
 ]  # fmt: skip
 
 SLURM_DIR = "slurm"  # <run>/slurm/: submitit's files for the run's jobs
-TRAINER_MODULE = "amc_tui.train"
 RDZV_PORT = 29400
 MIN_SIGNAL_DELAY_S = 90  # the trainer's warning before the time limit
 PKG_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -76,7 +76,7 @@ def trainer_argv(
     resume: bool = False,
     master: str = "localhost",
     job_id: str = "0",
-    module: str = TRAINER_MODULE,
+    module: str = contract.TRAINER_MODULE,
     python: str = sys.executable,
 ) -> list[str]:
     """The command one node runs: plain `python -m <trainer>` for one process, else torchrun
@@ -95,7 +95,7 @@ def trainer_argv(
 
 
 def _limit_signal() -> signal.Signals:
-    from submitit import JobEnvironment
+    from submitit import JobEnvironment  # submitit: only for Slurm runs
 
     return signal.Signals[f"SIG{JobEnvironment.USR_SIG}"]
 
@@ -107,12 +107,12 @@ class TrainerTask:
     run_dir: str
     workspace: str
     slurm: dict[str, Any]
-    module: str = TRAINER_MODULE
+    module: str = contract.TRAINER_MODULE
     resume: bool = False
     cpu_only: bool = False
 
     def __call__(self) -> int:
-        from submitit import JobEnvironment
+        from submitit import JobEnvironment  # submitit: only for Slurm runs
 
         env = JobEnvironment()
         rd = RunDir(Path(self.run_dir))
@@ -192,8 +192,11 @@ def _submit(
     parallelism: int = 1,
 ) -> list[Any]:
     """Submit the tasks as one job (one task) or one job array; submitit's jobs back."""
-    import submitit
-    from submitit.core.utils import FailedJobError, FailedSubmissionError
+    import submitit  # submitit: only for Slurm runs
+    from submitit.core.utils import (
+        FailedJobError,
+        FailedSubmissionError,
+    )  # submitit: only for Slurm runs
 
     if cluster == "slurm":
         check_available()
@@ -233,7 +236,7 @@ def submit(
     cfg: Config,
     *,
     resume: bool = False,
-    module: str = TRAINER_MODULE,
+    module: str = contract.TRAINER_MODULE,
     cluster: str = "slurm",
 ) -> dict[str, Any]:
     """Submit one run's trainer as a Slurm job; the status fields to record back:
@@ -257,7 +260,7 @@ def submit_array(
     parallelism: int,
     *,
     folder: str | Path | None = None,
-    module: str = TRAINER_MODULE,
+    module: str = contract.TRAINER_MODULE,
     cluster: str = "slurm",
 ) -> list[dict[str, Any]]:
     """Submit a group of runs as one job array, at most `parallelism` running at once; one

@@ -28,6 +28,23 @@ from amc_tui.errors import UserError
 LOCK_FILE = ".lock"
 
 
+def pid_alive(pid: int | None) -> bool:
+    """True when a process with this pid exists on this host (zombies count as gone)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not a running trainer
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def start_ticks(pid: int) -> int | None:
     """A process's start time in clock ticks since boot: with the boot id it tells a live
     holder from a later process that reused its pid."""
@@ -141,7 +158,6 @@ def _alive_here(info: dict[str, Any]) -> bool:
     ticks = info.get("start_ticks")
     if ticks is not None and start_ticks(pid) != ticks:
         return False  # the pid now belongs to another process
-    from amc_tui.runs import pid_alive  # runs imports this module
 
     return pid_alive(pid)
 

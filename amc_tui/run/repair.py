@@ -11,11 +11,12 @@ import os
 import time
 from typing import Any
 
-from amc_tui import contract, runlock
+from amc_tui import contract
 from amc_tui.errors import UserError
-from amc_tui.events import read_events
 from amc_tui.fsutil import atomic_write_json
-from amc_tui.runs import FINAL_STATES, RunDir, read_config_dict, read_meta, status_or_error
+from amc_tui.run import runlock
+from amc_tui.run.events import read_events
+from amc_tui.run.rundir import FINAL_STATES, RunDir, read_config_dict, read_meta, status_or_error
 
 
 def rebuild_status(run: RunDir) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 This module holds what must be checked before anything listens (host, token, token file) and
 the command's output. It imports little (socket and friends only when serving) because the CLI
 parser imports it on every command; the web server itself (aiohttp, textual-serve) lives in
-amc_tui.serve_server.
+amc_tui.serve.server.
 
 Why a token even on loopback: any local user (or a web page, via the browser) can reach
 127.0.0.1, and the app can start and stop runs. The token travels once as `?token=` and then
@@ -13,14 +13,19 @@ as an HttpOnly, SameSite=Strict cookie.
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
+import secrets
+import socket
 import stat
 import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from amc_tui.errors import UserError
+from amc_tui.serve.server import serve
 from amc_tui.workspace import Workspace
 
 TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-_.~")
@@ -48,7 +53,6 @@ def is_loopback(host: str) -> bool:
 
 def new_token() -> str:
     """256 random bits, URL- and cookie-safe."""
-    import secrets
 
     return secrets.token_urlsafe(32)
 
@@ -102,9 +106,6 @@ def _url_host(host: str) -> str:
 
 def banner(opts: ServeOptions, port: int, ws: Workspace) -> list[str]:
     """What `serve` prints once it listens: the URL (with the token) and how to tunnel to it."""
-    import getpass
-    import socket
-    from urllib.parse import quote
 
     shown = opts.host
     if not is_loopback(shown) and shown in ("0.0.0.0", "::", ""):
@@ -130,7 +131,6 @@ def cmd_serve(args: argparse.Namespace, ws: Workspace) -> int:
             "amc-tui: warning: --no-token: any local user can open the app and start or stop runs",
             file=sys.stderr,
         )
-    from amc_tui.serve_server import serve
 
     app_argv = [sys.executable, "-m", "amc_tui.cli", "--workspace", str(ws.root), "tui"]
 
@@ -138,21 +138,3 @@ def cmd_serve(args: argparse.Namespace, ws: Workspace) -> int:
         print("\n".join(banner(opts, port, ws)), flush=True)
 
     return serve(opts.host, opts.port, opts.token, app_argv, announce)
-
-
-def add_serve_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `amc-tui serve` on the CLI's subcommand table."""
-    help = "serve the app to a browser (one app process per visitor, token-protected)"
-    sp = sub.add_parser("serve", help=help, description=help)
-    sp.set_defaults(handler=cmd_serve)
-    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
-    sp.add_argument("--port", type=int, default=8000, help="TCP port (0: any free one)")
-    sp.add_argument("--token-file", metavar="FILE", help="read the token from FILE (mode 600)")
-    sp.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (token required)"
-    )
-    sp.add_argument(
-        "--no-token",
-        action="store_true",
-        help="no token (loopback only; any local user can connect)",
-    )

@@ -24,12 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract, report
-from amc_tui.runs import FINAL_STATES, RunDir, read_meta, read_status, run_workspace
+from amc_tui.run.rundir import FINAL_STATES, RunDir, read_meta, read_status, run_workspace
+from amc_tui.runlog.store import HEADER, lock, read, write
+from amc_tui.sweeps.group import groups_root, list_groups, progress, read_group, state_of, summarize
+from amc_tui.sweeps.stats import SHORT_NAMES
+from amc_tui.sweeps.sweep import format_value
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
-    from amc_tui.groups import Group, Summary
-    from amc_tui.groupstats import Stat
+    from amc_tui.sweeps.group import Group, Summary
+    from amc_tui.sweeps.stats import Stat
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,6 @@ RENDER_TRIES = 3  # renders outside the lock before one is done holding it
 
 def metric_title(metric: str) -> str:
     """`val.acc_combined` -> `val combined`; `test.acc_mod` -> `test modulation`."""
-    from amc_tui.groupstats import SHORT_NAMES
 
     split, _, name = metric.rpartition(".")
     return f"{split} {SHORT_NAMES.get(name, name)}".strip()
@@ -102,7 +105,6 @@ def plan_text(group: Group) -> str:
 
 def axes_text(group: Group) -> list[str]:
     """One `key = a, b, c` (or `key in [min, max]`) per axis."""
-    from amc_tui.sweep import format_value
 
     out = []
     for axis in group.sweep.get("axes", []):
@@ -179,13 +181,11 @@ def render_body(summary: Summary) -> str:
 
 
 def _counts(states: list[str]) -> dict[str, int]:
-    from amc_tui.groups import progress
 
     return progress(states)
 
 
 def _member_text(member: dict[str, Any], info: Any, summary: Summary) -> str:
-    from amc_tui.groups import state_of
 
     state = state_of(info)
     text = f"{ICONS.get(state, '')} {member['name']}".strip()
@@ -231,32 +231,29 @@ def sync_group(
 ) -> bool:
     """Render the group's entry under RUNLOG.md's lock and put it in place (or append it);
     True when the file changed."""
-    from amc_tui.groups import read_group, summarize
-    from amc_tui.runlog import _lock
 
     path = Path(runlog_path) if runlog_path else ws.runlog
     for _ in range(RENDER_TRIES):
         fresh = read_group(group.dir) or group
         seen = _snapshot(ws, fresh)
         entry = render_group_entry(summarize(ws, fresh))
-        with _lock(path):
+        with lock(path):
             if _snapshot(ws, read_group(group.dir) or fresh) == seen:
                 return _put(path, fresh.id, entry)
         # a member changed while we rendered: render again
-    with _lock(path):  # members keep changing: render holding the lock
+    with lock(path):  # members keep changing: render holding the lock
         fresh = read_group(group.dir) or group
         return _put(path, fresh.id, render_group_entry(summarize(ws, fresh)))
 
 
 def _put(path: Path, gid: str, entry: str) -> bool:
     """Merge the entry into RUNLOG.md (the caller holds its lock); True when it changed."""
-    from amc_tui.runlog import HEADER, _read, _write
 
-    old = _read(path)
+    old = read(path)
     new = _merge(HEADER if old is None else old, gid, entry)
     if new == old:
         return False
-    _write(path, new)
+    write(path, new)
     return True
 
 
@@ -279,7 +276,6 @@ def sync_group_of(run_dir: str | os.PathLike[str], runlog_path: str | os.PathLik
             return
         if read_status(rd).get("state") not in FINAL_STATES:
             return
-        from amc_tui.groups import groups_root, read_group
 
         ws = Workspace(run_workspace(rd))
         group = read_group(groups_root(ws) / name)
@@ -291,6 +287,5 @@ def sync_group_of(run_dir: str | os.PathLike[str], runlog_path: str | os.PathLik
 
 def sync_groups(ws: Workspace) -> list[str]:
     """Every group's entry (`amc-tui runlog sync`); the ids of those that changed."""
-    from amc_tui.groups import list_groups
 
     return [f"group {g.id}" for g in reversed(list_groups(ws)) if sync_group(ws, g)]

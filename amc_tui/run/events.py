@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from amc_tui.fsutil import append_line, plain
 
 if TYPE_CHECKING:
-    from amc_tui.runs import RunDir
+    from amc_tui.run.rundir import RunDir
 
 EVENTS_FILE = "events.jsonl"
 

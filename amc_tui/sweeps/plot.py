@@ -28,11 +28,12 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from amc_tui import analysis, contract  # noqa: E402
+from amc_tui import contract  # noqa: E402
 from amc_tui.errors import UserError  # noqa: E402
 from amc_tui.fsutil import atomic_write_with  # noqa: E402
-from amc_tui.groupstats import cell_stats  # noqa: E402
-from amc_tui.runs import RunDir, dig, epoch_events, read_config_dict, read_run  # noqa: E402
+from amc_tui.run import analysis
+from amc_tui.run.rundir import RunDir, dig, epoch_events, read_config_dict, read_run  # noqa: E402
+from amc_tui.sweeps.stats import cell_stats  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
 KINDS = ("snr", "snr_mod", "heatmap", "confusion", "curves")

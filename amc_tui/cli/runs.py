@@ -14,19 +14,40 @@ import sys
 import time
 
 from amc_tui import contract, report
+from amc_tui.cli.groups import group_filter
+from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
+from amc_tui.launch.keeper import ensure_worker, worker_alive, workers_disabled
+from amc_tui.launch.keeper import keep_queue_going as keep
+from amc_tui.launch.queue import launch, resume_run, run_worker, work_queue
+from amc_tui.launch.stop import stop_run
+from amc_tui.launch.supervise import queue_lock, read_live, runlog_sync, with_trainer
+from amc_tui.run import runlock
+from amc_tui.run.analysis import list_exports, read_summary, trajectory
+from amc_tui.run.refs import resolve_run
+from amc_tui.run.repair import repair
+from amc_tui.run.rundir import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    STATES,
+    EventTailer,
+    dig,
+    error_line,
+    foreign_dirs,
+    list_runs,
+    read_config_dict,
+    read_events,
+    read_meta,
+    read_run,
+    read_status,
+    write_status,
+)
+from amc_tui.runlog.sync import not_written_reason, runlog_path_for, sync_all
 from amc_tui.workspace import Workspace
-
-
-def _print_json(obj: object) -> None:
-    from amc_tui.fsutil import plain
-
-    print(json.dumps(obj, indent=2, default=plain))
 
 
 def keep_queue_going(ws: Workspace, runs: list | None = None) -> None:
     """Start a queue worker if runs want one and none runs; one line on stderr if so."""
-    from amc_tui.launch import keep_queue_going as keep
 
     note = keep(ws, runs)
     if note:
@@ -39,7 +60,6 @@ def keep_queue_going(ws: Workspace, runs: list | None = None) -> None:
 def cause(info) -> str | None:  # noqa: ANN001
     """Why a run is damaged, failed or crashed, in one line: the recorded error's meaningful
     line (a traceback's exception line), else for a crash the trainer that is gone."""
-    from amc_tui.runs import error_line
 
     if info.state == "unknown":
         return f"{info.error}; amc-tui repair {info.name} rebuilds it"
@@ -63,7 +83,6 @@ def _best_text(info) -> str:  # noqa: ANN001
 
 
 def _runlog_line(info) -> str:  # noqa: ANN001
-    from amc_tui.runlog import runlog_path_for
 
     if info.runlog_error:
         return f"  RUNLOG:        not updated ({info.runlog_error}); `amc-tui runlog sync` retries"
@@ -137,7 +156,6 @@ def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
             f"snr {report.pct(v.get('acc_snr'))} loss {report.num(v.get('loss'))}  | train comb "
             f"{report.pct(t.get('acc_combined'))} loss {report.num(t.get('loss'))}"
         )
-    from amc_tui.analysis import read_summary
 
     final = read_summary(info.rundir.final_export)
     if isinstance(final.get("test"), dict):
@@ -159,8 +177,6 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
     detached worker starts the run when its turn comes: this process only follows, so a
     hang-up (SIGHUP, a dropped SSH session) changes nothing but the printing. With workers
     off (AMC_TUI_NO_WORKER=1) it works the queue itself."""
-    from amc_tui.launch import ensure_worker, stop_run, work_queue, workers_disabled
-    from amc_tui.runs import FINAL_STATES, EventTailer, dig, read_config_dict, read_run
 
     # The launcher validated the config; the progress line needs only two of its values.
     raw = read_config_dict(info.rundir)
@@ -220,7 +236,6 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
 
 
 def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launch import launch
 
     keep_queue_going(ws)
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
@@ -244,19 +259,16 @@ def _live(ws: Workspace, runs: list) -> list:
     """A just-started trainer's pid from the launcher's record, before its first write."""
     if not any(r.stored_state == "running" and not r.pid for r in runs):
         return runs
-    from amc_tui.launch import with_trainer
 
     return [with_trainer(ws, r) for r in runs]
 
 
 def _foreign_rows(ws: Workspace) -> list:
-    from amc_tui.runs import foreign_dirs
 
     return sorted(foreign_dirs(ws), key=lambda p: p.name)
 
 
 def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.runs import STATES, list_runs
 
     allowed = (*STATES, "foreign")
     if args.state and args.state not in allowed:
@@ -265,8 +277,6 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
     if getattr(args, "group", None):
-        from amc_tui.cli_groups import group_filter
-
         runs = group_filter(ws, args.group, runs)
     foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
     if args.json:  # one row per line: the C encoder (an indent would take the slow path)
@@ -308,8 +318,6 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def _show_data(info) -> dict:  # noqa: ANN001
-    from amc_tui.analysis import list_exports, trajectory
-    from amc_tui.runs import read_config_dict, read_events, read_meta
 
     config = read_config_dict(info.rundir)
     # the start event tells an empty split (its metrics are no data, not 0)
@@ -333,13 +341,12 @@ def _show_data(info) -> dict:  # noqa: ANN001
 
 
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.refs import resolve_run
 
     info = _live(ws, [resolve_run(ws, args.run)])[0]
     keep_queue_going(ws)
     data = _show_data(info)
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
     cfg = data["config"]
 
@@ -360,8 +367,6 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     if info.state == "queued" and info.waiting:
         print(f"  queued: {info.waiting}")
     if info.slurm_job_id:
-        from amc_tui.runs import read_status
-
         st = read_status(info.rundir)
         ended = f"ended {st['slurm_state']}" if st.get("slurm_state") else "not ended"
         print(f"  slurm job {info.slurm_job_id} ({ended})  log {st.get('slurm_log') or '-'}")
@@ -393,8 +398,6 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.refs import resolve_run
-    from amc_tui.runs import FINAL_STATES, EventTailer, read_run
 
     info = resolve_run(ws, args.run)
     tailer = EventTailer(info.rundir.events)
@@ -415,9 +418,6 @@ def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui import runlock
-    from amc_tui.launch import read_live, stop_run
-    from amc_tui.refs import resolve_run
 
     info = read_live(ws, resolve_run(ws, args.run).dir)
     keep_queue_going(ws)
@@ -436,8 +436,6 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launch import resume_run
-    from amc_tui.refs import resolve_run
 
     info = resolve_run(ws, args.run)
     keep_queue_going(ws)
@@ -455,8 +453,6 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
-    from amc_tui.launch import run_worker, worker_alive
-    from amc_tui.runs import ACTIVE_STATES, list_runs
 
     if worker_alive(ws):
         print("a queue worker is already running for this workspace")
@@ -478,9 +474,6 @@ def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
 def cmd_repair(args: argparse.Namespace, ws: Workspace) -> int:
     """Rebuild a damaged status.json from events.jsonl and the checkpoints (exit 2 when the
     run is readable or a trainer owns it)."""
-    from amc_tui.launch import queue_lock, runlog_sync
-    from amc_tui.refs import resolve_run
-    from amc_tui.repair import repair
 
     info = resolve_run(ws, args.run)
     with queue_lock(ws):
@@ -499,7 +492,6 @@ def cmd_repair(args: argparse.Namespace, ws: Workspace) -> int:
 def cmd_runlog_sync(args: argparse.Namespace, ws: Workspace) -> int:
     """Exit 1 with one line when RUNLOG.md (or its lock) cannot be written: nothing else is
     changed. Once it works, finished runs lose their `runlog_error`."""
-    from amc_tui.runlog import not_written_reason, sync_all
 
     try:
         changed = sync_all(ws)
@@ -517,10 +509,6 @@ def cmd_runlog_sync(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def _clear_runlog_errors(ws: Workspace) -> None:
-    from amc_tui import runlock
-    from amc_tui.launch import queue_lock
-    from amc_tui.runs import FINAL_STATES, list_runs, write_status
-
     stale = [r for r in list_runs(ws, with_last_epoch=False)
              if r.runlog_error and r.state in FINAL_STATES and r.stored_state == r.state]  # fmt: skip
     if not stale:

@@ -16,9 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,14 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from amc_tui.config import TABLES
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, read_json
-from amc_tui.runs import RunInfo, is_run_dir, read_run, write_status
+from amc_tui.names import MAX_NAME_LEN, check_name
+from amc_tui.run.refs import resolve_run
+from amc_tui.run.rundir import RunInfo, is_run_dir, read_run
+from amc_tui.sweeps.stats import Member, axis_effect, group_points, member_from_run, rank_points
+from amc_tui.sweeps.sweep import sweep_from_dict
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
-    from amc_tui.groupstats import Effect, Member, PointStats
-    from amc_tui.sweep import Point, Sweep
+    from amc_tui.sweeps.stats import Effect, Member, PointStats
+    from amc_tui.sweeps.sweep import Point, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +163,6 @@ def list_groups(ws: Workspace) -> list[Group]:
 
 def check_group_name(name: str) -> str:
     """A group name is a folder name and the stem of its members' run names."""
-    from amc_tui.names import MAX_NAME_LEN, check_name
 
     try:
         check_name(name)
@@ -230,7 +231,6 @@ class Ref:
 def resolve_ref(ws: Workspace, ref: str) -> Ref:
     """`G:POINT` is a point; else an exact run name or id, an exact group name or id, then a
     unique prefix of either. Matching nothing or several is a UserError naming candidates."""
-    from amc_tui.refs import resolve_run
 
     ref = (ref or "").strip()
     if ":" in ref:
@@ -308,7 +308,6 @@ def members(
 ) -> list[Member]:
     """groupstats Members (of one point, or all), point = the point's key (`p0`); only
     completed runs are read from disk, and with a `cache` (a view that polls) only once."""
-    from amc_tui.groupstats import Member, member_from_run
 
     out = []
     for m in group.members if point is None else group.point_members(point):
@@ -339,7 +338,6 @@ class Summary:
     state: str
 
     def ranking(self, which: str = "best") -> list[Any]:
-        from amc_tui.groupstats import rank_points
 
         return rank_points(self.points, self.group.metric, which)
 
@@ -353,7 +351,6 @@ class Summary:
 def summarize(
     ws: Workspace, group: Group, cache: dict[tuple[str, Any], Member] | None = None
 ) -> Summary:
-    from amc_tui.groupstats import group_points
 
     infos = member_runs(ws, group)
     ms = members(group, infos, cache=cache)
@@ -364,7 +361,6 @@ def summarize(
 def axis_effects(group: Group, points: Sequence[PointStats], metric: str) -> list[Effect]:
     """Per listed axis: each other value against the first one seen, pooled over the other
     axes (ranges have no two levels to compare). Sides with no usable run are left out."""
-    from amc_tui.groupstats import axis_effect
 
     values = {p["key"]: p["values"] for p in group.points if not p.get("error")}
     out: list[Effect] = []
@@ -388,8 +384,7 @@ def axis_effects(group: Group, points: Sequence[PointStats], metric: str) -> lis
 # --------------------------------------------------------------------------- creating
 
 
-def _sweep_spec(sweep: Sweep) -> dict[str, Any]:
-    from amc_tui.config import TABLES
+def sweep_spec(sweep: Sweep) -> dict[str, Any]:
 
     cfg = sweep.base_config.to_dict()
     spec: dict[str, Any] = {k: v for k, v in cfg.items() if k in TABLES or k in ("phase", "tags")}
@@ -406,7 +401,6 @@ def _sweep_spec(sweep: Sweep) -> dict[str, Any]:
 
 def group_sweep(group: Group) -> Sweep:
     """The group's Sweep, rebuilt from its own record (the sweep file may have changed)."""
-    from amc_tui.sweep import sweep_from_dict
 
     return sweep_from_dict(group.spec, f"group {group.name}", allow_many=True, name=group.name)
 
@@ -431,146 +425,8 @@ def free_name(ws: Workspace, base: str) -> str:
     return name
 
 
-def queue_point(ws: Workspace, group: Group, sweep: Sweep, point: Point) -> list[RunInfo]:
-    """Create the repeats of one point as queued runs and add them to `group` (not saved)."""
-    from amc_tui.launch.create import create_run
-
-    made = []
-    for run in sweep.repeat_runs(point):
-        meta = {"group": group.name, "point": point.values, "repeat": run.repeat}
-        info = create_run(ws, run.config, name=run_name(group.name, point.index, run.repeat),
-                          meta_extra=meta, check_data=True)  # fmt: skip
-        made.append(info)
-        group.members.append({"id": info.id, "name": info.name, "point": point.index,
-                              "repeat": run.repeat, "seed": run.seed})  # fmt: skip
-    return made
-
-
-def create_group(ws: Workspace, sweep: Sweep, name: str) -> Group:
-    """groups/<name>/group.json and every planned run, queued, or nothing at all. Runs are
-    made under the queue lock, so no member starts before its group is complete on disk.
-    An Optuna group starts with no points: the next queue pass asks its first trials."""
-    from amc_tui.config import with_data_path
-    from amc_tui.launch import queue_lock
-    from amc_tui.names import new_id
-
-    check_group_name(name)
-    planned = [] if sweep.adaptive else sweep.points()
-    names = [run_name(name, p.index, k) for p in planned for k in range(sweep.repeats)]
-    taken = [n for n in names if (ws.runs / n).exists()]
-    if taken:
-        raise UserError(f"run {taken[0]} already exists; name the group with --name")
-    data = with_data_path(sweep.base_config, ws.root).data.path
-    if not Path(data).is_file():
-        raise UserError(f"data file not found: {data}; make a synthetic one with "
-                        f"`amc-tui data synth {data}` or set data.path")  # fmt: skip
-    root = groups_root(ws)
-    root.mkdir(parents=True, exist_ok=True)
-    group = Group(new_id(), name, root / name, time.time(), sweep.to_dict(), _sweep_spec(sweep),
-                  points=[point_dict(p) for p in planned])  # fmt: skip
-    with queue_lock(ws):
-        if group.dir.exists():
-            raise UserError(f"a group named {name!r} already exists in {root}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".new-{name}-", dir=root))
-        made: list[RunInfo] = []
-        try:
-            atomic_write_json(tmp / GROUP_FILE, group.to_json())
-            os.rename(tmp, group.dir)
-            for point in planned:
-                made += queue_point(ws, group, sweep, point)
-            save(group)
-        except BaseException:
-            for info in made:
-                shutil.rmtree(info.dir, ignore_errors=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(group.dir, ignore_errors=True)
-            raise
-    runlog_group(ws, group)
-    return group
-
-
-def runlog_group(ws: Workspace, group: Group) -> None:
-    from amc_tui.runlog_group import sync_group
-
-    try:
-        sync_group(ws, group)
-    except Exception as e:  # noqa: BLE001 - a RUNLOG problem never breaks the sweep
-        log.warning("RUNLOG update for group %s failed: %s", group.name, e)
-
-
-# --------------------------------------------------------------------------- stop, resume
-
-
-def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> list[RunInfo]:
-    """Mark the group stopped (Optuna asks no more trials), then stop its active members:
-    queued ones at once, running ones by SIGTERM (they checkpoint), SIGKILL after `grace_s`
-    (default: each run's run.stop_grace_s) from a thread of this process, so the caller
-    waits with `wait_ended`. Returns the members asked to stop."""
-    from amc_tui.launch import queue_lock, stop_run
-
-    update(group, lambda g: setattr(g, "stopped", True))
-    with queue_lock(ws):  # a queue pass that asked Optuna for a trial has saved its runs
-        group = read_group(group.dir) or group
-    asked = []
-    for info in member_runs(ws, group).values():
-        if info is not None and info.state in ACTIVE:  # submitted and stalled ones too
-            asked.append(stop_run(ws, info, grace_s=grace_s, wait=False))
-    runlog_group(ws, group)
-    return asked
-
-
-def wait_ended(ws: Workspace, group: Group, timeout: float) -> bool:
-    """Wait until no member of the group is running; False on timeout."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not any(state_of(i) in ACTIVE for i in member_runs(ws, group).values()):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _requeue(ws: Workspace, info: RunInfo) -> None:
-    """Back to the queue: from its last checkpoint when it has one (resume_run), else from
-    the beginning in the same folder (the trainer's --resume starts over without last.pt)."""
-    from amc_tui.launch import queue_lock, resume_run
-    from amc_tui.launch.supervise import clear_stop_marker
-
-    if info.rundir.last_ckpt.is_file():
-        resume_run(ws, info)
-        return
-    with queue_lock(ws):
-        if read_run(info.dir, with_last_epoch=False).state not in RESUMABLE:
-            return
-        clear_stop_marker(info.rundir)
-        write_status(info.rundir, state="queued", resume=True, queued_at=time.time(),
-                     ended_at=None, exit_code=None, error=None)  # fmt: skip
-
-
-def resume_group(ws: Workspace, group: Group) -> list[str]:
-    """Requeue failed, crashed and stopped members, then clear the stop mark (an Optuna
-    trial already told keeps its result: its runs are not repeated). Under the queue lock,
-    so no queue pass sees the group unmarked with a member not yet requeued (it would tell
-    that trial failed). Returns the names requeued."""
-    from amc_tui.launch import ensure_worker, queue_lock, work_queue
-
-    def clear(g: Group) -> None:
-        g.stopped, g.error = False, None
-
-    names = []
-    with queue_lock(ws):
-        group = read_group(group.dir) or group
-        told = {p["index"] for p in group.points if p.get("told")}
-        for m in group.members:
-            info = _member_run(ws, m)
-            if info is not None and info.state in RESUMABLE and m["point"] not in told:
-                _requeue(ws, info)
-                names.append(info.name)
-        update(group, clear)
-    work_queue(ws)
-    ensure_worker(ws)
-    return names
-
-
-def _member_run(ws: Workspace, member: dict[str, Any]) -> RunInfo | None:
-    path = ws.runs / member["name"]
-    return read_run(path, with_last_epoch=False) if is_run_dir(path) else None
+def groups_pending(ws: Workspace) -> bool:
+    """True while an Optuna group waits for a queue pass (a trial to tell or to ask), so
+    the queue worker stays alive for it although no run is queued."""
+    return any(g.adaptive and not g.stopped and not g.error and not complete(g)
+               for g in list_groups(ws))  # fmt: skip

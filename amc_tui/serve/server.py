@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import hmac
 import logging
@@ -48,8 +49,6 @@ class _Redact(logging.Filter):
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM it if the server dies without cleaning up."""
     if sys.platform == "linux":
-        import ctypes
-
         with contextlib.suppress(Exception):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
