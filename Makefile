@@ -7,7 +7,7 @@ DEMO_H5 := data/demo.h5
 # Synthetic demo file: 17 digital classes x 26 SNRs; frames per cell sized for a CPU demo.
 DEMO_FRAMES_PER_CELL ?= 64
 
-.PHONY: venv test lint format demo demo-data demo-sweep bench clean-venv
+.PHONY: venv test lint format demo demo-data demo-sweep bench docs clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ demo-sweep: $(STAMP) $(DEMO_H5)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results.json
+
+# docs/CONFIG.md from the config schema (tests/test_config_reference.py fails when it is stale).
+docs: $(STAMP)
+	$(PY) docs/make_config_reference.py
 
 clean-venv:
 	rm -rf $(VENV)

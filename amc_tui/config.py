@@ -28,6 +28,8 @@ from amc_tui.names import check_name  # local: names imports nothing heavy eithe
 
 # --------------------------------------------------------------------------- schema
 
+# Each table's docstring holds one `key: meaning` line per key: docs/CONFIG.md is generated from
+# them, the types, the defaults and validate()'s messages (docs/make_config_reference.py).
 
 # Upper bounds that catch a typo (an extra zero) before it becomes a week-long run.
 MAX_EPOCHS = 100_000
@@ -36,6 +38,21 @@ MAX_BATCH = 65_536
 
 @dataclass
 class DataConfig:
+    """[data]: which frames of which RadioML file, and how they are split.
+
+    path: the RadioML 2018.01A HDF5 file, relative to the workspace (made absolute in the run)
+    classes: "digital" (the 17 digital classes), "all" (24) or a list of class names
+    snr_min: lowest SNR in dB to train and test on (inclusive)
+    snr_max: highest SNR in dB to train and test on (inclusive)
+    split: train / val / test shares, stratified per (class, SNR) cell
+    split_seed: seed of the split and the frames_per_cell choice: the same on every machine
+    shuffle: reshuffle the training order every epoch (seeded by train.seed and the epoch)
+    frames_per_cell: at most this many frames per (class, SNR) cell, for quick runs; 0 = all
+    in_memory: copy the selection into RAM; "auto" = when it fits half the available RAM
+        (at most 32 GiB), else read it from the file
+    ram_dtype: dtype of the in-memory copy; "float16" halves its RAM
+    """
+
     path: str = "data/synthetic.h5"
     classes: str | list[str] = "digital"
     snr_min: int = -20
@@ -50,6 +67,14 @@ class DataConfig:
 
 @dataclass
 class ImageConfig:
+    """[image]: how each I/Q frame becomes a constellation image (a 2-D histogram).
+
+    size: image width and height in pixels
+    channels: 1, or 2-3 for the same histogram also at range/2 and range/4 (zooms on the centre)
+    range: half-width of the I/Q window, after each frame is scaled to unit power
+    normalize: how counts become pixels; "log1p" keeps the SNR cues, "max" erases them (warns)
+    """
+
     size: int = 224
     channels: int = 1
     range: float = 3.0
@@ -58,6 +83,16 @@ class ImageConfig:
 
 @dataclass
 class ModelConfig:
+    """[model]: the timm backbone (no pretrained weights) with a modulation and an SNR head.
+
+    arch: an alias (swin_tiny, swin_small, swin_base, resnet18/34/50, vit_tiny, vit_small) or
+        a timm model name
+    dropout: dropout before each of the two heads
+    backbone_kwargs: passed to timm.create_model, e.g. { window_size = 4, embed_dim = 24 }
+    weights: seed the model from a weights file, or a run (name, id or directory: its last.pt,
+        else best.pt); made an absolute file when the run is created
+    """
+
     arch: str = "swin_tiny"
     dropout: float = 0.3
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +101,32 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    """[train]: the optimisation.
+
+    epochs: epochs to train
+    batch_size: frames per step, per training process
+    lr: learning rate
+    weight_decay: AdamW weight decay (never applied to the loss weighting's parameters)
+    optimizer: the optimizer (AdamW)
+    scheduler: after the warm-up: "cosine" to zero, "plateau" (halve after 3 epochs without
+        improvement of select_metric) or "none" (constant)
+    warmup_epochs: epochs of linear learning-rate warm-up
+    amp: mixed precision; "auto" = bf16 on CUDA, off on the CPU (fp16 is off on the CPU too)
+    grad_clip: clip the gradient norm to this; 0 = off
+    seed: seeds the model's initialisation and the training order
+    select_metric: the metric that picks the best epoch (best.pt, the final test export)
+    early_stop_patience: stop after this many epochs without a better select_metric; 0 = off
+    max_steps_per_epoch: at most this many steps per epoch, for quick runs; 0 = all
+    compile: torch.compile the model
+    compile_mode: torch.compile mode; "reduce-overhead" and "max-autotune" replay CUDA graphs,
+        which want every training batch the same shape (drop_last)
+    drop_last: drop the epoch's last, smaller batch; false: it is trained on too
+    channels_last: channels_last memory format; "auto" = on CUDA
+    threads: torch CPU threads; 0 = this trainer's share of the cores (usable cores / live
+        CPU trainers of the workspace)
+    lr_scale: "linear" multiplies lr by the number of training processes; "none" keeps it
+    """
+
     epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-4
@@ -80,17 +141,25 @@ class TrainConfig:
     early_stop_patience: int = 0
     max_steps_per_epoch: int = 0
     compile: bool = False
-    # torch.compile mode; "reduce-overhead" and "max-autotune" replay CUDA graphs, which want
-    # every training batch the same shape (drop_last)
     compile_mode: Literal["default", "max-autotune", "reduce-overhead"] = "default"
-    drop_last: bool = True  # false: the epoch's last, smaller batch is trained on too
+    drop_last: bool = True
     channels_last: Literal["auto"] | bool = "auto"
     threads: int = 0
-    lr_scale: Literal["none", "linear"] = "none"  # linear: lr x the number of processes
+    lr_scale: Literal["none", "linear"] = "none"
 
 
 @dataclass
 class LossConfig:
+    """[loss]: the two task losses and how they are weighted.
+
+    weighting: "uncertainty" (learned, Kendall et al. 2018), "fixed" (the weights below),
+        "equal" (1 and 1) or "dwa" (dynamic weight averaging, Liu et al. 2019)
+    weights: the task weights of "fixed"
+    snr_distance_weight: weight of the expected distance in SNR bins added to the SNR
+        cross-entropy; 0 = cross-entropy only
+    snr_distance: the distance term: expected absolute distance under the softmax
+    """
+
     weighting: Literal["uncertainty", "fixed", "equal", "dwa"] = "uncertainty"
     weights: dict[str, float] = field(default_factory=lambda: {"mod": 1.0, "snr": 1.0})
     snr_distance_weight: float = 0.5
@@ -99,6 +168,26 @@ class LossConfig:
 
 @dataclass
 class RunConfig:
+    """[run]: where and how the trainer process runs.
+
+    device: where to train; "auto" = a GPU when NVML sees one, else the CPU
+    gpus: which GPUs; "auto" = free ones the queue picks (run.nproc of them), or these
+        indices (one training process each)
+    resume: seed a new run from a checkpoint file or a run's last.pt (else best.pt); made
+        an absolute file when the run is created
+    restart: "on-failure" resumes a crashed run from last.pt by itself
+    max_restarts: at most this many automatic restarts
+    step_log_every: training steps between two step events
+    checkpoint_every: epochs between two last.pt writes (the last epoch always writes it)
+    share_device: start even while another run holds the same device
+    stop_grace_s: seconds from SIGTERM (the trainer checkpoints) to SIGKILL on a stop
+    checkpoint_minutes: also write last.pt inside an epoch at most this often, so a kill -9
+        loses at most this much training; 0 = at epoch ends only
+    executor: "slurm" submits the run to Slurm with the [slurm] table; "local" runs it here
+    nproc: training processes on this machine (DDP through torchrun when > 1): N GPUs, or N
+        CPU processes with gloo
+    """
+
     device: str = "auto"
     gpus: Literal["auto"] | list[int] = "auto"
     resume: str = ""
@@ -110,7 +199,7 @@ class RunConfig:
     stop_grace_s: float = 30.0
     checkpoint_minutes: float = 10.0
     executor: Literal["local", "slurm"] = "local"
-    nproc: int = 1  # training processes on this machine (DDP through torchrun when > 1)
+    nproc: int = 1
 
 
 # sbatch options amc-tui sets itself: logs, array and the time-limit signal must stay ours.
@@ -119,7 +208,22 @@ SLURM_RESERVED = ("output", "error", "array", "open-mode", "signal")
 
 @dataclass
 class SlurmConfig:
-    """Resources of the Slurm job (run.executor = "slurm"); 0 or "" leaves a key to Slurm."""
+    """[slurm]: the Slurm job of a run with run.executor = "slurm"; 0 or "" leaves a key to
+    Slurm's defaults.
+
+    partition: the partition
+    nodes: nodes of the job; one task per node runs torchrun
+    gpus_per_node: GPUs per node, one training process each; 0 = a CPU job
+    cpus_per_task: CPUs per node (the node's trainer processes and their data feed)
+    mem_gb: memory per node in GB
+    time_min: the job's time limit in minutes
+    account: the account to charge
+    qos: the quality of service
+    constraint: node features the job needs
+    additional: other sbatch options, e.g. { exclusive = true, mail_type = "END" }; output,
+        error, array, open-mode and signal are amc-tui's own
+    setup: shell lines run on each node before the trainer (module load ..., source ...)
+    """
 
     partition: str = ""
     nodes: int = 1
@@ -136,6 +240,14 @@ class SlurmConfig:
 
 @dataclass
 class Config:
+    """Top level: the run's name and free text; the tables follow.
+
+    name: the run's name; "" = an automatic adjective-noun-N
+    notes: free text, shown in RUNLOG.md; the app's filter words match it
+    phase: free text (e.g. "demo"), shown in RUNLOG.md and in an optional column of the app
+    tags: labels, shown in RUNLOG.md and the app; the app's filter takes tag:NAME
+    """
+
     name: str = ""
     notes: str = ""
     phase: str = ""
