@@ -22,6 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check amc_tui tests benchmarks
 	$(VENV)/bin/ruff format --check amc_tui tests benchmarks
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format amc_tui tests benchmarks

@@ -193,10 +193,7 @@ def _submit(
 ) -> list[Any]:
     """Submit the tasks as one job (one task) or one job array; submitit's jobs back."""
     import submitit  # submitit: only for Slurm runs
-    from submitit.core.utils import (
-        FailedJobError,
-        FailedSubmissionError,
-    )  # submitit: only for Slurm runs
+    from submitit.core.utils import FailedJobError, FailedSubmissionError  # Slurm runs only
 
     if cluster == "slurm":
         check_available()
