@@ -277,9 +277,7 @@ class Dist:
         log-variances) live outside the model: their gradients are averaged after backward."""
         if not self.enabled:
             return
-        from torch.nn.parallel import (
-            DistributedDataParallel as DDP,
-        )  # torch.distributed: only in a multi-process run
+        from torch.nn.parallel import DistributedDataParallel as DDP  # multi-process runs only
 
         dev = built.device
         ddp = DDP(built.model, device_ids=[dev.index] if dev.type == "cuda" else None)
