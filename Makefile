@@ -20,13 +20,13 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check amc_tui tests benchmarks
-	$(VENV)/bin/ruff format --check amc_tui tests benchmarks
+	$(VENV)/bin/ruff check amc_tui tests benchmarks docs
+	$(VENV)/bin/ruff format --check amc_tui tests benchmarks docs
 	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format amc_tui tests benchmarks
-	$(VENV)/bin/ruff check --fix amc_tui tests benchmarks
+	$(VENV)/bin/ruff format amc_tui tests benchmarks docs
+	$(VENV)/bin/ruff check --fix amc_tui tests benchmarks docs
 
 $(DEMO_H5): | $(STAMP)
 	$(AMC) data synth $(DEMO_H5) --frames-per-cell $(DEMO_FRAMES_PER_CELL) --seed 0
