@@ -76,3 +76,14 @@ def test_every_module_is_placed_in_the_architecture() -> None:
         if f"`{rel}`" not in text:
             missing.append(rel)
     assert missing == [], f"docs/ARCHITECTURE.md section 1 does not place {missing}"
+
+
+def test_no_circle_between_packages_and_base_modules() -> None:
+    sys.path.insert(0, str(REPO / "docs"))
+    try:
+        import layout_stats
+    finally:
+        sys.path.remove(str(REPO / "docs"))
+    shape = layout_stats.measure(REPO)
+    assert shape["circles_between_parts"] == []
+    assert shape["top_level_modules"] <= 10
