@@ -567,7 +567,6 @@ def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
 
 
 def _reraise_legacy(e: Exception, source: str) -> dict[str, Any]:
-
     text = str(e)
     m = re.search(r"\(at line (\d+), column (\d+)\)", text)
     if m is None and "(at end of document)" in text:

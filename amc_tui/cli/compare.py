@@ -14,7 +14,6 @@ from amc_tui.workspace import Workspace
 
 
 def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
-
     if (rc := compare_refs(args, ws)) is not None:  # a group or a point on either side
         return rc
     a, b = resolve_run(ws, args.a), resolve_run(ws, args.b)

@@ -13,7 +13,6 @@ from amc_tui.workspace import Workspace
 
 
 def cmd_config_check(args: argparse.Namespace, ws: Workspace) -> int:
-
     cfg = load_config(ws.resolve(args.file), args.set)
     if args.json:
         print_json(cfg.to_dict())
@@ -23,7 +22,6 @@ def cmd_config_check(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace, ws: Workspace) -> int:
-
     out = ws.resolve(args.out)
     classes: str | list[str] = args.classes
     if classes not in ("digital", "all"):
@@ -41,7 +39,6 @@ def cmd_data_synth(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_data_inspect(args: argparse.Namespace, ws: Workspace) -> int:
-
     report = inspect_file(ws.resolve(args.file))
     if args.json:
         print_json(report)

@@ -3,8 +3,9 @@ what `compare` and `ls --group` need to accept groups and points.
 
 A reference names a run, a group (`G`) or one point of a group (`G:p1`, `G:1` or
 `G:loss.weighting=dwa`); one that matches nothing or several is exit 2 with the candidates.
-Statistics come from groupstats through groups.summarize; their text from runlog_group, so
-the terminal and RUNLOG.md read the same. Nothing heavy is imported before a command runs.
+Statistics come from sweeps/stats through sweeps/group's summarize; their text from
+runlog/group_entry, so
+the terminal and RUNLOG.md read the same. `plot` is its own module (`cli/plot.py`: matplotlib).
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 from amc_tui import report
 from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
-from amc_tui.launch.create import run_config
 from amc_tui.launch.groups import create_group, resume_group, stop_group, wait_ended
 from amc_tui.launch.keeper import ensure_worker
 from amc_tui.launch.queue import work_queue
-from amc_tui.run.rundir import dig, list_runs, read_config_dict
+from amc_tui.run.rundir import dig, list_runs, read_config_dict, run_config
 from amc_tui.runlog.group_entry import (
     axes_text,
     best_text,
@@ -51,13 +51,11 @@ from amc_tui.sweeps.group import (
     state_of,
     summarize,
 )
-from amc_tui.sweeps.plot import Target, plot_targets
 from amc_tui.sweeps.stats import member_from_run, point_effect, point_stats
 from amc_tui.sweeps.sweep import format_value, load_sweep
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
-    from amc_tui.run.rundir import RunInfo
     from amc_tui.sweeps.group import Group, Ref, Summary
     from amc_tui.sweeps.stats import PointStats, Stat
     from amc_tui.sweeps.sweep import Sweep
@@ -137,7 +135,6 @@ def dry_run_text(ws: Workspace, sweep: Sweep) -> str:
 
 
 def _fake_group(sweep: Sweep) -> Any:
-
     return SimpleNamespace(sweep=sweep.to_dict())
 
 
@@ -147,7 +144,6 @@ def _estimate(per_epoch: dict[tuple[Any, Any], list[float]], cfg: Any) -> float 
 
 
 def cmd_sweep(args: argparse.Namespace, ws: Workspace) -> int:
-
     sweep = load_sweep(ws.resolve(args.file), ws.root, allow_many=args.allow_many)
     if args.dry_run:
         print(dry_run_text(ws, sweep))
@@ -207,7 +203,6 @@ def follow(ws: Workspace, group: Group) -> int:
 
 
 def _best_brief(summary: Summary) -> str:
-
     ranked = summary.ranking()
     if not ranked or ranked[0].stat.n == 0:
         return "-"
@@ -216,7 +211,6 @@ def _best_brief(summary: Summary) -> str:
 
 
 def cmd_groups(args: argparse.Namespace, ws: Workspace) -> int:
-
     rows, data = [], []
     for g in list_groups(ws):
         s = summarize(ws, g)
@@ -294,7 +288,6 @@ def show_data(summary: Summary) -> dict[str, Any]:
 
 
 def show_text(summary: Summary) -> str:
-
     g, metric = summary.group, summary.group.metric
     L = [f"{g.name} ({g.id})  {summary.state}  {plan_text(g)}"]
     if g.notes:
@@ -337,12 +330,10 @@ def show_text(summary: Summary) -> str:
 
 
 def progress_of(summary: Summary, index: int) -> dict[str, int]:
-
     return progress(summary.point_states(index))
 
 
 def cmd_group_show(args: argparse.Namespace, ws: Workspace) -> int:
-
     summary = summarize(ws, resolve_group(ws, args.group))
     if args.json:
         print_json(show_data(summary))
@@ -352,7 +343,6 @@ def cmd_group_show(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
-
     group = resolve_group(ws, args.group)
     asked = stop_group(ws, group, grace_s=args.grace)
     running = [i for i in asked if i.active]  # a Slurm job's cancel ends in a thread too
@@ -368,7 +358,6 @@ def cmd_group_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_group_resume(args: argparse.Namespace, ws: Workspace) -> int:
-
     group = resolve_group(ws, args.group)
     names = resume_group(ws, group)
     what = f"requeued {', '.join(names)}" if names else "no member to restart"
@@ -381,7 +370,6 @@ def cmd_group_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def _side(ws: Workspace, ref: Ref) -> tuple[str, PointStats]:
-
     if ref.kind == "run":
         assert ref.run is not None
         label = f"run {ref.run.name} ({ref.run.id})"
@@ -427,49 +415,4 @@ def compare_refs(args: argparse.Namespace, ws: Workspace) -> int | None:
         print(f"{tag} = {side['label']}: {side['n']} completed run(s){left}")
     print("\nmean ± std per side; A - B with its 95 % CI (paired when both ran the same seeds):")
     print(report.table(rows, ["METRIC", "A", "B", "A - B"]))
-    return 0
-
-
-def group_filter(ws: Workspace, ref: str, runs: list[RunInfo]) -> list[RunInfo]:
-    """`ls --group G`: the runs that are members of group G, in the listing's order."""
-
-    ids = {m["id"] for m in resolve_group(ws, ref).members}
-    return [r for r in runs if r.id in ids]
-
-
-def _point_target(g: Group, point: dict[str, Any], infos: dict[str, Any]) -> Any:
-
-    ms = g.point_members(point["index"])
-    dirs = tuple(infos[m["id"]].dir for m in ms if state_of(infos.get(m["id"])) == "completed")
-    if not dirs:
-        states = ", ".join(f"{m['name']} {state_of(infos.get(m['id']))}" for m in ms) or "none"
-        raise UserError(f"{g.name}:{point['key']}: no completed run to plot ({states})")
-    values = ", ".join(format_value(v) for v in point["values"].values())  # short legends
-    return Target(f"{g.name}:{point['key']} {values}".strip(), dirs)
-
-
-def cmd_plot(args: argparse.Namespace, ws: Workspace) -> int:
-
-    targets = []
-    for text in args.targets:
-        ref = resolve_ref(ws, text)
-        if ref.kind == "run":
-            assert ref.run is not None
-            targets.append(Target.of_run(ref.run.dir, ref.run.name))
-            continue
-        g = ref.group
-        assert g is not None
-        infos = member_runs(ws, g)
-        for p in [ref.point] if ref.point else g.points:
-            try:
-                targets.append(_point_target(g, p, infos))
-            except UserError as e:
-                if ref.point:
-                    raise
-                print(f"amc-tui: skipped {e}", file=sys.stderr)
-    formats = [f for f in args.format.split(",") if f.strip()]
-    kinds = [k for k in args.figures.split(",") if k.strip()] if args.figures else None
-    extra = {"kinds": kinds} if kinds else {}
-    for path in plot_targets(targets, ws.resolve(args.out), formats, args.split, **extra):
-        print(path)
     return 0

@@ -7,13 +7,28 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+WORKSPACE_HELP = "workspace folder (default $AMC_TUI_WORKSPACE or .)"
+
+
+def accept_workspace_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`amc-tui ls -w WS` as well as `amc-tui -w WS ls`: every command takes the option too.
+    Its default is SUPPRESS, so a value given before the command is kept when none follows."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                    child.add_argument(
+                        "--workspace", "-w", default=argparse.SUPPRESS, help=WORKSPACE_HELP
+                    )
+                accept_workspace_anywhere(child)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="amc-tui",
         description="Run manager for modulation-classification research on RadioML 2018.01A.",
     )
-    p.add_argument("--workspace", "-w", help="workspace folder (default $AMC_TUI_WORKSPACE or .)")
+    p.add_argument("--workspace", "-w", help=WORKSPACE_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, handler: str, help: str, parent=sub) -> argparse.ArgumentParser:
@@ -55,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--name", help="run name (default adjective-noun-N)")
     sp.add_argument("--gpus", help="GPU indices, e.g. 0,1 (default: run.gpus)")
     sp.add_argument("--detach", "-d", action="store_true", help="print name and id and return")
-    sp = add("ls", "runs:cmd_ls", "list runs, newest first")
+    sp = add("ls", "listing:cmd_ls", "list runs, newest first")
     sp.add_argument("--json", action="store_true")
     sp.add_argument(
         "--state",
@@ -66,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--all", action="store_true", help="also folders in runs/ that are not runs (foreign)"
     )
-    sp = add("show", "runs:cmd_show", "a run's config, status, metrics, trajectory and exports")
+    sp = add("show", "listing:cmd_show", "a run's config, status, metrics, trajectory and exports")
     sp.add_argument("run", help="name, id, or a unique prefix of either")
     sp.add_argument("--json", action="store_true")
-    sp = add("tail", "runs:cmd_tail", "print a run's events as lines, following until it ends")
+    sp = add("tail", "listing:cmd_tail", "print a run's events as lines, following until it ends")
     sp.add_argument("run")
     sp.add_argument("--no-follow", dest="follow", action="store_false", help="print and return")
     sp = add(
@@ -104,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--once", action="store_true", help="one pass, then return")
     rl = sub.add_parser("runlog", help="RUNLOG.md tools").add_subparsers(dest="sub", required=True)
     add("sync", "runs:cmd_runlog_sync", "rebuild missing or stale RUNLOG.md entries", rl)
+    accept_workspace_anywhere(p)
     return p
 
 
@@ -140,7 +156,7 @@ def add_group_parsers(sub: argparse._SubParsersAction) -> None:
         "resume", "groups:cmd_group_resume", "restart failed/stopped members; continue a study", grp
     )
     sp.add_argument("group")
-    sp = add("plot", "groups:cmd_plot", "figures of runs, groups (each point) and points (G:POINT)")
+    sp = add("plot", "plot:cmd_plot", "figures of runs, groups (each point) and points (G:POINT)")
     sp.add_argument("targets", nargs="+", metavar="RUN|GROUP|G:POINT")
     sp.add_argument("--out", required=True, help="folder for the figures")
     sp.add_argument("--format", default="png", help="png,svg,pdf (comma-separated)")

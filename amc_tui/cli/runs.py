@@ -1,93 +1,36 @@
-"""The run-management commands: run, ls, show, tail, stop, resume, queue, repair, runlog sync.
-
-Every command that reads or changes the queue first makes sure a detached queue worker exists
-while runs want one (`launch.keep_queue_going`) and says so on stderr when it had to start one:
-a queue never waits on a worker that died. Damaged runs (`unknown`) and foreign folders are
-shown, never acted on. Imports stay lazy: `amc-tui ls` must start fast.
-"""
+"""The commands that change runs: run (create, start or queue, follow), stop, resume, queue,
+repair, runlog sync. Each first makes sure a detached queue worker exists while runs want one
+(`listing.keep_queue_going`): a queue never waits on a worker that died. Damaged runs
+(`unknown`) and foreign folders are never acted on. Reading runs is `listing.py`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 from amc_tui import contract, report
-from amc_tui.cli.groups import group_filter
-from amc_tui.cli.output import print_json
-from amc_tui.errors import UserError
+from amc_tui.cli.listing import best_text, cause, keep_queue_going, runlog_line
 from amc_tui.launch.keeper import ensure_worker, worker_alive, workers_disabled
-from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.queue import launch, resume_run, run_worker, work_queue
 from amc_tui.launch.stop import stop_run
-from amc_tui.launch.supervise import queue_lock, read_live, runlog_sync, with_trainer
+from amc_tui.launch.supervise import queue_lock, read_live, runlog_sync
 from amc_tui.run import runlock
-from amc_tui.run.analysis import list_exports, read_summary, trajectory
+from amc_tui.run.analysis import read_summary
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.repair import repair
 from amc_tui.run.rundir import (
     ACTIVE_STATES,
     FINAL_STATES,
-    STATES,
     EventTailer,
     dig,
-    error_line,
-    foreign_dirs,
     list_runs,
     read_config_dict,
-    read_events,
-    read_meta,
     read_run,
-    read_status,
     write_status,
 )
-from amc_tui.runlog.sync import not_written_reason, runlog_path_for, sync_all
+from amc_tui.runlog.sync import not_written_reason, sync_all
 from amc_tui.workspace import Workspace
-
-
-def keep_queue_going(ws: Workspace, runs: list | None = None) -> None:
-    """Start a queue worker if runs want one and none runs; one line on stderr if so."""
-
-    note = keep(ws, runs)
-    if note:
-        print(f"amc-tui: {note}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- what went wrong
-
-
-def cause(info) -> str | None:  # noqa: ANN001
-    """Why a run is damaged, failed or crashed, in one line: the recorded error's meaningful
-    line (a traceback's exception line), else for a crash the trainer that is gone."""
-
-    if info.state == "unknown":
-        return f"{info.error}; amc-tui repair {info.name} rebuilds it"
-    line = error_line(info.error)
-    if line:
-        return line
-    if info.state == "crashed":
-        return (
-            f"trainer process {info.pid or '?'} is gone, last heartbeat "
-            f"{report.clock(info.heartbeat_at or info.started_at)}"
-        )
-    return None
-
-
-def _best_text(info) -> str:  # noqa: ANN001
-    """The best record, never an epoch whose best.pt is gone (nothing could load it)."""
-    if info.best and not info.rundir.best_ckpt.is_file():
-        value = report.metric(str(info.best.get("metric", "")), info.best.get("value"))
-        return f"{value} (best.pt missing)"
-    return report.best(info.best)
-
-
-def _runlog_line(info) -> str:  # noqa: ANN001
-
-    if info.runlog_error:
-        return f"  RUNLOG:        not updated ({info.runlog_error}); `amc-tui runlog sync` retries"
-    return f"  RUNLOG:        {runlog_path_for(info.dir)}"
-
 
 # --------------------------------------------------------------------------- run
 
@@ -146,7 +89,7 @@ def _exit_code(info) -> int:  # noqa: ANN001
 
 def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
     lines = [
-        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {_best_text(info)}"
+        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {best_text(info)}"
     ]
     ev = info.last_epoch
     if ev:
@@ -168,7 +111,7 @@ def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
     if why:
         lines.append("  error: " + why)
     lines.append(f"  run directory: {info.dir}")
-    lines.append(_runlog_line(info))
+    lines.append(runlog_line(info))
     return "\n".join(lines)
 
 
@@ -236,7 +179,6 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
 
 
 def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
-
     keep_queue_going(ws)
     gpus = [int(g) for g in args.gpus.split(",") if g.strip()] if args.gpus else None
     # the detached worker is left in charge in both cases: a followed run survives a hang-up
@@ -252,173 +194,10 @@ def cmd_run(args: argparse.Namespace, ws: Workspace) -> int:
     return _follow(ws, info, sys.stdout.isatty())
 
 
-# --------------------------------------------------------------------------- ls, show, tail
-
-
-def _live(ws: Workspace, runs: list) -> list:
-    """A just-started trainer's pid from the launcher's record, before its first write."""
-    if not any(r.stored_state == "running" and not r.pid for r in runs):
-        return runs
-
-    return [with_trainer(ws, r) for r in runs]
-
-
-def _foreign_rows(ws: Workspace) -> list:
-
-    return sorted(foreign_dirs(ws), key=lambda p: p.name)
-
-
-def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
-
-    allowed = (*STATES, "foreign")
-    if args.state and args.state not in allowed:
-        raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
-    every = list_runs(ws)
-    keep_queue_going(ws, every)
-    runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
-    if getattr(args, "group", None):
-        runs = group_filter(ws, args.group, runs)
-    foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
-    if args.json:  # one row per line: the C encoder (an indent would take the slow path)
-        rows = [json.dumps(r.to_row(), default=str) for r in runs]
-        rows += [json.dumps({"id": None, "name": p.name, "state": "foreign", "dir": str(p)})
-                 for p in foreign]  # fmt: skip
-        sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
-        return 0
-    if not runs and not foreign:
-        print(f"no runs in {ws.runs}" + (f" with state {args.state}" if args.state else ""))
-        return 0
-    rows = []
-    for r in runs:
-        val = (r.last_epoch or {}).get("val") or {}
-        rows.append([
-            r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
-            report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
-            report.duration(r.elapsed_s()),
-        ])  # fmt: skip
-    heads = ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
-    if any(r.gpus for r in runs):  # the GPUs each run holds (several for a DDP run)
-        heads.insert(3, "GPUS")
-        for row, r in zip(rows, runs, strict=True):
-            row.insert(3, ",".join(map(str, r.gpus)) or "-")
-    if any(r.slurm_job_id for r in runs):  # runs on a cluster: their Slurm jobs
-        at = heads.index("STATE") + 1
-        heads.insert(at, "JOB")
-        for row, r in zip(rows, runs, strict=True):
-            row.insert(at, r.slurm_job_id or "-")
-    rows += [[p.name, "-", "foreign", *["-"] * (len(heads) - 3)] for p in foreign]
-    print(report.table(rows, heads))
-    for r in runs:
-        if r.state == "unknown":
-            print(f"  {r.name}: {cause(r)}")
-    if foreign:
-        print(f"  foreign: folders in {ws.runs} that are not runs (no config.toml + meta.json); "
-              "amc-tui never writes to them")  # fmt: skip
-    return 0
-
-
-def _show_data(info) -> dict:  # noqa: ANN001
-
-    config = read_config_dict(info.rundir)
-    # the start event tells an empty split (its metrics are no data, not 0)
-    traj = trajectory(
-        [e for e in read_events(info.rundir.events) if e.get("kind") in ("start", "epoch")]
-    )
-    return {
-        "run": info.to_row(),
-        "meta": read_meta(info.rundir),
-        "config": config,
-        "last_epoch": info.last_epoch,
-        "trajectory": traj,
-        "exports": {n: str(info.rundir.export / n) for n in list_exports(info.dir)},
-        "checkpoints": {
-            k: str(p)
-            for k, p in (("last", info.rundir.last_ckpt), ("best", info.rundir.best_ckpt))
-            if p.is_file()
-        },
-        "log": str(info.rundir.log),
-    }
-
-
-def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
-
-    info = _live(ws, [resolve_run(ws, args.run)])[0]
-    keep_queue_going(ws)
-    data = _show_data(info)
-    if args.json:
-        print_json(data)
-        return 0
-    cfg = data["config"]
-
-    def c(table: str, key: str) -> object:
-        return (cfg.get(table) or {}).get(key, "?")
-
-    print(
-        f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {_best_text(info)}"
-    )
-    print(
-        f"  started {report.clock(info.started_at)}  ended {report.clock(info.ended_at)}  elapsed {report.duration(info.elapsed_s())}"
-        + (f"  ETA {report.duration(info.eta_s())}" if info.eta_s() else "")
-    )
-    print(
-        f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"
-        f"  pid {info.pid or '-'}  restarts {info.restarts}"
-    )
-    if info.state == "queued" and info.waiting:
-        print(f"  queued: {info.waiting}")
-    if info.slurm_job_id:
-        st = read_status(info.rundir)
-        ended = f"ended {st['slurm_state']}" if st.get("slurm_state") else "not ended"
-        print(f"  slurm job {info.slurm_job_id} ({ended})  log {st.get('slurm_log') or '-'}")
-    print(
-        f"  arch {c('model', 'arch')}  batch {c('train', 'batch_size')}  lr {c('train', 'lr')}  "
-        f"epochs {c('train', 'epochs')}  image {c('image', 'size')} px {c('image', 'normalize')}  "
-        f"loss {c('loss', 'weighting')}  data {c('data', 'path')}"
-    )
-    if info.phase or info.notes or info.tags:
-        print(
-            f"  phase {info.phase or '-'}  tags {', '.join(info.tags) or '-'}  notes {info.notes or '-'}"
-        )
-    why = cause(info)
-    if why:
-        print("  error: " + why)
-    if info.runlog_error:
-        print(_runlog_line(info))
-    if data["trajectory"]:
-        best_epoch = (info.best or {}).get("epoch") if "best" in data["checkpoints"] else None
-        print()
-        print(report.trajectory_table(data["trajectory"], best_epoch))
-    print()
-    for name, path in data["exports"].items():
-        print(f"  export {name}: {path}")
-    for name, path in data["checkpoints"].items():
-        print(f"  checkpoint {name}: {path}")
-    print(f"  log: {data['log']}")
-    return 0
-
-
-def cmd_tail(args: argparse.Namespace, ws: Workspace) -> int:
-
-    info = resolve_run(ws, args.run)
-    tailer = EventTailer(info.rundir.events)
-    epochs: int | str = info.epochs or "?"
-    while True:  # Ctrl-C (130) and a closed pipe (0) are handled by main()
-        for ev in tailer.poll():
-            print(report.event_line(ev, epochs), flush=True)
-        if read_run(info.dir, with_last_epoch=False).state in FINAL_STATES:
-            for ev in tailer.poll():
-                print(report.event_line(ev, epochs), flush=True)
-            return 0
-        if not args.follow:
-            return 0
-        time.sleep(0.25)
-
-
 # --------------------------------------------------------------------------- stop, resume, queue
 
 
 def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
-
     info = read_live(ws, resolve_run(ws, args.run).dir)
     keep_queue_going(ws)
     damaged_live = info.state == "unknown" and runlock.holder(info.dir) is not None
@@ -436,7 +215,6 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
-
     info = resolve_run(ws, args.run)
     keep_queue_going(ws)
     out = resume_run(ws, info, as_new=args.as_new)
@@ -453,7 +231,6 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
-
     if worker_alive(ws):
         print("a queue worker is already running for this workspace")
         return 0

@@ -14,7 +14,6 @@ from amc_tui.workspace import Workspace
 
 
 def cmd_bench(args: argparse.Namespace, ws: Workspace) -> int:
-
     argv = [sys.executable, "-m", "amc_tui.train.bench"]
     if args.config:
         argv.append(str(ws.resolve(args.config)))
@@ -25,12 +24,10 @@ def cmd_bench(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, ws: Workspace) -> int:
-
     return run_app(ws)
 
 
 def cmd_gpus(args: argparse.Namespace, ws: Workspace) -> int:
-
     snap = GpuSampler().sample()
     if args.json:
         print_json(snapshot_dict(snap))

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from amc_tui.config import (
     Config,
     apply_overrides,
@@ -30,7 +28,6 @@ from amc_tui.config import (
     dumps_config,
     from_dict,
     load_config,
-    loads_config,
     with_data_path,
 )
 from amc_tui.data.source import preflight  # h5py: only when a run is made
@@ -38,29 +35,14 @@ from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text
 from amc_tui.gpu import default_sampler
 from amc_tui.launch.slurm import check_available
+from amc_tui.launch.state import file_lock, state_dir
 from amc_tui.names import check_name, new_id, new_name
 from amc_tui.run.analysis import best_earlier_run  # pandas: only when a run is made
 from amc_tui.run.refs import resolve_checkpoint
 from amc_tui.run.rundir import RunDir, RunInfo, read_run
 from amc_tui.workspace import Workspace
 
-LOCK_TIMEOUT_S = 30.0
-
-
 # --------------------------------------------------------------------------- locks, counter
-
-
-def state_dir(ws: Workspace) -> Path:
-    """runs/.amc-tui/: locks, the run counter, the worker's log, trainer records."""
-    ws.state_dir.mkdir(parents=True, exist_ok=True)
-    return ws.state_dir
-
-
-def file_lock(path: Path) -> FileLock:
-    """A process-wide singleton lock per path: reentrant in one thread, exclusive across
-    threads and processes. Pass other timeouts to `acquire`, not here (singletons must be
-    built with the same arguments)."""
-    return FileLock(path, timeout=LOCK_TIMEOUT_S, is_singleton=True)
 
 
 def next_counter(ws: Workspace) -> int:
@@ -88,11 +70,6 @@ def _highest_suffix(ws: Workspace) -> int:
 
 
 # --------------------------------------------------------------------------- config
-
-
-def run_config(rd: RunDir) -> Config:
-    """A run's resolved config.toml, validated."""
-    return loads_config(rd.config.read_text(encoding="utf-8"), str(rd.config))
 
 
 def _load(

@@ -54,7 +54,6 @@ def queue_point(ws: Workspace, group: Group, sweep: Sweep, point: Point) -> list
 
 
 def runlog_group(ws: Workspace, group: Group) -> None:
-
     try:
         sync_group(ws, group)
     except Exception as e:  # noqa: BLE001 - a RUNLOG problem never breaks the sweep
@@ -145,7 +144,6 @@ def _tell_and_ask(
     to_tell: list[dict[str, Any]],
     n_new: int,
 ) -> list[RunInfo]:
-
     sweep = group_sweep(g)
     study = optuna_study(g.dir, sweep)
     for p in to_tell:

@@ -28,8 +28,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from amc_tui.launch.create import state_dir
-from amc_tui.launch.supervise import base_env
+from amc_tui.launch.state import base_env, state_dir
 from amc_tui.run import runlock
 from amc_tui.run.rundir import ACTIVE_STATES, STATUS_FILE, RunInfo, is_run_dir, read_run
 from amc_tui.sweeps.group import groups_pending

@@ -24,9 +24,10 @@ from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.gpu import default_sampler, free_gpus
 from amc_tui.launch import slurm_runs
-from amc_tui.launch.create import LOCK_TIMEOUT_S, create_run, run_config
+from amc_tui.launch.create import create_run
 from amc_tui.launch.group_gate import before_placement
 from amc_tui.launch.keeper import ensure_worker, has_active, release, try_lock, write_record
+from amc_tui.launch.state import LOCK_TIMEOUT_S
 from amc_tui.launch.supervise import (
     clear_stop_marker,
     holder_text,
@@ -39,7 +40,7 @@ from amc_tui.launch.supervise import (
 )
 from amc_tui.run import runlock
 from amc_tui.run.refs import resolve_checkpoint
-from amc_tui.run.rundir import RunInfo, read_run, write_status
+from amc_tui.run.rundir import RunInfo, read_run, run_config, write_status
 from amc_tui.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,6 @@ def _queue_order(info: RunInfo) -> tuple[float, str]:
 
 
 def _work_locked(ws: Workspace) -> list[RunInfo]:
-
     runs = scan(ws)
     changed = {r.dir for r in reap_locked(ws, runs)}
     if any(slurm_runs.is_open(r) for r in runs):  # Slurm jobs: ended ones recorded

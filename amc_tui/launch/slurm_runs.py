@@ -270,7 +270,6 @@ def poll(ws: Workspace, runs: Sequence[RunInfo], force: bool = False) -> list[Ru
 
 
 def _cancel(ws: Workspace, info: RunInfo, grace_s: float) -> None:
-
     try:
         slurm.cancel(str(info.slurm_job_id), grace_s=grace_s)
     except UserError as e:

@@ -27,7 +27,7 @@ from amc_tui import contract
 from amc_tui.config import Config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, atomic_write_text, read_json
-from amc_tui.launch.create import file_lock, run_config, state_dir
+from amc_tui.launch.state import base_env, file_lock, state_dir
 from amc_tui.launch.torchrun import trainer_argv, world_size
 from amc_tui.run import runlock
 from amc_tui.run.refs import resolve_run
@@ -41,6 +41,7 @@ from amc_tui.run.rundir import (
     pid_alive,
     read_run,
     read_status,
+    run_config,
     write_status,
 )
 from amc_tui.runlog.sync import not_written_reason, runlog_path_for, sync_entry
@@ -154,15 +155,6 @@ def _prune_records(ws: Workspace, runs: list[RunInfo]) -> None:
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
 _children_lock = threading.Lock()
-
-
-def base_env() -> dict[str, str]:
-    """Our environment, unbuffered, with this package importable from the child."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def _trainer_env(gpus: list[int] | None, cfg: Config) -> dict[str, str]:

@@ -11,10 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from amc_tui import contract
 from amc_tui.config import diff_configs
@@ -34,6 +31,10 @@ from amc_tui.run.rundir import (
     read_meta,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
 CELL_METRICS = ("acc_combined", "acc_mod", "acc_snr", "snr_mae_db")
 UNDERWEIGHT_SHARE = 0.40
 OVERFIT_GAP = 0.05  # train ahead of val by more than 5 points of combined accuracy
@@ -44,15 +45,22 @@ FINAL = contract.FINAL_EXPORT
 # --------------------------------------------------------------------------- export
 
 
+def _frame(columns: list[str] | None = None) -> pd.DataFrame:
+    """An empty table (no export, or a missing file)."""
+    import pandas as pd  # pandas (~0.3 s): off the CLI's and the app's start path
+
+    return pd.DataFrame(columns=columns)
+
+
 @dataclass
 class Export:
     dir: Path
     summary: dict[str, Any] = field(default_factory=dict)
-    per_cell: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PER_CELL_COLUMNS))
-    confusion_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
-    confusion_snr: pd.DataFrame = field(default_factory=pd.DataFrame)
-    f1_mod: pd.DataFrame = field(default_factory=pd.DataFrame)
-    f1_snr: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_cell: pd.DataFrame = field(default_factory=lambda: _frame(PER_CELL_COLUMNS))
+    confusion_mod: pd.DataFrame = field(default_factory=_frame)
+    confusion_snr: pd.DataFrame = field(default_factory=_frame)
+    f1_mod: pd.DataFrame = field(default_factory=_frame)
+    f1_snr: pd.DataFrame = field(default_factory=_frame)
 
     @property
     def name(self) -> str:
@@ -86,6 +94,8 @@ def read_summary(export_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _csv(path: Path, **kw: Any) -> pd.DataFrame:
+    import pandas as pd  # pandas (~0.3 s): off the CLI's and the app's start path
+
     try:
         return pd.read_csv(path, **kw)
     except (OSError, ValueError, pd.errors.ParserError):
@@ -96,6 +106,9 @@ def read_per_cell(export_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """per_cell.csv with its DESIGN columns (an empty frame when missing or bad). A cell
     without frames (n = 0; the trainer writes 0.0 there) reads as NaN in every metric: no
     data, never 0 %."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
+    import pandas as pd  # pandas (~0.3 s): off the CLI's and the app's start path
+
     df = _csv(Path(export_dir) / contract.PER_CELL_FILE)
     if df.empty or not set(PER_CELL_COLUMNS) <= set(df.columns):
         return pd.DataFrame(columns=PER_CELL_COLUMNS)
@@ -134,7 +147,6 @@ def latest_export(run_dir: str | os.PathLike[str], prefer_final: bool = True) ->
 
 
 def _mod_order(mods: list[str]) -> list[str]:
-
     return sorted(mods, key=lambda m: (CLASS_INDEX.get(m, 10_000), m))
 
 
@@ -143,6 +155,8 @@ def cell_matrix(
 ) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
     """(modulations in class-table order, SNRs ascending, values[mod, snr], n[mod, snr]);
     cells absent from the export are NaN with n = 0."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
+
     if metric not in CELL_METRICS:
         raise ValueError(f"metric must be one of {', '.join(CELL_METRICS)}, got {metric!r}")
     if per_cell.empty:
@@ -172,6 +186,8 @@ def snr_curve(
     """`metric` against SNR: (SNRs ascending, values). Overall (every modulation), or one
     `modulation`'s row. Each SNR's value is the frame-weighted mean of its cells with data,
     which is that SNR's exact accuracy (or MAE); an SNR without frames is None."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
+
     if metric not in CELL_METRICS:
         raise ValueError(f"metric must be one of {', '.join(CELL_METRICS)}, got {metric!r}")
     if per_cell.empty:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from amc_tui import contract
+from amc_tui.config import Config, loads_config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, read_json, remove_stale_tmp
 from amc_tui.run import runlock
@@ -560,3 +561,8 @@ def remove_stale_temp_files(run: RunDir) -> list[Path]:
     with contextlib.suppress(OSError):
         folders += [p for p in run.export.iterdir() if p.is_dir()]
     return remove_stale_tmp(*folders)
+
+
+def run_config(rd: RunDir) -> Config:
+    """A run's resolved config.toml, validated."""
+    return loads_config(rd.config.read_text(encoding="utf-8"), str(rd.config))

@@ -181,12 +181,10 @@ def render_body(summary: Summary) -> str:
 
 
 def _counts(states: list[str]) -> dict[str, int]:
-
     return progress(states)
 
 
 def _member_text(member: dict[str, Any], info: Any, summary: Summary) -> str:
-
     state = state_of(info)
     text = f"{ICONS.get(state, '')} {member['name']}".strip()
     why = next((m.why_excluded for m in summary.members if m.run_id == member["id"]), "")

@@ -338,7 +338,6 @@ class Summary:
     state: str
 
     def ranking(self, which: str = "best") -> list[Any]:
-
         return rank_points(self.points, self.group.metric, which)
 
     def effects(self, metric: str | None = None) -> list[Effect]:
@@ -351,7 +350,6 @@ class Summary:
 def summarize(
     ws: Workspace, group: Group, cache: dict[tuple[str, Any], Member] | None = None
 ) -> Summary:
-
     infos = member_runs(ws, group)
     ms = members(group, infos, cache=cache)
     points = group_points(ms, order=[p["key"] for p in group.points])
@@ -385,7 +383,6 @@ def axis_effects(group: Group, points: Sequence[PointStats], metric: str) -> lis
 
 
 def sweep_spec(sweep: Sweep) -> dict[str, Any]:
-
     cfg = sweep.base_config.to_dict()
     spec: dict[str, Any] = {k: v for k, v in cfg.items() if k in TABLES or k in ("phase", "tags")}
     table: dict[str, Any] = {"strategy": sweep.strategy, "repeats": sweep.repeats,
@@ -430,3 +427,9 @@ def groups_pending(ws: Workspace) -> bool:
     the queue worker stays alive for it although no run is queued."""
     return any(g.adaptive and not g.stopped and not g.error and not complete(g)
                for g in list_groups(ws))  # fmt: skip
+
+
+def group_filter(ws: Workspace, ref: str, runs: list[RunInfo]) -> list[RunInfo]:
+    """`ls --group G`: the runs that are members of group G, in the listing's order."""
+    ids = {m["id"] for m in resolve_group(ws, ref).members}
+    return [r for r in runs if r.id in ids]

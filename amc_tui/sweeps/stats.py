@@ -18,10 +18,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract
 from amc_tui.run.analysis import (
@@ -34,6 +31,10 @@ from amc_tui.run.analysis import (
 )
 from amc_tui.run.rundir import RunDir, dig, epoch_events, read_config_dict, read_run
 from amc_tui.sweeps.sweep import format_value
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 CONFIDENCE = 0.95
 USABLE_STATES = frozenset({"completed"})
@@ -160,6 +161,8 @@ def _t(df: float | np.ndarray) -> Any:
 
 def describe(values: Sequence[float | None]) -> Stat:
     """The Stat of the finite values (missing ones are not counted)."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
+
     x = np.array([float(v) for v in values if contract.is_number(v)], dtype=float)
     n = len(x)
     if n == 0:
@@ -191,6 +194,9 @@ def format_stat(stat: Stat, metric: str) -> str:
 def cell_stats(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
     """Per (modulation, snr_db, metric): how many members had frames in the cell (n), mean,
     std and CI over those members. A cell no member has frames for is NaN with n = 0."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
+    import pandas as pd  # pandas (~0.3 s): off the CLI's and the app's start path
+
     parts = [f for f in frames if f is not None and not f.empty]
     if not parts:
         return pd.DataFrame(columns=list(CELL_COLUMNS))
@@ -263,6 +269,8 @@ def group_points(members: Sequence[Member], order: Sequence[str] = ()) -> list[P
 
 def stats_frame(points: Sequence[PointStats]) -> pd.DataFrame:
     """One row per (point, best/final, metric): n, mean, std, ci_lo, ci_hi, excluded."""
+    import pandas as pd  # pandas (~0.3 s): off the CLI's and the app's start path
+
     rows = []
     for ps in points:
         for which, stats in (("best", ps.best), ("final", ps.final)):
@@ -360,6 +368,7 @@ def compare_values(
 ) -> Effect:
     """The Effect of a vs b. `paired` means a[i] and b[i] share a seed (equal lengths):
     the paired t-test on the differences; otherwise Welch's t-test."""
+    import numpy as np  # numpy, pandas: off the CLI's and the app's start path
     from scipy import stats  # scipy (~0.5 s): only for a p-value or a CI
 
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -129,7 +129,6 @@ class Feed:
     # ----------------------------------------------------------------- consumer
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-
         self._thread = threading.Thread(target=self._produce, name="amc-feed", daemon=True)
         self._thread.start()
         try:

@@ -34,7 +34,6 @@ def first_paint_seconds(
 
 
 def _probe(root: Path, size: tuple[int, int]) -> float:
-
     class ProbeApp(AmcApp):
         painted_at = 0.0
 

@@ -70,13 +70,11 @@ class ExtraReader:
 
 
 def _summary(info: RunInfo, epoch: int) -> dict[str, Any] | None:
-
     data = read_json(info.rundir.epoch_export(epoch) / contract.SUMMARY_FILE)
     return data if isinstance(data, dict) and isinstance(data.get("val"), dict) else None
 
 
 def _from_events(info: RunInfo, epoch: int) -> dict[str, Any] | None:
-
     found = None
     for ev in epoch_events(info.dir):
         if ev.get("epoch") == epoch:

@@ -92,7 +92,6 @@ class CompareScreen(AmcScreen):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _compare(self, a_dir: Path, b_dir: Path) -> None:
-
         try:
             a, b = read_run(a_dir), read_run(b_dir)
             result = compare_runs(a, b)

@@ -106,7 +106,6 @@ class PickColumns(ModalScreen[list[str] | None]):
         self.dismiss(list(self.query_one(SelectionList).selected))
 
     def action_defaults(self) -> None:
-
         keep = set(default_columns(self.app.size.width))
         sel = self.query_one(SelectionList)
         for key, _text in self.choices:

@@ -112,7 +112,6 @@ class LiveScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="live-poll", exit_on_error=False)
     def _read(self, log_sig: tuple | None, others: tuple[Path, ...] = ()) -> None:
-
         worker = get_current_worker()
         try:
             run = RunDir(self.run_dir)
@@ -349,5 +348,4 @@ def _read_log(path: Path, sig: tuple | None) -> tuple[list[str] | None, tuple | 
 
 
 def _escape(text: str) -> str:
-
     return escape(text)

@@ -199,7 +199,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-list", exit_on_error=False)
     def _list_configs(self) -> None:
-
         ws = self.amc.ws
         try:
             names = sorted(p.name for p in ws.configs.glob("*.toml")) if ws.configs.is_dir() else []
@@ -219,7 +218,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-read", exit_on_error=False)
     def _read_config(self, name: str) -> None:
-
         path = self.amc.ws.configs / name
         try:
             self.post_message(ConfigRead(name, cfg=load_config(path)))
@@ -238,7 +236,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-queue", exit_on_error=False)
     def _read_queue(self) -> None:
-
         try:
             runs = [
                 r for r in list_runs(self.amc.ws, with_last_epoch=False) if r.state in QUEUE_STATES
@@ -257,7 +254,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-launch", exit_on_error=False)
     def _launch(self, cfg: Config, gpus: list[int] | None) -> None:
-
         try:
             info = launch(self.amc.ws, cfg, gpus=gpus)
         except Exception as e:  # noqa: BLE001 - a failed launch is shown in place
@@ -269,7 +265,6 @@ class NewRunScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="nr-save", exit_on_error=False)
     def _save(self, path: Path, cfg: Config) -> None:
-
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, dumps_config(cfg))
@@ -471,7 +466,6 @@ class NewRunScreen(PollingScreen):
         self.action_launch()
 
     def action_save(self) -> None:
-
         if not self.form.ok:
             self.amc.report_error(
                 "fix the form first: " + next(iter(self.form.errors.values()), "")
@@ -571,5 +565,4 @@ def _choice_text(c: Any) -> str:
 
 
 def _esc(text: str) -> str:
-
     return escape(str(text))

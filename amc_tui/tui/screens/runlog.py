@@ -98,7 +98,6 @@ class RunlogScreen(AmcScreen):
 
     @work(thread=True, exclusive=True, group="runlog", exit_on_error=False)
     def _read(self) -> None:
-
         path = self.amc.ws.runlog
         try:
             if not path.exists():

@@ -149,7 +149,6 @@ class RunsScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="runs-poll", exit_on_error=False)
     def _scan(self, active: set[str], with_config: bool, refresh_all: bool) -> None:
-
         worker = get_current_worker()
         if not self._prefs_read:  # before the first rows, so they land in the right columns
             self._prefs_read = True
@@ -382,7 +381,6 @@ class RunsScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="runs-prefs", exit_on_error=False)
     def _write_prefs(self, prefs: RunsPrefs) -> None:
-
         try:
             write_runs_prefs(self.amc.ws, prefs)
         except Exception as e:  # noqa: BLE001 - the table works without remembering
@@ -491,7 +489,6 @@ class RunsScreen(PollingScreen):
         self._save_prefs()
 
     def action_columns(self) -> None:
-
         def done(picked: list[str] | None) -> None:
             if picked is None:
                 return
@@ -576,5 +573,4 @@ def _style(state: str) -> str:
 
 
 def _esc(text: str) -> str:
-
     return escape(text)
