@@ -9,6 +9,7 @@ read-only by the tests that inspect them; tests that resume one work on a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from amc_tui.runs import RunDir, read_events, read_status
 from amc_tui.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
+PAUSE_FILE = "pause-at-step"  # amc_tui.train.loop.PAUSE_FILE (no torch import here)
 TINY_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
 TINY_SNR = (0, 20)
 TINY_FPC = 32
@@ -124,8 +126,11 @@ def make_run(
     return run
 
 
-def start_trainer(run: RunDir, *args: str) -> subprocess.Popen[bytes]:
-    """The trainer as the launcher starts it: own session, output to train.log."""
+def start_trainer(run: RunDir, *args: str, pause: int | None = None) -> subprocess.Popen[bytes]:
+    """The trainer as the launcher starts it: own session, output to train.log; `pause`: it
+    pauses after that step (`pause_at`)."""
+    if pause is not None:
+        pause_at(run, pause)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     log = open(run.log, "ab")  # noqa: SIM115 - handed to the child
@@ -136,6 +141,40 @@ def start_trainer(run: RunDir, *args: str) -> subprocess.Popen[bytes]:
         )  # fmt: skip
     finally:
         log.close()
+
+
+def pause_at(run: RunDir, step: int) -> None:
+    """The next trainer of `run` (however started) pauses right after step `step`, before that
+    step's checkpoint check, and waits there for SIGTERM (the trainer's test hook,
+    amc_tui.train.loop.take_pause_step; later trainers of the run do not pause)."""
+    (run.path / PAUSE_FILE).write_text(str(step), encoding="utf-8")
+
+
+def wait_paused(run: RunDir, step: int, pid: int | None = None, timeout: float = 120) -> None:
+    """Wait until the trainer of `run` says it paused after step `step` (see `pause_at`);
+    AssertionError with train.log's tail when the process `pid` ended first, or at `timeout`.
+    From then on it writes nothing but heartbeats until it gets SIGTERM."""
+    line = f"paused at step {step} ({PAUSE_FILE})"
+    deadline = time.monotonic() + timeout
+    while line not in log_text(run):
+        assert pid is None or pid_running(pid), f"ended before {line!r}:\n{log_text(run)[-3000:]}"
+        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s"
+        time.sleep(0.01)
+
+
+def pid_running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie, not yet reaped, has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group `pid` leads, if any of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
