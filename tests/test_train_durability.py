@@ -31,7 +31,6 @@ from amc_tui.train import checkpoint as ckpt
 
 # 60 ns, shorter than any step: every step's checkpoint check is due (deterministically)
 EVERY_STEP = "checkpoint_minutes = 1e-9\n"
-EVERY_FEW_STEPS = "checkpoint_minutes = 0.002\n"  # 0.12 s: a few tiny steps
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +158,7 @@ def test_full_disk_fails_naming_the_file_and_keeps_the_previous_one(
 ) -> None:
     size = stopped_run.last_ckpt.stat().st_size
     # a: room for one mid-epoch last.pt, not for the temp file of the next one
-    a = make_run(tmp_path, "full-last-1", data, extra=EVERY_FEW_STEPS)
+    a = make_run(tmp_path, "full-last-1", data, extra=EVERY_STEP)
     # b: no room for best.pt of epoch 1 (per-epoch checkpoints only)
     short = TINY.format(name="full-best-1", data=data, epochs=2)  # 4 steps to best.pt
     short = short.replace("[train]\n", "[train]\nmax_steps_per_epoch = 4\n")
