@@ -40,7 +40,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
-    """A 2-epoch run stopped (SIGTERM) after epoch 1: best.pt of epoch 1 and last.pt."""
+    """A 2-epoch run stopped (SIGTERM) in epoch 2's first step: best.pt of epoch 1, last.pt."""
     run = stopped(tmp_path_factory).run
     assert stopped(tmp_path_factory).code == 0, log_text(run)[-3000:]
     assert run.best_ckpt.is_file() and run.last_ckpt.is_file()

@@ -31,6 +31,7 @@ PAUSE_FILE = "pause-at-step"  # amc_tui.train.loop.PAUSE_FILE (no torch import h
 TINY_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
 TINY_SNR = (0, 20)
 TINY_FPC = 32
+TINY_STEPS_PER_EPOCH = 35  # 1,144 training frames in batches of 32 (the start event says so)
 
 # A tiny Swin (41 k parameters) on 32 px images: ~1,000 samples/s on one core.
 TINY = """\
@@ -187,22 +188,17 @@ def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
         raise
 
 
-def stop_after_epoch(run: RunDir, epoch: int, *args: str, timeout: float = 120) -> int:
-    """Start the trainer, SIGTERM it as soon as epoch `epoch`'s event is written."""
-    proc = start_trainer(run, *args)
-    deadline = time.monotonic() + timeout
+def stop_at_step(run: RunDir, step: int, *args: str, timeout: float = 120) -> int:
+    """Start the trainer paused after step `step` (`pause_at`) and SIGTERM it there: it ends
+    that step, writes last.pt and stops. Its exit code."""
+    proc = start_trainer(run, *args, pause=step)
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return proc.returncode
-            if any(e["kind"] == "epoch" and e["epoch"] >= epoch for e in events(run)):
-                os.kill(proc.pid, signal.SIGTERM)
-                return proc.wait(timeout=60)
-            time.sleep(0.02)
-        raise TimeoutError(f"no epoch {epoch} event within {timeout} s")
+        wait_paused(run, step, proc.pid, timeout)
+        os.kill(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid)
             proc.wait()
 
 
@@ -245,7 +241,7 @@ def _train_shared(tmp_path_factory: pytest.TempPathFactory) -> None:
     proc = start_trainer(run)
     try:
         part = make_run(ws, "stopped-1", data)
-        _CACHE["stopped"] = TinyRun(ws, data, part, stop_after_epoch(part, 1))
+        _CACHE["stopped"] = TinyRun(ws, data, part, stop_at_step(part, TINY_STEPS_PER_EPOCH + 1))
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -262,8 +258,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
 
 
 def stopped(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """The same config and data, stopped with SIGTERM as soon as epoch 1 ended (best.pt of
-    epoch 1, last.pt), once per session: resume a copy (`copy_run`), never this one."""
+    """The same config and data, stopped with SIGTERM in the first step of epoch 2 (best.pt of
+    epoch 1, last.pt of that step), once per session: resume a copy (`copy_run`), never this
+    one."""
     if "stopped" not in _CACHE:
         _train_shared(tmp_path_factory)
     return _CACHE["stopped"]
