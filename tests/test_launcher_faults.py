@@ -86,10 +86,11 @@ def test_restart_on_failure_waits_while_a_child_still_holds_the_run(fws, monkeyp
     trainer starts beside it; the restart comes once the lock is free."""
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     monkeypatch.setenv("FAKE_LOCK_CHILD", "1")
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # the first trainer waits there for the kill
     info = launcher.launch(fws, CFG, ["train.epochs=4", 'run.restart="on-failure"',
                                       "run.max_restarts=1"], detach=False)  # fmt: skip
     rd = RunDir(info.dir)
-    wait_for(lambda: rd.last_ckpt.is_file())
+    wait_for(lambda: rd.log.is_file() and "holding" in rd.log.read_text().split())
     os.kill(info.pid, signal.SIGKILL)  # the trainer only: its child keeps the lock
     wait_for(lambda: not pid_alive(info.pid) and launcher.child_returncode(info.pid) is None)
     assert launcher.work_queue(fws) == []  # reaped by our waiter thread; now a queue pass
