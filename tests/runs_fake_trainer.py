@@ -10,7 +10,10 @@ Knobs (environment): FAKE_EPOCH_S (seconds per epoch, default 0.3), FAKE_IGNORE_
 FAKE_FAIL_AT=<epoch> (raise: state failed, exit 1), FAKE_LOCK_CHILD=1 (fork a child that keeps
 the run lock, as a data-loader worker inherits it, until the file `release-lock` appears),
 FAKE_QUIET_AFTER=<epoch> (after that epoch's writes print "quiet" and write nothing more until
-SIGTERM: a test may then change status.json with no write of ours in flight).
+SIGTERM: a test may then change status.json with no write of ours in flight),
+FAKE_HOLD_AFTER=<epoch> or <run name>:<epoch>,... (after that epoch's writes print "holding" and
+wait for SIGTERM, heartbeat still beating: a run that is still running when a test stops or
+kills it, however slow the test; the name form picks runs, as a worker passes it to all).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def train(args: argparse.Namespace) -> int:
     epoch_s = float(os.environ.get("FAKE_EPOCH_S", "0.3"))
     fail_at = int(os.environ.get("FAKE_FAIL_AT", "0"))
     quiet_after = int(os.environ.get("FAKE_QUIET_AFTER", "0"))
+    hold_after = for_run(os.environ.get("FAKE_HOLD_AFTER", ""), rd.path.name)
     meta = read_meta(rd)
     term = {"flag": False}
     if os.environ.get("FAKE_IGNORE_TERM") == "1":
@@ -177,11 +181,25 @@ def train(args: argparse.Namespace) -> int:
                 print("quiet", flush=True)
                 while not term["flag"]:
                     time.sleep(0.02)
+            if epoch == hold_after:
+                print("holding", flush=True)
+                while not term["flag"]:
+                    write_status(rd, heartbeat_at=time.time())
+                    time.sleep(0.2)
             if term["flag"]:
                 return finish("stopped", 0)
         return finish("completed", 0)
     except Exception:
         return finish("failed", 1, traceback.format_exc()[-2000:])
+
+
+def for_run(spec: str, name: str) -> int:
+    """The epoch `spec` gives run `name`: "<epoch>" any run, "<name>:<epoch>,..." those named;
+    0: none."""
+    if spec.strip().isdigit():
+        return int(spec)
+    pairs = (item.strip().rsplit(":", 1) for item in spec.split(",") if ":" in item)
+    return next((int(epoch) for run, epoch in pairs if run == name), 0)
 
 
 if __name__ == "__main__":

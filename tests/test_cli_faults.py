@@ -90,16 +90,18 @@ def test_show_names_the_exception_of_a_trainer_that_died_without_an_end_state(
 
 
 def test_show_names_a_kill_not_the_log_and_a_crash_nobody_recorded(cws):
-    out = amc(cws, "run", CFG, "-d", "--name", "killed", "--set", "train.epochs=400")
+    out = amc(cws, "run", CFG, "-d", "--name", "killed", FAKE_HOLD_AFTER="1")
     assert out.returncode == 0
-    wait_for(lambda: read_run(cws.runs / "killed").epoch >= 1)
+    log = cws.runs / "killed" / "train.log"
+    wait_for(lambda: "holding" in log.read_text().split())  # after epoch 1, till the kill
     info = read_run(cws.runs / "killed")
     os.killpg(info.pgid, 9)
     wait_for(lambda: not pid_alive(info.pid))
     assert amc(cws, "queue", "--once").returncode == 0  # a worker pass records the crash
     assert read_status(info.rundir)["state"] == "crashed"
     error = read_run(info.dir).error.splitlines()
-    assert len(error) > 1 and error[-1].startswith("epoch ")  # the tail of train.log
+    assert len(error) > 2 and error[-2].startswith("epoch 1/")  # the tail of train.log
+    assert error[-1] == "holding"
     show = amc(cws, "show", "killed")
     line = f"  error: trainer process {info.pid} is gone without recording an end state\n"
     assert line in show.stdout, show.stdout

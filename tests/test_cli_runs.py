@@ -66,10 +66,9 @@ def test_run_exit_code_is_the_trainers(cws, monkeypatch):
     assert out.returncode == 1 and "failed" in out.stdout and "fake failure" in out.stdout
 
 
-def test_detach_then_ls_show_tail_stop_resume(cws, cli):
-    out = amc(
-        cws, "run", "configs/fake.toml", "--detach", "--set", "train.epochs=40", "--name", "bg-run"
-    )
+def test_detach_then_ls_show_tail_stop_resume(cws, cli, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # it runs (after epoch 1) until stopped
+    out = amc(cws, "run", "configs/fake.toml", "--detach", "--name", "bg-run")
     assert out.returncode == 0, out.stderr
     name, run_id, state = out.stdout.split()
     assert (name, state) == ("bg-run", "running") and len(run_id) == 8
@@ -91,6 +90,7 @@ def test_detach_then_ls_show_tail_stop_resume(cws, cli):
         and tail.stdout.rstrip().endswith("best " + tail.stdout.rstrip().rsplit("best ", 1)[1])
     )
     assert "end: stopped" in tail.stdout
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "2")  # the resumed trainer: after epoch 2
     res = amc(cws, "resume", "bg-run")
     assert res.returncode == 0 and "running" in res.stdout, res.stdout + res.stderr
     wait_for(lambda: read_run(cws.runs / name).epoch >= 2)
@@ -107,10 +107,10 @@ def _terminal_sigint() -> None:
 
 def test_ctrl_c_stops_gracefully_and_exits_130(cws):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amc_tui.cli", "run", "configs/fake.toml", "--set", "train.epochs=40",
-         "--name", "int-run"],
+        [sys.executable, "-m", "amc_tui.cli", "run", "configs/fake.toml", "--name", "int-run"],
         cwd=cws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL, preexec_fn=_terminal_sigint,
+        env={**os.environ, "FAKE_HOLD_AFTER": "1"},  # it runs (after epoch 1) until stopped
     )  # fmt: skip
     wait_for(lambda: read_run(cws.runs / "int-run").epoch >= 1)
     proc.send_signal(signal.SIGINT)

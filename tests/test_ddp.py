@@ -36,6 +36,8 @@ from train_fixtures import (
     log_text,
     make_data,
     make_run,
+    pause_at,
+    wait_paused,
 )
 
 from amc_tui.config import Config, ConfigError, from_dict
@@ -173,14 +175,15 @@ def test_sigterm_stops_both_ranks_at_one_step_and_one_process_resumes(tmp_path):
     run.config.write_text(
         text.replace("batch_size = 32", "batch_size = 8\nmax_steps_per_epoch = 30")
     )
+    pause_at(run, 35)  # rank 0 waits there (rank 1 at the next collective) for the SIGTERM
     proc = torchrun(run)
-    wait_for(lambda: any(e["epoch"] == 2 for e in events(run, "step")), proc)
+    wait_paused(run, 35, proc.pid, TIMEOUT_S)
     os.kill(proc.pid, signal.SIGTERM)  # torchrun forwards it to both ranks
     finish(proc)
 
     status = read_status(run)
     assert status["state"] == "stopped" and status["exit_code"] == 0, log_text(run)
-    assert status["epoch"] == 1 and 30 < status["step"] < 60  # in the middle of epoch 2
+    assert status["epoch"] == 1 and status["step"] == 35  # in the middle of epoch 2
     stops = [re.findall(r"stop at step (\d+): agreed", text) for text in
              (log_text(run), rank_log(run, 1))]  # fmt: skip
     assert stops[0] == stops[1] == [str(status["step"])]
@@ -209,10 +212,11 @@ def test_sigterm_stops_both_ranks_at_one_step_and_one_process_resumes(tmp_path):
 # The tiny config on 2 CPU processes, restarted once when it crashes.
 DDP_RUN = 'device = "cpu"\nnproc = 2\nrestart = "on-failure"\nmax_restarts = 1\n'
 
-# The real trainer, except that in a resumed attempt rank 1's third training batch reaches
-# the model as NaN images: a non-finite loss on that rank alone (the weights are the same on
-# every rank, and the renderer maps non-finite I/Q samples to finite images, so no data file
-# can do this).
+# The real trainer, except that the first attempt's rank 0 pauses after step 18 (epoch 2's
+# first; rank 1 then waits at the next collective) until torchrun stops it, and in a resumed
+# attempt rank 1's third training batch reaches the model as NaN images: a non-finite loss on
+# that rank alone (the weights are the same on every rank, and the renderer maps non-finite
+# I/Q samples to finite images, so no data file can do this).
 NAN_ON_RANK_1 = """
 import os
 import sys
@@ -221,6 +225,11 @@ import torch
 
 from amc_tui.train.build import Built
 from amc_tui.train.owner import main
+
+if "--resume" not in sys.argv:  # before the ranks join: rank 0 finds it at its start
+    run_dir = sys.argv[sys.argv.index("--run-dir") + 1]
+    with open(os.path.join(run_dir, "pause-at-step"), "w") as f:
+        f.write("18")
 
 real_step = Built.train_step
 calls = 0
@@ -291,7 +300,7 @@ def test_a_killed_rank_crashes_the_run_restart_resumes_it_and_a_nan_on_rank_1_fa
     pids = until(lambda: rank_pids(run), TIMEOUT_S)
     assert read_status(run)["pid"] == read_status(run)["pgid"] == first  # rank 0 names torchrun
     # in the middle of epoch 2 (last.pt holds epoch 1): kill -9 rank 1 alone
-    until(lambda: any(e["epoch"] == 2 for e in events(run, "step")), TIMEOUT_S, every=0.02)
+    wait_paused(run, 18, first, TIMEOUT_S)
     os.kill(pids[1], signal.SIGKILL)
     until(lambda: reaped(first), TIMEOUT_S)
 

@@ -31,6 +31,7 @@ from scipy import stats
 
 from amc_tui.cli import main
 from amc_tui.launch.groups import create_group
+from amc_tui.run import runlock
 from amc_tui.run.rundir import list_runs, read_events, read_run
 from amc_tui.sweeps.group import Group, read_group, summarize
 from amc_tui.sweeps.sweep import load_sweep
@@ -361,17 +362,21 @@ def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(
     from optuna.storages.journal import JournalFileBackend
 
     monkeypatch.delenv("AMC_TUI_NO_WORKER")
-    monkeypatch.setenv("FAKE_EPOCH_S", "1.0")  # 2 s a trial: one is still running at the stop
+    # trial 0 holds after its epoch 1 until the stop: one is surely still running at it (its
+    # resume trains on); the worker passes the knob to every trial, hence the name
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "opt-p0-r0:1")
+    held_log = ws.runs / "opt-p0-r0" / "train.log"
 
     def trials_under_way() -> bool:
-        """A result told, no trial waiting in the queue, and every running trial's own
-        process under way (its start event written)."""
+        """A result told, no trial waiting in the queue, every running trial's own process
+        under way (its start event written), and trial 0 holding."""
         runs = list_runs(ws, with_last_epoch=False)
         running = [r for r in runs if r.state == "running"]
         return (any(p.get("told") for p in group_json(ws, "opt")["points"]) and bool(running)
                 and all(r.state != "queued" for r in runs)
                 and all(any(e["kind"] == "start" for e in read_events(r.rundir.events))
-                        for r in running))  # fmt: skip
+                        for r in running)
+                and held_log.is_file() and "holding" in held_log.read_text().split())  # fmt: skip
 
     path = ws.root / "configs" / "sweeps" / "opt.toml"
     path.write_text(OPTUNA)
@@ -383,7 +388,9 @@ def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(
     told_before = {p["trial"]: p["value"] for p in group_json(ws, "opt")["points"] if p["told"]}
     assert group_state(ws, "opt") == "stopped"
     stopped = [r.name for r in list_runs(ws, with_last_epoch=False) if r.state == "stopped"]
-    assert stopped  # a trial was stopped mid-run
+    assert "opt-p0-r0" in stopped  # a trial was stopped mid-run
+    # `stopped` is written before the trainer's RUNLOG update and exit: resume once it is gone
+    wait_for(lambda: all(runlock.holder(ws.runs / name) is None for name in stopped))
     resume = cli(ws, "group", "resume", "opt")
     assert resume.code == 0, resume.err
     wait_for(lambda: group_state(ws, "opt") == "done", every=0.2)

@@ -58,8 +58,8 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_a_stalled_trainer_is_not_resumed_beside_itself_and_stop_ends_it(fws):
-    out = amc(fws, "run", CFG, "-d", "--name", "paused", "--set", "train.epochs=400",
-              AMC_TUI_NO_WORKER="1")  # fmt: skip
+    out = amc(fws, "run", CFG, "-d", "--name", "paused", AMC_TUI_NO_WORKER="1",
+              FAKE_HOLD_AFTER="1")  # fmt: skip
     assert out.returncode == 0, out.stderr
     rd = RunDir(fws.runs / "paused")
     wait_for(lambda: read_run(rd.path).epoch >= 1)
@@ -89,10 +89,11 @@ def test_restart_on_failure_waits_while_a_child_still_holds_the_run(fws, monkeyp
     trainer starts beside it; the restart comes once the lock is free."""
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     monkeypatch.setenv("FAKE_LOCK_CHILD", "1")
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # the first trainer waits there for the kill
     info = launch(fws, CFG, ["train.epochs=4", 'run.restart="on-failure"',
                                       "run.max_restarts=1"], detach=False)  # fmt: skip
     rd = RunDir(info.dir)
-    wait_for(lambda: rd.last_ckpt.is_file())
+    wait_for(lambda: rd.log.is_file() and "holding" in rd.log.read_text().split())
     os.kill(info.pid, signal.SIGKILL)  # the trainer only: its child keeps the lock
     wait_for(lambda: not pid_alive(info.pid) and child_returncode(info.pid) is None)
     assert work_queue(fws) == []  # reaped by our waiter thread; now a queue pass
@@ -109,7 +110,8 @@ def test_restart_on_failure_waits_while_a_child_still_holds_the_run(fws, monkeyp
 
 
 def test_a_killed_worker_is_restarted_by_the_next_ls_and_the_queue_moves_on(fws):
-    a = amc(fws, "run", CFG, "-d", "--name", "first", "--set", "train.epochs=400")
+    # `first` holds after epoch 1 until stopped (the worker passes the knob on to all runs)
+    a = amc(fws, "run", CFG, "-d", "--name", "first", FAKE_HOLD_AFTER="first:1")
     b = amc(fws, "run", CFG, "-d", "--name", "second", "--set", "train.epochs=2")
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     assert b.stdout.split()[2] == "queued"
@@ -130,8 +132,8 @@ def test_a_killed_worker_is_restarted_by_the_next_ls_and_the_queue_moves_on(fws)
 
 
 def test_a_hang_up_of_a_followed_queued_run_changes_nothing(fws):
-    busy = amc(fws, "run", CFG, "-d", "--name", "busy", "--set", "train.epochs=400",
-               AMC_TUI_NO_WORKER="1")  # fmt: skip
+    busy = amc(fws, "run", CFG, "-d", "--name", "busy", AMC_TUI_NO_WORKER="1",
+               FAKE_HOLD_AFTER="1")  # fmt: skip
     assert busy.returncode == 0 and not worker_alive(fws)
     fg = subprocess.Popen(
         [sys.executable, "-m", "amc_tui.cli", "run", CFG, "--name", "later"],

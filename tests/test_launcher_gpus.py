@@ -94,7 +94,8 @@ def test_the_reason_a_run_waits_follows_the_gpus_it_needs() -> None:
                   lambda: full) == "waiting for 1 free GPU (0 free now)"  # fmt: skip
 
 
-def test_a_queued_run_says_what_it_waits_for_until_it_starts(ws: Workspace) -> None:
+def test_a_queued_run_says_what_it_waits_for_until_it_starts(ws: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # `first` still runs when stopped, however late
     first = launch(ws, "configs/fake.toml", detach=False)
     second = launch(ws, "configs/fake.toml", detach=False)
     assert first.state == "running" and second.state == "queued"

@@ -126,8 +126,9 @@ def test_detached_worker_starts_queued_runs_with_no_launcher_alive(lws, monkeypa
     assert sorted(entry_offsets(lws.runlog.read_text())) == sorted([a.id, b.id])
 
 
-def test_stop_graceful_and_queued(lws):
-    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+def test_stop_graceful_and_queued(lws, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # running until stopped
+    a = launch(lws, "configs/fake.toml", detach=False)
     q = launch(lws, "configs/fake.toml", detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     stopped = stop_run(lws, a.name)
@@ -140,7 +141,8 @@ def test_stop_graceful_and_queued(lws):
 
 def test_stop_escalates_to_sigkill_after_grace(lws, monkeypatch):
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # running until killed
+    a = launch(lws, "configs/fake.toml", detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     out = stop_run(lws, a, grace_s=0.5)
     assert out.state == "stopped" and out.exit_code == -signal.SIGKILL
@@ -152,7 +154,8 @@ def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
     """The app asked for a stop (marker + SIGTERM) and was quit before the grace period
     ended: the worker's reap sends SIGKILL and records `stopped`, not `crashed`."""
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # running until killed
+    a = launch(lws, "configs/fake.toml", detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     asked = time.time() - 60.0  # longer ago than stop_grace_s = 5
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{asked}\n")
@@ -166,24 +169,28 @@ def test_a_stop_whose_requester_is_gone_is_finished_by_reap(lws, monkeypatch):
 
 def test_a_fresh_stop_request_is_not_escalated(lws, monkeypatch):
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    a = launch(lws, "configs/fake.toml", ["train.epochs=50"], detach=False)
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # running until killed
+    a = launch(lws, "configs/fake.toml", detach=False)
     wait_for(lambda: read_run(a.dir).epoch >= 1)
     (RunDir(a.dir).path / ".stop_requested").write_text(f"{time.time()}\n")
     reap(lws)
     assert pid_alive(a.pid) and read_run(a.dir).state == "running"
 
 
-def _kill_after_epoch(info, epoch=1):
-    wait_for(lambda: RunDir(info.dir).last_ckpt.is_file())
-    os.killpg(info.pgid, signal.SIGSTOP)
-    last_ckpt = __import__("json").loads(RunDir(info.dir).last_ckpt.read_text())["epoch"]
+def _kill_while_holding(info):
+    """SIGKILL the trainer where it holds after epoch 1 (FAKE_HOLD_AFTER: a resumed or
+    restarted one starts after it and trains on); the epoch its last.pt holds."""
+    rd = RunDir(info.dir)
+    wait_for(lambda: rd.log.is_file() and "holding" in rd.log.read_text().split())
+    last_ckpt = __import__("json").loads(rd.last_ckpt.read_text())["epoch"]
     os.killpg(info.pgid, signal.SIGKILL)
     return last_ckpt
 
 
-def test_crash_is_recorded_and_resume_continues(lws):
+def test_crash_is_recorded_and_resume_continues(lws, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")
     info = launch(lws, "configs/fake.toml", ["train.epochs=4"], detach=False)
-    ckpt_epoch = _kill_after_epoch(info)
+    ckpt_epoch = _kill_while_holding(info)
     wait_for(lambda: read_run(info.dir).state == "crashed")
     wait_for(lambda: read_status(RunDir(info.dir)).get("state") == "crashed")  # waiter recorded it
     assert "killed by signal 9" in read_run(info.dir).error
@@ -199,14 +206,15 @@ def test_crash_is_recorded_and_resume_continues(lws):
     assert read_run(info.dir).state == "completed"
 
 
-def test_restart_on_failure_resumes_by_itself(lws):
+def test_restart_on_failure_resumes_by_itself(lws, monkeypatch):
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")
     info = launch(
         lws,
         "configs/fake.toml",
         ["train.epochs=4", 'run.restart="on-failure"', "run.max_restarts=1"],
         detach=False,
     )
-    _kill_after_epoch(info)
+    _kill_while_holding(info)
     # the restart comes from whoever works the queue (here: this loop, like `amc-tui queue`)
     wait_for(lambda: work_queue(lws) or read_run(info.dir).restarts >= 1)
     wait_for(lambda: (work_queue(lws), finished(lws, info)())[1])

@@ -2,7 +2,8 @@
 
 One session fixture starts every run at once (run.share_device, so they train side by side on
 the CPU) and drives them: a plain run watched while it runs; a run killed with SIGKILL, resumed
-by hand and then stopped; one with restart = "on-failure". Several trainers writing RUNLOG.md
+by hand and then stopped; one with restart = "on-failure"; each waits, paused, where the test
+acts on it (pausing_trainer.py): its pace decides nothing. Several trainers writing RUNLOG.md
 at once is covered here too; the exact-same-moment race is test_runlog_entries (8 processes).
 The tests then check what each left on disk. Trainer start-up (torch + timm import) dominates,
 so everything shares the same few processes.
@@ -18,19 +19,19 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runs_fixtures import wait_for as shared_wait_for
-from train_fixtures import write_tiny_workspace
+from train_fixtures import REPO, pause_at, wait_paused, write_tiny_workspace
 
 from amc_tui.launch.queue import launch
 from amc_tui.run.rundir import FINAL_STATES, RunDir, list_runs, read_events, read_run, read_status
 from amc_tui.runlog.sync import entry_offsets
 from amc_tui.workspace import Workspace
 
+PAUSE = 3  # 2 steps an epoch: epoch 2's first step, last.pt holding epoch 1
 HAND_WRITTEN = "# RUNLOG\n\nMy own notes, written by hand.\n\n## Historical context\n- ResNet plateau 24-26 %\n"
 LIMIT_S = 240.0
 
@@ -44,20 +45,14 @@ def _epoch(info) -> int:
     return read_run(info.dir, with_last_epoch=False).epoch
 
 
-def _kill_after_first_epoch(info) -> int:
-    """SIGKILL the trainer group once epoch 1 is checkpointed; the checkpointed epoch."""
+def _kill_at_pause(info) -> int:
+    """SIGKILL the trainer group where it paused (epoch 2's first step); the epoch its last
+    checkpoint holds."""
     rd = RunDir(info.dir)
-
-    def ckpt_epoch() -> int:
-        evs = [e for e in read_events(rd.events) if e["kind"] == "checkpoint" and not e.get("best")]
-        return evs[-1]["epoch"] if evs else 0
-
-    wait_for(lambda: ckpt_epoch() >= 1, every=0.02)
-    pgid = read_status(rd)["pgid"]
-    os.killpg(pgid, signal.SIGSTOP)  # freeze, read what it saved, then kill
-    saved = ckpt_epoch()
-    os.killpg(pgid, signal.SIGKILL)
-    return saved
+    wait_paused(rd, PAUSE, timeout=LIMIT_S)  # from here on it writes nothing but heartbeats
+    evs = [e for e in read_events(rd.events) if e["kind"] == "checkpoint" and not e.get("best")]
+    os.killpg(read_status(rd)["pgid"], signal.SIGKILL)
+    return evs[-1]["epoch"] if evs else 0
 
 
 class Watcher(threading.Thread):
@@ -97,28 +92,29 @@ def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
     ws = write_tiny_workspace(root, "tiny.toml", epochs=2, stop_grace_s=60.0, share_device=True)
     ws.runlog.write_text(HAND_WRITTEN)
     saved_env = dict(os.environ)
-    for key in ("AMC_TUI_TRAINER_MODULE", "AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
+    for key in ("AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
         os.environ.pop(key, None)
+    # the real trainer; the first start of killed-c and of restart-b pauses in epoch 2
+    os.environ["AMC_TUI_TRAINER_MODULE"] = "pausing_trainer"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO)])
+    os.environ["TEST_PAUSE_RUNS"] = f"killed-c:{PAUSE},restart-b:{PAUSE}"
     try:
         cfg = "configs/tiny.toml"
         plain = launch(ws, cfg, name="plain-a", detach=False)
         watcher = Watcher(ws, plain.id, plain.name)
         watcher.start()
-        # killed with SIGKILL after epoch 1, resumed by hand, then stopped during epoch 3+
-        # (more epochs than it can finish before the stop: the tiny Swin trains one in ~0.3 s)
-        killed = launch(ws, cfg, ["train.epochs=1000"], name="killed-c", detach=False)
+        # killed with SIGKILL in epoch 2, resumed by hand, then stopped in epoch 3's first step
+        killed = launch(ws, cfg, ["train.epochs=4"], name="killed-c", detach=False)
         restart = launch(
             ws, cfg, ["train.epochs=3", 'run.restart="on-failure"'], name="restart-b"
         )  # detached: the queue worker restarts it, no amc-tui command involved
         out: dict[str, Any] = {"ws": ws, "watcher": watcher}
-        # both watched at once: waiting for one while the other trains could miss its epoch 1
-        with ThreadPoolExecutor(2) as pool:
-            saved = list(pool.map(_kill_after_first_epoch, (killed, restart)))
-        out["killed_ckpt"], out["restart_ckpt"] = saved
+        out["killed_ckpt"], out["restart_ckpt"] = [_kill_at_pause(i) for i in (killed, restart)]
         wait_for(lambda: read_status(RunDir(killed.dir)).get("state") == "crashed")
         out["crashed_ls"] = json.loads(_cli(ws, "ls", "--json", "--state", "crashed").stdout)
+        pause_at(RunDir(killed.dir), 2 * PAUSE - 1)  # the resumed trainer: epoch 3's first step
         out["resume"] = _cli(ws, "resume", "killed-c")
-        wait_for(lambda: _epoch(killed) >= out["killed_ckpt"] + 1)
+        wait_paused(RunDir(killed.dir), 2 * PAUSE - 1, timeout=LIMIT_S)
         out["stop"] = _cli(ws, "stop", "killed-c")
         wait_for(lambda: read_run(restart.dir).restarts >= 1)
         for info in (plain, killed, restart):

@@ -73,7 +73,7 @@ def test_a_run_whose_entry_could_not_be_written_says_so_until_sync_works(rws):
 
 
 def test_an_end_the_launcher_records_keeps_why_the_entry_was_not_written(rws):
-    out = amc(rws, "run", CFG, "-d", "--name", "gone", "--set", "train.epochs=400")
+    out = amc(rws, "run", CFG, "-d", "--name", "gone", FAKE_HOLD_AFTER="1")  # till the kill
     assert out.returncode == 0
     wait_for(lambda: read_run(rws.runs / "gone").epoch >= 1)
     info = read_run(rws.runs / "gone")

@@ -311,10 +311,14 @@ def test_sbatch_refusal_carries_slurms_message(
 # --------------------------------------------------------------------------- jobs that run
 
 
-def _running(fake: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, name: str, epochs: int):  # noqa: ANN202
+def _running(fake: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, name: str, epochs: int = 2,  # noqa: ANN202
+             hold: bool = False):  # fmt: skip
     """Submit a run of the stand-in trainer that the fake Slurm really runs; return once the
-    trainer has written `running`."""
+    trainer has written `running`. `hold`: it waits after epoch 1 until signalled
+    (FAKE_HOLD_AFTER), so it still runs whenever the test acts on it."""
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
+    if hold:
+        monkeypatch.setenv("FAKE_HOLD_AFTER", "1")
     cfg = loads_config(SMALL.replace("epochs = 2", f"epochs = {epochs}"))
     rd = make_run(ws, name, cfg)
     jid = slurm.submit(rd, cfg, module="runs_fake_trainer")["slurm_job_id"]
@@ -337,7 +341,7 @@ def test_job_runs_the_trainer_to_completion(
 def test_cancel_sends_sigterm_first_and_the_trainer_checkpoints(
     fake: Path, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-8", epochs=1000)
+    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-8", hold=True)
     job = slurm.cancel(jid, grace_s=LIMIT_S, poll_s=0.1)
     assert cmds(fake, "scancel") == [["--signal=TERM", jid]]  # ended within the grace
     status = read_status(RunDir(rd))
@@ -349,7 +353,7 @@ def test_cancel_ends_a_trainer_that_ignores_sigterm_after_the_grace(
     fake: Path, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_IGNORE_TERM", "1")
-    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-9", epochs=1000)
+    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-9", hold=True)
     assert slurm.cancel(jid, grace_s=0.5, poll_s=0.1) == "stopped"
     assert cmds(fake, "scancel") == [["--signal=TERM", jid], [jid]]
     assert slurm.job_state(jid) == "stopped"
@@ -358,7 +362,7 @@ def test_cancel_ends_a_trainer_that_ignores_sigterm_after_the_grace(
 def test_time_limit_warning_makes_the_trainer_checkpoint_and_the_run_resumable(
     fake: Path, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-10", epochs=1000)
+    rd, jid = _running(fake, ws, monkeypatch, "swift-fox-10", hold=True)
     assert fakeslurm.main("scancel", ["--signal=USR2", jid]) == 0  # what Slurm sends before
     wait_for(lambda: read_status(RunDir(rd)).get("state") == "stopped")
     log = rd / "slurm" / f"{jid}_0_log.out"

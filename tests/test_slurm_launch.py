@@ -154,7 +154,8 @@ def test_stop_sends_sigterm_to_the_job_and_the_run_ends_stopped(
 ) -> None:
     ws, home = cluster
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
-    info = launch(ws, config(ws, epochs=1000), detach=False)
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # it runs until the stop, however late
+    info = launch(ws, config(ws, epochs=3), detach=False)
     jid = info.slurm_job_id
     wait_for(lambda: read_run(info.dir).state == "running" and read_run(info.dir).epoch >= 1)
     stopped = stop_run(ws, info.name)
@@ -181,6 +182,8 @@ def test_a_time_limit_makes_the_run_crashed_and_it_is_resubmitted_to_resume(
 ) -> None:
     ws, home = cluster
     monkeypatch.setenv("FAKE_SLURM_RUN", "1")
+    # the first job holds after epoch 1 until the warning; the resumed one trains on
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")
     info = launch(ws, config(ws, epochs=3, restart="on-failure"), detach=False)
     wait_for(lambda: read_run(info.dir).epoch >= 1 and info.rundir.last_ckpt.is_file())
     fakeslurm.main("scancel", ["--signal=USR2", "1234"])  # Slurm's warning before the limit

@@ -29,6 +29,7 @@ import pytest
 from runs_fixtures import group_json, group_state
 from runs_fixtures import wait_for as shared_wait_for
 from scipy import stats
+from train_fixtures import wait_paused
 
 from amc_tui.data.synth import synthesize
 from amc_tui.run.rundir import (
@@ -103,7 +104,7 @@ def cli(ws: Workspace, *args: str) -> Out:
 
 
 def cli_process(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
     return subprocess.run(
         [sys.executable, "-m", "amc_tui.cli", "-w", str(ws.root), *args], capture_output=True,
         text=True, stdin=subprocess.DEVNULL, timeout=120, env=env,
@@ -131,11 +132,11 @@ class Watcher(threading.Thread):
             self.most = max(self.most, n)
 
 
-def _kill_when_running(ws: Workspace, name: str) -> None:
-    """SIGKILL the member's trainer group once the trainer owns its status (pid written)."""
+def _kill_at_pause(ws: Workspace, name: str) -> None:
+    """SIGKILL the member's trainer group where it waits, paused after its first step."""
     rd = RunDir(ws.runs / name)
-    status = wait_for(lambda: (s := read_status(rd)).get("pgid") and s, every=0.02)
-    os.killpg(status["pgid"], signal.SIGKILL)
+    wait_paused(rd, 1, timeout=LIMIT_S)
+    os.killpg(read_status(rd)["pgid"], signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
@@ -149,8 +150,13 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     (root / "configs" / "sweeps" / "grid.toml").write_text(GRID)
     ws = Workspace(root)
     saved = dict(os.environ)
-    for key in ("AMC_TUI_TRAINER_MODULE", "AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
+    for key in ("AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
         os.environ.pop(key, None)
+    # the real trainer; the killed member's first start waits after its first step (it would
+    # end in a second: the kill must not race it), its resume trains on
+    os.environ["AMC_TUI_TRAINER_MODULE"] = "pausing_trainer"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO)])
+    os.environ["TEST_PAUSE_RUNS"] = f"{KILLED}:1"
     out: dict[str, Any] = {"ws": ws}
     try:
         watcher = Watcher(ws, "e2e-")
@@ -158,7 +164,7 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         out["dry"] = cli(ws, "sweep", "configs/sweeps/grid.toml", "--dry-run")
         out["grid"] = cli_process(ws, "sweep", "configs/sweeps/grid.toml", "--name", "e2e", "-d")
         assert out["grid"].returncode == 0, out["grid"].stderr
-        _kill_when_running(ws, KILLED)
+        _kill_at_pause(ws, KILLED)
         # the killed member: crashed, excluded and named while the others run; then resumed
         wait_for(lambda: f"💥 {KILLED} (crashed, excluded)" in ws.runlog.read_text(), every=0.2)
         out["crashed_show"] = show(ws, "e2e")

@@ -6,10 +6,7 @@ while the previous checkpoint stays whole. Real trainer processes on the tiny co
 from __future__ import annotations
 
 import errno
-import os
-import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,18 +16,21 @@ from train_fixtures import (
     TINY,
     copy_run,
     events,
+    kill_group,
     log_text,
     make_run,
     run_trainer,
     start_trainer,
     stopped,
     tiny_data,
+    wait_paused,
 )
 
 from amc_tui.run.rundir import RunDir, read_status
 from amc_tui.train import checkpoint as ckpt
 
-EVERY_FEW_STEPS = "checkpoint_minutes = 0.002\n"  # 0.12 s: a few tiny steps
+# 60 ns, shorter than any step: every step's checkpoint check is due (deterministically)
+EVERY_STEP = "checkpoint_minutes = 1e-9\n"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
-    """A 2-epoch run stopped (SIGTERM) after epoch 1: best.pt of epoch 1 and last.pt."""
+    """A 2-epoch run stopped (SIGTERM) in epoch 2's first step: best.pt of epoch 1, last.pt."""
     run = stopped(tmp_path_factory).run
     assert stopped(tmp_path_factory).code == 0, log_text(run)[-3000:]
     assert run.best_ckpt.is_file() and run.last_ckpt.is_file()
@@ -55,35 +55,29 @@ def truncate(path: Path) -> None:
 
 
 def test_kill9_loses_at_most_one_checkpoint_interval(tmp_path: Path, data: Path) -> None:
-    config = TINY.format(name="killed-1", data=data, epochs=6)  # 8 steps an epoch
+    """The trainer checkpoints after every step (EVERY_STEP) and pauses right after step 11
+    (epoch 2, batch 3), before that step's checkpoint: a kill -9 there loses exactly the steps
+    since the last timed checkpoint (step 11), and the resume continues from the mid-epoch
+    checkpoint of step 10. The pause, not the trainer's pace, decides the moment."""
+    config = TINY.format(name="killed-1", data=data, epochs=3)  # 8 steps an epoch
     config = config.replace("[train]\n", "[train]\nmax_steps_per_epoch = 8\n")
-    run = make_run(tmp_path, "killed-1", data, config=config, extra=EVERY_FEW_STEPS)
-    proc = start_trainer(run)
-
-    def mid_epoch_checkpoint_then_a_step() -> bool:
-        evs = events(run)
-        at = [i for i, e in enumerate(evs) if e["kind"] == "checkpoint" and e["batch"] > 0
-              and e["epoch"] >= 1]  # fmt: skip
-        return bool(at) and any(e["kind"] == "step" for e in evs[at[0] + 1 :])
-
-    deadline = time.monotonic() + 180
+    config = config.replace("step_log_every = 5\n", "step_log_every = 1\n")
+    run = make_run(tmp_path, "killed-1", data, config=config, extra=EVERY_STEP)
+    pause = 8 + 3
+    proc = start_trainer(run, pause=pause)
     try:
-        while True:
-            assert proc.poll() is None, log_text(run)[-3000:]
-            assert time.monotonic() < deadline, "no mid-epoch checkpoint in epoch 2+"
-            if mid_epoch_checkpoint_then_a_step():
-                # frozen, last.pt cannot change: kill now unless an epoch end just replaced it
-                os.killpg(proc.pid, signal.SIGSTOP)
-                if ckpt.load(run.last_ckpt)["batch_in_epoch"] > 0:
-                    break
-                os.killpg(proc.pid, signal.SIGCONT)
-            time.sleep(0.01)
+        wait_paused(run, pause, proc.pid)  # paused: last.pt cannot change any more
+        saved = ckpt.load(run.last_ckpt)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         proc.wait(timeout=60)
-    saved = ckpt.load(run.last_ckpt)
     at_kill = [e["step"] for e in events(run, "step")]
-    assert saved["batch_in_epoch"] > 0 and saved["epoch"] >= 1  # a mid-epoch state
+    assert at_kill == list(range(1, pause + 1))
+    # the checkpoint of the step before: a mid-epoch state (epoch 1 done, 2 batches into 2)
+    assert (saved["epoch"], saved["step"], saved["batch_in_epoch"]) == (1, pause - 1, 2)
+    last = [(c["step"], c["batch"]) for c in events(run, "checkpoint") if not c["best"]]
+    # a timed one every step (batch > 0), and the one of the epoch's end (batch 0)
+    assert last == [(s, s) for s in range(1, 9)] + [(8, 0), (9, 1), (10, 2)]
     assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]
     starts = events(run, "start")
     assert [s["resumed"] for s in starts] == [False, True]
@@ -94,11 +88,11 @@ def test_kill9_loses_at_most_one_checkpoint_interval(tmp_path: Path, data: Path)
     ) in log_text(run)
     steps = [e["step"] for e in events(run, "step")]
     after = steps[len(at_kill) :]
-    assert after == sorted(after) and after[0] > saved["step"]
+    assert after == list(range(saved["step"] + 1, 3 * 8 + 1))  # on from the checkpoint
     repeated = [s for s, n in Counter(steps).items() if n > 1]
     # only the steps between the last checkpoint and the kill were trained twice
-    assert all(saved["step"] < s <= max(at_kill) for s in repeated), (saved["step"], repeated)
-    assert [e["epoch"] for e in events(run, "epoch")] == [1, 2, 3, 4, 5, 6]
+    assert repeated == list(range(saved["step"] + 1, max(at_kill) + 1)) == [pause]
+    assert [e["epoch"] for e in events(run, "epoch")] == [1, 2, 3]
     assert read_status(run)["state"] == "completed"
     for c in events(run, "checkpoint"):
         assert c["seconds"] > 0 and c["bytes"] > 0
@@ -164,7 +158,7 @@ def test_full_disk_fails_naming_the_file_and_keeps_the_previous_one(
 ) -> None:
     size = stopped_run.last_ckpt.stat().st_size
     # a: room for one mid-epoch last.pt, not for the temp file of the next one
-    a = make_run(tmp_path, "full-last-1", data, extra=EVERY_FEW_STEPS)
+    a = make_run(tmp_path, "full-last-1", data, extra=EVERY_STEP)
     # b: no room for best.pt of epoch 1 (per-epoch checkpoints only)
     short = TINY.format(name="full-best-1", data=data, epochs=2)  # 4 steps to best.pt
     short = short.replace("[train]\n", "[train]\nmax_steps_per_epoch = 4\n")

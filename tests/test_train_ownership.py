@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from train_fixtures import REPO, TINY, events, log_text, make_data, make_run, start_trainer
+from train_fixtures import (
+    REPO,
+    TINY,
+    events,
+    log_text,
+    make_data,
+    make_run,
+    start_trainer,
+    wait_paused,
+)
 
 from amc_tui.run.rundir import RunDir, read_run, read_status, write_status
 
@@ -70,16 +79,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(other.path)],
                               stdout=subprocess.PIPE, text=True, env=_env())  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    config = TINY.format(name="live-1", data=data, epochs=5000).replace("threads = 1\n", "")
+    config = TINY.format(name="live-1", data=data, epochs=2).replace("threads = 1\n", "")
     run = make_run(ws, "live-1", data, config=config)
     for rel in PLANTED:
         (run.path / rel).parent.mkdir(parents=True, exist_ok=True)
         (run.path / rel).write_bytes(b"half a file")
     (ws / "RUNLOG.md").mkdir()  # the trainer cannot write its entry
-    proc = start_trainer(run)
+    # paused after its first step until the last test's SIGTERM: alive, however fast it is
+    proc = start_trainer(run, pause=1)
     try:
-        wait_for(lambda: events(run, "step") or proc.poll() is not None, what="step event")
-        assert proc.poll() is None, log_text(run)[-3000:]
+        wait_paused(run, 1, proc.pid)
         yield Live(run, proc, ws)
     finally:
         for p in (proc, holder):

@@ -155,10 +155,12 @@ def test_export_consistency(tiny_run) -> None:
 
 def test_resume_after_sigterm_equals_a_straight_run(tiny_run, tmp_path_factory, tmp_path) -> None:
     straight = tiny_run.run
-    part = stopped(tmp_path_factory)  # the same config and data, SIGTERM after epoch 1
+    part = stopped(tmp_path_factory)  # the same config and data, SIGTERM in epoch 2's step 1
     st = read_status(part.run)
     assert part.code == 0 and st["state"] == "stopped", log_text(part.run)[-3000:]
     assert st["exit_code"] == 0 and part.run.last_ckpt.is_file()
+    saved = ckpt.load(part.run.last_ckpt)  # the resume below starts mid-epoch
+    assert (saved["epoch"], saved["batch_in_epoch"]) == (1, 1)
     assert events(part.run)[-1]["kind"] == "end" and events(part.run)[-1]["state"] == "stopped"
     run = copy_run(part.run, tmp_path)
     assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]

@@ -107,7 +107,8 @@ async def save_over_existing(pilot, name: str, answer: str) -> None:
     await pilot.press(answer)
 
 
-async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws) -> None:
+async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # it runs until the SIGTERM at the end
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_form(pilot)

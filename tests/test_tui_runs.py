@@ -464,10 +464,12 @@ async def _cursor_to(pilot, table: DataTable, name: str) -> None:
         await pilot.press("down")
 
 
-async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws) -> None:
-    from amc_tui.launch.queue import launch
+async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws, monkeypatch) -> None:
+    from amc_tui.launch import launch
     from amc_tui.run.rundir import read_run
     from amc_tui.tui.screens.dialogs import Confirm
+
+    monkeypatch.setenv("FAKE_HOLD_AFTER", "1")  # never done before the stop, however late
 
     info = launch(trainer_ws, trainer_ws.configs / "fake.toml", name="to-stop-1")
     app = make_app(trainer_ws, clock=__import__("time").time, runs_poll_s=0.2)

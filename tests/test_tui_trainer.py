@@ -1,15 +1,18 @@
 """End to end with the real trainer (`python -m amc_tui.train`): launch a tiny run from the
 New-run form, watch its epochs arrive in the Live screen, check the Analysis heatmap against
-the run's own per_cell.csv, and stop it from the UI."""
+the run's own per_cell.csv, and stop it from the UI (it waits for that, paused in epoch 2:
+tests/pausing_trainer.py)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from runs_fixtures import kill_running
 from test_tui_analysis import check_heatmap_equals_csv
 from test_tui_new_run import open_form
 from textual.widgets import Static
-from train_fixtures import write_tiny_workspace
+from train_fixtures import REPO, write_tiny_workspace
 from tui_fixtures import make_app, screen_ready, wait_for
 
 from amc_tui.run.rundir import read_run
@@ -21,15 +24,19 @@ from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import Heatmap
 
 pytestmark = pytest.mark.anyio
-EPOCHS = 100_000
+EPOCHS = 4
+PAUSE = 3  # 2 steps an epoch: epoch 2's first step, after epoch 1's export
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    monkeypatch.delenv("AMC_TUI_TRAINER_MODULE", raising=False)
-    # fake.toml: the name open_form picks; more epochs than the test can see end (the tiny
-    # Swin trains 40 in ~13 s on a loaded machine: it must still run when `s` is pressed)
+    # the real trainer, paused in epoch 2 until `s` stops it: however fast it trains, it still
+    # runs when `s` is pressed
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "pausing_trainer")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests"), str(REPO)]))
+    monkeypatch.setenv("TEST_PAUSE_RUNS", f"*:{PAUSE}")
+    # fake.toml: the name open_form picks
     ws = write_tiny_workspace(tmp_path / "ws", "fake.toml", epochs=EPOCHS, stop_grace_s=20.0)
     yield ws
     kill_running(ws)
@@ -66,6 +73,7 @@ async def test_real_trainer_launch_live_analysis_stop(ws) -> None:
         await screen_ready(pilot, Confirm)
         await pilot.press("y")
         await wait_for(pilot, lambda: read_run(run).state == "stopped", timeout=90)
+        assert read_run(run).epoch == PAUSE // 2  # where it waited for the stop
         await wait_for(pilot, lambda: not pid_alive(pid), timeout=30)
         head = live.query_one("#live-head", Static)
         await wait_for(pilot, lambda: "stopped" in str(head.render()))

@@ -9,6 +9,7 @@ read-only by the tests that inspect them; tests that resume one work on a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,9 +27,11 @@ from amc_tui.run.rundir import RunDir, read_events, read_status
 from amc_tui.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
+PAUSE_FILE = "pause-at-step"  # amc_tui.train.loop.PAUSE_FILE (no torch import here)
 TINY_CLASSES = ["BPSK", "QPSK", "8PSK", "16QAM"]
 TINY_SNR = (0, 20)
 TINY_FPC = 32
+TINY_STEPS_PER_EPOCH = 35  # 1,144 training frames in batches of 32 (the start event says so)
 
 # A tiny Swin (41 k parameters) on 32 px images: ~1,000 samples/s on one core.
 TINY = """\
@@ -124,8 +127,11 @@ def make_run(
     return run
 
 
-def start_trainer(run: RunDir, *args: str) -> subprocess.Popen[bytes]:
-    """The trainer as the launcher starts it: own session, output to train.log."""
+def start_trainer(run: RunDir, *args: str, pause: int | None = None) -> subprocess.Popen[bytes]:
+    """The trainer as the launcher starts it: own session, output to train.log; `pause`: it
+    pauses after that step (`pause_at`)."""
+    if pause is not None:
+        pause_at(run, pause)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     log = open(run.log, "ab")  # noqa: SIM115 - handed to the child
@@ -138,6 +144,40 @@ def start_trainer(run: RunDir, *args: str) -> subprocess.Popen[bytes]:
         log.close()
 
 
+def pause_at(run: RunDir, step: int) -> None:
+    """The next trainer of `run` (however started) pauses right after step `step`, before that
+    step's checkpoint check, and waits there for SIGTERM (the trainer's test hook,
+    amc_tui.train.loop.take_pause_step; later trainers of the run do not pause)."""
+    (run.path / PAUSE_FILE).write_text(str(step), encoding="utf-8")
+
+
+def wait_paused(run: RunDir, step: int, pid: int | None = None, timeout: float = 120) -> None:
+    """Wait until the trainer of `run` says it paused after step `step` (see `pause_at`);
+    AssertionError with train.log's tail when the process `pid` ended first, or at `timeout`.
+    From then on it writes nothing but heartbeats until it gets SIGTERM."""
+    line = f"paused at step {step} ({PAUSE_FILE})"
+    deadline = time.monotonic() + timeout
+    while line not in log_text(run):
+        assert pid is None or pid_running(pid), f"ended before {line!r}:\n{log_text(run)[-3000:]}"
+        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s"
+        time.sleep(0.01)
+
+
+def pid_running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie, not yet reaped, has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group `pid` leads, if any of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
     proc = start_trainer(run, *args)
     try:
@@ -148,22 +188,17 @@ def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
         raise
 
 
-def stop_after_epoch(run: RunDir, epoch: int, *args: str, timeout: float = 120) -> int:
-    """Start the trainer, SIGTERM it as soon as epoch `epoch`'s event is written."""
-    proc = start_trainer(run, *args)
-    deadline = time.monotonic() + timeout
+def stop_at_step(run: RunDir, step: int, *args: str, timeout: float = 120) -> int:
+    """Start the trainer paused after step `step` (`pause_at`) and SIGTERM it there: it ends
+    that step, writes last.pt and stops. Its exit code."""
+    proc = start_trainer(run, *args, pause=step)
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return proc.returncode
-            if any(e["kind"] == "epoch" and e["epoch"] >= epoch for e in events(run)):
-                os.kill(proc.pid, signal.SIGTERM)
-                return proc.wait(timeout=60)
-            time.sleep(0.02)
-        raise TimeoutError(f"no epoch {epoch} event within {timeout} s")
+        wait_paused(run, step, proc.pid, timeout)
+        os.kill(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc.pid)
             proc.wait()
 
 
@@ -206,7 +241,7 @@ def _train_shared(tmp_path_factory: pytest.TempPathFactory) -> None:
     proc = start_trainer(run)
     try:
         part = make_run(ws, "stopped-1", data)
-        _CACHE["stopped"] = TinyRun(ws, data, part, stop_after_epoch(part, 1))
+        _CACHE["stopped"] = TinyRun(ws, data, part, stop_at_step(part, TINY_STEPS_PER_EPOCH + 1))
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -223,8 +258,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
 
 
 def stopped(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """The same config and data, stopped with SIGTERM as soon as epoch 1 ended (best.pt of
-    epoch 1, last.pt), once per session: resume a copy (`copy_run`), never this one."""
+    """The same config and data, stopped with SIGTERM in the first step of epoch 2 (best.pt of
+    epoch 1, last.pt of that step), once per session: resume a copy (`copy_run`), never this
+    one."""
     if "stopped" not in _CACHE:
         _train_shared(tmp_path_factory)
     return _CACHE["stopped"]

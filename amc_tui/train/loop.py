@@ -78,6 +78,25 @@ class NonFinite(Exception):
 
 # --------------------------------------------------------------------------- helpers
 
+PAUSE_FILE = "pause-at-step"
+
+
+def take_pause_step(run: RunDir) -> int | None:
+    """A hook for tests and fault drills: a file `pause-at-step` in the run directory holding
+    a step number N. The trainer that starts training reads it and removes it (it applies to
+    this trainer only, not to a later resume or restart); right after optimizer step N, its
+    step event written and before its checkpoint check, it prints "paused at step N" and
+    waits for SIGTERM/SIGINT (then it saves and stops as usual), heartbeat still beating. A
+    test thus acts on a trainer at a known point (kill -9, stop) instead of racing its pace.
+    No file (always, outside tests): None, and a step costs one integer comparison."""
+    path = run.path / PAUSE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    path.unlink()
+    return int(text)
+
 
 # --------------------------------------------------------------------------- trainer
 
@@ -111,6 +130,7 @@ class Trainer:
         self._threads_at = 0.0  # when the CPU thread share was last decided
         self._status_lock = threading.Lock()
         self._hb_stop = threading.Event()
+        self._signalled = threading.Event()  # SIGTERM/SIGINT: ends a test pause (PAUSE_FILE)
         self._hb_thread: threading.Thread | None = None
         self.device = torch.device("cpu")
         self.cfg: Config | None = None
@@ -163,6 +183,12 @@ class Trainer:
         if not self.stop_requested:
             print(f"received {signal.Signals(signum).name}: stopping after this step", flush=True)
         self.stop_requested = True
+        self._signalled.set()
+
+    def _pause(self) -> None:
+        """The test pause (take_pause_step): say so, then wait for SIGTERM/SIGINT."""
+        print(f"paused at step {self.step} ({PAUSE_FILE}): waiting for SIGTERM", flush=True)
+        self._signalled.wait()
 
     def _load_progress(self, done: int, total: int) -> None:
         """Called between blocks while the selection loads into RAM (minutes for the real
@@ -398,6 +424,7 @@ class Trainer:
         # (check_every divides log_every: every log point has been checked already)
         check_every = 1 if self.device.type == "cpu" else log_every
         save_every_s = cfg.run.checkpoint_minutes * 60.0  # 0: at epoch ends only
+        pause_at = take_pause_step(self.run) if self.dist.is_main else None  # tests only
         self._last_save = time.monotonic()
         while self.epoch < t.epochs and not self.stopped_early:
             if self.dist.agree(self.stop_requested):  # all ranks stop together
@@ -441,6 +468,8 @@ class Trainer:
                     )  # fmt: skip
                     t_log, samples_log = now, 0
                 self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
+                if self.step == pause_at:
+                    self._pause()
                 due = save_every_s and time.monotonic() - self._last_save >= save_every_s
                 if self.dist.agree(bool(due)):  # ranks' clocks differ: the save is collective
                     self._check_finite()  # never a diverged state as last.pt
