@@ -22,7 +22,6 @@ from amc_tui.run import runlock
 from amc_tui.run.rundir import RunDir
 from amc_tui.train import preflight
 from amc_tui.train.place import env_is_main
-from amc_tui.train.loop import Trainer  # torch (~8 s): only once the run is ours
 
 
 def take_lock(run_dir: Path) -> runlock.RunLock | None:
@@ -68,5 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     # of the threads they wait for. Measured on 2 busy cores, tiny Swin, 2 torch threads:
     # 7-24 samples/s spinning, 90-350 sleeping. Read when torch loads; a user's value stays.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from amc_tui.train.loop import Trainer  # torch (~8 s): only once the run is ours
 
     return Trainer(run_dir, resume=args.resume, lock=lock).main()

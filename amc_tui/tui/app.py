@@ -24,19 +24,6 @@ from textual.widgets import Input
 
 from amc_tui.tui.screens.groups import GroupsScreen
 from amc_tui.workspace import Workspace
-from amc_tui.gpu import GpuSampler
-from amc_tui.launch.queue import resume_run
-from amc_tui.launch.stop import stop_run
-from amc_tui.run.rundir import read_run
-from amc_tui.tui.keys_panel import KeysPanel
-from amc_tui.tui.screens.analysis import AnalysisScreen
-from amc_tui.tui.screens.compare import CompareScreen
-from amc_tui.tui.screens.dialogs import Confirm
-from amc_tui.tui.screens.gpus import GpusScreen
-from amc_tui.tui.screens.live import LiveScreen
-from amc_tui.tui.screens.new_run import NewRunScreen
-from amc_tui.tui.screens.runlog import RunlogScreen
-from amc_tui.tui.screens.runs import RunsScreen
 
 if TYPE_CHECKING:
     from amc_tui.gpu import GpuSampler, GpuSnapshot
@@ -77,6 +64,7 @@ class AmcApp(App):
         self.sub_title = ws.root.name
 
     def get_default_screen(self) -> Screen:
+        from amc_tui.tui.screens.runs import RunsScreen
 
         screen = RunsScreen()
         screen.POLL_S = self.runs_poll_s
@@ -88,6 +76,7 @@ class AmcApp(App):
         """A GpuSnapshot (call from a worker thread: NVML I/O); never raises."""
         with self._gpu_lock:
             if self._gpu_sampler is None:
+                from amc_tui.gpu import GpuSampler
 
                 self._gpu_sampler = GpuSampler()
             return self._gpu_sampler.sample()
@@ -115,26 +104,32 @@ class AmcApp(App):
     # ------------------------------------------------------------------ navigation
 
     def open_live(self, run_dir: Path) -> None:
+        from amc_tui.tui.screens.live import LiveScreen
 
         self.push_screen(LiveScreen(Path(run_dir)))
 
     def open_analysis(self, run_dir: Path) -> None:
+        from amc_tui.tui.screens.analysis import AnalysisScreen
 
         self.push_screen(AnalysisScreen(Path(run_dir)))
 
     def open_compare(self, a: Path, b: Path) -> None:
+        from amc_tui.tui.screens.compare import CompareScreen
 
         self.push_screen(CompareScreen(Path(a), Path(b)))
 
     def open_runlog(self, run_id: str | None = None) -> None:
+        from amc_tui.tui.screens.runlog import RunlogScreen
 
         self.push_screen(RunlogScreen(run_id))
 
     def open_gpus(self) -> None:
+        from amc_tui.tui.screens.gpus import GpusScreen
 
         self.push_screen(GpusScreen())
 
     def open_new_run(self) -> None:
+        from amc_tui.tui.screens.new_run import NewRunScreen
 
         self.push_screen(NewRunScreen())
 
@@ -155,6 +150,7 @@ class AmcApp(App):
     def action_show_help_panel(self) -> None:
         """The keys panel: the screen's keys first, then the app's, then the focused widget's
         (the palette's "Keys" command lands here too)."""
+        from amc_tui.tui.keys_panel import KeysPanel
 
         if not self.screen.query(KeysPanel):
             self.screen.mount(KeysPanel())
@@ -165,6 +161,7 @@ class AmcApp(App):
     # ------------------------------------------------------------------ run actions
 
     def confirm_stop(self, info: RunInfo) -> None:
+        from amc_tui.tui.screens.dialogs import Confirm
 
         if not info.active:
             self.report(f"{info.name} is {info.state}: nothing to stop", "warning")
@@ -178,6 +175,8 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def _stop(self, run_dir: Path) -> None:
+        from amc_tui.launch.stop import stop_run
+        from amc_tui.run.rundir import read_run
 
         try:
             info = stop_run(self.ws, read_run(run_dir), wait=False)
@@ -192,6 +191,7 @@ class AmcApp(App):
     def confirm_resume(self, info: RunInfo) -> None:
         """Resume in place a stopped, crashed or failed run; a completed one only as a new run
         trained on from its checkpoint (asked first); never an active or unreadable one."""
+        from amc_tui.tui.screens.dialogs import Confirm
 
         if info.state == "unknown":
             self.report_error(
@@ -222,6 +222,8 @@ class AmcApp(App):
 
     @work(thread=True, group="run-action", exit_on_error=False)
     def resume(self, info: RunInfo, as_new: bool = False) -> None:
+        from amc_tui.launch.queue import resume_run
+        from amc_tui.run.rundir import read_run
 
         try:
             new = resume_run(self.ws, read_run(info.dir), as_new=as_new)
