@@ -389,8 +389,9 @@ def test_optuna_stops_resumes_and_never_repeats_a_finished_trial(
     assert group_state(ws, "opt") == "stopped"
     stopped = [r.name for r in list_runs(ws, with_last_epoch=False) if r.state == "stopped"]
     assert "opt-p0-r0" in stopped  # a trial was stopped mid-run
-    # `stopped` is written before the trainer's RUNLOG update and exit: resume once it is gone
-    wait_for(lambda: all(runlock.holder(ws.runs / name) is None for name in stopped))
+    # `group stop` returned once each stopped trainer let go of its run (it writes `stopped`,
+    # then updates RUNLOG.md and exits): resume right away is not refused
+    assert all(runlock.holder(ws.runs / name) is None for name in stopped)
     resume = cli(ws, "group", "resume", "opt")
     assert resume.code == 0, resume.err
     wait_for(lambda: group_state(ws, "opt") == "done", every=0.2)

@@ -20,6 +20,7 @@ from amc_tui.launch.queue import resume_run, work_queue
 from amc_tui.launch.stop import stop_run
 from amc_tui.launch.supervise import clear_stop_marker, queue_lock
 from amc_tui.names import new_id
+from amc_tui.run import runlock
 from amc_tui.run.rundir import RunInfo, is_run_dir, read_run, write_status
 from amc_tui.sweeps.group import (
     ACTIVE,
@@ -104,10 +105,16 @@ def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> lis
 
 
 def wait_ended(ws: Workspace, group: Group, timeout: float) -> bool:
-    """Wait until no member of the group is running; False on timeout."""
+    """Wait until no member of the group is running and every member's trainer has let go of
+    its run (a trainer writes `stopped`, then updates RUNLOG.md and exits: a `resume` before
+    that is refused, the run still being held); False on timeout."""
     deadline = time.time() + timeout
+
+    def ended(info: RunInfo | None) -> bool:
+        return info is None or (state_of(info) not in ACTIVE and runlock.holder(info.dir) is None)
+
     while time.time() < deadline:
-        if not any(state_of(i) in ACTIVE for i in member_runs(ws, group).values()):
+        if all(ended(i) for i in member_runs(ws, group).values()):
             return True
         time.sleep(0.2)
     return False
