@@ -29,7 +29,7 @@ import pytest
 from runs_fixtures import group_json, group_state
 from runs_fixtures import wait_for as shared_wait_for
 from scipy import stats
-from train_fixtures import wait_paused
+from train_fixtures import WS_TINY, wait_paused
 
 from amc_tui.data.synth import synthesize
 from amc_tui.run.rundir import (
@@ -45,28 +45,7 @@ from amc_tui.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_S = 300.0
-BASE = """\
-[data]
-path = "data/tiny.h5"
-classes = ["BPSK", "QPSK", "8PSK"]
-snr_min = 0
-snr_max = 10
-frames_per_cell = 8
-[image]
-size = 32
-[model]
-arch = "swin_tiny"
-backbone_kwargs = { window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2] }
-[train]
-epochs = 1
-batch_size = 16
-max_steps_per_epoch = 2
-threads = 1
-[run]
-device = "cpu"
-share_device = true
-stop_grace_s = 5
-"""
+BASE = WS_TINY.format(epochs=1, share_device="share_device = true\n", stop_grace_s=5)
 GRID = """\
 base = "../tiny.toml"
 notes = "does DWA beat uncertainty weighting?"

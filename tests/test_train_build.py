@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_fixtures import TINY_SWIN
 
 from amc_tui.config import from_dict
 from amc_tui.train.build import build, resolve_amp
 
 torch.set_num_threads(1)
-TINY_SWIN = {"window_size": 4, "embed_dim": 24, "depths": [1, 1], "num_heads": [1, 2]}
 
 
 def tiny_cfg(**train: object):

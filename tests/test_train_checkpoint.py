@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_fixtures import TINY_SWIN
 
 from amc_tui.errors import UserError
 from amc_tui.train import checkpoint as ckpt
@@ -15,7 +16,6 @@ from amc_tui.train.model import ModelError, build_model, load_weights
 from amc_tui.train.preflight import checkpoint_file
 
 torch.set_num_threads(1)
-TINY_SWIN = {"window_size": 4, "embed_dim": 24, "depths": [1, 1], "num_heads": [1, 2]}
 
 
 def tiny(seed: int = 0, n_mod: int = 4):

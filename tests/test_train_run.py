@@ -15,6 +15,7 @@ import torch
 from train_fixtures import (
     TINY,
     TINY_CLASSES,
+    TINY_SWIN_TOML,
     copy_run,
     events,
     log_text,
@@ -209,7 +210,6 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
     def config(name: str, path: Path = data, epochs: int = 1) -> str:
         return TINY.format(name=name, data=path, epochs=epochs)
 
-    swin_kwargs = "{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}"
     runs = {
         "payload": make_run(ws, "payload-1", data, config=config("payload-1").replace(
             "[run]\n", f'[run]\nresume = "{evil}"\n')),
@@ -220,7 +220,7 @@ def failed_runs(tiny_run, tmp_path_factory) -> dict:
         "cut-weights": make_run(ws, "cut-1", data, config=config("cut-1").replace(
             'dropout = 0.1\n', f'dropout = 0.1\nweights = "{cut}"\n')),
         "other-arch": make_run(ws, "other-1", data, config=config("other-1", epochs=2).replace(
-            'arch = "swin_tiny"', 'arch = "resnet18"').replace(swin_kwargs, "{}")),
+            'arch = "swin_tiny"', 'arch = "resnet18"').replace(TINY_SWIN_TOML, "{}")),
         "no-data": make_run(ws, "nodata-1", ws / "absent.h5", config=config("nodata-1", ws / "absent.h5")),
         # a hand-written relative path, taken from the workspace, is not there
         "no-weights": make_run(ws, "noweights-1", data, config=config("noweights-1").replace(

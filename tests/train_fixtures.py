@@ -33,8 +33,14 @@ TINY_SNR = (0, 20)
 TINY_FPC = 32
 TINY_STEPS_PER_EPOCH = 35  # 1,144 training frames in batches of 32 (the start event says so)
 
-# A tiny Swin (41 k parameters) on 32 px images: ~1,000 samples/s on one core.
-TINY = """\
+# The tiny Swin every test trains (41 k parameters on 32 px images: ~1,000 samples/s on one
+# core): its backbone_kwargs as a dict and as the TOML inline table the configs below hold.
+TINY_SWIN = {"window_size": 4, "embed_dim": 24, "depths": [1, 1], "num_heads": [1, 2]}
+TINY_SWIN_TOML = "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in TINY_SWIN.items()) + "}"
+_KWARGS = TINY_SWIN_TOML.replace("{", "{{").replace("}", "}}")  # inside a .format() template
+
+TINY = (
+    """\
 name = "{name}"
 [data]
 path = "{data}"
@@ -48,7 +54,9 @@ range = 1.5
 [model]
 arch = "swin_tiny"
 dropout = 0.1
-backbone_kwargs = {{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}}
+backbone_kwargs = """
+    + _KWARGS
+    + """
 [train]
 epochs = {epochs}
 batch_size = 32
@@ -58,13 +66,15 @@ seed = 0
 [run]
 step_log_every = 5
 """
+)
 
 
 # The tiny Swin for real trainers launched in a workspace (launcher, TUI): 2 steps per epoch.
 # (A resnet18 here wrote 2 x 45 MB of checkpoints per epoch: 4 s more CPU per trainer, and
 # seconds of fsync on a slow disk.)
 WS_TINY_CLASSES = ["BPSK", "QPSK", "8PSK"]
-WS_TINY = """\
+WS_TINY = (
+    """\
 [data]
 path = "data/tiny.h5"
 classes = ["BPSK", "QPSK", "8PSK"]
@@ -75,7 +85,9 @@ frames_per_cell = 8
 size = 32
 [model]
 arch = "swin_tiny"
-backbone_kwargs = {{window_size = 4, embed_dim = 24, depths = [1, 1], num_heads = [1, 2]}}
+backbone_kwargs = """
+    + _KWARGS
+    + """
 [train]
 epochs = {epochs}
 batch_size = 16
@@ -86,6 +98,7 @@ device = "cpu"
 {share_device}step_log_every = 1
 stop_grace_s = {stop_grace_s}
 """
+)
 
 
 def write_tiny_workspace(
