@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from amc_tui.tui import axes
-from amc_tui.tui.live_model import LiveModel, training_s
+from amc_tui.tui.models import axes
+from amc_tui.tui.models.live_model import LiveModel, training_s
 
 
 def test_nice_axis_gives_round_ticks_that_fit() -> None:

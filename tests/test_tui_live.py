@@ -23,7 +23,7 @@ from tui_fixtures import (
 )
 
 from amc_tui.run.rundir import RunDir, append_event, write_status
-from amc_tui.tui.live_model import MAX_STEP_POINTS
+from amc_tui.tui.models.live_model import MAX_STEP_POINTS
 from amc_tui.tui.screens.live import LiveScreen, LiveUpdate
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
@@ -204,7 +204,7 @@ async def test_step_chart_says_why_it_is_empty(demo) -> None:
 
 
 async def test_elapsed_continues_across_a_resume(demo) -> None:
-    from amc_tui.tui import fmt
+    from amc_tui.tui.models import fmt
 
     rd = RunDir(demo.runs / "dark-moon-4")  # stopped after its first attempt
     evs = [json.loads(x) for x in rd.events.read_text().splitlines()]
@@ -227,7 +227,7 @@ async def test_elapsed_continues_across_a_resume(demo) -> None:
 
 
 async def test_marked_runs_overlay_in_one_colour_each_with_smoothing_and_x_axis(demo) -> None:
-    from amc_tui.tui.axes import RUN_COLORS
+    from amc_tui.tui.models.axes import RUN_COLORS
 
     app = make_app(demo, live_poll_s=0.2)
     async with app.run_test(size=(120, 40)) as pilot:

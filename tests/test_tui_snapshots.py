@@ -124,12 +124,12 @@ class FixedProcs:
     """psutil's numbers vary from run to run: fixed ones for the picture."""
 
     def host(self):
-        from amc_tui.tui.procstat import HostStat
+        from amc_tui.tui.models.procstat import HostStat
 
         return HostStat(cpus=16, cpu_pct=23.0, mem_used_mb=5324.8, mem_total_mb=32054.0)
 
     def sample(self, pids):
-        from amc_tui.tui.procstat import ProcStat
+        from amc_tui.tui.models.procstat import ProcStat
 
         return {p: ProcStat(4242, True, 97.0, 1234.0, 12) for p in pids}  # a fixed pid shown
 

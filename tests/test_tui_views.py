@@ -8,11 +8,11 @@ from tui_fixtures import T0, demo_workspace
 
 from amc_tui.config import Config, loads_config
 from amc_tui.run.rundir import list_runs, read_run
-from amc_tui.tui import fmt
-from amc_tui.tui import runs_view as rv
-from amc_tui.tui.form_model import FormModel, parse_text, toml_literal
-from amc_tui.tui.heat import Scale, delta_scale, metric_scale
-from amc_tui.tui.live_model import LiveModel, tail_lines, throughput
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models import runs_view as rv
+from amc_tui.tui.models.form_model import FormModel, parse_text, toml_literal
+from amc_tui.tui.models.heat import Scale, delta_scale, metric_scale
+from amc_tui.tui.models.live_model import LiveModel, tail_lines, throughput
 from amc_tui.tui.screens.runlog import entry_title, split_runlog
 
 

@@ -150,7 +150,7 @@ class AmcApp(App):
     def action_show_help_panel(self) -> None:
         """The keys panel: the screen's keys first, then the app's, then the focused widget's
         (the palette's "Keys" command lands here too)."""
-        from amc_tui.tui.keys_panel import KeysPanel
+        from amc_tui.tui.widgets.keys_panel import KeysPanel
 
         if not self.screen.query(KeysPanel):
             self.screen.mount(KeysPanel())

@@ -40,11 +40,12 @@ from amc_tui.run.analysis import (
     snr_curve,
 )
 from amc_tui.run.rundir import RunDir, read_run
-from amc_tui.tui import fmt
-from amc_tui.tui.heat import Scale, metric_scale
-from amc_tui.tui.overlay import marked_runs, overlay
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models.axes import PALETTE, line
+from amc_tui.tui.models.heat import Scale, metric_scale
+from amc_tui.tui.models.overlay import marked_runs, overlay
 from amc_tui.tui.screens.base import AmcScreen
-from amc_tui.tui.widgets.curves import PALETTE, Curves, line
+from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
 if TYPE_CHECKING:

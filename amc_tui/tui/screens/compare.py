@@ -23,8 +23,8 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from amc_tui import contract
 from amc_tui.run.analysis import cell_deltas, compare_runs, read_per_cell
 from amc_tui.run.rundir import RunDir, epoch_events, read_run
-from amc_tui.tui import fmt
-from amc_tui.tui.heat import delta_scale
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models.heat import delta_scale
 from amc_tui.tui.screens.base import AmcScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
 from textual.widgets.selection_list import Selection
 
-from amc_tui.tui.runs_view import default_columns
+from amc_tui.tui.models.runs_view import default_columns
 
 
 class Confirm(ModalScreen[bool]):

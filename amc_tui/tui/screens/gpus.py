@@ -1,7 +1,7 @@
 """GPUs: each GPU with util / memory / temperature / power sparklines and the run holding
 it, or a clear "no NVIDIA GPU" panel; above them this host's CPU and memory and each running
 trainer's CPU %, memory and GPU memory, so a CPU-only box still shows what its runs use.
-NVML (amc_tui.gpu.GpuSampler) and psutil (amc_tui.tui.procstat) are sampled in a worker."""
+NVML (amc_tui.gpu.GpuSampler) and psutil (amc_tui.tui.models.procstat) are sampled in a worker."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
-from amc_tui.tui import fmt
-from amc_tui.tui.procstat import HostStat, ProcSampler, ProcStat, sample_pids
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models.procstat import HostStat, ProcSampler, ProcStat, sample_pids
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.gpu_panel import GpuCard
 

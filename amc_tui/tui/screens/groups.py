@@ -207,7 +207,7 @@ def _states(summary: Any) -> list[str]:
 
 
 def _metric(value: float | None, metric: str) -> str:
-    from amc_tui.tui import fmt
+    from amc_tui.tui.models import fmt
 
     return fmt.metric(value, metric, digits=2)
 

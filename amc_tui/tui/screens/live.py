@@ -28,12 +28,12 @@ from textual.worker import get_current_worker
 
 from amc_tui.config import RunConfig
 from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
-from amc_tui.tui import fmt
-from amc_tui.tui import runs_view as rv
-from amc_tui.tui.axes import SMOOTHING
-from amc_tui.tui.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
-from amc_tui.tui.live_model import LiveModel, LiveView, tail_lines, throughput, training_s
-from amc_tui.tui.overlay import Overlay, OverlayFeed, marked_runs, overlay
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models import runs_view as rv
+from amc_tui.tui.models.axes import SMOOTHING
+from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
+from amc_tui.tui.models.live_model import LiveModel, LiveView, tail_lines, throughput, training_s
+from amc_tui.tui.models.overlay import Overlay, OverlayFeed, marked_runs, overlay
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard

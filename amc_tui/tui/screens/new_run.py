@@ -40,10 +40,10 @@ from amc_tui.config import Config, ConfigError, dumps_config, load_config, parse
 from amc_tui.fsutil import atomic_write_text
 from amc_tui.launch.queue import launch
 from amc_tui.run.rundir import list_runs
-from amc_tui.tui import fmt
-from amc_tui.tui.form_model import GROUPS, FieldSpec, FormModel
-from amc_tui.tui.prefs import last_config, remember_config
-from amc_tui.tui.runs_view import gpu_text, state_text
+from amc_tui.tui.models import fmt
+from amc_tui.tui.models.form_model import GROUPS, FieldSpec, FormModel
+from amc_tui.tui.models.prefs import last_config, remember_config
+from amc_tui.tui.models.runs_view import gpu_text, state_text
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.screens.dialogs import Confirm, Prompt
 

@@ -6,7 +6,7 @@ so the table fills progressively and first paint does not wait for 1,000 runs. L
 post only runs that `runs.RunCache` re-read (status.json, meta.json or events.jsonl changed),
 plus active runs (their derived state depends on pid and heartbeat), and the table touches
 only the cells whose text changed; rows move only when the sort order changed. The columns
-and the sort are remembered per workspace (tui/prefs.py).
+and the sort are remembered per workspace (tui/models/prefs.py).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from amc_tui.run.rundir import RunCache, run_dirs
-from amc_tui.tui import runs_view as rv
-from amc_tui.tui.prefs import RunsPrefs, read_runs_prefs, write_runs_prefs
-from amc_tui.tui.runs_extra import ExtraReader
-from amc_tui.tui.runs_table import RunsTable
+from amc_tui.tui.models import runs_view as rv
+from amc_tui.tui.models.prefs import RunsPrefs, read_runs_prefs, write_runs_prefs
+from amc_tui.tui.models.runs_extra import ExtraReader
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.screens.dialogs import PickColumns
+from amc_tui.tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo

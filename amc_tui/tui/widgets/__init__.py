@@ -1,1 +1,1 @@
-"""Reusable widgets: heatmap, curves, GPU sparklines."""
+"""Widgets that are not screens: heatmap, curves, GPU cards, the Runs table, the keys panel."""

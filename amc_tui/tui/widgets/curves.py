@@ -8,30 +8,14 @@ time, when its size is known; `set_lines` only stores and refreshes, and skips u
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.console import RenderableType
 from textual_plotext import PlotextPlot
 
-from amc_tui.tui import axes
+from amc_tui.tui.models import axes
+from amc_tui.tui.models.axes import PALETTE, Line, line
 
-# plotext colour names, one per series of a single run, stable across redraws
-PALETTE = ("cyan", "orange", "green", "magenta", "red", "blue", "yellow")
 HD_MAX_POINTS = 60  # denser lines draw in braille
-
-
-@dataclass(frozen=True)
-class Line:
-    label: str | None  # legend text; None = not in the legend
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    color: str
-
-
-def line(label: str | None, xs: Sequence, ys: Sequence, color: str) -> Line:
-    """A Line from raw columns: points where x or y is not a finite number are left out."""
-    px, py = axes.finite_pairs(xs, ys)
-    return Line(label, tuple(px), tuple(py), color)
 
 
 class Curves(PlotextPlot):

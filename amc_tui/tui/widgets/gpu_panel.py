@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
-from amc_tui.tui.fmt import is_num
+from amc_tui.tui.models.fmt import is_num
 
 # field, label, unit
 ROWS = (

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from amc_tui.tui.heat import Scale, hex_color, text_color
+from amc_tui.tui.models.heat import Scale, hex_color, text_color
 
 MIN_CELL, MAX_CELL = 2, 6
 MAX_HEADER_LINES = 4

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amc_tui.tui.fmt import is_num
+from amc_tui.tui.models.fmt import is_num
 
 MAX_STEP_POINTS = 2000
 GPU_HISTORY = 120

@@ -17,7 +17,7 @@ from amc_tui import contract
 from amc_tui.config import Config
 from amc_tui.fsutil import read_json
 from amc_tui.run.rundir import dig, epoch_events, read_config_dict
-from amc_tui.tui.runs_view import COLUMNS, RunExtra
+from amc_tui.tui.models.runs_view import COLUMNS, RunExtra
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo

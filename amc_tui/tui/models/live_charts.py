@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from amc_tui.tui import axes
-from amc_tui.tui.live_model import LiveView
-from amc_tui.tui.overlay import Overlay
-from amc_tui.tui.widgets.curves import PALETTE, Line, line
+from amc_tui.tui.models import axes
+from amc_tui.tui.models.axes import PALETTE, Line, line
+from amc_tui.tui.models.live_model import LiveView
+from amc_tui.tui.models.overlay import Overlay
 
 X_MODES = ("epoch", "step", "time")
 

@@ -1,5 +1,6 @@
 """Chart axes and series shaping, pure so tests check them without a terminal: nice tick
-values that each land on their own text row, tick labels, EMA smoothing and one colour per run.
+values that each land on their own text row, tick labels, EMA smoothing, one colour per run
+and the `Line`s a chart draws (widgets/curves.py draws them).
 
 plotext picks y ticks by dividing the rows evenly, so on a short chart two ticks share a row
 and one label is lost (0.50 drawn as 0.67); the charts set every tick explicitly from here.
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from amc_tui.tui.fmt import is_num
+from amc_tui.tui.models.fmt import is_num
 
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 SMOOTHING = (0.0, 0.6, 0.9)  # EMA weights a key cycles through, as in experiment trackers
@@ -110,3 +112,21 @@ def time_unit(max_s: float) -> tuple[float, str]:
     if max_s >= 180:
         return 60.0, "min"
     return 1.0, "s"
+
+
+# plotext colour names, one per series of a single run, stable across redraws
+PALETTE = ("cyan", "orange", "green", "magenta", "red", "blue", "yellow")
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str | None  # legend text; None = not in the legend
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    color: str
+
+
+def line(label: str | None, xs: Sequence, ys: Sequence, color: str) -> Line:
+    """A Line from raw columns: points where x or y is not a finite number are left out."""
+    px, py = finite_pairs(xs, ys)
+    return Line(label, tuple(px), tuple(py), color)

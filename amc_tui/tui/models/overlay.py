@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from amc_tui.run.rundir import EventTailer, RunDir
-from amc_tui.tui.axes import run_color
-from amc_tui.tui.live_model import LiveModel, LiveView
+from amc_tui.tui.models.axes import run_color
+from amc_tui.tui.models.live_model import LiveModel, LiveView
 
 
 def marked_runs(app: Any) -> list[Path]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from amc_tui import contract
-from amc_tui.tui import fmt
+from amc_tui.tui.models import fmt
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
