@@ -22,11 +22,14 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Input
 
-from amc_tui.tui.screens.groups import GroupsScreen
+from amc_tui.gpu import GpuSampler
+from amc_tui.tui import registry
+from amc_tui.tui.screens.dialogs import Confirm
+from amc_tui.tui.widgets.keys_panel import KeysPanel
 from amc_tui.workspace import Workspace
 
 if TYPE_CHECKING:
-    from amc_tui.gpu import GpuSampler, GpuSnapshot
+    from amc_tui.gpu import GpuSnapshot
     from amc_tui.run.rundir import RunInfo
 
 Clock = Callable[[], float]
@@ -64,9 +67,7 @@ class AmcApp(App):
         self.sub_title = ws.root.name
 
     def get_default_screen(self) -> Screen:
-        from amc_tui.tui.screens.runs import RunsScreen
-
-        screen = RunsScreen()
+        screen = registry.screen_class("runs")()
         screen.POLL_S = self.runs_poll_s
         return screen
 
@@ -76,8 +77,6 @@ class AmcApp(App):
         """A GpuSnapshot (call from a worker thread: NVML I/O); never raises."""
         with self._gpu_lock:
             if self._gpu_sampler is None:
-                from amc_tui.gpu import GpuSampler
-
                 self._gpu_sampler = GpuSampler()
             return self._gpu_sampler.sample()
 
@@ -103,46 +102,38 @@ class AmcApp(App):
 
     # ------------------------------------------------------------------ navigation
 
-    def open_live(self, run_dir: Path) -> None:
-        from amc_tui.tui.screens.live import LiveScreen
+    def open(self, name: str, *args: object) -> None:
+        """Push screen `name` of the screen registry (imported on first use) built with `args`."""
+        self.push_screen(registry.screen_class(name)(*args))
 
-        self.push_screen(LiveScreen(Path(run_dir)))
+    def open_live(self, run_dir: Path) -> None:
+        self.open("live", Path(run_dir))
 
     def open_analysis(self, run_dir: Path) -> None:
-        from amc_tui.tui.screens.analysis import AnalysisScreen
-
-        self.push_screen(AnalysisScreen(Path(run_dir)))
+        self.open("analysis", Path(run_dir))
 
     def open_compare(self, a: Path, b: Path) -> None:
-        from amc_tui.tui.screens.compare import CompareScreen
-
-        self.push_screen(CompareScreen(Path(a), Path(b)))
+        self.open("compare", Path(a), Path(b))
 
     def open_runlog(self, run_id: str | None = None) -> None:
-        from amc_tui.tui.screens.runlog import RunlogScreen
-
-        self.push_screen(RunlogScreen(run_id))
+        self.open("runlog", run_id)
 
     def open_gpus(self) -> None:
-        from amc_tui.tui.screens.gpus import GpusScreen
-
-        self.push_screen(GpusScreen())
+        self.open("gpus")
 
     def open_new_run(self) -> None:
-        from amc_tui.tui.screens.new_run import NewRunScreen
-
-        self.push_screen(NewRunScreen())
+        self.open("new_run")
 
     def action_groups(self) -> None:  # sweep groups, from any screen
-        if not isinstance(self.screen, GroupsScreen):
-            self.push_screen(GroupsScreen())
+        if registry.name_of(self.screen) != "groups":
+            self.open("groups")
 
     def action_home(self) -> None:
         while len(self.screen_stack) > 1:
             self.pop_screen()
 
     def action_help(self) -> None:
-        if self.screen.query("KeysPanel"):
+        if self.screen.query(KeysPanel):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
@@ -150,49 +141,28 @@ class AmcApp(App):
     def action_show_help_panel(self) -> None:
         """The keys panel: the screen's keys first, then the app's, then the focused widget's
         (the palette's "Keys" command lands here too)."""
-        from amc_tui.tui.widgets.keys_panel import KeysPanel
-
         if not self.screen.query(KeysPanel):
             self.screen.mount(KeysPanel())
 
     def action_hide_help_panel(self) -> None:
-        self.screen.query("KeysPanel").remove()
+        self.screen.query(KeysPanel).remove()
 
     # ------------------------------------------------------------------ run actions
 
     def confirm_stop(self, info: RunInfo) -> None:
-        from amc_tui.tui.screens.dialogs import Confirm
-
         if not info.active:
             self.report(f"{info.name} is {info.state}: nothing to stop", "warning")
             return
 
         def done(ok: bool | None) -> None:
             if ok:
-                self._stop(info.dir)
+                self.start_run_action("stop", info.dir)
 
         self.push_screen(Confirm(f"Stop {info.name} ({info.state})?", yes="Stop"), done)
-
-    @work(thread=True, group="run-action", exit_on_error=False)
-    def _stop(self, run_dir: Path) -> None:
-        from amc_tui.launch.stop import stop_run
-        from amc_tui.run.rundir import read_run
-
-        try:
-            info = stop_run(self.ws, read_run(run_dir), wait=False)
-            if info.state == "running":
-                text = f"stopping {info.name}: waiting for its checkpoint"
-            else:  # a queued run leaves the queue; a quick trainer may already be done
-                text = f"{info.state} {info.name}"
-            self.call_from_thread(self.report, text)
-        except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
-            self.call_from_thread(self.report_error, f"stop failed: {e}")
 
     def confirm_resume(self, info: RunInfo) -> None:
         """Resume in place a stopped, crashed or failed run; a completed one only as a new run
         trained on from its checkpoint (asked first); never an active or unreadable one."""
-        from amc_tui.tui.screens.dialogs import Confirm
-
         if info.state == "unknown":
             self.report_error(
                 f"{info.name}: its status cannot be read ({info.error or 'status.json'}); "
@@ -220,18 +190,18 @@ class AmcApp(App):
             done,
         )
 
-    @work(thread=True, group="run-action", exit_on_error=False)
     def resume(self, info: RunInfo, as_new: bool = False) -> None:
-        from amc_tui.launch.queue import resume_run
-        from amc_tui.run.rundir import read_run
+        self.start_run_action("resume", info, as_new)
 
+    @work(thread=True, group="run-action", exit_on_error=False)
+    def start_run_action(self, name: str, *args: object) -> None:
+        """Run action `name` of the screen registry (`run_actions.stop`, `.resume`) in a thread
+        worker: its module (the launcher, pandas) loads here, off the UI thread."""
         try:
-            new = resume_run(self.ws, read_run(info.dir), as_new=as_new)
-            text = (f"resumed {info.name} as new run {new.name}: {new.state}" if as_new
-                    else f"resumed {new.name}: {new.state}")  # fmt: skip
+            text = registry.run_action(name)(self.ws, *args)
             self.call_from_thread(self.report, text)
-        except Exception as e:  # noqa: BLE001
-            self.call_from_thread(self.report_error, f"resume failed: {e}")
+        except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
+            self.call_from_thread(self.report_error, f"{name} failed: {e}")
 
     # ------------------------------------------------------------------ command palette
 
@@ -269,23 +239,13 @@ class AmcApp(App):
                 yield SystemCommand(title, help_text, callback)
 
 
-SCREEN_TITLES = {
-    "RunsScreen": "Runs",
-    "NewRunScreen": "New run",
-    "LiveScreen": "Live",
-    "AnalysisScreen": "Analysis",
-    "CompareScreen": "Compare",
-    "RunlogScreen": "RUNLOG",
-    "GpusScreen": "GPUs",
-}
-
-
 def screen_title(node: DOMNode) -> str:
     """What the palette calls a screen: its title, "everywhere" for app-wide keys."""
     if isinstance(node, App):
         return "everywhere"
-    name = type(node).__name__
-    return SCREEN_TITLES.get(name) or name.removesuffix("Screen")
+    if (name := registry.name_of(node)) is not None:
+        return registry.SCREENS[name].title
+    return type(node).__name__.removesuffix("Screen")
 
 
 def _bindings(node: DOMNode) -> list[Binding]:

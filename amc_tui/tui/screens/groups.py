@@ -18,6 +18,16 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from amc_tui.runlog.group_entry import mean_std, metric_title, progress_text
+from amc_tui.sweeps.group import (
+    groups_root,
+    list_groups,
+    progress,
+    read_group,
+    state_of,
+    summarize,
+)
+from amc_tui.tui.models import fmt
 from amc_tui.tui.screens.base import PollingScreen
 
 VALUES_WIDTH = 28  # the values column of a point, cut to fit 80 columns
@@ -74,9 +84,6 @@ class GroupsScreen(PollingScreen):
             self.post_message(GroupsPolled(level, error=str(e)))
 
     def _rows(self, level: str, name: str | None, point: int | None) -> GroupsPolled:
-        from amc_tui.runlog.group_entry import mean_std, metric_title, progress_text
-        from amc_tui.sweeps.group import groups_root, list_groups, progress, read_group, summarize
-
         ws = self.amc.ws
         if level == "groups":
             rows = []
@@ -201,14 +208,10 @@ class GroupsScreen(PollingScreen):
 
 
 def _states(summary: Any) -> list[str]:
-    from amc_tui.sweeps.group import state_of
-
     return [state_of(i) for i in summary.infos.values()]
 
 
 def _metric(value: float | None, metric: str) -> str:
-    from amc_tui.tui.models import fmt
-
     return fmt.metric(value, metric, digits=2)
 
 
