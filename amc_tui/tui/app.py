@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING
 
 from textual import events, work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Input
 
 from amc_tui.gpu import GpuSampler
-from amc_tui.tui import registry
+from amc_tui.tui import keys, registry
 from amc_tui.tui.screens.dialogs import Confirm
 from amc_tui.tui.widgets.keys_panel import KeysPanel
 from amc_tui.workspace import Workspace
@@ -41,11 +40,7 @@ class AmcApp(App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "amc-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-        Binding("question_mark", "help", "Keys", show=False),
-        Binding("G", "groups", "Groups", show=False),
-    ]
+    BINDINGS = keys.bindings("app")
 
     def __init__(
         self,
@@ -206,28 +201,27 @@ class AmcApp(App):
     # ------------------------------------------------------------------ command palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every key binding of the current screen and the app, plus navigation, each once
-        and named for people (the screen's title, never a class name)."""
+        """Every key of the current screen and the app (the key registry's rows), plus
+        navigation, each once and named for people (the screen's title, never a class name)."""
         titles: set[str] = set()
         for command in super().get_system_commands(screen):
             titles.add(command.title)
             yield command
-        seen: set[str] = {"quit"}
+        seen: set[str] = {"quit", "command_palette"}  # Textual's own commands cover these
         for node in (screen, self):
             where = screen_title(node)
-            for binding in _bindings(node):
-                if not binding.description or binding.action in seen:
+            for row in keys.rows(keys.where_of(node)):
+                if row.action in seen:
                     continue
-                seen.add(binding.action)
-                if binding.description in titles:
+                seen.add(row.action)
+                if row.text in titles:
                     continue  # e.g. "Keys": Textual's command opens the same panel
-                titles.add(binding.description)
-                first = dataclasses.replace(binding, key=binding.key.split(",")[0].strip())
-                key = self.get_key_display(first)
+                titles.add(row.text)
+                first = dataclasses.replace(row.binding(), key=row.key.split(",")[0].strip())
                 yield SystemCommand(
-                    binding.description,
-                    f"{where} · key {key}",
-                    partial(self.run_action, binding.action, node),
+                    row.text,
+                    f"{where} · key {self.get_key_display(first)}",
+                    partial(self.run_action, row.action, node),
                 )
         for title, help_text, callback in (
             ("Go to Runs", "the home screen", self.action_home),
@@ -246,22 +240,6 @@ def screen_title(node: DOMNode) -> str:
     if (name := registry.name_of(node)) is not None:
         return registry.SCREENS[name].title
     return type(node).__name__.removesuffix("Screen")
-
-
-def _bindings(node: DOMNode) -> list[Binding]:
-    out: list[Binding] = []
-    for b in getattr(type(node), "BINDINGS", []):
-        if isinstance(b, Binding):
-            out.append(b)
-        elif isinstance(b, tuple) and len(b) >= 3:
-            out.append(Binding(*b))
-    for cls in type(node).__mro__[1:]:
-        if cls.__name__ in ("Screen", "App", "Widget", "DOMNode"):
-            break
-        for b in cls.__dict__.get("BINDINGS", []):
-            if isinstance(b, Binding) and all(b.action != o.action for o in out):
-                out.append(b)
-    return out
 
 
 def run_app(ws: Workspace) -> int:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
@@ -40,6 +39,7 @@ from amc_tui.run.analysis import (
     snr_curve,
 )
 from amc_tui.run.rundir import RunDir, read_run
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models.axes import PALETTE, line
 from amc_tui.tui.models.heat import Scale, metric_scale
@@ -112,15 +112,7 @@ class AnalysisScreen(AmcScreen):
     AnalysisScreen #an-hard-box { height: 1fr; }
     AnalysisScreen .cap { color: $text-muted; padding: 0 1; }
     """
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("m", "next_metric", "Metric"),
-        Binding("e", "next_export", "Export"),
-        Binding("E", "prev_export", "Prev export", show=False),
-        Binding("t", "next_tab", "Tab"),
-        Binding("c", "next_curve", "Curve mod"),
-        Binding("h", "focus_heatmap", "Heatmap", show=False),
-    ]
+    BINDINGS = keys.bindings("analysis")
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__(classes="analysis")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -31,7 +30,6 @@ class PollingScreen(AmcScreen):
     """Subclasses implement `start_poll()` (which starts a thread worker) and call
     `poll_done()` from the handler of the worker's message."""
 
-    BINDINGS = [Binding("escape", "back", "Back")]
     POLL_S = 1.0
 
     def __init__(self, **kw: Any) -> None:

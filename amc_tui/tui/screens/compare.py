@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
@@ -23,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from amc_tui import contract
 from amc_tui.run.analysis import cell_deltas, compare_runs, read_per_cell
 from amc_tui.run.rundir import RunDir, epoch_events, read_run
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models.heat import delta_scale
 from amc_tui.tui.screens.base import AmcScreen
@@ -57,11 +57,7 @@ class CompareScreen(AmcScreen):
     CompareScreen #cmp-tabs TabPane { height: 1fr; }
     CompareScreen #cmp-top-box { height: 1fr; }
     """
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("t", "next_tab", "Tab"),
-        Binding("x", "swap", "Swap A/B"),
-    ]
+    BINDINGS = keys.bindings("compare")
 
     def __init__(self, a_dir: Path, b_dir: Path) -> None:
         super().__init__(classes="compare")

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
 from textual.widgets.selection_list import Selection
 
+from amc_tui.tui import keys
 from amc_tui.tui.models.runs_view import default_columns
 
 
 class Confirm(ModalScreen[bool]):
     """y / enter confirms, n / escape cancels."""
 
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
+    BINDINGS = keys.bindings("confirm")
 
     def __init__(
         self, question: str, yes: str = "Yes", no: str = "Cancel", danger: bool = True
@@ -51,7 +48,7 @@ class Confirm(ModalScreen[bool]):
 class Prompt(ModalScreen[str | None]):
     """Enter submits the text, escape cancels (None)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = keys.bindings("prompt")
 
     def __init__(self, question: str, value: str = "") -> None:
         super().__init__(classes="dialog")
@@ -74,10 +71,7 @@ class Prompt(ModalScreen[str | None]):
 class PickColumns(ModalScreen[list[str] | None]):
     """The Runs table's columns: space or enter toggles one; escape (or Done) applies."""
 
-    BINDINGS = [
-        Binding("escape,C", "done", "Done"),
-        Binding("d", "defaults", "Defaults"),
-    ]
+    BINDINGS = keys.bindings("pick_columns")
 
     def __init__(self, choices: list[tuple[str, str]], shown: list[str]) -> None:
         super().__init__(classes="dialog")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models.procstat import HostStat, ProcSampler, ProcStat, sample_pids
 from amc_tui.tui.screens.base import PollingScreen
@@ -78,7 +78,7 @@ def holders(gpu: GpuStat, running: list[RunInfo]) -> list[str]:
 
 
 class GpusScreen(PollingScreen):
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("R", "refresh_now", "Refresh")]
+    BINDINGS = keys.bindings("gpus")
     POLL_S = 1.0
 
     DEFAULT_CSS = """

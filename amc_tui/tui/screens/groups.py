@@ -14,7 +14,6 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -27,6 +26,7 @@ from amc_tui.sweeps.group import (
     state_of,
     summarize,
 )
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.screens.base import PollingScreen
 
@@ -47,7 +47,7 @@ def _cut(text: str, width: int) -> str:
 
 
 class GroupsScreen(PollingScreen):
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("enter", "open", "Open", priority=False)]
+    BINDINGS = keys.bindings("groups")
     POLL_S = 2.0
     DEFAULT_CSS = """
     #grp-head { height: auto; padding: 0 1; background: $boost; }

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Header, Log, Static
@@ -28,6 +27,7 @@ from textual.worker import get_current_worker
 
 from amc_tui.config import RunConfig
 from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.axes import SMOOTHING
@@ -60,16 +60,7 @@ class LiveUpdate(Message):
 
 
 class LiveScreen(PollingScreen):
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("p", "next_plot", "Plot"),
-        Binding("x", "next_x", "X axis"),
-        Binding("z", "next_smoothing", "Smooth"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("a", "analysis", "Analysis"),
-        Binding("l", "runlog", "RUNLOG"),
-    ]
+    BINDINGS = keys.bindings("live")
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__(classes="live")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
@@ -40,6 +39,7 @@ from amc_tui.config import Config, ConfigError, dumps_config, load_config, parse
 from amc_tui.fsutil import atomic_write_text
 from amc_tui.launch.queue import launch
 from amc_tui.run.rundir import list_runs
+from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models.form_model import GROUPS, FieldSpec, FormModel
 from amc_tui.tui.models.prefs import last_config, remember_config
@@ -100,12 +100,7 @@ class Saved(Message):
 
 
 class NewRunScreen(PollingScreen):
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("ctrl+s", "save", "Save config", priority=True),
-        Binding("ctrl+l", "launch", "Launch", priority=True),
-        Binding("ctrl+t", "next_tab", "Next tab", priority=True),
-    ]
+    BINDINGS = keys.bindings("new_run")
     POLL_S = 2.0
 
     def __init__(self) -> None:

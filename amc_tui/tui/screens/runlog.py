@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from rich.markdown import Markdown as RichMarkdown
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from amc_tui.runlog.sync import entry_offsets
+from amc_tui.tui import keys
 from amc_tui.tui.screens.base import AmcScreen
 
 FULL_RENDER_LIMIT = 192 << 10  # characters; beyond this, render one entry at a time
@@ -71,12 +71,7 @@ def split_runlog(text: str, offsets: dict[str, tuple[int, int]]) -> list[Chunk]:
 
 
 class RunlogScreen(AmcScreen):
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("j", "focus_index", "Jump"),
-        Binding("i", "toggle_index", "Index"),
-        Binding("R", "reload", "Reload"),
-    ]
+    BINDINGS = keys.bindings("runlog")
 
     def __init__(self, jump_to: str | None = None) -> None:
         super().__init__(classes="runlog")

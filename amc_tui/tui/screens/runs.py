@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from amc_tui.run.rundir import RunCache, run_dirs
+from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.prefs import RunsPrefs, read_runs_prefs, write_runs_prefs
 from amc_tui.tui.models.runs_extra import ExtraReader
@@ -70,25 +70,7 @@ class PrefsRead(Message):
 class RunsScreen(PollingScreen):
     """The home screen."""
 
-    BINDINGS = [
-        Binding("escape", "back", "Clear filter", show=False),
-        Binding("enter", "open", "Open", show=False),
-        Binding("n", "new", "New"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("a", "analysis", "Analysis"),
-        Binding("m,space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("slash", "filter", "Filter"),
-        Binding("f", "state_filter", "Filter by state", show=False),
-        Binding("o", "sort", "Sort"),
-        Binding("O", "reverse", "Reverse sort", show=False),
-        Binding("C", "columns", "Pick columns", show=False),
-        Binding("l", "runlog", "RUNLOG", show=False),
-        Binding("g", "gpus", "GPUs", show=False),
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "app.help", "Keys"),  # shown here: the footer holds no more
-    ]
+    BINDINGS = keys.bindings("runs")
     POLL_S = 1.0
 
     def __init__(self) -> None:

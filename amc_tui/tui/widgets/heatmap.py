@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.events import Click, MouseScrollDown, MouseScrollUp, Resize
 from textual.geometry import Size
@@ -23,6 +22,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from amc_tui.tui import keys
 from amc_tui.tui.models.heat import Scale, hex_color, text_color
 
 MIN_CELL, MAX_CELL = 2, 6
@@ -44,18 +44,7 @@ class Heatmap(Widget, can_focus=True):
     DEFAULT_CSS = """
     Heatmap { height: auto; width: 1fr; }
     """
-    BINDINGS = [
-        Binding("up", "move(-1, 0)", "Up", show=False),
-        Binding("down", "move(1, 0)", "Down", show=False),
-        Binding("left", "move(0, -1)", "Left", show=False),
-        Binding("right", "move(0, 1)", "Right", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "edge(0)", "First col", show=False),
-        Binding("end", "edge(1)", "Last col", show=False),
-        Binding("ctrl+home", "row_edge(0)", "First row", show=False),
-        Binding("ctrl+end", "row_edge(1)", "Last row", show=False),
-    ]
+    BINDINGS = keys.bindings("heatmap")
 
     cursor: reactive[tuple[int, int]] = reactive((0, 0))
 

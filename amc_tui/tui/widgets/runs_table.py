@@ -15,13 +15,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
+from amc_tui.tui import keys
+
 
 class RunsTable(DataTable):
-    BINDINGS = [Binding("enter", "select_cursor", "Open", show=False)]  # what enter does here
+    BINDINGS = keys.bindings("runs_table")
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
