@@ -152,3 +152,35 @@ async def test_keys_panel_lists_every_key_of_every_screen(tmp_path) -> None:
             await _check_panel(pilot, where)
             app.pop_screen()
             await pilot.pause()
+
+
+async def test_analysis_and_compare_share_one_tab_switcher(tmp_path) -> None:
+    """`t` cycles every tab in order on both screens, and a shown tab's content has focus;
+    the switching is TabbedScreen's alone (neither screen has a copy)."""
+    from textual.widgets import TabbedContent
+
+    from amc_tui.tui.screens.base import TabbedScreen
+
+    ws = demo_workspace(tmp_path / "ws")
+    app = make_app(ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        for name, args in (
+            ("analysis", (ws.runs / "amber-wave-1",)),
+            ("compare", (ws.runs / "amber-wave-1", ws.runs / "bold-river-2")),
+        ):
+            cls = registry.screen_class(name)
+            assert issubclass(cls, TabbedScreen)
+            assert not {"action_next_tab", "action_back"} & set(vars(cls))
+            app.open(name, *args)
+            screen = await screen_ready(pilot, cls)
+            tabs = screen.query_one(f"#{cls.TABS_ID}", TabbedContent)
+            order = [*cls.TABS[cls.TABS.index(tabs.active) + 1 :], *cls.TABS]
+            for pane in order[: len(cls.TABS)]:
+                await pilot.press("t")
+                await wait_for(pilot, lambda p=pane, tc=tabs: tc.active == p)
+                if pane in cls.TAB_FOCUS:
+                    target = screen.query_one(cls.TAB_FOCUS[pane])
+                    await wait_for(pilot, lambda t=target: t.has_focus)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda s=screen: app.screen is not s)

@@ -44,7 +44,7 @@ from amc_tui.tui.models import fmt
 from amc_tui.tui.models.axes import PALETTE, line
 from amc_tui.tui.models.heat import Scale, metric_scale
 from amc_tui.tui.models.overlay import marked_runs, overlay
-from amc_tui.tui.screens.base import AmcScreen
+from amc_tui.tui.screens.base import TabbedScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
@@ -58,10 +58,6 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("acc_snr", "SNR accuracy"),
     ("snr_mae_db", "SNR MAE (dB)"),
 )
-TABS = ("tab-heat", "tab-snr", "tab-confusion", "tab-confusion-snr", "tab-f1", "tab-traj")
-TAB_FOCUS = {"tab-heat": "#an-heat", "tab-snr": "#an-snr", "tab-confusion": "#an-cm-mod",
-             "tab-confusion-snr": "#an-cm-snr", "tab-f1": "#an-f1",
-             "tab-traj": "#an-traj"}  # fmt: skip
 
 
 @dataclass
@@ -104,7 +100,7 @@ def _normalise_rows(
     return [str(i) for i in df.index], [str(c) for c in df.columns], shares, counts
 
 
-class AnalysisScreen(AmcScreen):
+class AnalysisScreen(TabbedScreen):
     # the tabs fill the screen under the readout, so a tall heatmap scrolls inside its tab
     DEFAULT_CSS = """
     AnalysisScreen #an-tabs, AnalysisScreen #an-tabs > ContentSwitcher,
@@ -113,6 +109,11 @@ class AnalysisScreen(AmcScreen):
     AnalysisScreen .cap { color: $text-muted; padding: 0 1; }
     """
     BINDINGS = keys.bindings("analysis")
+    TABS_ID = "an-tabs"
+    TABS = ("tab-heat", "tab-snr", "tab-confusion", "tab-confusion-snr", "tab-f1", "tab-traj")
+    TAB_FOCUS = {"tab-heat": "#an-heat", "tab-snr": "#an-snr", "tab-confusion": "#an-cm-mod",
+                 "tab-confusion-snr": "#an-cm-snr", "tab-f1": "#an-f1",
+                 "tab-traj": "#an-traj"}  # fmt: skip
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__(classes="analysis")
@@ -379,9 +380,6 @@ class AnalysisScreen(AmcScreen):
 
     # ------------------------------------------------------------------ actions
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
     def action_next_metric(self) -> None:
         keys = [k for k, _ in METRICS]
         self.query_one("#an-metric", Select).value = keys[(keys.index(self.metric) + 1) % len(keys)]
@@ -397,18 +395,6 @@ class AnalysisScreen(AmcScreen):
 
     def action_prev_export(self) -> None:
         self._step_export(-1)
-
-    def action_next_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
-        i = TABS.index(tabs.active) if tabs.active in TABS else 0
-        tabs.active = TABS[(i + 1) % len(TABS)]
-
-    @on(TabbedContent.TabActivated, "#an-tabs")
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
-        """The tab's content takes the keys (arrows move its cursor, not the tab bar)."""
-        target = TAB_FOCUS.get(event.pane.id or "")
-        if target:
-            self.query_one(target).focus()
 
     def action_next_curve(self) -> None:
         """The SNR curve of all modulations, then of each in turn."""

@@ -1,5 +1,6 @@
 """The app's screen bases: `AmcScreen` (every screen reaches the app's services through its
-typed `amc`) and `PollingScreen`, a screen that polls files off the UI thread.
+typed `amc`), `TabbedScreen` (a screen of tabs: Analysis, Compare) and `PollingScreen`, a
+screen that polls files off the UI thread.
 
 The poll is a one-shot timer re-armed only after the previous result has been applied, so a
 slow disk never stacks polls; a screen under another one stops polling until it is shown
@@ -8,10 +9,11 @@ again. Results come back as messages posted from the worker thread.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import TabbedContent
 
 if TYPE_CHECKING:
     from amc_tui.tui.app import AmcApp
@@ -24,6 +26,31 @@ class AmcScreen(Screen):
     @property
     def amc(self) -> AmcApp:
         return self.app  # type: ignore[return-value]
+
+
+class TabbedScreen(AmcScreen):
+    """A screen whose content sits in one TabbedContent: `next_tab` (the `t` key) cycles the
+    tabs in `TABS` order, and a tab once shown gives its keys to its content (arrows move a
+    table's or heatmap's cursor, not the tab bar)."""
+
+    TABS_ID: ClassVar[str]  # the TabbedContent's id
+    TABS: ClassVar[tuple[str, ...]]  # pane ids, in `t` order
+    TAB_FOCUS: ClassVar[dict[str, str]] = {}  # pane id -> the widget that takes the keys there
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(f"#{self.TABS_ID}", TabbedContent)
+        i = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
+        tabs.active = self.TABS[(i + 1) % len(self.TABS)]
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.tabbed_content.id != self.TABS_ID:
+            return
+        target = self.TAB_FOCUS.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
 
 class PollingScreen(AmcScreen):

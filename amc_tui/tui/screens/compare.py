@@ -25,16 +25,13 @@ from amc_tui.run.rundir import RunDir, epoch_events, read_run
 from amc_tui.tui import keys
 from amc_tui.tui.models import fmt
 from amc_tui.tui.models.heat import delta_scale
-from amc_tui.tui.screens.base import AmcScreen
+from amc_tui.tui.screens.base import TabbedScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.heatmap import HeatBox, Heatmap
 
 if TYPE_CHECKING:
     from amc_tui.run.analysis import CellDeltas
 
-TABS = ("cmp-config", "cmp-metrics", "cmp-curves", "cmp-cells")
-TAB_FOCUS = {"cmp-config": "#cmp-config-table", "cmp-metrics": "#cmp-metrics-table",
-             "cmp-cells": "#cmp-heat"}  # fmt: skip
 NO_DATA = "no data"
 TOP_LINES = 7  # the changed-most list under a tall delta grid
 DELTA_METRIC = "acc_combined"
@@ -50,7 +47,7 @@ class Compared(Message):
     error: str | None = None
 
 
-class CompareScreen(AmcScreen):
+class CompareScreen(TabbedScreen):
     # the tabs fill the screen, so a tall delta grid scrolls inside its tab
     DEFAULT_CSS = """
     CompareScreen #cmp-tabs, CompareScreen #cmp-tabs > ContentSwitcher,
@@ -58,6 +55,10 @@ class CompareScreen(AmcScreen):
     CompareScreen #cmp-top-box { height: 1fr; }
     """
     BINDINGS = keys.bindings("compare")
+    TABS_ID = "cmp-tabs"
+    TABS = ("cmp-config", "cmp-metrics", "cmp-curves", "cmp-cells")
+    TAB_FOCUS = {"cmp-config": "#cmp-config-table", "cmp-metrics": "#cmp-metrics-table",
+                 "cmp-cells": "#cmp-heat"}  # fmt: skip
 
     def __init__(self, a_dir: Path, b_dir: Path) -> None:
         super().__init__(classes="compare")
@@ -207,25 +208,10 @@ class CompareScreen(AmcScreen):
             f"delta {fmt.metric_delta(d, m, digits=2) if fmt.is_num(d) else NO_DATA}"
         )
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
     def action_swap(self) -> None:
         self.a_dir, self.b_dir = self.b_dir, self.a_dir
         self.query_one("#cmp-head", Static).update("swapping...")
         self._compare(self.a_dir, self.b_dir)
-
-    def action_next_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
-        i = TABS.index(tabs.active) if tabs.active in TABS else 0
-        tabs.active = TABS[(i + 1) % len(TABS)]
-
-    @on(TabbedContent.TabActivated, "#cmp-tabs")
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
-        """The tab's content takes the keys: arrows move the cell cursor, not the tab bar."""
-        target = TAB_FOCUS.get(event.pane.id or "")
-        if target:
-            self.query_one(target).focus()
 
 
 def _metric_cell(v: Any, metric: str) -> str:
