@@ -9,6 +9,7 @@ writer and the app can all import it. The run directory's files and readers live
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any
 
@@ -38,8 +39,9 @@ def lower_is_better(metric: str) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool): anything else is 'no data'."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number (an int, a float, a numpy scalar; not a bool): anything else is
+    'no data'."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def metric_value(event: dict[str, Any] | None, dotted: str) -> float | None:

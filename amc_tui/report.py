@@ -1,9 +1,11 @@
 """How runs read as plain text: numbers, percents, deltas, times, tables and event lines.
 
-The CLI (`ls`, `show`, `compare`, `tail`, `run`) and the RUNLOG writer print the same values,
-so the rules live here once: whether a metric reads as a percent is `contract.is_percent`'s
-call alone, anything that is not a finite number reads as the caller's missing mark, and the
-live ETA is `contract.eta_s`. Pure (no I/O, only `contract`), so the trainer may import it.
+The CLI (`ls`, `show`, `compare`, `tail`, `run`), the RUNLOG writer, the app and the figures
+print the same values, so each format lives here once and every surface calls it with its
+own digits and missing mark: whether a metric reads as a percent is `contract.is_percent`'s
+call alone, a share's difference reads in points (`pt`), anything that is not a finite number
+reads as the caller's missing mark, and the live ETA is `contract.eta_s`. Pure (no I/O, only
+`contract`), so the trainer may import it.
 """
 
 from __future__ import annotations
@@ -21,29 +23,66 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 # --------------------------------------------------------------------------- values
 
 
-def pct(value: Any, digits: int = 2, missing: str = MISSING) -> str:
-    """A share (0..1) as percent: 0.4061 -> `40.61%`."""
-    return f"{100 * float(value):.{digits}f}%" if contract.is_number(value) else missing
+def pct(value: Any, digits: int = 2, missing: str = MISSING, unit: str = "%") -> str:
+    """A share (0..1) as percent with `digits` decimals: 0.4061 -> `40.61%` (`40.6%` with 1,
+    `40.61` with `unit=""`)."""
+    return f"{100 * float(value):.{digits}f}{unit}" if contract.is_number(value) else missing
 
 
-def num(value: Any, spec: str = ".3f", missing: str = MISSING) -> str:
-    """A plain number in a format spec: 1.30475 -> `1.305`."""
-    return f"{float(value):{spec}}" if contract.is_number(value) else missing
+def num(value: Any, spec: str = ".3f", missing: str = MISSING, unit: str = "") -> str:
+    """A plain number in a format spec: 1.30475 -> `1.305`; `unit` follows a number only."""
+    return f"{float(value):{spec}}{unit}" if contract.is_number(value) else missing
 
 
-def metric(name: str, value: Any, spec: str = ".4g", missing: str = MISSING) -> str:
-    """A metric's value as a person reads it: percent for shares, else a number in `spec`."""
-    return pct(value, missing=missing) if contract.is_percent(name) else num(value, spec, missing)
-
-
-def delta(name: str, value: Any, spec: str = "+.4f", missing: str = MISSING) -> str:
-    """A signed difference of a metric: percent metrics in points (`-0.36pt`), others as a
-    signed number in `spec` (`+0.0029`)."""
-    if not contract.is_number(value):
-        return missing
+def metric(
+    name: str,
+    value: Any,
+    spec: str = ".4g",
+    missing: str = MISSING,
+    digits: int = 2,
+    unit: str = "%",
+) -> str:
+    """A metric's value as a person reads it: a share as percent with `digits` decimals
+    (`unit` after it), anything else (loss, MAE in dB) as a number in `spec`."""
     if contract.is_percent(name):
-        return f"{100 * float(value):+.2f}pt"
-    return f"{float(value):{spec}}"
+        return pct(value, digits, missing, unit)
+    return num(value, spec, missing)
+
+
+def delta(
+    name: str, value: Any, spec: str = "+.4f", missing: str = MISSING, digits: int = 2
+) -> str:
+    """A signed difference of a metric: a share's in percentage points with `digits` decimals
+    (`-0.36pt`), anything else as a signed number in `spec` (`+0.0029`)."""
+    if contract.is_percent(name):
+        return points(value, digits, missing)
+    return num(value, spec, missing)
+
+
+def points(value: Any, digits: int = 2, missing: str = MISSING, unit: str = "pt") -> str:
+    """A difference of two shares in signed percentage points: -0.0036 -> `-0.36pt`."""
+    return f"{100 * float(value):+.{digits}f}{unit}" if contract.is_number(value) else missing
+
+
+def rate(samples_per_s: Any, missing: str = MISSING) -> str:
+    """Throughput: `780 samples/s`, with a k above 10 000 (`12.3k samples/s`)."""
+    if not contract.is_number(samples_per_s):
+        return missing
+    x = float(samples_per_s)
+    return f"{x / 1000:.1f}k samples/s" if x >= 10_000 else f"{x:.0f} samples/s"
+
+
+def config_value(v: Any) -> str:
+    """A config value, short (`1e-05`, `true`, `""` for an empty string), for diff tables."""
+    if v is None:
+        return MISSING
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, str):
+        return v if v else '""'
+    return str(v)
 
 
 def best(record: dict[str, Any] | None) -> str:
@@ -58,11 +97,14 @@ def best(record: dict[str, Any] | None) -> str:
 # --------------------------------------------------------------------------- times
 
 
-def duration(seconds: Any) -> str:
-    """Whole seconds, short: `42s`, `6m29s`, `2h05m`."""
-    if not contract.is_number(seconds):
-        return MISSING
+def duration(seconds: Any, missing: str = MISSING) -> str:
+    """Whole seconds, short: `42s`, `6m29s`, `2h05m`, `1d02h`; `missing` for a negative or
+    unknown time."""
+    if not contract.is_number(seconds) or seconds < 0:
+        return missing
     s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600:02d}h"
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:
@@ -70,10 +112,17 @@ def duration(seconds: Any) -> str:
     return f"{s}s"
 
 
-def clock(t: Any) -> str:
+def ago(t: Any, now: float, missing: str = MISSING) -> str:
+    """`12s ago` for a unix time (a time ahead of `now` reads `0s ago`)."""
+    if not contract.is_number(t):
+        return missing
+    return f"{duration(max(0.0, now - t))} ago"
+
+
+def clock(t: Any, missing: str = MISSING) -> str:
     """A local date and minute, `2025-06-15 15:40`."""
     if not contract.is_number(t):
-        return MISSING
+        return missing
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 

@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from amc_tui import contract, report
@@ -67,6 +68,31 @@ def test_pct_and_num_digits() -> None:
     assert report.best(None) == "-" and report.best({}) == "-"
 
 
+def test_each_surface_keeps_its_digits_through_one_formatter() -> None:
+    """The CLI's 2 decimals, the app's 1, a RUNLOG statistic's bare 2, a figure's 0."""
+    assert report.pct(0.40614, 1) == "40.6%"
+    assert report.pct(0.40614, unit="") == "40.61"
+    assert report.pct(0.4061, 0, unit="") == "41"
+    assert report.metric("val.acc_combined", 0.40614, ".3f", digits=1) == "40.6%"
+    assert report.metric("val.loss", 0.41234, ".3f", digits=1) == "0.412"
+    assert report.delta("val.acc_combined", 0.0123, digits=1) == "+1.2pt"
+    assert report.delta("val.loss", -0.5, "+.2f", digits=1) == "-0.50"
+    assert report.num(1234.0, ".0f", "N/A", " MiB") == "1234 MiB"
+    assert report.num(None, ".0f", "N/A", " MiB") == "N/A"
+    assert report.pct(np.float64(0.5)) == "50.00%" and report.num(np.int64(3), ".0f") == "3"
+
+
+def test_rates_ages_and_config_values() -> None:
+    assert report.rate(780) == "780 samples/s"
+    assert report.rate(12_345) == "12.3k samples/s"
+    assert report.rate(None) == "-"
+    assert report.ago(100.0, 112.5) == "12s ago"
+    assert report.ago(120.0, 112.5) == "0s ago"  # a clock a little ahead
+    assert report.ago(None, 1.0) == "-"
+    assert [report.config_value(v) for v in (None, True, 1e-05, "", "adamw", 3)] == [
+        "-", "true", "1e-05", '""', "adamw", "3"]  # fmt: skip
+
+
 def test_deltas_are_signed_points_for_percents_and_signed_numbers_otherwise() -> None:
     assert report.delta("val.acc_mod", -0.0036) == "-0.36pt"
     assert report.delta("train.acc_snr", 0.005) == "+0.50pt"
@@ -83,7 +109,8 @@ def test_deltas_are_signed_points_for_percents_and_signed_numbers_otherwise() ->
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(0, "0s"), (59.9, "59s"), (60, "1m00s"), (389.4, "6m29s"), (3599, "59m59s"),
-     (3600, "1h00m"), (7500, "2h05m"), (90061, "25h01m")],
+     (3600, "1h00m"), (7500, "2h05m"), (86399, "23h59m"), (90061, "1d01h"),
+     (-5, "-")],
 )  # fmt: skip
 def test_durations(seconds: float, shown: str) -> None:
     assert report.duration(seconds) == shown

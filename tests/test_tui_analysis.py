@@ -440,7 +440,7 @@ async def test_compare_reads_accuracies_in_percent(big) -> None:
         table = screen.query_one("#cmp-metrics-table", DataTable)
         rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
         comb = [str(c) for c in rows["val.acc_combined"]]
-        assert comb[1].endswith("%") and comb[3].endswith("pts"), comb
+        assert comb[1].endswith("%") and comb[3].endswith("pt"), comb
         assert not str(rows["val.loss"][1]).endswith("%")
         while screen.query_one(TabbedContent).active != "cmp-curves":
             await pilot.press("t")

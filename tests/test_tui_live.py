@@ -204,7 +204,7 @@ async def test_step_chart_says_why_it_is_empty(demo) -> None:
 
 
 async def test_elapsed_continues_across_a_resume(demo) -> None:
-    from amc_tui.tui.models import fmt
+    from amc_tui import report
 
     rd = RunDir(demo.runs / "dark-moon-4")  # stopped after its first attempt
     evs = [json.loads(x) for x in rd.events.read_text().splitlines()]
@@ -221,9 +221,9 @@ async def test_elapsed_continues_across_a_resume(demo) -> None:
         live = await screen_ready(pilot, LiveScreen)
         head = live.query_one("#live-head", Static)
         await wait_for(pilot, lambda: "running" in str(head.render()))
-        expected = fmt.duration((ended - first) + (NOW - restart))
+        expected = report.duration((ended - first) + (NOW - restart))
         assert f"elapsed {expected}" in str(head.render())
-        assert f"elapsed {fmt.duration(NOW - restart)} " not in str(head.render())
+        assert f"elapsed {report.duration(NOW - restart)} " not in str(head.render())
 
 
 async def test_marked_runs_overlay_in_one_colour_each_with_smoothing_and_x_axis(demo) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from tui_fixtures import T0, demo_workspace
 
+from amc_tui import report
 from amc_tui.config import Config, loads_config
 from amc_tui.run.rundir import list_runs, read_run
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.form_model import FormModel, parse_text, toml_literal
 from amc_tui.tui.models.heat import Scale, delta_scale, metric_scale
@@ -21,26 +21,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     return demo_workspace(tmp_path_factory.mktemp("views") / "ws")
 
 
-def test_formatting() -> None:
-    assert fmt.duration(3725) == "1h02m"
-    assert fmt.duration(65) == "1m05s"
-    assert fmt.duration(None) == fmt.DASH
-    assert fmt.pct(0.8734) == "87.3%"
-    assert fmt.pct(0.8734, sign=False) == "87.3"
-    assert fmt.pct(float("nan")) == fmt.DASH
-    assert fmt.rate(780) == "780 samples/s"
-    assert fmt.ago(T0, T0 + 12) == "12s ago"
+def test_the_app_formats_through_report_with_its_own_digits() -> None:
+    """The app's texts are report's formats (one each), with the app's one decimal."""
+    assert report.duration(3725) == "1h02m"
+    assert report.duration(65) == "1m05s"
+    assert report.duration(None) == report.MISSING
+    assert report.pct(0.8734, 1) == "87.3%"
+    assert report.pct(0.8734, 1, unit="") == "87.3"
+    assert report.pct(float("nan"), 1) == report.MISSING
+    assert report.rate(780) == "780 samples/s"
+    assert report.ago(T0, T0 + 12) == "12s ago"
 
 
 def test_metric_text_follows_the_contracts_percent_rule() -> None:
-    assert fmt.metric(0.8734, "val.acc_combined") == "87.3%"
-    assert fmt.metric(0.8734, "snr_within_1", digits=2, sign=False) == "87.34"
-    assert fmt.metric(2.345, "snr_mae_db", num_digits=2) == "2.35"  # dB, not a share
-    assert fmt.metric(0.41234, "val.loss") == "0.412"
-    assert fmt.metric(None, "acc_mod") == fmt.DASH
-    assert fmt.metric_delta(0.0123, "acc_combined") == "+1.2 pts"
-    assert fmt.metric_delta(-0.5, "snr_mae_db") == "-0.50"
-    assert fmt.metric_delta(float("nan"), "acc_combined") == fmt.DASH
+    assert report.metric("val.acc_combined", 0.8734, ".3f", digits=1) == "87.3%"
+    assert report.metric("snr_within_1", 0.8734, unit="") == "87.34"
+    assert report.metric("snr_mae_db", 2.345, ".2f") == "2.35"  # dB, not a share
+    assert report.metric("val.loss", 0.41234, ".3f", digits=1) == "0.412"
+    assert report.metric("acc_mod", None) == report.MISSING
+    assert report.delta("acc_combined", 0.0123, digits=1) == "+1.2pt"
+    assert report.delta("snr_mae_db", -0.5, "+.2f", digits=1) == "-0.50"
+    assert report.delta("acc_combined", float("nan")) == report.MISSING
 
 
 def test_best_column_shows_a_number_for_a_lower_is_better_metric(demo) -> None:
@@ -59,7 +60,7 @@ def test_row_cells_follow_the_run(demo) -> None:
     assert plain["elapsed"] == "2m05s"
     # 7 epochs left x 60 s per epoch, less the 6 s since epoch 3's event: it counts down
     assert plain["eta"] == "6m54s"
-    assert plain["best"] == fmt.pct(info.best["value"], sign=False)
+    assert plain["best"] == report.pct(info.best["value"], 1, unit="")
     unmarked = rv.row_cells(info, now=info.started_at + 125)
     assert rv.changed_cells(cells, unmarked) == ["name"]
     later = rv.row_cells(info, now=info.started_at + 185)

@@ -10,6 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -424,8 +425,8 @@ def findings(
                 Finding(
                     "weight-share<40%",
                     "warn",
-                    f"{names[task]} task underweighted: {100 * share:.1f}% weight share "
-                    f"(< {100 * UNDERWEIGHT_SHARE:.0f}%)"
+                    f"{names[task]} task underweighted: {_pct(share, 1)} weight share "
+                    f"(< {_pct(UNDERWEIGHT_SHARE, 0)})"
                     + (" throughout" if always and len(traj) > 1 else ""),
                 )
             )
@@ -434,7 +435,7 @@ def findings(
         mine, theirs = best[key], float(baseline["value"])
         ahead = contract.is_better(mine, theirs, select_metric)
         percent = contract.is_percent(select_metric)
-        fmt = _pct if percent else (lambda v: f"{v:.4g}")
+        fmt = partial(_metric, select_metric)  # a share in percent, else `.4g`
         diff = abs(mine - theirs) * (100 if percent else 1)
         unit = " points" if percent else ""
         who = f"{baseline.get('name')} ({baseline.get('id')})"

@@ -246,7 +246,7 @@ def dataset(src: EntrySource) -> list[str]:
     c = src.conf
     L = ["", "### Dataset", f"- **File**: `{c('data.path', '?')}`"]
     split = c("data.split", [])
-    split_txt = "/".join(f"{100 * float(x):.0f}%" for x in split) if split else "?"
+    split_txt = "/".join(report.pct(x, 0, "?") for x in split) if split else "?"
     sizes = _split_sizes(src)
     if sizes and all(isinstance(sizes.get(k), int) for k in ("train", "val", "test")):
         total = sum(int(sizes[k]) for k in ("train", "val", "test"))

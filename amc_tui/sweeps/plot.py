@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from amc_tui import contract  # noqa: E402
+from amc_tui import contract, report  # noqa: E402
 from amc_tui.errors import UserError  # noqa: E402
 from amc_tui.fsutil import atomic_write_with  # noqa: E402
 from amc_tui.run import analysis
@@ -307,10 +307,10 @@ def _fig_confusion(target: Target, runs: list[_Run], split_text: str) -> Figure:
     ax.set_ylabel("True modulation")
     ax.grid(False)
     if len(cm) <= 12:  # values stay legible only for small tables
-        for (i, j), v in np.ndenumerate(100 * cm.to_numpy()):
-            if math.isfinite(v) and v >= 0.5:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
-                        color="white" if v > 60 else "black")  # fmt: skip
+        for (i, j), share in np.ndenumerate(cm.to_numpy()):
+            if math.isfinite(share) and 100 * share >= 0.5:
+                ax.text(j, i, report.pct(share, 0, unit=""), ha="center", va="center",
+                        fontsize=6, color="white" if 100 * share > 60 else "black")  # fmt: skip
     fig.colorbar(im, ax=ax, label="Share of the true class (%)")
     what = f"{len(runs)} runs summed, " if target.group else ""
     fig.suptitle(f"Modulation confusion (row-normalised): {target.label} ({what}{split_text})")

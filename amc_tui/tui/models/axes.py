@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from amc_tui.tui.models.fmt import is_num
+from amc_tui import contract
 
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 SMOOTHING = (0.0, 0.6, 0.9)  # EMA weights a key cycles through, as in experiment trackers
@@ -95,7 +95,7 @@ def finite_pairs(
     """The (x, y) points where both are finite numbers: no data is left out, never 0."""
     px, py = [], []
     for x, y in zip(xs, ys, strict=False):
-        if is_num(x) and is_num(y):
+        if contract.is_number(x) and contract.is_number(y):
             px.append(float(x))  # type: ignore[arg-type]
             py.append(float(y))  # type: ignore[arg-type]
     return px, py

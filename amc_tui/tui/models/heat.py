@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amc_tui import contract
+from amc_tui import contract, report
 
 # Red -> amber -> green: low accuracy reads as bad at a glance.
 _STOPS = ((0.0, (165, 0, 38)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80)))
@@ -70,12 +70,11 @@ class Scale:
         if v is None or not math.isfinite(v):
             return "·"
         if self.percent and self.kind != "delta":
-            return f"{100 * v:.0f}"
+            return report.pct(v, 0, unit="")
         if self.percent:
-            return f"{100 * v:+.0f}"
-        if self.kind == "delta":
-            return f"{v:+.1f}" if abs(v) < 10 else f"{v:+.0f}"
-        return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"
+            return report.points(v, 0, unit="")
+        sign = "+" if self.kind == "delta" else ""
+        return report.num(v, f"{sign}.1f" if abs(v) < 10 else f"{sign}.0f")
 
     def label(self, v: float | None, width: int) -> str:
         """`text` cut to `width` characters, right-aligned (no data centred)."""
@@ -91,13 +90,13 @@ class Scale:
         return self.lo, self.hi
 
     def end_text(self, v: float) -> str:
-        """A legend end: `0%`, `100%`, `-12 pts`, `6.0 dB`."""
+        """A legend end: `0%`, `100%`, `-12pt`, `6.0 dB`."""
         if self.percent and self.kind == "delta":
-            return f"{100 * v:+.0f} pts"
+            return report.points(v, 0)
         if self.percent:
-            return f"{100 * v:.0f}%"
+            return report.pct(v, 0)
         sign = "+" if self.kind == "delta" else ""
-        return f"{v:{sign}.1f}{self.unit}"
+        return report.num(v, f"{sign}.1f", unit=self.unit)
 
     def legend_colors(self, n: int = 8) -> list[tuple[int, int, int]]:
         """`n` colours from the low end of `span` to the high end."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amc_tui.tui.models.fmt import is_num
+from amc_tui import contract
 
 MAX_STEP_POINTS = 2000
 GPU_HISTORY = 120
@@ -67,7 +67,7 @@ EPOCH_SERIES: dict[str, tuple[str, str]] = {
 def _pick(ev: dict[str, Any], split: str, metric: str) -> float | None:
     sub = ev.get(split)
     v = sub.get(metric) if isinstance(sub, dict) else None
-    return float(v) if is_num(v) else None
+    return float(v) if contract.is_number(v) else None
 
 
 class LiveModel:
@@ -103,8 +103,8 @@ class LiveModel:
             t = ev.get("t")
             kind = ev.get("kind")
             if kind == "start":
-                self._attempt(float(t) if is_num(t) else self.last_t)
-            if is_num(t) and kind != "gpu":
+                self._attempt(float(t) if contract.is_number(t) else self.last_t)
+            if contract.is_number(t) and kind != "gpu":
                 if self.attempt_start is None and kind not in NOT_TRAINING:
                     self.attempt_start = float(t)  # events before any start: count from here
                 self.last_t = float(t)
@@ -118,14 +118,14 @@ class LiveModel:
                 self.epoch_at[ev["epoch"]] = (step, self.train_s())
             elif kind == "gpu":
                 self._gpu(ev)
-                if ev.get("source") != "nvml" and is_num(t):
+                if ev.get("source") != "nvml" and contract.is_number(t):
                     self.last_gpu_t = float(t)
             elif kind == "start":
                 self.start, self.end = ev, None
                 self.no_val = ev.get("n_val") == 0
             elif kind == "end":
                 self.end = ev
-                self._attempt(float(t) if is_num(t) else self.last_t)
+                self._attempt(float(t) if contract.is_number(t) else self.last_t)
 
     def _attempt(self, t: float | None) -> None:
         """Close the open attempt at `t` (a start after a crash closes the dead one at its
@@ -149,7 +149,7 @@ class LiveModel:
         if isinstance(ev.get("batches"), int) and ev["batches"] > 0:
             self.batches = ev["batches"]
         loss = ev.get("loss")
-        if not is_num(loss):
+        if not contract.is_number(loss):
             return
         self._step_seen += 1
         if (self._step_seen - 1) % self._stride:
@@ -157,11 +157,20 @@ class LiveModel:
         # the trainer's step is global; a per-epoch counter (it goes back) is made monotonic
         x = ev.get("step")
         last = self.step_x[-1] if self.step_x else 0.0
-        self.step_x.append(float(x) if is_num(x) and x > last else last + self._stride)
+        self.step_x.append(float(x) if contract.is_number(x) and x > last else last + self._stride)
         self.step_loss.append(float(loss))
         epoch, batch, batches = ev.get("epoch"), ev.get("batch"), ev.get("batches")
-        frac = float(epoch) if is_num(epoch) else (self.step_epoch[-1] if self.step_epoch else 0.0)
-        if is_num(epoch) and is_num(batch) and is_num(batches) and batches:
+        frac = (
+            float(epoch)
+            if contract.is_number(epoch)
+            else (self.step_epoch[-1] if self.step_epoch else 0.0)
+        )
+        if (
+            contract.is_number(epoch)
+            and contract.is_number(batch)
+            and contract.is_number(batches)
+            and batches
+        ):
             frac = epoch - 1 + batch / batches
         self.step_epoch.append(frac)
         self.step_time.append(self.train_s())
@@ -177,7 +186,7 @@ class LiveModel:
         hist = self.gpus.setdefault(idx, {f: deque(maxlen=GPU_HISTORY) for f in GPU_FIELDS})
         for f in GPU_FIELDS:
             v = ev.get(f)
-            if is_num(v):
+            if contract.is_number(v):
                 hist[f].append(float(v))
         self.gpu_last[idx] = ev
 
@@ -226,7 +235,7 @@ def training_s(view: LiveView, now: float, running: bool) -> float | None:
 def throughput(view: LiveView) -> float | None:
     """Latest samples/s: the step event's when recent, else the epoch's."""
     for ev in (view.last_step, view.last_epoch):
-        if ev and is_num(ev.get("samples_per_s")):
+        if ev and contract.is_number(ev.get("samples_per_s")):
             return float(ev["samples_per_s"])
     return None
 

@@ -14,13 +14,24 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from amc_tui import contract
-from amc_tui.tui.models import fmt
+from amc_tui import contract, report
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
-STATE_STYLES = fmt.STATE_STYLES
+# how each state reads wherever it shows (Runs table, Live header, New-run queue)
+STATE_STYLES: dict[str, str] = {
+    "queued": "bold #8fa1b3",
+    "submitted": "bold #87afd7",  # a Slurm job waits for a node
+    "running": "bold #5fd7ff",
+    "completed": "bold #87d75f",
+    "failed": "bold #ff5f5f",
+    "stopped": "bold #d7af5f",
+    "crashed": "bold #ff5fd7",
+    "stalled": "bold #ffaf00 reverse",  # the trainer lives but its heartbeat is old
+    "unknown": "italic #8a8a8a",  # status.json unreadable: nothing acts on the run
+    "foreign": "dim",  # a folder under runs/ that is not a run (`ls --all`)
+}
 
 
 class KeyedText(Text):
@@ -118,7 +129,7 @@ class RunExtra:
 
 def best_value(info: RunInfo) -> float | None:
     v = (info.best or {}).get("value")
-    return v if fmt.is_num(v) else None
+    return v if contract.is_number(v) else None
 
 
 def best_metric(info: RunInfo) -> str:
@@ -140,7 +151,7 @@ def gpu_text(info: RunInfo) -> str:
     device = info.device or ""
     if device.startswith("cuda:"):
         return device[5:]
-    return "cpu" if device == "cpu" else fmt.DASH
+    return "cpu" if device == "cpu" else report.MISSING
 
 
 def state_text(state: str) -> Text:
@@ -153,7 +164,7 @@ def epoch_text(info: RunInfo) -> str:
     total = f"/{info.epochs}" if info.epochs else ""
     known = info.state != "unknown" and (info.started_at is not None or info.epoch)
     if not known:
-        return f"{fmt.DASH}{total}" if total else fmt.DASH
+        return f"{report.MISSING}{total}" if total else report.MISSING
     return f"{info.epoch}{total}" if total else str(info.epoch)
 
 
@@ -171,7 +182,7 @@ def config_value(info: RunInfo, extra: RunExtra | None, key: str) -> Any:
 
 def _hp_text(value: Any) -> str:
     if value is None or value == "":
-        return fmt.DASH
+        return report.MISSING
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -212,17 +223,19 @@ def _plain(info: RunInfo, now: float, extra: RunExtra | None, col: str) -> str:
     if col == "epoch":
         return epoch_text(info)
     if col == "best":
-        return fmt.metric(best_value(info), best_metric(info), sign=False)
+        return report.metric(best_metric(info), best_value(info), ".3f", digits=1, unit="")
     if col in ("mod", "snr"):
-        return fmt.metric(best_epoch_metric(extra, f"acc_{col}"), f"acc_{col}", sign=False)
+        return report.metric(
+            f"acc_{col}", best_epoch_metric(extra, f"acc_{col}"), digits=1, unit=""
+        )
     if col == "elapsed":
-        return fmt.duration(info.elapsed_s(now))
+        return report.duration(info.elapsed_s(now))
     if col == "eta":
-        return fmt.duration(info.eta_s(now))
+        return report.duration(info.eta_s(now))
     if col == "gpu":
         return gpu_text(info)
     if col == "job":
-        return info.slurm_job_id or fmt.DASH
+        return info.slurm_job_id or report.MISSING
     return _hp_text(config_value(info, extra, col))
 
 
@@ -251,11 +264,11 @@ def sort_key(info: RunInfo, column: str, now: float, extra: RunExtra | None = No
         value = config_value(info, extra, column)
     else:
         value = None
-    if value is None or value == fmt.DASH:
+    if value is None or value == report.MISSING:
         return (1, 0)
     if isinstance(value, bool):
         value = str(value)
-    return (0, value if fmt.is_num(value) else str(value).lower())
+    return (0, value if contract.is_number(value) else str(value).lower())
 
 
 @dataclass

@@ -28,7 +28,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from amc_tui import contract
+from amc_tui import contract, report
 from amc_tui.run.analysis import (
     cell_matrix,
     hardest_cells,
@@ -40,7 +40,6 @@ from amc_tui.run.analysis import (
 )
 from amc_tui.run.rundir import RunDir, read_run
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models.axes import PALETTE, line
 from amc_tui.tui.models.heat import Scale, metric_scale
 from amc_tui.tui.models.overlay import marked_runs, overlay
@@ -263,7 +262,7 @@ class AnalysisScreen(TabbedScreen):
         lines = [f"[b]hardest cells[/b] by {label}:"]
         for cell in msg.hardest:
             value = cell.get(msg.metric, cell.get("value"))
-            shown = fmt.metric(value, msg.metric, digits=1, num_digits=2)
+            shown = report.metric(msg.metric, value, ".2f", digits=1)
             lines.append(
                 f"  {cell.get('modulation', '?')} @ {cell.get('snr_db', '?')} dB: {shown}"
                 f" (n={cell.get('n', '?')})"
@@ -319,7 +318,7 @@ class AnalysisScreen(TabbedScreen):
             """A class no frame was or was predicted as has no F1 (the file says 0)."""
             if not pair[0]:
                 return ""
-            return "no data" if seen[key].get(pair[0]) == 0 else fmt.num(pair[1])
+            return "no data" if seen[key].get(pair[0]) == 0 else report.num(pair[1])
 
         table.add_columns("modulation", "F1 mod", "SNR dB", "F1 SNR")
         for i in range(max(len(mod), len(snr))):
@@ -348,7 +347,7 @@ class AnalysisScreen(TabbedScreen):
                 r, c = focused.cursor
                 if r < len(rows) and c < len(cols):
                     total = int(counts[r].sum())
-                    share = fmt.pct(shares[r][c]) if total else "no data"
+                    share = report.pct(shares[r][c], 1) if total else "no data"
                     info.update(
                         f"{self.export} · {key} confusion · true {rows[r]} -> predicted {cols[c]}:"
                         f" {share} ({int(counts[r][c])} of {total})"
@@ -363,10 +362,10 @@ class AnalysisScreen(TabbedScreen):
         value = data.values[r][c]
         n = data.n[r][c] if data.n is not None else None
         label = dict(METRICS)[data.metric]
-        shown = fmt.metric(value, data.metric, digits=2, num_digits=3)
-        if not fmt.is_num(value) or not n:
+        shown = report.metric(data.metric, value, ".3f")
+        if not contract.is_number(value) or not n:
             shown = "no data"
-        n_txt = str(int(n)) if fmt.is_num(n) else fmt.DASH
+        n_txt = str(int(n)) if contract.is_number(n) else report.MISSING
         info.update(
             f"{self.export} · {data.mods[r]} @ {data.snrs[c]} dB · {label} = {shown} · n = {n_txt}"
         )
@@ -448,7 +447,7 @@ def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     for idx, row in df.iterrows():
         label = row[label_col] if label_col is not None else idx
         v = row[f1_col]
-        out.append((str(label), float(v) if fmt.is_num(v) else None))
+        out.append((str(label), float(v) if contract.is_number(v) else None))
     return out
 
 
@@ -456,9 +455,9 @@ def _cell(v: Any, key: str = "") -> str:
     """A trajectory value: accuracies and weight shares in percent, others as numbers."""
     name = key.partition("_")[2]
     if isinstance(v, float) and (contract.is_percent(name) or key in ("w_mod", "w_snr")):
-        return fmt.pct(v, 2)
+        return report.pct(v, 2)
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):
         return " ".join(f"{k}={_cell(x)}" for k, x in v.items())
-    return fmt.DASH if v is None else str(v)
+    return report.MISSING if v is None else str(v)

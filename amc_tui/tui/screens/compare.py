@@ -19,11 +19,10 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from amc_tui import contract
+from amc_tui import contract, report
 from amc_tui.run.analysis import cell_deltas, compare_runs, read_per_cell
 from amc_tui.run.rundir import RunDir, epoch_events, read_run
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models.heat import delta_scale
 from amc_tui.tui.screens.base import TabbedScreen
 from amc_tui.tui.widgets.curves import Curves
@@ -124,7 +123,7 @@ class CompareScreen(TabbedScreen):
         table.clear(columns=True)
         table.add_columns("key", f"A {a}", f"B {b}")
         for key, va, vb in diff:
-            table.add_row(key, fmt.fmt_value(va), fmt.fmt_value(vb), key=key)
+            table.add_row(key, report.config_value(va), report.config_value(vb), key=key)
         self._fill_metrics(msg.result.get("metrics", []), a, b)
         self._fill_curves(msg)
         self._fill_cells(msg)
@@ -183,8 +182,8 @@ class CompareScreen(TabbedScreen):
             d = cell["delta"]
             lines.append(
                 f"  {cell['modulation']} @ {cell['snr_db']} dB: "
-                f"{fmt.metric(cell['a'], m)} -> {fmt.metric(cell['b'], m)}"
-                f" ({fmt.metric_delta(d, m)})"
+                f"{report.metric(m, cell['a'], '.3f', digits=1)} -> "
+                f"{report.metric(m, cell['b'], '.3f', digits=1)} ({report.delta(m, d, '+.2f', digits=1)})"
             )
         self.query_one("#cmp-top", Static).update("\n".join(lines))
 
@@ -199,13 +198,13 @@ class CompareScreen(TabbedScreen):
             return
 
         def shown(v: float | None) -> str:
-            return fmt.metric(v, m, digits=2) if fmt.is_num(v) else NO_DATA
+            return report.metric(m, v, ".3f") if contract.is_number(v) else NO_DATA
 
         d = cells.delta[r][c]
         self.query_one("#cmp-cell-info", Static).update(
             f"{self.data.export} · combined accuracy · {cells.mods[r]} @ {cells.snrs[c]} dB: "
             f"A {shown(cells.a[r][c])} · B {shown(cells.b[r][c])} · "
-            f"delta {fmt.metric_delta(d, m, digits=2) if fmt.is_num(d) else NO_DATA}"
+            f"delta {report.delta(m, d, '+.3f') if contract.is_number(d) else NO_DATA}"
         )
 
     def action_swap(self) -> None:
@@ -216,17 +215,16 @@ class CompareScreen(TabbedScreen):
 
 def _metric_cell(v: Any, metric: str) -> str:
     """A metric as people read it: a share in percent, a loss or MAE as a number."""
-    if not fmt.is_num(v):
+    if not contract.is_number(v):
         return NO_DATA
-    return fmt.metric(v, metric, digits=2, num_digits=4)
+    return report.metric(metric, v, ".4f")
 
 
 def _delta_cell(v: Any, metric: str) -> Text | str:
     """B - A (points for a share), green when B is better (a drop is better for loss and
     MAE)."""
-    if not fmt.is_num(v):
-        return fmt.DASH
+    if not contract.is_number(v):
+        return report.MISSING
     better = v < 0 if contract.lower_is_better(metric) else v > 0
     style = "" if v == 0 else ("green" if better else "red")
-    digits = 2 if contract.is_percent(metric) else 3  # a loss or MAE keeps its 4 decimals
-    return Text(fmt.metric_delta(v, metric, digits=digits), style=style)
+    return Text(report.delta(metric, v), style=style)  # points, or a loss's 4 decimals

@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from amc_tui import contract, report
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models.procstat import HostStat, ProcSampler, ProcStat, sample_pids
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.gpu_panel import GpuCard
@@ -43,18 +43,18 @@ def gpu_memory(snap: GpuSnapshot | None) -> dict[int, tuple[float | None, list[i
     for gpu in snap.gpus if snap is not None and snap.ok else []:
         for pid, mb in getattr(gpu, "processes", None) or []:
             total, idx = out.get(pid, (None, []))
-            if fmt.is_num(mb):
+            if contract.is_number(mb):
                 total = (total or 0.0) + float(mb)
             out[pid] = (total, [*idx, gpu.index])
     return out
 
 
 def _gib(mb: float | None) -> str:
-    return f"{mb / 1024:.1f} GiB" if fmt.is_num(mb) else fmt.DASH
+    return f"{mb / 1024:.1f} GiB" if contract.is_number(mb) else report.MISSING
 
 
 def _mib(mb: float | None) -> str:
-    return f"{mb:.0f} MiB" if fmt.is_num(mb) else fmt.DASH
+    return report.num(mb, ".0f", unit=" MiB")
 
 
 def host_line(host: HostStat | None) -> str:
@@ -64,7 +64,7 @@ def host_line(host: HostStat | None) -> str:
     mem = 100 * host.mem_used_mb / host.mem_total_mb if host.mem_total_mb else None
     return (
         f"host: CPU {cpu} of {host.cpus} cores · memory {_gib(host.mem_used_mb)} of "
-        f"{_gib(host.mem_total_mb)} ({fmt.pct(mem / 100 if mem is not None else None, 0)})"
+        f"{_gib(host.mem_total_mb)} ({report.pct(mem / 100 if mem is not None else None, 0)})"
     )
 
 
@@ -128,13 +128,15 @@ class GpusScreen(PollingScreen):
         for name, pid in msg.trainers:
             st = msg.procs.get(pid)
             if st is None or not st.alive:
-                table.add_row(name, str(pid), "gone", fmt.DASH, fmt.DASH, fmt.DASH, key=name)
+                table.add_row(
+                    name, str(pid), "gone", report.MISSING, report.MISSING, report.MISSING, key=name
+                )
                 continue
             cpu = f"{st.cpu_pct:.0f}%" if st.cpu_pct is not None else "…"
             mem, idx = gmem.get(pid, (None, []))
             on = f" (GPU {','.join(map(str, idx))})" if idx else ""
-            table.add_row(name, str(st.pid), cpu, _mib(st.rss_mb), str(st.threads or fmt.DASH),
-                          (_mib(mem) + on) if idx else fmt.DASH, key=name)  # fmt: skip
+            table.add_row(name, str(st.pid), cpu, _mib(st.rss_mb), str(st.threads or report.MISSING),
+                          (_mib(mem) + on) if idx else report.MISSING, key=name)  # fmt: skip
         if not msg.trainers:
             table.add_row("no running trainer", "", "", "", "", "")
 
@@ -167,15 +169,15 @@ class GpusScreen(PollingScreen):
             hist = self.history.setdefault(
                 gpu.index, {k: deque(maxlen=HISTORY) for k in ("util", "mem", "temp_c", "power_w")}
             )
-            mem = (100 * gpu.mem_used_mb / gpu.mem_total_mb) if gpu.mem_total_mb and fmt.is_num(gpu.mem_used_mb) else None  # fmt: skip
+            mem = (100 * gpu.mem_used_mb / gpu.mem_total_mb) if gpu.mem_total_mb and contract.is_number(gpu.mem_used_mb) else None  # fmt: skip
             latest = {"util": gpu.util, "mem": mem, "temp_c": gpu.temp_c, "power_w": gpu.power_w}
             for k, v in latest.items():
-                if fmt.is_num(v):
+                if contract.is_number(v):
                     hist[k].append(float(v))
             held = holders(gpu, running)
             mem_txt = (
                 f"{gpu.mem_used_mb:.0f}/{gpu.mem_total_mb:.0f} MB"
-                if fmt.is_num(gpu.mem_used_mb) and fmt.is_num(gpu.mem_total_mb) else "mem N/A"
+                if contract.is_number(gpu.mem_used_mb) and contract.is_number(gpu.mem_total_mb) else "mem N/A"
             )  # fmt: skip
             title = f"GPU {gpu.index} · {gpu.name or '?'} · {mem_txt}"
             if getattr(gpu, "lost", False):

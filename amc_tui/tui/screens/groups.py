@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
+from amc_tui import report
 from amc_tui.runlog.group_entry import mean_std, metric_title, progress_text
 from amc_tui.sweeps.group import (
     groups_root,
@@ -27,7 +28,6 @@ from amc_tui.sweeps.group import (
     summarize,
 )
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.screens.base import PollingScreen
 
 VALUES_WIDTH = 28  # the values column of a point, cut to fit 80 columns
@@ -212,7 +212,7 @@ def _states(summary: Any) -> list[str]:
 
 
 def _metric(value: float | None, metric: str) -> str:
-    return fmt.metric(value, metric, digits=2)
+    return report.metric(metric, value, ".3f")
 
 
 def _row_key(table: DataTable) -> str | None:

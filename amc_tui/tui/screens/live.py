@@ -25,10 +25,10 @@ from textual.message import Message
 from textual.widgets import Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
+from amc_tui import contract, report
 from amc_tui.config import RunConfig
 from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.axes import SMOOTHING
 from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
@@ -179,20 +179,20 @@ class LiveScreen(PollingScreen):
         state = info.state
         parts = [
             f"[b]{info.name}[/b] ({info.id})",
-            f"[{fmt.STATE_STYLES.get(state, '')}]{state}[/]",
+            f"[{rv.STATE_STYLES.get(state, '')}]{state}[/]",
             f"epoch {info.epoch}/{info.epochs or '?'}",
             f"step {info.step}",
         ]
         if state == "running":
-            parts.append(f"heartbeat {fmt.ago(info.heartbeat_at, now)}")
-            parts.append(f"ETA {fmt.duration(info.eta_s(now))}")
-        parts.append(fmt.rate(throughput(view)) if view else fmt.DASH)
+            parts.append(f"heartbeat {report.ago(info.heartbeat_at, now)}")
+            parts.append(f"ETA {report.duration(info.eta_s(now))}")
+        parts.append(report.rate(throughput(view)) if view else report.MISSING)
         elapsed = training_s(view, now, state == "running") if view else None
         parts.append(
-            f"elapsed {fmt.duration(elapsed if elapsed is not None else info.elapsed_s(now))}"
+            f"elapsed {report.duration(elapsed if elapsed is not None else info.elapsed_s(now))}"
         )
         if info.best:
-            best = fmt.metric(info.best.get("value"), rv.best_metric(info))
+            best = report.metric(rv.best_metric(info), info.best.get("value"), ".3f", digits=1)
             parts.append(f"best {best} @{info.best.get('epoch')}")
         if info.device:
             parts.append(info.device)
@@ -255,8 +255,8 @@ class LiveScreen(PollingScreen):
         hist = dict(view.gpus.get(idx, {}))
         last = dict(view.gpu_last.get(idx, {}))
         used, total = hist.get("mem_used_mb", []), last.get("mem_total_mb")
-        hist["mem"] = [100 * u / total for u in used] if fmt.is_num(total) and total else []
-        if fmt.is_num(last.get("mem_used_mb")) and fmt.is_num(total) and total:
+        hist["mem"] = [100 * u / total for u in used] if contract.is_number(total) and total else []
+        if contract.is_number(last.get("mem_used_mb")) and contract.is_number(total) and total:
             last["mem"] = 100 * last["mem_used_mb"] / total
         hist["util"] = hist.get("util", [])
         last["util"] = last.get("util")

@@ -35,12 +35,12 @@ from textual.widgets import (
     TabPane,
 )
 
+from amc_tui import contract, report
 from amc_tui.config import Config, ConfigError, dumps_config, load_config, parse_toml
 from amc_tui.fsutil import atomic_write_text
 from amc_tui.launch.queue import launch
 from amc_tui.run.rundir import list_runs
 from amc_tui.tui import keys
-from amc_tui.tui.models import fmt
 from amc_tui.tui.models.form_model import GROUPS, FieldSpec, FormModel
 from amc_tui.tui.models.prefs import last_config, remember_config
 from amc_tui.tui.models.runs_view import gpu_text, state_text
@@ -205,7 +205,7 @@ class NewRunScreen(PollingScreen):
             snap = self.amc.sample_gpus()
             if snap.ok:
                 for g in snap.gpus:
-                    util = f" {g.util:.0f}%" if fmt.is_num(g.util) else ""
+                    util = f" {g.util:.0f}%" if contract.is_number(g.util) else ""
                     gpus.append((f"GPU {g.index} {g.name or ''}{util}".strip(), str(g.index)))
         except Exception:  # noqa: BLE001 - no GPU list is fine: launch on auto
             pass
@@ -410,7 +410,7 @@ class NewRunScreen(PollingScreen):
             table.remove_row(key)
         for pos, r in enumerate(runs, 1):
             cells = [str(pos) if r.state == "queued" else "", r.name, r.id, state_text(r.state),
-                     r.arch or fmt.DASH, gpu_text(r), fmt.clock_time(r.created_at)]  # fmt: skip
+                     r.arch or report.MISSING, gpu_text(r), report.clock(r.created_at)]  # fmt: skip
             key = str(r.dir)
             if key in table.rows:
                 for col, value in zip(table.columns, cells, strict=False):

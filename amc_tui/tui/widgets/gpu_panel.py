@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
-from amc_tui.tui.models.fmt import is_num
+from amc_tui import contract, report
 
 # field, label, unit
 ROWS = (
@@ -18,12 +18,6 @@ ROWS = (
     ("temp_c", "temp", "°C"),
     ("power_w", "power", "W"),
 )
-
-
-def _fmt(v: Any, unit: str) -> str:
-    if not is_num(v):
-        return "N/A"
-    return f"{v:.0f}{unit}"
 
 
 class GpuCard(Vertical):
@@ -61,8 +55,10 @@ class GpuCard(Vertical):
         self.query_one(".gpu-title", Static).update(title)
         self.query_one(".gpu-holder", Static).update(holder)
         for key, label, unit in ROWS:
-            self.query_one(f"#lbl-{key}", Label).update(f"{label:>5} {_fmt(latest.get(key), unit)}")
-            data = [float(v) for v in history.get(key, []) if is_num(v)]
+            self.query_one(f"#lbl-{key}", Label).update(
+                f"{label:>5} {report.num(latest.get(key), '.0f', 'N/A', unit)}"
+            )
+            data = [float(v) for v in history.get(key, []) if contract.is_number(v)]
             # one sample draws as a full bar, two equal ones as a floor: start as a floor
             self.query_one(f"#spk-{key}", Sparkline).data = (
                 data * 2 if len(data) == 1 else data
