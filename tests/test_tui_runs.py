@@ -465,7 +465,7 @@ async def _cursor_to(pilot, table: DataTable, name: str) -> None:
 
 
 async def test_stop_says_it_waits_for_the_checkpoint(trainer_ws, monkeypatch) -> None:
-    from amc_tui.launch import launch
+    from amc_tui.launch.queue import launch
     from amc_tui.run.rundir import read_run
     from amc_tui.tui.screens.dialogs import Confirm
 
