@@ -191,7 +191,7 @@ class AmcApp(App):
     @work(thread=True, group="run-action", exit_on_error=False)
     def start_run_action(self, name: str, *args: object) -> None:
         """Run action `name` of the screen registry (`run_actions.stop`, `.resume`) in a thread
-        worker: its module (the launcher, pandas) loads here, off the UI thread."""
+        worker: its module (the launcher and what it imports) loads here, off the UI thread."""
         try:
             text = registry.run_action(name)(self.ws, *args)
             self.call_from_thread(self.report, text)

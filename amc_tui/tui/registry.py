@@ -4,9 +4,9 @@ actions (stop, resume) as `"module:function"`. The app's single lazy-load point.
 A screen's module is imported with importlib the first time the screen is pushed, a run
 action's the first time it runs (in its thread worker, never on the UI thread). The start
 path (the app and the Runs screen) so stays free of what the other screens and the launcher
-import: pandas and numpy (amc_tui.run.analysis, sweeps, runlog, launch), textual_plotext (the
-charts), psutil (GPUs). Every other module of the app imports at module level; an import
-inside a function is allowed only for a heavy third-party library, with its reason beside it
+import: amc_tui.launch (numpy, h5py, psutil), sweeps and runlog, textual_plotext (the charts),
+psutil (GPUs). Every other module of the app imports at module level; an import inside a
+function is allowed only for a heavy third-party library, with its reason beside it
 (tests/test_tui_imports.py checks both).
 
 This module imports nothing of the app, so anything may import it.
@@ -36,7 +36,7 @@ SCREENS: dict[str, ScreenEntry] = {
     "groups": ScreenEntry("amc_tui.tui.screens.groups:GroupsScreen", "Groups"),
 }
 
-# What the app's run actions call (amc_tui.launch, which imports pandas through runlog).
+# What the app's run actions call (amc_tui.launch, which imports numpy, h5py and psutil).
 RUN_ACTIONS: dict[str, str] = {
     "stop": "amc_tui.tui.run_actions:stop",
     "resume": "amc_tui.tui.run_actions:resume",

@@ -1,7 +1,7 @@
 """Stop and resume a run from the app: what the app's "run-action" thread workers call, loaded
 through the screen registry (`registry.RUN_ACTIONS`) on first use, because amc_tui.launch
-imports pandas (through runlog) and the app's start path must not. Each returns the line the
-app shows; an error propagates and is shown in place.
+imports numpy, h5py and psutil (and runlog, sweeps) and the app's start path must not. Each
+returns the line the app shows; an error propagates and is shown in place.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ the exact value and n under the cursor, the hardest cells, the metric against SN
 one modulation, overlaid with the runs marked on the Runs screen), normalised confusion
 matrices, per-class F1 and the per-epoch trajectory.
 
-Exports load in a thread worker (pandas via amc_tui.run.analysis: this module loads through
-the screen registry on first use, so the app starts without it); the UI only draws what the
-worker posts. A cell without frames is no data, shown as a dot, never as 0 %.
+Exports load in a thread worker (pandas, through amc_tui.run.analysis); the UI only draws
+what the worker posts, and this module (its charts need textual_plotext) loads through the
+screen registry on first use. A cell without frames is no data, shown as a dot, never as 0 %.
 """
 
 from __future__ import annotations
