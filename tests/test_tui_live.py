@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from textual.widgets import Log, Static
+from textual.widgets import Static
 from tui_fixtures import (
     FUTURE,
     NOW,
@@ -27,6 +27,7 @@ from amc_tui.tui.models.live_model import MAX_STEP_POINTS
 from amc_tui.tui.screens.live import LiveScreen, LiveUpdate
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
+from amc_tui.tui.widgets.log_view import LogView
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +45,7 @@ async def test_curves_log_and_gpus_follow_new_events(demo) -> None:
         live = await screen_ready(pilot, LiveScreen)
         acc = live.query_one("#plot-acc", Curves)
         await wait_for(pilot, lambda: acc.series.get("combined", ([], []))[0] == [1, 2, 3])
-        log = live.query_one("#live-log", Log)
+        log = live.query_one("#live-log", LogView)
         assert log.lines[-1] == "epoch 3: val combined 0.30"
         assert live.query_one("#live-nogpu").display
 

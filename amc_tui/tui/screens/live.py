@@ -4,6 +4,9 @@ heartbeat.
 A thread worker reads events.jsonl incrementally with `amc_tui.run.rundir.EventTailer` (byte offset,
 never a re-read), folds them into a `LiveModel` and posts a `LiveView`; a big file is caught up
 chunk by chunk, each chunk shown as it lands. Polls every 0.5 s, so a new event shows within 1 s.
+train.log is read the same way (`models/log_tail.LogTailer`: appended lines only, read again
+from its tail when the file is replaced or truncated) into a `LogView`, which wraps long lines
+and follows the end unless the user scrolls up.
 
 The runs marked on the Runs screen are overlaid on every chart, one colour per run; `x`
 switches the x axis (epoch, step, training time) and `z` the smoothing (EMA 0, 0.6, 0.9).
@@ -22,7 +25,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from amc_tui import contract, report
@@ -32,17 +35,19 @@ from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.axes import SMOOTHING
 from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
-from amc_tui.tui.models.live_model import LiveModel, LiveView, tail_lines, throughput, training_s
+from amc_tui.tui.models.live_model import LiveModel, LiveView, throughput, training_s
+from amc_tui.tui.models.log_tail import LogChunk, LogTailer
 from amc_tui.tui.models.overlay import Overlay, OverlayFeed, marked_runs, overlay
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
+from amc_tui.tui.widgets.log_view import LogView
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import EventTailer, RunInfo
 
 LOG_LINES = 200
-LOG_TAIL_BYTES = 32 << 10
+LOG_TITLE = "train.log"
 CHUNK_BYTES = 4 << 20
 PLOTS = ("loss", "acc", "steps", "weights")
 NVML_FALLBACK_AFTER_S = 15.0  # trainer gpu events come every ~10 s
@@ -52,7 +57,7 @@ NVML_FALLBACK_AFTER_S = 15.0  # trainer gpu events come every ~10 s
 class LiveUpdate(Message):
     view: LiveView | None
     info: RunInfo | None
-    log: list[str] | None  # None = unchanged
+    log: LogChunk | None  # None = unchanged
     caught_up: bool
     error: str | None = None
     others: dict[Path, LiveView] | None = None  # overlaid runs; None = unchanged
@@ -67,7 +72,7 @@ class LiveScreen(PollingScreen):
         self.run_dir = Path(run_dir)
         self.model = LiveModel()  # touched only by the (sequential) poll worker
         self.tailer: EventTailer | None = None
-        self.log_sig: tuple | None = None
+        self.log_tailer = LogTailer(RunDir(self.run_dir).log)  # touched only by the worker
         self.info: RunInfo | None = None
         self.view: LiveView | None = None
         self.plot_index = 0
@@ -88,21 +93,22 @@ class LiveScreen(PollingScreen):
             for chart in CHARTS:
                 yield Curves(chart.title, percent=chart.percent, id=f"plot-{chart.key}")
         with Horizontal(id="live-bottom"):
-            yield Log(id="live-log", max_lines=LOG_LINES, auto_scroll=True)
+            yield LogView(LOG_LINES, id="live-log")
             yield VerticalScroll(Static("no GPU samples", id="live-nogpu"), id="live-gpus")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.query_one("#live-log", LogView).border_title = LOG_TITLE
         self._show_plot()
 
     # ------------------------------------------------------------------ worker
 
     def start_poll(self) -> None:
         self.overlay = overlay(self.run_dir, marked_runs(self.app))
-        self._read(self.log_sig, self.overlay.dirs[1:])
+        self._read(self.overlay.dirs[1:])
 
     @work(thread=True, exclusive=True, group="live-poll", exit_on_error=False)
-    def _read(self, log_sig: tuple | None, others: tuple[Path, ...] = ()) -> None:
+    def _read(self, others: tuple[Path, ...] = ()) -> None:
         worker = get_current_worker()
         try:
             run = RunDir(self.run_dir)
@@ -120,10 +126,9 @@ class LiveScreen(PollingScreen):
                     break
                 self.post_message(LiveUpdate(self.model.view(), info, None, False))
             self._sample_gpus(info)
-            log, sig = _read_log(run.log, log_sig)
+            log = self.log_tailer.poll()
             views = self.feed.poll(list(others))
             self.post_message(LiveUpdate(self.model.view(), info, log, True, None, views, every))
-            self.log_sig = sig
         except Exception as e:  # noqa: BLE001 - shown in place
             self.post_message(LiveUpdate(None, None, None, True, error=str(e)))
 
@@ -166,9 +171,7 @@ class LiveScreen(PollingScreen):
             self._draw_gpus(msg.view)
         self._draw_head()
         if msg.log is not None:
-            log = self.query_one("#live-log", Log)
-            log.clear()
-            log.write_lines(msg.log)
+            self.query_one("#live-log", LogView).add(msg.log.lines, msg.log.partial, msg.log.reset)
         if msg.caught_up:
             self.poll_done()
 
@@ -318,24 +321,6 @@ def _size(path: Path) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _read_log(path: Path, sig: tuple | None) -> tuple[list[str] | None, tuple | None]:
-    """The last lines of train.log when it changed since `sig` (seek from the end)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (None if sig is None else []), None
-    new_sig = (st.st_mtime_ns, st.st_size)
-    if new_sig == sig:
-        return None, sig
-    with open(path, "rb") as f:
-        f.seek(max(0, st.st_size - LOG_TAIL_BYTES))
-        data = f.read(LOG_TAIL_BYTES)
-    lines = tail_lines(data, LOG_LINES)
-    if st.st_size > LOG_TAIL_BYTES and lines:
-        lines = lines[1:]  # the first line is likely cut
-    return lines, new_sig
 
 
 def _escape(text: str) -> str:
