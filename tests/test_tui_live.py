@@ -47,7 +47,8 @@ async def test_curves_log_and_gpus_follow_new_events(demo) -> None:
         await wait_for(pilot, lambda: acc.series.get("combined", ([], []))[0] == [1, 2, 3])
         log = live.query_one("#live-log", LogView)
         assert log.lines[-1] == "epoch 3: val combined 0.30"
-        assert live.query_one("#live-nogpu").display
+        assert log.border_title == "train.log · no GPU samples"
+        assert not live.query_one("#live-gpus").display
 
         rd = RunDir(demo.runs / "fresh-dew-6")
         add_epoch(demo, "fresh-dew-6", 4, 0.61, t=NOW - 25)
@@ -62,7 +63,7 @@ async def test_curves_log_and_gpus_follow_new_events(demo) -> None:
         card = live.query_one(GpuCard)
         await wait_for(pilot, lambda: "88%" in str(card.query_one("#lbl-util").render()))
         assert "50%" in str(card.query_one("#lbl-mem").render())
-        assert not live.query_one("#live-nogpu").display
+        assert live.query_one("#live-gpus").display and log.border_title == "train.log"
         head = str(live.query_one("#live-head", Static).render())
         assert "epoch 4/10" in head and "running" in head
         # 6 epochs left x 60 s, counting down from epoch 4's event 25 s ago

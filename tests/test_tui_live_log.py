@@ -2,7 +2,7 @@
 growing train.log whether opened at launch, mid-run or after a resume, across terminal
 resizes and a rotated or truncated file, for a writer faster or slower than the poll; it
 pauses when scrolled up ("paused, End to follow") and End follows again; at 80x24 a long
-epoch line wraps (nothing cut). The writer here is the test
+epoch line wraps (nothing cut) and the log gets the width. The writer here is the test
 itself, appending to train.log in steps and waiting on what the screen shows, never a sleep.
 """
 
@@ -225,13 +225,21 @@ async def test_a_long_epoch_line_is_shown_whole_at_80x24(demo, gpu) -> None:
     assert len(line) > 100
     app = make_app(demo, live_poll_s=0.1, **kw)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_live(pilot, rd)
+        live = await open_live(pilot, rd)
         append(rd.log, [*early_lines(5), line])
         await wait_for(pilot, lambda: shows_last(app, line), timeout=5)
         append(rd.log, [final])
         await wait_for(pilot, lambda: shows_last(app, final), timeout=5)
         text = squash("".join(log_rows(app)))
         assert squash(line) + squash(final) in text  # both whole, one after the other
+        log = live.query_one("#live-log")
+        if gpu:
+            await wait_for(pilot, lambda: "47%" in "\n".join(screen_lines(app)), timeout=5)
+            assert log.scrollable_content_region.width >= 60
+        else:
+            # no GPU: the log takes the whole width, and the screen still says why
+            assert log.region.width == 80
+            assert "no GPU samples" in "\n".join(screen_lines(app))
 
 
 # --------------------------------------------------------------------------- the reader

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 LOG_LINES = 200
 LOG_TITLE = "train.log"
+NO_GPU_TITLE = "train.log · no GPU samples"
 CHUNK_BYTES = 4 << 20
 PLOTS = ("loss", "acc", "steps", "weights")
 NVML_FALLBACK_AFTER_S = 15.0  # trainer gpu events come every ~10 s
@@ -94,7 +95,9 @@ class LiveScreen(PollingScreen):
                 yield Curves(chart.title, percent=chart.percent, id=f"plot-{chart.key}")
         with Horizontal(id="live-bottom"):
             yield LogView(LOG_LINES, id="live-log")
-            yield VerticalScroll(Static("no GPU samples", id="live-nogpu"), id="live-gpus")
+            # GPU cards beside the log from 120 columns, one line per GPU under it below;
+            # without a GPU sample the panel is gone and the log's title says so
+            yield VerticalScroll(id="live-gpus")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -242,8 +245,15 @@ class LiveScreen(PollingScreen):
 
     def _draw_gpus(self, view: LiveView) -> None:
         box = self.query_one("#live-gpus", VerticalScroll)
-        self.query_one("#live-nogpu").display = not view.gpus
+        box.set_class(bool(view.gpus), "-has-gpus")
+        self.query_one("#live-log", LogView).border_title = LOG_TITLE if view.gpus else NO_GPU_TITLE
         for idx in sorted(view.gpus):
+            lines = box.query(f"#live-gpu-line-{idx}")
+            line = lines.first(Static) if lines else None
+            if line is None:
+                line = Static("", id=f"live-gpu-line-{idx}", classes="gpu-line")
+                box.mount(line)
+            line.update(_gpu_line(idx, view.gpu_last.get(idx, {})))
             cards = box.query(f"#live-gpu-{idx}")
             if cards:
                 card = cards.first(GpuCard)
@@ -314,6 +324,18 @@ def _run_gpus(info: RunInfo) -> list[int]:
     if device.startswith("cuda:") and device[5:].isdigit():
         return [int(device[5:])]
     return [0] if device == "cuda" else []
+
+
+def _gpu_line(idx: int, last: dict) -> str:
+    """One GPU in a line (the narrow layout): its latest util, memory, temperature, power."""
+    used, total = last.get("mem_used_mb"), last.get("mem_total_mb")
+    known = contract.is_number(used) and contract.is_number(total) and total
+    mem = 100 * used / total if known else None
+    return (
+        f"[b]GPU {idx}[/b]  util {report.num(last.get('util'), '.0f', 'N/A', '%')}  "
+        f"mem {report.num(mem, '.0f', 'N/A', '%')}  {report.num(last.get('temp_c'), '.0f', 'N/A', '°C')}  "
+        f"{report.num(last.get('power_w'), '.0f', 'N/A', ' W')}"
+    )
 
 
 def _size(path: Path) -> int:
