@@ -292,3 +292,36 @@ async def test_a_run_without_validation_data_draws_no_val_curve(demo) -> None:
         await pilot.pause()
         text = "\n".join(screen_lines(app))
         assert "no validation data" in text and "0%┤" not in text
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_overlaid_runs_are_said_to_be_the_marked_ones(demo, size) -> None:
+    """A run with no epoch yet, two runs marked on Runs: the charts hold only the marked
+    runs' lines, and the screen says whose they are and names the run it shows."""
+    from runs_fixtures import make_fake_run
+
+    rd = make_fake_run(demo, "just-born-7", run_id="j7j7j7j7", seed=7, state="running",
+                       epochs=10, epoch=0, pid=os.getpid(), heartbeat_at=FUTURE)  # fmt: skip
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=size) as pilot:
+        await runs_loaded(pilot)
+        table = app.screen.query_one("DataTable")
+        for name in ("bold-river-2", "dark-moon-4"):
+            table.move_cursor(row=table.get_row_index(str(demo.runs / name)))
+            await pilot.press("m")
+        app.open_live(rd.path)
+        live = await screen_ready(pilot, LiveScreen)
+        acc = live.query_one("#plot-acc", Curves)
+        await wait_for(pilot, lambda: len(acc.lines) == 2)
+        assert {ln.label for ln in acc.lines} == {"bold-river-2", "dark-moon-4"}
+        await pilot.pause()
+        text = " ".join(" ".join(screen_lines(app)).split())
+        said = "overlay: bold-river-2, dark-moon-4 (marked on Runs); just-born-7: no epoch yet"
+        assert said in text
+        assert "just-born-7 (j7j7j7j7)" in text  # the head names the run shown
+        # once it has one, it is one of the lines, and said to be this run
+        add_epoch(demo, "just-born-7", 1, 0.4, t=NOW - 5)
+        await wait_for(pilot, lambda: len(acc.lines) == 3)
+        await pilot.pause()
+        text = " ".join(" ".join(screen_lines(app)).split())
+        assert "overlay: bold-river-2, dark-moon-4 (marked on Runs) + this run, just-born-7" in text

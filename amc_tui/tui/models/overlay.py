@@ -39,6 +39,19 @@ class Overlay:
         return len(self.dirs) > 1
 
 
+def caption(ov: Overlay, shown_has_epochs: bool) -> str:
+    """What the Live screen says above charts that overlay other runs ("" with one run): that
+    the other lines are the runs marked on the Runs screen, and which run the screen shows,
+    also while that run has no line yet (a legend of marked runs alone misleads)."""
+    if not ov.multi:
+        return ""
+    marked = ", ".join(d.name for d in ov.dirs[1:])
+    shown = ov.dirs[0].name
+    if shown_has_epochs:
+        return f"overlay: {marked} (marked on Runs) + this run, {shown}"
+    return f"overlay: {marked} (marked on Runs); {shown}: no epoch yet"
+
+
 def overlay(current: Path, marked: Sequence[Path]) -> Overlay:
     current = Path(current)
     order = list(dict.fromkeys([*map(Path, marked), current]))

@@ -8,7 +8,8 @@ train.log is read the same way (`models/log_tail.LogTailer`: appended lines only
 from its tail when the file is replaced or truncated) into a `LogView`, which wraps long lines
 and follows the end unless the user scrolls up.
 
-The runs marked on the Runs screen are overlaid on every chart, one colour per run; `x`
+The runs marked on the Runs screen are overlaid on every chart, one colour per run, and a
+line above the charts says so and names the run on screen; `x`
 switches the x axis (epoch, step, training time) and `z` the smoothing (EMA 0, 0.6, 0.9).
 """
 
@@ -37,7 +38,7 @@ from amc_tui.tui.models.axes import SMOOTHING
 from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
 from amc_tui.tui.models.live_model import LiveModel, LiveView, throughput, training_s
 from amc_tui.tui.models.log_tail import LogChunk, LogTailer
-from amc_tui.tui.models.overlay import Overlay, OverlayFeed, marked_runs, overlay
+from amc_tui.tui.models.overlay import Overlay, OverlayFeed, caption, marked_runs, overlay
 from amc_tui.tui.screens.base import PollingScreen
 from amc_tui.tui.widgets.curves import Curves
 from amc_tui.tui.widgets.gpu_panel import GpuCard
@@ -90,6 +91,7 @@ class LiveScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"{self.run_dir.name}: reading...", id="live-head")
+        yield Static("", id="live-overlay")  # says whose the other lines are
         with Container(id="plots"):
             for chart in CHARTS:
                 yield Curves(chart.title, percent=chart.percent, id=f"plot-{chart.key}")
@@ -220,6 +222,9 @@ class LiveScreen(PollingScreen):
         views[self.run_dir] = self.view
         names = {d: d.name for d in ov.dirs}
         _, unit = time_scale(views)
+        note = self.query_one("#live-overlay", Static)
+        note.display = ov.multi
+        note.update(_escape(caption(ov, bool(self.view.epochs))))
         for chart in CHARTS:
             lines = chart_lines(chart, views, ov, self.x_mode, names)
             title = chart.overlay_title if ov.multi else chart.title
