@@ -186,13 +186,15 @@ async def test_scrolling_up_pauses_and_end_follows_again(demo) -> None:
                        timeout=5)  # fmt: skip
         before = log_rows(app)
         assert not shows_last(app, "warm-up line 39")
-        append(rd.log, [f"new line {i}" for i in range(30)])
-        await wait_for(pilot, lambda: log.lines[-1] == "new line 29", timeout=5)
+        # 170 lines: the panel holds 200, so the first 12 drop off the top meanwhile
+        append(rd.log, [f"new line {i}" for i in range(170)])
+        await wait_for(pilot, lambda: log.lines[-1] == "new line 169", timeout=5)
         await pilot.pause()
-        assert log_rows(app) == before  # the view stays where the user put it
+        assert log.lines[0] == "warm-up line 10"
+        assert log_rows(app) == before  # the view stays on the lines the user put it on
         assert "paused, End to follow" in "\n".join(screen_lines(app))
         await pilot.press("end")
-        await wait_for(pilot, lambda: shows_last(app, "new line 29"), timeout=5)
+        await wait_for(pilot, lambda: shows_last(app, "new line 169"), timeout=5)
         assert "End to follow" not in "\n".join(screen_lines(app))
         append(rd.log, ["followed again"])
         await wait_for(pilot, lambda: shows_last(app, "followed again"), timeout=5)
