@@ -120,3 +120,62 @@ def eta_s(
         return 0.0
     per_epoch = float(epoch_time_s)  # type: ignore[arg-type]
     return left * per_epoch - min(max(0.0, into_epoch_s), per_epoch)
+
+
+def start_share(start: dict[str, Any]) -> float:
+    """The share of its epoch an attempt had trained before it began, from its `start` event:
+    `batch` of `steps_per_epoch` (a resume from a mid-epoch checkpoint); for a start event
+    without `batch` (older trainers), a resumed run's steps beyond its finished epochs. 0 for
+    a fresh start, a resume at an epoch boundary or a start event that does not say."""
+    spe = start.get("steps_per_epoch")
+    if not is_number(spe) or spe <= 0:
+        return 0.0
+    batch = start.get("batch")
+    if not is_number(batch):
+        step, epoch = start.get("step"), start.get("epoch")
+        if not start.get("resumed") or not is_number(step) or not is_number(epoch):
+            return 0.0
+        batch = step - epoch * spe
+    return min(1.0, max(0.0, float(batch) / float(spe)))
+
+
+class EpochClock:
+    """The ETA of a run from its `start` and `epoch` events, fed in file order (other kinds
+    are ignored); `contract.eta_s` is the formula.
+
+    The epoch time is the latest *full* epoch's `epoch_time_s`: the first epoch event after a
+    `start` that began mid-epoch (`start_share` > 0: a resume from a mid-epoch checkpoint) timed
+    only the part of the epoch that attempt trained, so it is not an epoch's length and is
+    skipped. The epoch in progress is counted from the later of the last epoch event and the
+    last start (plus the share a mid-epoch resume had already done), so the time a run sat
+    stopped never counts as progress."""
+
+    def __init__(self) -> None:
+        self.epoch_s: float | None = None  # the latest full epoch's time
+        self.since: float | None = None  # when the epoch in progress was last picked up
+        self.share = 0.0  # the share of that epoch done by then
+        self.partial = False  # the next epoch event is a partial epoch
+
+    def feed(self, ev: dict[str, Any]) -> None:
+        kind, t = ev.get("kind"), ev.get("t")
+        if kind == "start":
+            self.share = start_share(ev)
+            self.partial = self.share > 0
+            self.since = float(t) if is_number(t) else None
+        elif kind == "epoch":
+            took = ev.get("epoch_time_s")
+            if not self.partial and is_number(took) and took > 0:
+                self.epoch_s = float(took)
+            self.partial, self.share = False, 0.0
+            self.since = float(t) if is_number(t) else self.since
+
+    def into_s(self, now: float) -> float:
+        """Seconds of the epoch in progress done by `now`, at the latest full epoch's pace."""
+        if self.epoch_s is None:
+            return 0.0
+        since = max(0.0, now - self.since) if self.since is not None else 0.0
+        return self.share * self.epoch_s + since
+
+    def eta_s(self, epochs_total: int | None, epochs_done: int | None, now: float) -> float | None:
+        """Seconds left at `now` (None before a full epoch has ended)."""
+        return eta_s(epochs_total, epochs_done, self.epoch_s, self.into_s(now))

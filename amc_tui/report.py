@@ -248,27 +248,27 @@ def event_line(ev: dict[str, Any], epochs: int | str = "?") -> str:
 def step_eta(
     ev: dict[str, Any],
     epochs: int | None,
-    epoch_time_s: float | None,
+    clock: contract.EpochClock | None,
     batch_size: int | None = None,
     batches: int | None = None,
 ) -> float | None:
-    """Seconds left at a `step` event by `contract.eta_s`.
-
-    The epoch time is the latest finished epoch's, or before the first one ends, the batches
-    of an epoch at the step's throughput. The time already spent in the current epoch is its
-    finished share of batches, so the estimate counts down within an epoch.
+    """Seconds left at a `step` event: the run's `contract.EpochClock` (fed its start and epoch
+    events) at the step's time, the ETA the app and `show` give at that moment. Before a full
+    epoch has ended, the batches of an epoch at the step's throughput, less the step's share
+    of them, so the estimate counts down within an epoch.
     """
-    n = ev.get("batches") or batches
-    per_epoch = epoch_time_s if contract.is_number(epoch_time_s) and epoch_time_s > 0 else None  # type: ignore[operator]
-    sps = ev.get("samples_per_s")
-    if per_epoch is None and n and batch_size and contract.is_number(sps) and sps > 0:
-        per_epoch = n * batch_size / sps
-    if per_epoch is None:
-        return None
-    batch = ev.get("batch")
-    into = per_epoch * min(1.0, batch / n) if n and contract.is_number(batch) else 0.0
     current = ev.get("epoch")
     done = max(0, int(current) - 1) if contract.is_number(current) else 0
+    t = ev.get("t")
+    if clock is not None and clock.epoch_s is not None and contract.is_number(t):
+        return clock.eta_s(epochs, done, float(t))
+    n = ev.get("batches") or batches
+    sps = ev.get("samples_per_s")
+    if not (n and batch_size and contract.is_number(sps) and sps > 0):
+        return None
+    per_epoch = n * batch_size / sps
+    batch = ev.get("batch")
+    into = per_epoch * min(1.0, batch / n) if contract.is_number(batch) else 0.0
     return contract.eta_s(epochs, done, per_epoch, into)
 
 

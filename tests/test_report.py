@@ -205,14 +205,30 @@ def test_event_lines(utc) -> None:
 
 
 def _step(epoch: int, batch: int, batches: int = 10, sps: float | None = 320.0) -> dict:
-    return {"kind": "step", "epoch": epoch, "step": (epoch - 1) * batches + batch,
-            "batch": batch, "batches": batches, "loss": 1.0, "samples_per_s": sps}  # fmt: skip
+    # 60 s epochs from t = 0: batch b of epoch e at (e - 1) * 60 + 6 * b
+    return {"t": (epoch - 1) * 60.0 + 6.0 * batch, "kind": "step", "epoch": epoch,
+            "step": (epoch - 1) * batches + batch, "batch": batch, "batches": batches,
+            "loss": 1.0, "samples_per_s": sps}  # fmt: skip
+
+
+def _clock(*events: dict) -> contract.EpochClock:
+    clock = contract.EpochClock()
+    for ev in events:
+        clock.feed(ev)
+    return clock
+
+
+def _epoch(epoch: int, t: float, took: float = 60.0) -> dict:
+    return {"t": t, "kind": "epoch", "epoch": epoch, "epoch_time_s": took}
 
 
 def test_eta_counts_down_within_and_across_epochs() -> None:
-    etas = [
-        report.step_eta(_step(e, b), 3, 60.0, batch_size=32) for e in (1, 2, 3) for b in (1, 5, 10)
-    ]
+    clock = _clock({"t": 0.0, "kind": "start", "resumed": False}, _epoch(0, 0.0))  # a 60 s epoch
+    etas = []
+    for e in (1, 2, 3):
+        for b in (1, 5, 10):
+            etas.append(report.step_eta(_step(e, b), 3, clock, batch_size=32))
+        clock.feed(_epoch(e, e * 60.0))
     assert etas[0] == pytest.approx(174.0) and etas[1] == pytest.approx(150.0)
     assert etas[2] == pytest.approx(120.0) and etas[-1] == pytest.approx(0.0)
     assert all(a > b for a, b in zip(etas, etas[1:], strict=False))
@@ -223,11 +239,66 @@ def test_eta_counts_down_within_and_across_epochs() -> None:
 def test_eta_before_the_first_epoch_uses_the_step_throughput() -> None:
     # 10 batches of 32 at 320 samples/s: a 1 s epoch
     assert report.step_eta(_step(1, 5), 3, None, batch_size=32) == pytest.approx(2.5)
+    assert report.step_eta(_step(1, 5), 3, _clock(), batch_size=32) == pytest.approx(2.5)
     no_batches = {k: v for k, v in _step(1, 5).items() if k not in ("batch", "batches")}
     assert report.step_eta(no_batches, 3, None, 32, batches=10) == pytest.approx(3.0)
     assert report.step_eta(_step(1, 5, sps=None), 3, None, batch_size=32) is None
     assert report.step_eta(_step(1, 5), 3, None, batch_size=None) is None
-    assert report.step_eta(_step(1, 5), None, 60.0) is None
+    assert report.step_eta(_step(2, 5), None, _clock(_epoch(1, 60.0))) is None
+
+
+# The case: 8 epochs of ~2 s; stopped in epoch 3 at batch 6 of 10, resumed an hour later.
+# The resumed attempt's first epoch event times only its 4 batches (0.78 s): not an epoch.
+RESUMED = (
+    {"t": 100.0, "kind": "start", "resumed": False, "epoch": 0, "step": 0, "steps_per_epoch": 10},
+    _epoch(1, 102.0, 2.0),
+    _epoch(2, 104.0, 2.0),
+    {
+        "t": 4000.0,
+        "kind": "start",
+        "resumed": True,
+        "epoch": 2,
+        "step": 26,
+        "batch": 6,
+        "steps_per_epoch": 10,
+    },  # fmt: skip
+    _epoch(3, 4000.78, 0.78),
+)
+
+
+def test_a_partial_epoch_after_a_resume_is_not_an_epoch_time() -> None:
+    clock = _clock(*RESUMED)
+    assert clock.epoch_s == 2.0  # the latest full epoch's (epoch 2), not 0.78
+    # 5 epochs left, 0.5 s into epoch 4: what full epochs say
+    assert clock.eta_s(8, 3, 4001.28) == pytest.approx(contract.eta_s(8, 3, 2.0, 0.5))
+    assert clock.eta_s(8, 3, 4001.28) == pytest.approx(9.5)
+    # before that partial epoch ends: 60% of epoch 3 was done when it resumed, and the hour it
+    # sat stopped does not count as progress
+    at_resume = _clock(*RESUMED[:4])
+    assert at_resume.eta_s(8, 2, 4000.0) == pytest.approx(6 * 2.0 - 0.6 * 2.0)
+    assert at_resume.eta_s(8, 2, 4000.4) == pytest.approx(6 * 2.0 - 0.6 * 2.0 - 0.4)
+    # the next epoch after it is a full one again
+    later = _clock(*RESUMED, _epoch(4, 4002.9, 2.12))
+    assert later.epoch_s == 2.12
+
+
+def test_a_start_event_without_batch_says_its_position_by_step() -> None:
+    old = {k: v for k, v in RESUMED[3].items() if k != "batch"}  # an older trainer's start
+    assert contract.start_share(old) == pytest.approx(0.6)
+    assert _clock(*RESUMED[:3], old, RESUMED[4]).epoch_s == 2.0
+    at_boundary = {**old, "step": 20}  # resumed at an epoch's end: its next epoch is full
+    assert contract.start_share(at_boundary) == 0.0
+    assert _clock(*RESUMED[:3], at_boundary, _epoch(3, 4002.1, 2.1)).epoch_s == 2.1
+    fresh = {"t": 0.0, "kind": "start", "resumed": False, "step": 26, "epoch": 2,
+             "steps_per_epoch": 10}  # fmt: skip
+    assert contract.start_share(fresh) == 0.0 and contract.start_share({"kind": "start"}) == 0.0
+
+
+def test_step_eta_after_a_resume_uses_full_epochs() -> None:
+    clock = _clock(*RESUMED)
+    step = {"t": 4001.28, "kind": "step", "epoch": 4, "batch": 3, "batches": 10,
+            "samples_per_s": 320.0}  # fmt: skip
+    assert report.step_eta(step, 8, clock, batch_size=32) == pytest.approx(9.5)
 
 
 def test_progress_line() -> None:

@@ -10,7 +10,7 @@ from runs_fixtures import ROW_KEYS, make_fake_run, runs_workspace
 
 from amc_tui.errors import UserError
 from amc_tui.run.refs import resolve_run
-from amc_tui.run.rundir import list_runs, read_run
+from amc_tui.run.rundir import eta_events, list_runs, read_run
 from amc_tui.workspace import Workspace
 
 
@@ -44,6 +44,46 @@ def test_running_with_dead_pid_is_crashed(ws):
     alive = make_fake_run(ws, "a-b-2", state="running", pid=os.getpid())
     info = read_run(alive.path)
     assert info.state == "running" and info.eta_s() is not None
+
+
+def _resumed_mid_epoch(ws, name: str, steps: int = 0):
+    """A running run stopped in epoch 3 at batch 6 of 10 and resumed: its first epoch event
+    after the resume times 4 batches (0.78 s). `steps`: step events after it."""
+    run = make_fake_run(ws, name, state="running", epochs=8, epoch=2, pid=os.getpid(),
+                        heartbeat_at=4_000_000_000.0)  # fmt: skip
+    lines = [
+        {"t": 4000.0, "kind": "end", "state": "stopped"},
+        {
+            "t": 5000.0,
+            "kind": "start",
+            "resumed": True,
+            "epoch": 2,
+            "step": 26,
+            "batch": 6,
+            "steps_per_epoch": 10,
+        },
+        {"t": 5000.78, "kind": "epoch", "epoch": 3, "epoch_time_s": 0.78, "val": {}},
+    ] + [{"t": 5001.0 + i / 100, "kind": "step", "epoch": 4, "batch": 1} for i in range(steps)]
+    with open(run.events, "a") as f:  # fmt: skip
+        f.writelines(json.dumps(ev) + "\n" for ev in lines)
+    return run
+
+
+def test_eta_after_a_resume_skips_the_partial_epoch(ws):
+    # make_fake_run's epochs take 60 s; epoch 3 after the resume is partial
+    info = read_run(_resumed_mid_epoch(ws, "back-again-1").path)
+    assert info.state == "running" and info.epoch == 3
+    assert info.eta_s(5010.78) == pytest.approx(5 * 60.0 - 10.0)  # not 5 x 0.78 - 0.78
+
+
+def test_eta_events_read_back_only_as_far_as_the_latest_full_epoch(ws):
+    run = _resumed_mid_epoch(ws, "back-again-2", steps=2000)
+    found = eta_events(run.events, block=4096)
+    # epochs 1 and 2 (no start between them: epoch 2 is full), the resume's start and its
+    # partial epoch 3: read back no further than that (not the first start)
+    assert [(e["kind"], e.get("epoch")) for e in found] == [
+        ("epoch", 1), ("epoch", 2), ("start", 2), ("epoch", 3)]  # fmt: skip
+    assert eta_events(ws.runs / "nowhere.jsonl") == []
 
 
 def test_stale_heartbeat_is_crashed(ws):

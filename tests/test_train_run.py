@@ -26,6 +26,7 @@ from train_fixtures import (
     tiny,
 )
 
+from amc_tui import contract
 from amc_tui.run.rundir import read_status
 from amc_tui.train import checkpoint as ckpt
 
@@ -167,7 +168,14 @@ def test_resume_after_sigterm_equals_a_straight_run(tiny_run, tmp_path_factory, 
     assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]
     assert read_status(run)["state"] == "completed"
     assert [e["epoch"] for e in events(run, "epoch")] == [1, 2]
-    assert [e["resumed"] for e in events(run, "start")] == [False, True]
+    starts = events(run, "start")
+    assert [e["resumed"] for e in starts] == [False, True]
+    # the resume began at batch 1 of epoch 2: its epoch 2 event is partial, not an epoch time
+    assert [e["batch"] for e in starts] == [0, 1] and contract.start_share(starts[1]) > 0
+    clock = contract.EpochClock()
+    for ev in events(run):
+        clock.feed(ev)
+    assert clock.epoch_s == events(run, "epoch")[0]["epoch_time_s"]
     steps = [e["step"] for e in events(run, "step")]
     assert steps == sorted(set(steps))  # no step logged twice
     a = ckpt.load(straight.last_ckpt)

@@ -43,7 +43,7 @@ class _Progress:
         self.epochs, self.batch_size, self.tty = epochs, batch_size, tty
         self.live = False
         self.last_plain = 0.0
-        self.epoch_time: float | None = None
+        self.clock = contract.EpochClock()  # the ETA's epoch time (partial epochs skipped)
         self.batches: int | None = None
 
     def _clear(self) -> None:
@@ -59,7 +59,7 @@ class _Progress:
         kind = ev.get("kind")
         shown = self.epochs or "?"
         if kind == "step":
-            eta = report.step_eta(ev, self.epochs, self.epoch_time, self.batch_size, self.batches)
+            eta = report.step_eta(ev, self.epochs, self.clock, self.batch_size, self.batches)
             text = report.progress_line(ev, shown, eta)
             if self.tty:
                 sys.stdout.write("\r\x1b[K" + text)
@@ -71,8 +71,7 @@ class _Progress:
             return
         if kind == "start" and isinstance(ev.get("steps_per_epoch"), int):
             self.batches = ev["steps_per_epoch"]
-        if kind == "epoch" and contract.is_number(ev.get("epoch_time_s")):
-            self.epoch_time = float(ev["epoch_time_s"])
+        self.clock.feed(ev)
         if kind in ("epoch", "start", "restart", "end", "submitted"):
             self.line(report.event_body(ev, shown))
 

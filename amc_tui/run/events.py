@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amc_tui import contract
 from amc_tui.fsutil import append_line, plain
 
 if TYPE_CHECKING:
@@ -110,6 +112,28 @@ def first_event(
     return None
 
 
+def _lines_backwards(f: Any, block: int, limit: int) -> Iterator[bytes]:
+    """The complete lines of an open binary file from its end backwards, reading at most
+    `limit` bytes in `block`-sized reads."""
+    pos = f.seek(0, os.SEEK_END)
+    tail = b""
+    scanned = 0
+    while pos > 0 and scanned < limit:
+        step = min(block, pos)
+        pos -= step
+        f.seek(pos)
+        buf = f.read(step) + tail
+        scanned += step
+        lines = buf.split(b"\n")
+        tail = lines[0] if pos > 0 else b""
+        body = lines[1:] if pos > 0 else lines
+        yield from reversed(body)
+
+
+def _kind_needles(*kinds: str) -> tuple[bytes, ...]:
+    return tuple(n for k in kinds for n in (f'"kind":"{k}"'.encode(), f'"kind": "{k}"'.encode()))
+
+
 def last_event(
     path: str | os.PathLike[str], kind: str = "epoch", block: int = 64 << 10, limit: int = 64 << 20
 ) -> dict[str, Any] | None:
@@ -119,27 +143,47 @@ def last_event(
         f = open(path, "rb")  # noqa: SIM115
     except OSError:
         return None
-    needle = f'"kind":"{kind}"'.encode()
-    spaced = f'"kind": "{kind}"'.encode()
+    needles = _kind_needles(kind)
     with f:
-        pos = f.seek(0, os.SEEK_END)
-        tail = b""
-        scanned = 0
-        while pos > 0 and scanned < limit:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + tail
-            scanned += step
-            lines = buf.split(b"\n")
-            tail = lines[0] if pos > 0 else b""
-            body = lines[1:] if pos > 0 else lines
-            for raw in reversed(body):
-                if needle in raw or spaced in raw:
-                    ev = _parse_line(raw)
-                    if ev is not None and ev.get("kind") == kind:
-                        return ev
+        for raw in _lines_backwards(f, block, limit):
+            if any(n in raw for n in needles):
+                ev = _parse_line(raw)
+                if ev is not None and ev.get("kind") == kind:
+                    return ev
         return None
+
+
+def eta_events(
+    path: str | os.PathLike[str], block: int = 64 << 10, limit: int = 64 << 20
+) -> list[dict[str, Any]]:
+    """The `start` and `epoch` events that `contract.EpochClock` needs for a run's ETA, in
+    file order: read backwards from the end only until the latest full epoch is known (two
+    epoch events with no start between them, or an epoch after a start that did not begin
+    mid-epoch), so a long run's file is never parsed whole."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return []
+    needles = _kind_needles("start", "epoch")
+    found: list[dict[str, Any]] = []
+    epochs_after = 0  # epoch events after the earliest start seen (or the end)
+    with f:
+        for raw in _lines_backwards(f, block, limit):
+            ev = _parse_line(raw) if any(n in raw for n in needles) else None
+            kind = ev.get("kind") if ev is not None else None
+            if ev is None or kind not in ("start", "epoch"):
+                continue
+            found.append(ev)
+            if kind == "epoch":
+                epochs_after += 1
+                if epochs_after >= 2:  # the later one is not the first after any start
+                    break
+            else:
+                if epochs_after and not contract.start_share(ev):
+                    break  # the epoch after this start is a full one
+                epochs_after = 0
+    found.reverse()
+    return found
 
 
 def _time_of(raw: bytes | None) -> float | None:

@@ -29,6 +29,7 @@ from amc_tui.run.events import (  # noqa: F401  (the run contract's readers, re-
     append_event,
     earlier_attempts_s,
     epoch_events,
+    eta_events,
     first_event,
     last_event,
     read_events,
@@ -247,6 +248,8 @@ class RunInfo:
     slurm_job_id: str | None = None  # the run's latest Slurm job (run.executor = "slurm")
     slurm_settled: bool = False  # how that job ended is recorded (no more polling)
     waiting: str | None = None  # why a queued run has not started (the queue's last pass)
+    # a running run's ETA inputs (`events.eta_events`); None: from last_epoch alone
+    epoch_clock: contract.EpochClock | None = field(default=None, repr=False, compare=False)
 
     @property
     def rundir(self) -> RunDir:
@@ -273,15 +276,17 @@ class RunInfo:
         return self.earlier_s + max(0.0, end - self.started_at)
 
     def eta_s(self, now: float | None = None) -> float | None:
-        """Remaining time of a running run by `contract.eta_s`: the latest epoch time, counting
-        down from the last epoch event (None before the first epoch ends)."""
-        if self.state != "running" or not self.last_epoch:
+        """Remaining time of a running run by `contract.EpochClock`: the latest full epoch's
+        time (a partial epoch after a mid-epoch resume is not one), counting down from where
+        the epoch in progress was picked up (None before a full epoch ends)."""
+        if self.state != "running":
             return None
-        since = contract.metric_value(self.last_epoch, "t")
-        into = (now or time.time()) - since if since is not None else 0.0
-        return contract.eta_s(
-            self.epochs, self.epoch, contract.metric_value(self.last_epoch, "epoch_time_s"), into
-        )
+        clock = self.epoch_clock
+        if clock is None:  # built without its events: the last epoch event alone
+            clock = contract.EpochClock()
+            if self.last_epoch:
+                clock.feed(self.last_epoch)
+        return clock.eta_s(self.epochs, self.epoch, now or time.time())
 
     def metric(self, dotted: str = "val.acc_combined") -> float | None:
         """A value from the last epoch event by dotted path, e.g. `val.acc_combined`."""
@@ -450,7 +455,17 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
         slurm_settled=bool(status.get("slurm_settled")),
         waiting=str(status["waiting"]) if status.get("waiting") else None,
+        epoch_clock=_epoch_clock(base)
+        if with_last_epoch and status.get("state") == "running" and damage is None
+        else None,  # the ETA is only a running run's (RunCache re-derives its state)
     )
+
+
+def _epoch_clock(base: str) -> contract.EpochClock:
+    clock = contract.EpochClock()
+    for ev in eta_events(os.path.join(base, EVENTS_FILE)):
+        clock.feed(ev)
+    return clock
 
 
 def _folders(ws: Workspace) -> list[str]:

@@ -348,8 +348,8 @@ class Trainer:
             n_train=len(self.ds.train), n_val=len(self.ds.val),
             n_test=len(self.ds.test), classes=self.ds.classes, snrs=self.ds.snrs,
             params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
-            epoch=self.epoch, step=self.step, data_mode=self.ds.mode, amp=b.amp,
-            steps_per_epoch=self.steps_per_epoch, threads=torch.get_num_threads(),
+            epoch=self.epoch, step=self.step, batch=self.batch_in_epoch, data_mode=self.ds.mode,
+            amp=b.amp, steps_per_epoch=self.steps_per_epoch, threads=torch.get_num_threads(),
         )  # fmt: skip
         self.status(epoch=self.epoch, step=self.step, best=self.best)
         print(
