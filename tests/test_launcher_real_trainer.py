@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,17 @@ class Watcher(threading.Thread):
         self.ws, self.run_id, self.name = ws, run_id, name
         self.states: list[str] = []
         self.entries: list[str] = []
+        self.elapsed: list[float] = []  # the run's elapsed at each sample while it has one
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.wait(0.1):
+            now = time.time()
             for r in list_runs(self.ws, with_last_epoch=False):
                 if r.name == self.name and (not self.states or self.states[-1] != r.state):
                     self.states.append(r.state)
+                if r.name == self.name and (elapsed := r.elapsed_s(now)) is not None:
+                    self.elapsed.append(elapsed)
             try:
                 text = self.ws.runlog.read_text()
             except OSError:
@@ -157,6 +162,25 @@ def test_run_shows_running_then_completed_and_runlog_updates_per_epoch(real_runs
         or "(rule: `train-above-val`)" in final
         or "rule: `" in final
     )
+
+
+def test_elapsed_counts_from_the_launch_and_never_goes_back(real_runs):
+    """The trainer keeps the launcher's started_at: the clock no longer showed 2 s from the
+    launch, then 0 s once the trainer (torch imported) re-stamped it."""
+    info = read_run(real_runs["plain"].dir)
+    st = read_status(RunDir(info.dir))
+    assert st["started_at"] == st["first_started_at"]  # the launcher's stamp, kept
+    (start,) = [e for e in read_events(RunDir(info.dir).events) if e["kind"] == "start"]
+    assert start["started_at"] == st["started_at"] < start["t"]
+    seen = real_runs["watcher"].elapsed
+    # (a sample between the trainer's ended_at and its status write may run a few ms ahead)
+    assert len(seen) > 2 and all(b >= a - 0.25 for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] == pytest.approx(info.elapsed_s())
+    # the resumed run: each attempt's start event carries its own launch stamp
+    killed = RunDir(real_runs["killed"].dir)
+    starts = [e for e in read_events(killed.events) if e["kind"] == "start"]
+    assert [s["started_at"] <= s["t"] for s in starts] == [True, True]
+    assert starts[-1]["started_at"] == read_status(killed)["started_at"]
 
 
 def test_runlog_sync_reproduces_every_entry_byte_for_byte(real_runs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from amc_tui.tui.models import axes
-from amc_tui.tui.models.live_model import LiveModel, training_s
+from amc_tui.tui.models.live_model import LiveModel
 
 
 def test_nice_axis_gives_round_ticks_that_fit() -> None:
@@ -50,13 +50,17 @@ def test_training_time_sums_attempts_and_skips_the_stopped_gap() -> None:
     ])  # fmt: skip
     v = m.view()
     assert v.closed_s == 150.0 and v.attempt_start == 1000.0
-    assert training_s(v, now=1100.0, running=True) == 250.0
-    assert training_s(v, now=1100.0, running=False) == 180.0  # up to its last event
+    assert m.train_s(now=1100.0) == 250.0
+    assert m.train_s() == 180.0  # up to its last event
     assert v.step_epoch == [0.5, 1.5] and v.step_time == [60.0, 180.0]
     assert v.epoch_step == [10.0] and v.epoch_time == [120.0]
     # a start after a crash (no end event) closes the dead attempt at its last event
     m.feed([{"t": 5000.0, "kind": "start", "n_val": 10}])
     assert m.view().closed_s == 150.0 + 30.0
+    # an attempt counts from its start event's started_at (the launcher's stamp, as status.json)
+    m.feed([{"t": 6000.0, "kind": "end", "state": "stopped"},
+            {"t": 7008.0, "kind": "start", "resumed": True, "started_at": 7000.0}])  # fmt: skip
+    assert m.view().attempt_start == 7000.0 and m.train_s(now=7010.0) == 180.0 + 1000.0 + 10.0
 
 
 def test_an_empty_validation_split_has_no_val_series() -> None:

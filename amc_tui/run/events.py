@@ -199,10 +199,11 @@ def earlier_attempts_s(
     path: str | os.PathLike[str], before: float, first_began: float | None = None
 ) -> float:
     """Seconds trained by the attempts whose start event is before `before` (a resumed run's
-    earlier attempts): each from its start event (the first attempt from `first_began`, when
-    it was launched, so its start-up counts as the current attempt's does) to its end event,
-    or to its last event when the trainer died without one. One pass parsing only start/end
-    lines; cached, since earlier attempts never change."""
+    earlier attempts): each from its start event's `started_at` (status.json's clock of that
+    attempt: when it was launched, so its start-up counts as the current attempt's does; the
+    event's time for older trainers; the first attempt from `first_began` at the latest) to
+    its end event, or to its last event when the trainer died without one. One pass parsing
+    only start/end lines; cached, since earlier attempts never change."""
     key = (os.fspath(path), before)
     if key in _EARLIER:
         return _EARLIER[key]
@@ -219,6 +220,9 @@ def earlier_attempts_s(
                     if begun is None or begun >= before:
                         begun = None
                         break  # the current attempt
+                    began = ev.get("started_at")  # the attempt's status.json clock
+                    if contract.is_number(began) and began <= begun:
+                        begun = float(began)
                     if first_began is not None:
                         begun, first_began = min(begun, first_began), None
                 elif ev is not None and kind == "end" and begun is not None:

@@ -117,6 +117,21 @@ def read_status(run: RunDir) -> dict[str, Any]:
     return status_or_error(run)[0]
 
 
+def attempt_started(status: dict[str, Any], now: float) -> dict[str, float]:
+    """The `started_at` (and, once, `first_started_at`) a trainer writes as it begins: the
+    launcher's stamp when the launcher stamped this attempt (`running` and no pid yet: it
+    writes them before the process exists), so the elapsed clock does not start over when the
+    trainer takes over; else `now` (a Slurm job's trainer, one started by hand)."""
+    started = _num(status.get("started_at"))
+    stamped = status.get("state") == "running" and status.get("pid") is None
+    if not stamped or started is None or started > now:
+        started = now
+    out = {"started_at": started}
+    if _num(status.get("first_started_at")) is None:
+        out["first_started_at"] = started
+    return out
+
+
 def status_or_error(run: RunDir) -> tuple[dict[str, Any], str | None]:
     """status.json and, when it is missing or unreadable, why: such a run is `unknown`."""
     try:
@@ -361,9 +376,11 @@ def _ints(value: Any) -> list[int]:
 def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
     """A resumed run adds its earlier attempts. The trainer writes started_at before its start
     event, so a first start event older than started_at means an earlier attempt; only then
-    is the event file scanned (a run that never restarted costs a read of its first line)."""
+    is the event file scanned (a run that never restarted costs a read of its first line).
+    Without first_started_at (a Slurm run before trainers wrote it) the first attempt counts
+    from its start event."""
     first, started = _num(status.get("first_started_at")), _num(status.get("started_at"))
-    if first is None or started is None:
+    if started is None:
         return 0.0
     ev = first_event(run.events, "start", max_lines=8)
     began = _num(ev.get("t")) if ev else None

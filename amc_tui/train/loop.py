@@ -47,7 +47,9 @@ from amc_tui.run import runlock
 from amc_tui.run.rundir import (
     RunDir,
     append_event,
+    attempt_started,
     read_meta,
+    read_status,
     remove_stale_temp_files,
     run_workspace,
     write_status,
@@ -111,6 +113,7 @@ class Trainer:
         self.resume = resume
         self.lock = lock  # taken by main() when the caller did not take it
         self.stop_requested = False
+        self.started: dict[str, float] = {}  # this attempt's started_at (status.json's clock)
         self._load_tenth = 0
         self.epoch = 0  # completed epochs
         self.step = 0  # optimizer steps taken
@@ -235,10 +238,12 @@ class Trainer:
         for path in remove_stale_temp_files(self.run) if self.dist.is_main else []:
             print(f"removed a temp file left by a killed write: {path}", flush=True)
         self.meta = read_meta(self.run)
+        # the attempt's clock: the launcher's stamp when it started us (elapsed never restarts)
+        self.started = attempt_started(read_status(self.run), time.time())
         self.status(
             state="running", pid=self.dist.owner_pid(), pgid=os.getpgid(self.dist.owner_pid()),
-            host=socket.gethostname(),
-            started_at=time.time(), heartbeat_at=time.time(), ended_at=None, exit_code=None,
+            host=socket.gethostname(), **self.started,
+            heartbeat_at=time.time(), ended_at=None, exit_code=None,
             error=None, runlog_error=None,
         )  # fmt: skip
         self._hb_thread = threading.Thread(
@@ -350,6 +355,7 @@ class Trainer:
             params=self.params, arch=resolve_arch(m.arch), resumed=self.resume,
             epoch=self.epoch, step=self.step, batch=self.batch_in_epoch, data_mode=self.ds.mode,
             amp=b.amp, steps_per_epoch=self.steps_per_epoch, threads=torch.get_num_threads(),
+            started_at=self.started.get("started_at"),
         )  # fmt: skip
         self.status(epoch=self.epoch, step=self.step, best=self.best)
         print(

@@ -5,9 +5,11 @@ The worker thread feeds each batch from `EventTailer.poll()` into a `LiveModel` 
 are decimated (every other point dropped, stride doubled) once they pass a cap.
 
 Every point carries three x positions (epoch, global step, training time) so a chart can
-switch axis without a re-read. Training time is summed over the run's attempts (each `start`
-to its `end`, or to its last event when the trainer died), so a resumed run's clock continues
-instead of restarting, and the time it sat stopped does not count.
+switch axis without a re-read. Training time is summed over the run's attempts (each from its
+`start` event's `started_at`, status.json's clock of that attempt, to its `end`, or to its
+last event when the trainer died), so a resumed run's clock continues instead of restarting,
+and the time it sat stopped does not count: the clock of `RunInfo.elapsed_s`, which the
+header shows.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ class LiveModel:
             if contract.is_number(t) and kind != "gpu":
                 if self.attempt_start is None and kind not in NOT_TRAINING:
                     self.attempt_start = float(t)  # events before any start: count from here
+                    began = ev.get("started_at") if kind == "start" else None
+                    if contract.is_number(began) and began <= t:  # the attempt's own clock
+                        self.attempt_start = float(began)
                 self.last_t = float(t)
             if kind == "step":
                 self._step(ev)
@@ -220,16 +225,6 @@ class LiveModel:
             n_events=self.n_events,
             last_t=self.last_t,
         )
-
-
-def training_s(view: LiveView, now: float, running: bool) -> float | None:
-    """Training time over every attempt: the ended ones, plus the open one up to `now` while
-    the run is running (up to its last event when it is not). None before any attempt
-    started (a queued or submitted run's events are not training)."""
-    if view.attempt_start is None:
-        return view.closed_s or None
-    end = now if running else (view.last_t or view.attempt_start)
-    return view.closed_s + max(0.0, end - view.attempt_start)
 
 
 def throughput(view: LiveView) -> float | None:

@@ -36,7 +36,7 @@ from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.axes import SMOOTHING
 from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
-from amc_tui.tui.models.live_model import LiveModel, LiveView, throughput, training_s
+from amc_tui.tui.models.live_model import LiveModel, LiveView, throughput
 from amc_tui.tui.models.log_tail import LogChunk, LogTailer
 from amc_tui.tui.models.overlay import Overlay, OverlayFeed, caption, marked_runs, overlay
 from amc_tui.tui.screens.base import PollingScreen
@@ -195,10 +195,7 @@ class LiveScreen(PollingScreen):
             parts.append(f"heartbeat {report.ago(info.heartbeat_at, now)}")
             parts.append(f"ETA {report.duration(info.eta_s(now))}")
         parts.append(report.rate(throughput(view)) if view else report.MISSING)
-        elapsed = training_s(view, now, state == "running") if view else None
-        parts.append(
-            f"elapsed {report.duration(elapsed if elapsed is not None else info.elapsed_s(now))}"
-        )
+        parts.append(f"elapsed {report.duration(info.elapsed_s(now))}")  # as Runs, show, RUNLOG
         if info.best:
             best = report.metric(rv.best_metric(info), info.best.get("value"), ".3f", digits=1)
             parts.append(f"best {best} @{info.best.get('epoch')}")

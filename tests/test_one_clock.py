@@ -1,0 +1,125 @@
+"""One elapsed and one ETA for a run, whoever shows it (issue 23, items 4 and 5).
+
+A run directory written here, the issue's case: 8 epochs of 2 s, stopped in epoch 3 at batch
+6 of 10, resumed; the resumed attempt's first epoch event times only its 4 batches (0.78 s).
+Each attempt's trainer wrote its start event 5 s after the launcher stamped status.json's
+started_at (imports, data load). At a fixed "now" (the app's clock, the CLI's time injected)
+the Runs row, the Live header, `show`, `show --json` and, once the run has ended, its RUNLOG
+entry give the same elapsed and the same ETA: the ETA of full epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from tui_fixtures import FUTURE, NOW, new_workspace
+
+from amc_tui import contract
+from amc_tui.run.rundir import RunDir, attempt_started, read_run, read_status, write_status
+from amc_tui.workspace import Workspace
+
+NAME = "two-tries-1"
+FIRST = NOW - 4000.0  # the first attempt's launch
+SECOND = NOW - 6.5  # the resume's launch
+SETUP = 5.0  # launch -> the trainer's start event
+# trained: 10.2 s by the first attempt (launch to its end), 6.5 s by the second so far
+ELAPSED = 10.2 + 6.5
+# 5 epochs left after epoch 3 at 2 s (epoch 2's time, not the partial 0.78 s), 0.72 s into
+# epoch 4 (epoch 3's event was at SECOND + 5.78)
+ETA = contract.eta_s(8, 3, 2.0, 0.72)
+
+
+def _line(ev: dict) -> str:
+    return json.dumps(ev, separators=(",", ":")) + "\n"
+
+
+def _write_run(ws: Workspace) -> RunDir:
+    rd = RunDir(ws.runs / NAME)
+    rd.path.mkdir(parents=True)
+    rd.checkpoints.mkdir()
+    rd.config.write_text('[data]\npath = "data/fake.h5"\n\n[train]\nepochs = 8\n')
+    rd.meta.write_text(json.dumps({"id": "tt000001", "name": NAME, "created_at": FIRST - 1,
+                                   "arch": "resnet18", "epochs": 8}))  # fmt: skip
+    spe = 10
+    events = [
+        {"t": FIRST + SETUP, "kind": "start", "resumed": False, "epoch": 0, "step": 0,
+         "batch": 0, "steps_per_epoch": spe, "started_at": FIRST},
+        {"t": FIRST + 7.0, "kind": "epoch", "epoch": 1, "epoch_time_s": 2.0,
+         "samples_per_s": 160.0, "val": {"acc_combined": 0.3}, "train": {}},
+        {"t": FIRST + 9.0, "kind": "epoch", "epoch": 2, "epoch_time_s": 2.0,
+         "samples_per_s": 160.0, "val": {"acc_combined": 0.4}, "train": {}},
+        {"t": FIRST + 10.2, "kind": "end", "state": "stopped", "exit_code": 0},
+        {"t": SECOND + SETUP, "kind": "start", "resumed": True, "epoch": 2, "step": 26,
+         "batch": 6, "steps_per_epoch": spe, "started_at": SECOND},
+        {"t": SECOND + 5.78, "kind": "epoch", "epoch": 3, "epoch_time_s": 0.78,
+         "samples_per_s": 160.0, "val": {"acc_combined": 0.45}, "train": {}},
+    ]  # fmt: skip
+    rd.events.write_text("".join(_line(ev) for ev in events))
+    write_status(
+        rd, state="running", pid=os.getpid(), pgid=None, host=socket.gethostname(),
+        device="cpu", gpus=[], epoch=3, epochs=8, step=30, first_started_at=FIRST,
+        started_at=SECOND, ended_at=None, heartbeat_at=FUTURE, exit_code=None, best=None,
+    )  # fmt: skip
+    return rd
+
+
+def _end(rd: RunDir, at: float) -> None:
+    with open(rd.events, "a") as f:
+        f.write(_line({"t": at, "kind": "end", "state": "stopped", "exit_code": 0}))
+    write_status(rd, state="stopped", pid=None, ended_at=at, heartbeat_at=at, exit_code=0)
+
+
+def test_elapsed_never_goes_back_over_a_runs_life(tmp_path) -> None:
+    """Launch, the trainer taking over, stop, queued to resume, relaunch: the clock only moves
+    forward (it showed 2 s, then 0 s when the trainer re-stamped started_at)."""
+    ws = new_workspace(tmp_path / "ws")
+    rd = _write_run(ws)
+    rd.events.write_text("")
+    s = 1000.0
+    seen: list[float | None] = []
+
+    def at(now: float) -> None:
+        seen.append(read_run(rd.path).elapsed_s(now))
+
+    def launcher_stamps(now: float) -> None:  # as supervise.spawn, before the process exists
+        first = {} if read_status(rd).get("first_started_at") else {"first_started_at": now}
+        write_status(rd, state="running", pid=None, started_at=now, ended_at=None,
+                     heartbeat_at=FUTURE, **first)  # fmt: skip
+
+    def trainer_starts(now: float, resumed: bool) -> None:  # as Trainer._main, then setup
+        started = attempt_started(read_status(rd), now)
+        write_status(rd, pid=os.getpid(), **started)
+        with open(rd.events, "a") as f:
+            f.write(_line({"t": now + SETUP, "kind": "start", "resumed": resumed,
+                           "started_at": started["started_at"]}))  # fmt: skip
+
+    write_status(rd, state="queued", started_at=None, first_started_at=None, pid=None)
+    at(s)
+    launcher_stamps(s)
+    at(s + 2)
+    trainer_starts(s + 2.5, False)
+    at(s + 3)
+    at(s + 9)
+    _end(rd, s + 20)
+    at(s + 50)
+    write_status(rd, state="queued", queued_at=s + 100)  # resume: queued again
+    at(s + 150)
+    launcher_stamps(s + 200)
+    at(s + 201)
+    trainer_starts(s + 203, True)
+    at(s + 204)
+    at(s + 210)
+    assert seen == [None, 2.0, 3.0, 9.0, 20.0, 20.0, 21.0, 24.0, 30.0]
+
+
+def test_the_trainer_keeps_the_launchers_stamp_only_for_its_own_attempt() -> None:
+    stamped = {"state": "running", "pid": None, "started_at": 100.0, "first_started_at": 50.0}
+    assert attempt_started(stamped, 103.0) == {"started_at": 100.0}
+    assert attempt_started({**stamped, "first_started_at": None}, 103.0) == {
+        "started_at": 100.0, "first_started_at": 100.0}  # fmt: skip
+    # a Slurm job's trainer (submitted), one started by hand, a dead trainer's record: now
+    for status in ({**stamped, "state": "submitted"}, {**stamped, "pid": 4242}, {}):
+        assert attempt_started(status, 103.0)["started_at"] == 103.0
+    assert attempt_started({**stamped, "started_at": 200.0}, 103.0)["started_at"] == 103.0
