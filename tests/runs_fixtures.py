@@ -34,7 +34,7 @@ TESTS = Path(__file__).resolve().parent
 SPLITS = ("train", "val")
 # Keys every run row must carry (RunInfo.to_row(), `amc-tui ls --json`).
 ROW_KEYS = ("id", "name", "state", "arch", "epoch", "epochs", "best", "started_at", "ended_at",
-            "dir")  # fmt: skip
+            "elapsed_s", "eta_s", "dir")  # fmt: skip
 _CONFIG_CACHE: dict[str, str] = {}
 
 

@@ -10,15 +10,33 @@ entry give the same elapsed and the same ETA: the ETA of full epochs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
+import types
 
-from tui_fixtures import FUTURE, NOW, new_workspace
+import pytest
+from textual.widgets import DataTable, Static
+from tui_fixtures import (
+    FUTURE,
+    NOW,
+    make_app,
+    new_workspace,
+    runs_loaded,
+    screen_ready,
+    wait_for,
+)
 
-from amc_tui import contract
+from amc_tui import contract, report
+from amc_tui.cli import listing, main
 from amc_tui.run.rundir import RunDir, attempt_started, read_run, read_status, write_status
+from amc_tui.runlog.sync import render_entry
+from amc_tui.tui.screens.live import LiveScreen
 from amc_tui.workspace import Workspace
+
+pytestmark = pytest.mark.anyio
 
 NAME = "two-tries-1"
 FIRST = NOW - 4000.0  # the first attempt's launch
@@ -69,6 +87,66 @@ def _end(rd: RunDir, at: float) -> None:
     with open(rd.events, "a") as f:
         f.write(_line({"t": at, "kind": "end", "state": "stopped", "exit_code": 0}))
     write_status(rd, state="stopped", pid=None, ended_at=at, heartbeat_at=at, exit_code=0)
+
+
+def _show(ws: Workspace, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """`amc-tui show NAME [args]` in this process, its clock at NOW."""
+    monkeypatch.setattr(listing, "time", types.SimpleNamespace(time=lambda: NOW))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--workspace", str(ws.root), "show", NAME, *args]) == 0
+    return out.getvalue()
+
+
+async def _app_texts(ws: Workspace) -> tuple[dict[str, str], str]:
+    """The Runs row's elapsed and ETA cells and the Live header, at the app's clock (NOW)."""
+    app = make_app(ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        runs = await runs_loaded(pilot)
+        table = runs.query_one(DataTable)
+        key = str(ws.runs / NAME)
+        cells = {
+            col: getattr(v, "plain", str(v)).strip()
+            for col in ("elapsed", "eta")
+            for v in [table.get_cell(key, col)]
+        }
+        app.open_live(ws.runs / NAME)
+        live = await screen_ready(pilot, LiveScreen)
+        head = live.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: f"{NAME}" in str(head.render()))
+        return cells, str(head.render())
+
+
+async def test_elapsed_and_eta_are_one_across_app_cli_and_runlog(tmp_path, monkeypatch) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    rd = _write_run(ws)
+    elapsed, eta = report.duration(ELAPSED), report.duration(ETA)
+    assert (elapsed, eta) == ("16s", "9s")  # not 6s (from the start events), not 3s (0.78 s)
+    info = read_run(rd.path)
+    assert info.state == "running"
+    assert info.elapsed_s(NOW) == pytest.approx(ELAPSED)
+    assert info.eta_s(NOW) == pytest.approx(ETA)
+
+    cells, head = await _app_texts(ws)
+    assert cells == {"elapsed": elapsed, "eta": eta}
+    assert f"elapsed {elapsed}" in head and f"ETA {eta}" in head, head
+
+    run = json.loads(_show(ws, monkeypatch, "--json"))["run"]
+    assert run["elapsed_s"] == pytest.approx(ELAPSED) and run["eta_s"] == pytest.approx(ETA)
+    assert f"elapsed {elapsed}  ETA {eta}" in _show(ws, monkeypatch)
+
+    # the run ends 3.5 s later: 20.2 s trained, the same everywhere, RUNLOG included
+    _end(rd, NOW + 3.5)
+    done = report.duration(ELAPSED + 3.5)
+    assert done == "20s"
+    cells, head = await _app_texts(ws)
+    assert cells == {"elapsed": done, "eta": report.MISSING}
+    assert f"elapsed {done}" in head and "ETA" not in head, head
+    run = json.loads(_show(ws, monkeypatch, "--json"))["run"]
+    assert run["elapsed_s"] == pytest.approx(ELAPSED + 3.5) and run["eta_s"] is None
+    text = _show(ws, monkeypatch)
+    assert f"elapsed {done}" in text and "ETA" not in text
+    assert f"; elapsed {done}; epoch 3/8)" in render_entry(rd.path)
 
 
 def test_elapsed_never_goes_back_over_a_runs_life(tmp_path) -> None:

@@ -74,6 +74,7 @@ def test_eta_after_a_resume_skips_the_partial_epoch(ws):
     info = read_run(_resumed_mid_epoch(ws, "back-again-1").path)
     assert info.state == "running" and info.epoch == 3
     assert info.eta_s(5010.78) == pytest.approx(5 * 60.0 - 10.0)  # not 5 x 0.78 - 0.78
+    assert info.to_row(5010.78)["eta_s"] == pytest.approx(290.0)  # `ls --json`, `show --json`
 
 
 def test_eta_events_read_back_only_as_far_as_the_latest_full_epoch(ws):

@@ -100,8 +100,9 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     if getattr(args, "group", None):
         runs = group_filter(ws, args.group, runs)
     foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
+    now = time.time()  # one clock for every row's elapsed and ETA
     if args.json:  # one row per line: the C encoder (an indent would take the slow path)
-        rows = [json.dumps(r.to_row(), default=str) for r in runs]
+        rows = [json.dumps(r.to_row(now), default=str) for r in runs]
         rows += [json.dumps({"id": None, "name": p.name, "state": "foreign", "dir": str(p)})
                  for p in foreign]  # fmt: skip
         sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
@@ -115,7 +116,7 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
         rows.append([
             r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
             report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
-            report.duration(r.elapsed_s()),
+            report.duration(r.elapsed_s(now)),
         ])  # fmt: skip
     heads = ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
     if any(r.gpus for r in runs):  # the GPUs each run holds (several for a DDP run)
@@ -138,14 +139,14 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     return 0
 
 
-def _show_data(info) -> dict:  # noqa: ANN001
+def _show_data(info, now: float) -> dict:  # noqa: ANN001
     config = read_config_dict(info.rundir)
     # the start event tells an empty split (its metrics are no data, not 0)
     traj = trajectory(
         [e for e in read_events(info.rundir.events) if e.get("kind") in ("start", "epoch")]
     )
     return {
-        "run": info.to_row(),
+        "run": info.to_row(now),
         "meta": read_meta(info.rundir),
         "config": config,
         "last_epoch": info.last_epoch,
@@ -163,11 +164,12 @@ def _show_data(info) -> dict:  # noqa: ANN001
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     info = _live(ws, [resolve_run(ws, args.run)])[0]
     keep_queue_going(ws)
-    data = _show_data(info)
+    now = time.time()  # one clock for elapsed and ETA, as in `ls` and the app
+    data = _show_data(info, now)
     if args.json:
         print_json(data)
         return 0
-    cfg = data["config"]
+    cfg, run = data["config"], data["run"]
 
     def c(table: str, key: str) -> object:
         return (cfg.get(table) or {}).get(key, "?")
@@ -176,8 +178,9 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         f"{info.name} ({info.id})  {info.state}  epoch {info.epoch}/{info.epochs}  best {best_text(info)}"
     )
     print(
-        f"  started {report.clock(info.started_at)}  ended {report.clock(info.ended_at)}  elapsed {report.duration(info.elapsed_s())}"
-        + (f"  ETA {report.duration(info.eta_s())}" if info.eta_s() else "")
+        f"  started {report.clock(info.started_at)}  ended {report.clock(info.ended_at)}  "
+        f"elapsed {report.duration(run['elapsed_s'])}"
+        + (f"  ETA {report.duration(run['eta_s'])}" if run["eta_s"] is not None else "")
     )
     print(
         f"  device {info.device or '-'}{' GPU ' + ','.join(map(str, info.gpus)) if info.gpus else ''}"

@@ -88,7 +88,8 @@ def _exit_code(info) -> int:  # noqa: ANN001
 
 def _summary(info, ws: Workspace) -> str:  # noqa: ANN001
     lines = [
-        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best {best_text(info)}"
+        f"{info.name} ({info.id}): {info.state}, epoch {info.epoch}/{info.epochs}, best "
+        f"{best_text(info)}, elapsed {report.duration(info.elapsed_s())}"
     ]
     ev = info.last_epoch
     if ev:

@@ -307,8 +307,9 @@ class RunInfo:
         """A value from the last epoch event by dotted path, e.g. `val.acc_combined`."""
         return dig(self.last_epoch, dotted)
 
-    def to_row(self) -> dict[str, Any]:
-        """The `ls --json` row."""
+    def to_row(self, now: float | None = None) -> dict[str, Any]:
+        """The `ls --json` row (elapsed and ETA at `now`, as every screen shows them)."""
+        now = now or time.time()
         return {
             "id": self.id,
             "name": self.name,
@@ -322,6 +323,8 @@ class RunInfo:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "heartbeat_at": self.heartbeat_at,
+            "elapsed_s": self.elapsed_s(now),
+            "eta_s": self.eta_s(now),
             "pid": self.pid,
             "device": self.device,
             "gpus": self.gpus,

@@ -134,6 +134,8 @@ def header(src: EntrySource) -> list[str]:
         when.append(f"created {report.utc_date(meta['created_at'])}")
     if not src.live and status.get("ended_at") is not None:
         when.append(f"ended {report.utc_date(status['ended_at'])}")
+    if not src.live and run.elapsed_s() is not None:  # an ended run's: as `show` and the app
+        when.append(f"elapsed {report.duration(run.elapsed_s())}")
     when.append(f"epoch {src.epoch}/{src.epochs if src.epochs else '?'}")
     L = [
         f"## {run.name} ({run.id})",
