@@ -31,8 +31,10 @@ from tui_fixtures import (
 
 from amc_tui import contract, report
 from amc_tui.cli import listing, main
+from amc_tui.run import events
 from amc_tui.run.rundir import RunDir, attempt_started, read_run, read_status, write_status
 from amc_tui.runlog.sync import render_entry
+from amc_tui.train import preflight
 from amc_tui.tui.screens.live import LiveScreen
 from amc_tui.workspace import Workspace
 
@@ -149,47 +151,76 @@ async def test_elapsed_and_eta_are_one_across_app_cli_and_runlog(tmp_path, monke
     assert f"; elapsed {done}; epoch 3/8)" in render_entry(rd.path)
 
 
-def test_elapsed_never_goes_back_over_a_runs_life(tmp_path) -> None:
-    """Launch, the trainer taking over, stop, queued to resume, relaunch: the clock only moves
-    forward (it showed 2 s, then 0 s when the trainer re-stamped started_at)."""
-    ws = new_workspace(tmp_path / "ws")
-    rd = _write_run(ws)
-    rd.events.write_text("")
-    s = 1000.0
-    seen: list[float | None] = []
+class Life:
+    """One run's files as the launcher and the trainer write them, and its elapsed as read
+    back at given times."""
 
-    def at(now: float) -> None:
-        seen.append(read_run(rd.path).elapsed_s(now))
+    def __init__(self, tmp_path) -> None:  # noqa: ANN001
+        self.rd = _write_run(new_workspace(tmp_path / "ws"))
+        self.rd.events.write_text("")
+        write_status(self.rd, state="queued", started_at=None, first_started_at=None, pid=None)
+        self.seen: list[float | None] = []
 
-    def launcher_stamps(now: float) -> None:  # as supervise.spawn, before the process exists
-        first = {} if read_status(rd).get("first_started_at") else {"first_started_at": now}
-        write_status(rd, state="running", pid=None, started_at=now, ended_at=None,
+    def at(self, now: float) -> None:
+        self.seen.append(read_run(self.rd.path).elapsed_s(now))
+
+    def launcher_stamps(self, now: float) -> None:  # as supervise.spawn, before the process
+        first = {} if read_status(self.rd).get("first_started_at") else {"first_started_at": now}
+        write_status(self.rd, state="running", pid=None, started_at=now, ended_at=None,
                      heartbeat_at=FUTURE, **first)  # fmt: skip
 
-    def trainer_starts(now: float, resumed: bool) -> None:  # as Trainer._main, then setup
-        started = attempt_started(read_status(rd), now)
-        write_status(rd, pid=os.getpid(), **started)
-        with open(rd.events, "a") as f:
+    def trainer_starts(self, now: float, resumed: bool) -> None:  # Trainer._main, then setup
+        started = attempt_started(read_status(self.rd), now)
+        write_status(self.rd, pid=os.getpid(), **started)
+        with open(self.rd.events, "a") as f:
             f.write(_line({"t": now + SETUP, "kind": "start", "resumed": resumed,
                            "started_at": started["started_at"]}))  # fmt: skip
 
-    write_status(rd, state="queued", started_at=None, first_started_at=None, pid=None)
-    at(s)
-    launcher_stamps(s)
-    at(s + 2)
-    trainer_starts(s + 2.5, False)
-    at(s + 3)
-    at(s + 9)
-    _end(rd, s + 20)
-    at(s + 50)
-    write_status(rd, state="queued", queued_at=s + 100)  # resume: queued again
-    at(s + 150)
-    launcher_stamps(s + 200)
-    at(s + 201)
-    trainer_starts(s + 203, True)
-    at(s + 204)
-    at(s + 210)
-    assert seen == [None, 2.0, 3.0, 9.0, 20.0, 20.0, 21.0, 24.0, 30.0]
+    def queued_to_resume(self, now: float) -> None:
+        write_status(self.rd, state="queued", queued_at=now)
+
+
+def test_elapsed_never_goes_back_over_a_runs_life(tmp_path) -> None:
+    """Launch, the trainer taking over, stop, queued to resume, relaunch: the clock only moves
+    forward (it showed 2 s, then 0 s when the trainer re-stamped started_at)."""
+    life, s = Life(tmp_path), 1000.0
+    life.at(s)
+    life.launcher_stamps(s)
+    life.at(s + 2)
+    life.trainer_starts(s + 2.5, False)
+    life.at(s + 3)
+    life.at(s + 9)
+    _end(life.rd, s + 20)
+    life.at(s + 50)
+    life.queued_to_resume(s + 100)
+    life.at(s + 150)
+    life.launcher_stamps(s + 200)
+    life.at(s + 201)
+    life.trainer_starts(s + 203, True)
+    life.at(s + 204)
+    life.at(s + 210)
+    assert life.seen == [None, 2.0, 3.0, 9.0, 20.0, 20.0, 21.0, 24.0, 30.0]
+
+
+def test_a_preflight_failure_counts_from_its_launch_and_stays_counted(tmp_path, monkeypatch):
+    """A trainer that fails its preflight (bad data file) wrote started_at = ended_at = now:
+    the 1.5 s shown since the launch dropped to 0 s."""
+    life, s = Life(tmp_path), 1000.0
+    life.launcher_stamps(s)
+    life.at(s + 1)
+    clock = types.SimpleNamespace(time=lambda: s + 1.5)  # its status and its end event's t
+    monkeypatch.setattr(preflight, "time", clock)
+    monkeypatch.setattr(events, "time", clock)
+    assert preflight.fail(life.rd, "data file not found") == 2
+    assert read_status(life.rd)["state"] == "failed"
+    life.at(s + 50)
+    life.queued_to_resume(s + 100)  # fixed the data file, resumed
+    life.at(s + 150)
+    life.launcher_stamps(s + 200)
+    life.at(s + 201)
+    life.trainer_starts(s + 202, True)
+    life.at(s + 210)
+    assert life.seen == [1.0, 1.5, 1.5, 2.5, 11.5]
 
 
 def test_the_trainer_keeps_the_launchers_stamp_only_for_its_own_attempt() -> None:

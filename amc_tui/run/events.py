@@ -202,8 +202,9 @@ def earlier_attempts_s(
     earlier attempts): each from its start event's `started_at` (status.json's clock of that
     attempt: when it was launched, so its start-up counts as the current attempt's does; the
     event's time for older trainers; the first attempt from `first_began` at the latest) to
-    its end event, or to its last event when the trainer died without one. One pass parsing
-    only start/end lines; cached, since earlier attempts never change."""
+    its end event, or to its last event when the trainer died without one; an attempt that
+    failed before its start event (the trainer's preflight) from its end event's started_at.
+    One pass parsing only start/end lines; cached, since earlier attempts never change."""
     key = (os.fspath(path), before)
     if key in _EARLIER:
         return _EARLIER[key]
@@ -228,6 +229,11 @@ def earlier_attempts_s(
                 elif ev is not None and kind == "end" and begun is not None:
                     total += max(0.0, (_time_of(raw) or begun) - begun)
                     begun = None
+                elif ev is not None and kind == "end":  # an attempt that failed before its start
+                    began, ended = ev.get("started_at"), _time_of(raw)
+                    if contract.is_number(began) and ended is not None and began < before:
+                        total += max(0.0, ended - float(began))
+                        first_began = None  # it was the first attempt's launch
                 prev = raw
     except OSError:
         return 0.0

@@ -377,22 +377,22 @@ def _ints(value: Any) -> list[int]:
 
 
 def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
-    """A resumed run adds its earlier attempts. The trainer writes started_at before its start
-    event, so a first start event older than started_at means an earlier attempt; only then
-    is the event file scanned (a run that never restarted costs a read of its first line).
-    Without first_started_at (a Slurm run before trainers wrote it) the first attempt counts
-    from its start event."""
+    """A resumed run adds its earlier attempts. Each launch stamps started_at and the first
+    also first_started_at, so started_at later than first_started_at means an earlier
+    attempt; without first_started_at (a Slurm run before trainers wrote it), a first start
+    event older than started_at does. Only then is the event file scanned (a run that never
+    restarted costs a read of its first lines)."""
     first, started = _num(status.get("first_started_at")), _num(status.get("started_at"))
     if started is None:
-        return 0.0
-    ev = first_event(run.events, "start", max_lines=8)
-    began = _num(ev.get("t")) if ev else None
-    if began is None:
         return 0.0
     if state == "queued":  # queued to resume: every attempt so far (all began before queued_at)
         before = _num(status.get("queued_at")) or float("inf")
         return earlier_attempts_s(run.events, before, first)
-    return earlier_attempts_s(run.events, started, first) if began < started else 0.0
+    if first is not None:
+        return earlier_attempts_s(run.events, started, first) if first < started else 0.0
+    ev = first_event(run.events, "start", max_lines=8)
+    began = _num(ev.get("t")) if ev else None
+    return earlier_attempts_s(run.events, started) if began is not None and began < started else 0.0
 
 
 def _derived(run: RunDir, status: dict[str, Any]) -> str:

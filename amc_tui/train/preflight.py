@@ -20,7 +20,14 @@ from pathlib import Path
 from amc_tui.config import Config, load_config, with_data_path
 from amc_tui.data.radioml import RadioMLFile  # h5py: no torch
 from amc_tui.errors import UserError
-from amc_tui.run.rundir import RunDir, append_event, run_workspace, write_status
+from amc_tui.run.rundir import (
+    RunDir,
+    append_event,
+    attempt_started,
+    read_status,
+    run_workspace,
+    write_status,
+)
 from amc_tui.runlog.sync import sync_entry
 
 
@@ -102,14 +109,17 @@ def fail(run: RunDir, error: str, code: int = 2) -> int:
     msg = error.splitlines()[0] if error else "failed before start"
     print(f"error: {msg}", file=sys.stderr, flush=True)
     now = time.time()
+    # the attempt ran from its launch (as the trainer counts it): elapsed does not drop to 0
+    started = attempt_started(read_status(run), now)
     with contextlib.suppress(OSError):
         write_status(
             run, state="failed", exit_code=code, pid=os.getpid(), pgid=os.getpgid(0),
-            host=socket.gethostname(), started_at=now, heartbeat_at=now, ended_at=now,
+            host=socket.gethostname(), **started, heartbeat_at=now, ended_at=now,
             error=msg, runlog_error=None,
         )  # fmt: skip
-    with contextlib.suppress(OSError):
-        append_event(run, "end", state="failed", exit_code=code, best=None, error=msg)
+    with contextlib.suppress(OSError):  # no start event: the end says when the attempt began
+        append_event(run, "end", state="failed", exit_code=code, best=None, error=msg,
+                     started_at=started["started_at"])  # fmt: skip
     said = sync_runlog(run)
     if said:
         with contextlib.suppress(OSError):
