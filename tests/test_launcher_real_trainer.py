@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from runs_fixtures import wait_for as shared_wait_for
-from train_fixtures import REPO, pause_at, wait_paused, write_tiny_workspace
+from train_fixtures import REPO, pause_at, release, wait_paused, write_tiny_workspace
 
 from amc_tui.launch.queue import launch
 from amc_tui.run.rundir import FINAL_STATES, RunDir, list_runs, read_events, read_run, read_status
@@ -99,10 +99,11 @@ def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
     saved_env = dict(os.environ)
     for key in ("AMC_TUI_NO_WORKER", "CUDA_VISIBLE_DEVICES"):
         os.environ.pop(key, None)
-    # the real trainer; the first start of killed-c and of restart-b pauses in epoch 2
+    # the real trainer; the first start of killed-c and of restart-b pauses in epoch 2, plain-a
+    # pauses after its first step and in epoch 2 while the watcher reads its RUNLOG entry
     os.environ["AMC_TUI_TRAINER_MODULE"] = "pausing_trainer"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO)])
-    os.environ["TEST_PAUSE_RUNS"] = f"killed-c:{PAUSE},restart-b:{PAUSE}"
+    os.environ["TEST_PAUSE_RUNS"] = f"killed-c:{PAUSE},restart-b:{PAUSE},plain-a:1"
     try:
         cfg = "configs/tiny.toml"
         plain = launch(ws, cfg, name="plain-a", detach=False)
@@ -114,6 +115,12 @@ def real_runs(tmp_path_factory) -> Iterator[dict[str, Any]]:
             ws, cfg, ["train.epochs=3", 'run.restart="on-failure"'], name="restart-b"
         )  # detached: the queue worker restarts it, no amc-tui command involved
         out: dict[str, Any] = {"ws": ws, "watcher": watcher}
+        # plain-a's entry while running: no epoch yet (paused in epoch 1), then epoch 1
+        # (paused in epoch 2); released each time once the watcher has read it
+        for step, seen in ((1, "_No epoch finished yet._"), (PAUSE, "epoch 1/2)")):
+            wait_paused(RunDir(plain.dir), step, timeout=LIMIT_S)
+            wait_for(lambda s=seen: any("**RUNNING**" in e and s in e for e in watcher.entries))
+            release(RunDir(plain.dir), then_at=PAUSE if step == 1 else None)
         out["killed_ckpt"], out["restart_ckpt"] = [_kill_at_pause(i) for i in (killed, restart)]
         wait_for(lambda: read_status(RunDir(killed.dir)).get("state") == "crashed")
         out["crashed_ls"] = json.loads(_cli(ws, "ls", "--json", "--state", "crashed").stdout)

@@ -164,6 +164,13 @@ def pause_at(run: RunDir, step: int) -> None:
     (run.path / PAUSE_FILE).write_text(str(step), encoding="utf-8")
 
 
+def release(run: RunDir, then_at: int | None = None) -> None:
+    """The paused trainer of `run` trains on (pausing again after step `then_at`, if given)."""
+    if then_at is not None:
+        pause_at(run, then_at)
+    (run.path / "pause-release").write_text("", encoding="utf-8")  # loop.RELEASE_FILE
+
+
 def wait_paused(run: RunDir, step: int, pid: int | None = None, timeout: float = 120) -> None:
     """Wait until the trainer of `run` says it paused after step `step` (see `pause_at`);
     AssertionError with train.log's tail when the process `pid` ended first, or at `timeout`.

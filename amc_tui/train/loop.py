@@ -81,6 +81,7 @@ class NonFinite(Exception):
 # --------------------------------------------------------------------------- helpers
 
 PAUSE_FILE = "pause-at-step"
+RELEASE_FILE = "pause-release"  # its presence ends a pause (removed when seen)
 
 
 def take_pause_step(run: RunDir) -> int | None:
@@ -88,8 +89,10 @@ def take_pause_step(run: RunDir) -> int | None:
     a step number N. The trainer that starts training reads it and removes it (it applies to
     this trainer only, not to a later resume or restart); right after optimizer step N, its
     step event written and before its checkpoint check, it prints "paused at step N" and
-    waits for SIGTERM/SIGINT (then it saves and stops as usual), heartbeat still beating. A
-    test thus acts on a trainer at a known point (kill -9, stop) instead of racing its pace.
+    waits for SIGTERM/SIGINT (then it saves and stops as usual), heartbeat still beating, or
+    for a file `pause-release` (then it trains on, pausing again at the step a new
+    `pause-at-step` names). A test thus acts on, or looks at, a trainer at a known point
+    (kill -9, stop, a RUNLOG entry between epochs) instead of racing its pace.
     No file (always, outside tests): None, and a step costs one integer comparison."""
     path = run.path / PAUSE_FILE
     try:
@@ -188,10 +191,17 @@ class Trainer:
         self.stop_requested = True
         self._signalled.set()
 
-    def _pause(self) -> None:
-        """The test pause (take_pause_step): say so, then wait for SIGTERM/SIGINT."""
+    def _pause(self) -> int | None:
+        """The test pause (take_pause_step): say so, then wait for SIGTERM/SIGINT, or for the
+        run's RELEASE_FILE (training goes on, pausing again at the step a new PAUSE_FILE
+        names). Returns that next step, or None."""
         print(f"paused at step {self.step} ({PAUSE_FILE}): waiting for SIGTERM", flush=True)
-        self._signalled.wait()
+        release = self.run.path / RELEASE_FILE
+        while not self._signalled.wait(0.05):
+            if release.exists():
+                release.unlink()
+                return take_pause_step(self.run)
+        return None
 
     def _load_progress(self, done: int, total: int) -> None:
         """Called between blocks while the selection loads into RAM (minutes for the real
@@ -475,7 +485,7 @@ class Trainer:
                     t_log, samples_log = now, 0
                 self.epoch_train_s = train_s0 + time.perf_counter() - t_train0
                 if self.step == pause_at:
-                    self._pause()
+                    pause_at = self._pause()
                 due = save_every_s and time.monotonic() - self._last_save >= save_every_s
                 if self.dist.agree(bool(due)):  # ranks' clocks differ: the save is collective
                     self._check_finite()  # never a diverged state as last.pt
