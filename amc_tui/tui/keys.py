@@ -8,6 +8,11 @@ screen on show and the app's. `where` is a screen's name in the screen registry
 (tui/registry.py), or a name in `HOLDERS`: "app" (keys that work everywhere), a dialog or a
 widget. tests/test_tui_keys.py checks that every class's BINDINGS are its rows, that no class
 binds a key outside this table, and that the panel lists every row.
+
+The footer rule: a screen's shown rows, its `? Keys` row last (F1 as well; `f1 Keys` on New
+run, where `?` in a field is text) and the palette key fit 80 columns whole; what does not fit
+is `show=False` and listed by the panel. tests/test_tui_fit.py draws every screen's footer at
+80x24 and compares it with these rows.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ HOLDERS: dict[str, str] = {
 KEYS: tuple[Key, ...] = (
     # everywhere
     Key("app", "ctrl+q", "quit", "Quit", show=False, priority=True),
-    Key("app", "question_mark", "help", "Keys", show=False),
+    Key("app", "question_mark,f1", "help", "Keys", show=False),
     Key("app", "G", "groups", "Groups", show=False),
     Key("app", "ctrl+p", "command_palette", "palette", show=False, priority=True),
     # Runs (home)
@@ -74,22 +79,24 @@ KEYS: tuple[Key, ...] = (
     Key("runs", "l", "runlog", "RUNLOG", show=False),
     Key("runs", "g", "gpus", "GPUs", show=False),
     Key("runs", "q", "quit", "Quit"),
-    Key("runs", "question_mark", "app.help", "Keys"),  # shown here: the footer holds no more
+    Key("runs", "question_mark,f1", "app.help", "Keys"),  # each footer ends so: the rest
     Key("runs_table", "enter", "select_cursor", "Open", show=False),  # what enter does there
     # New run
     Key("new_run", "escape", "back", "Back"),
     Key("new_run", "ctrl+s", "save", "Save config", priority=True),
     Key("new_run", "ctrl+l", "launch", "Launch", priority=True),
     Key("new_run", "ctrl+t", "next_tab", "Next tab", priority=True),
+    Key("new_run", "f1", "app.help", "Keys"),  # `?` in a field is text
     # Live
     Key("live", "escape", "back", "Back"),
     Key("live", "p", "next_plot", "Plot"),
     Key("live", "x", "next_x", "X axis"),
-    Key("live", "z", "next_smoothing", "Smooth"),
+    Key("live", "z", "next_smoothing", "Smooth", show=False),
     Key("live", "s", "stop", "Stop"),
     Key("live", "r", "resume", "Resume"),
     Key("live", "a", "analysis", "Analysis"),
     Key("live", "l", "runlog", "RUNLOG"),
+    Key("live", "question_mark,f1", "app.help", "Keys"),
     # Analysis
     Key("analysis", "escape", "back", "Back"),
     Key("analysis", "m", "next_metric", "Metric"),
@@ -98,21 +105,26 @@ KEYS: tuple[Key, ...] = (
     Key("analysis", "t", "next_tab", "Tab"),
     Key("analysis", "c", "next_curve", "Curve mod"),
     Key("analysis", "h", "focus_heatmap", "Heatmap", show=False),
+    Key("analysis", "question_mark,f1", "app.help", "Keys"),
     # Compare
     Key("compare", "escape", "back", "Back"),
     Key("compare", "t", "next_tab", "Tab"),
     Key("compare", "x", "swap", "Swap A/B"),
+    Key("compare", "question_mark,f1", "app.help", "Keys"),
     # RUNLOG
     Key("runlog", "escape", "back", "Back"),
     Key("runlog", "j", "focus_index", "Jump"),
     Key("runlog", "i", "toggle_index", "Index"),
     Key("runlog", "R", "reload", "Reload"),
+    Key("runlog", "question_mark,f1", "app.help", "Keys"),
     # GPUs
     Key("gpus", "escape", "back", "Back"),
     Key("gpus", "R", "refresh_now", "Refresh"),
+    Key("gpus", "question_mark,f1", "app.help", "Keys"),
     # Groups
     Key("groups", "escape", "back", "Back"),
     Key("groups", "enter", "open", "Open"),
+    Key("groups", "question_mark,f1", "app.help", "Keys"),
     # dialogs
     Key("confirm", "y", "answer(True)", "Yes"),
     Key("confirm", "n,escape", "answer(False)", "No"),
