@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from textual.widgets import Footer, Input
+from textual.widgets import Button, Footer, Input
 from textual.widgets._key_panel import BindingsTable
 from tui_fixtures import demo_workspace, make_app, runs_loaded, screen_ready, wait_for
 
 from amc_tui.tui import registry
+from amc_tui.tui.screens.dialogs import Confirm, PickColumns, Prompt
 from amc_tui.tui.widgets.keys_panel import KeysPanel
 
 pytestmark = pytest.mark.anyio
@@ -124,3 +125,58 @@ async def test_f1_opens_and_closes_the_keys_like_question_mark(demo) -> None:
         assert field.value == before
         await pilot.press("f1")
         await wait_for(pilot, lambda: not screen.query(KeysPanel))
+
+
+def _inside(region, size=SIZE) -> bool:
+    return region.x >= 0 and region.y >= 0 and region.right <= size[0] and region.bottom <= size[1]
+
+
+async def test_every_dialog_fits_80x24_with_its_buttons_on_screen(demo) -> None:
+    """The column picker with every column, a confirm with a long question and the save
+    prompt: each dialog box lies inside 80x24 and each of its buttons can be seen (and so
+    clicked); the picker's list scrolls instead of pushing Done off the screen."""
+    from amc_tui.tui.models import runs_view as rv
+
+    choices = [(c.key, f"{c.label:<10} {rv.COLUMN_HELP[c.key]}") for c in rv.COLUMNS]
+    long_question = (
+        "amber-wave-1 is completed. Resume it as a new run, trained on from its checkpoint "
+        "(this run stays as it is)?"
+    )
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        for dialog in (
+            PickColumns(choices, [c for c, _ in choices]),
+            Confirm(long_question, yes="Resume as new run", danger=False),
+            Prompt("Save config as (in configs/):", "demo-edit.toml"),
+        ):
+            app.push_screen(dialog)
+            await screen_ready(pilot, type(dialog))
+            await pilot.pause(0.2)
+            box = dialog.query_one(".dialog-box")
+            assert _inside(box.region), (type(dialog).__name__, box.region)
+            buttons = list(dialog.query(Button))
+            for button in buttons:
+                assert _inside(button.region) and button.region.height >= 1, (
+                    type(dialog).__name__,
+                    button.label,
+                    button.region,
+                )
+                assert button.region in box.region or box.region.contains_region(button.region)
+            app.pop_screen()
+            await pilot.pause()
+
+
+async def test_the_column_picker_is_done_by_mouse_at_80x24(demo) -> None:
+    """The picker's Done button can be clicked at 80x24 (it was below the 24th row)."""
+    from amc_tui.tui.screens.runs import RunsScreen
+
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("C")
+        picker = await screen_ready(pilot, PickColumns)
+        await pilot.pause(0.2)
+        assert await pilot.click("#done", offset=(2, 1))  # on its label, not its top edge
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert picker is not app.screen
