@@ -10,7 +10,14 @@ import re
 import pytest
 from textual.widgets import Button, Footer, Input
 from textual.widgets._key_panel import BindingsTable
-from tui_fixtures import demo_workspace, make_app, runs_loaded, screen_ready, wait_for
+from tui_fixtures import (
+    demo_workspace,
+    make_app,
+    runs_loaded,
+    screen_lines,
+    screen_ready,
+    wait_for,
+)
 
 from amc_tui.tui import registry
 from amc_tui.tui.screens.dialogs import Confirm, PickColumns, Prompt
@@ -24,11 +31,6 @@ SIZE = (80, 24)
 @pytest.fixture
 def demo(tmp_path):
     return demo_workspace(tmp_path / "ws")
-
-
-def screen_lines(app) -> list[str]:
-    """The screen as drawn, one string per terminal row (the compositor's own strips)."""
-    return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
 def footer_items(app) -> list[str]:

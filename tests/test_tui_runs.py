@@ -16,9 +16,11 @@ from tui_fixtures import (
     fresh_table_lines,
     long_run,
     make_app,
+    new_workspace,
     resumed_run,
     runs_loaded,
     scale_workspace,
+    screen_lines,
     screen_ready,
     table_lines,
     unknown_run,
@@ -137,6 +139,30 @@ async def test_filter_sort_and_state_cycle(demo) -> None:
         assert _names(table) == sorted(_names(table), reverse=True)
         await pilot.press("o")  # next column: state
         assert screen.sort_column == "state"
+
+
+async def test_a_filter_that_matches_nothing_says_so(demo) -> None:
+    """An empty result is a line under the headers naming the filter and how to clear it
+    (it was an empty table); the line goes with the filter. An empty workspace says how to
+    start a run."""
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await pilot.press("slash", *"zzz", "enter")
+        await wait_for(pilot, lambda: table.row_count == 0)
+        await pilot.pause(0.1)
+        text = "\n".join(screen_lines(app))
+        assert 'No run matches "zzz"' in text and "escape clears the filter" in text, text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 6)
+        await pilot.pause(0.1)
+        assert "No run matches" not in "\n".join(screen_lines(app))
+    app = make_app(new_workspace(demo.root.parent / "empty"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.1)
+        assert "No runs yet: n opens the New run form" in "\n".join(screen_lines(app))
 
 
 async def test_navigation_to_every_screen_and_back(demo) -> None:

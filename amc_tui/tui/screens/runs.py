@@ -105,6 +105,7 @@ class RunsScreen(PollingScreen):
         yield Static("", id="runs-summary")
         yield Input(placeholder="filter: words, state:running, tag:NAME", id="runs-filter")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
+        yield Static("", id="runs-empty")  # why the table has no row, when it has none
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -344,6 +345,20 @@ class RunsScreen(PollingScreen):
         if self.marked:
             parts.append(f"marked: {len(self.marked)}")
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
+        self._empty_line(table)
+
+    def _empty_line(self, table: RunsTable) -> None:
+        """An empty table says why under its headers: the filter matches nothing (and how to
+        clear it), or the workspace has no run yet (and how to start one)."""
+        text = ""
+        if self.loaded and not self._rebuilding and table.row_count == 0:
+            if not self.flt.empty:
+                text = (f'No run matches "{_esc(self.filter_text)}": escape clears the filter, '
+                        "/ edits it")  # fmt: skip
+            elif not self.infos:
+                text = "No runs yet: n opens the New run form"
+        self.set_class(bool(text), "-empty")
+        self.query_one("#runs-empty", Static).update(text)
 
     # ------------------------------------------------------------------ helpers
 
