@@ -177,6 +177,29 @@ async def test_form_opens_with_its_first_field_focused(ws) -> None:
         assert screen.form.texts["name"] == "abc"
 
 
+async def test_tab_into_a_field_keeps_its_text_and_puts_the_cursor_at_the_end(ws) -> None:
+    """Moving into a field with Tab (or shift+Tab) selects nothing: the next key adds to the
+    text instead of wiping it (the notes were lost that way)."""
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, name = await _open_in_field(pilot)
+        notes = screen.query_one(f"#{input_id(screen.form.by_key['notes'])}", Input)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: notes.has_focus)
+        await pilot.press(*"baseline, lr 3e-4")
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: name.has_focus)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: notes.has_focus)
+        assert notes.selection.is_empty and notes.cursor_position == len(notes.value)
+        await pilot.press(*" again")
+        assert screen.form.texts["notes"] == "baseline, lr 3e-4 again"
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: name.has_focus)
+        await pilot.press("x")
+        assert screen.form.texts["name"] == name.value and name.value.endswith("x")
+
+
 async def test_ctrl_t_moves_to_the_next_tab_from_inside_a_field(ws) -> None:
     from textual.widgets import TabbedContent
 
