@@ -447,8 +447,7 @@ class NewRunScreen(PollingScreen):
         self.amc.report(f"launched {info.name} ({info.id}): {info.state}")
         self._status_text = ""  # "launching..." is over: back to the form's own line
         self._status()
-        self.poll_now()
-        self.amc.open_live(info.dir)
+        self.amc.open_launched(info.dir)  # this form goes: its keys cannot take a stray key
 
     @on(Saved)
     def _saved(self, msg: Saved) -> None:

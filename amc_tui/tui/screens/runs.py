@@ -99,6 +99,7 @@ class RunsScreen(PollingScreen):
         self._batch_drawn = threading.Event()
         self._rebuilding = False
         self._filter_timer: Timer | None = None
+        self._highlight: str | None = None  # a run to put the cursor on once its row shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -236,6 +237,9 @@ class RunsScreen(PollingScreen):
                 if info.state == "running" and key in table.rows:
                     self._put_row(table, key, info, now)
         self.scanned += len(msg.infos)
+        if self._highlight is not None and self._highlight in table.rows:  # the sort keeps it
+            table.move_cursor(row=table.get_row_index(self._highlight), animate=False)
+            self._highlight = None
         if not self._painted and table.row_count:
             self._painted = True
             self.call_after_refresh(self.amc.first_rows_painted)
@@ -361,6 +365,15 @@ class RunsScreen(PollingScreen):
         self.query_one("#runs-empty", Static).update(text)
 
     # ------------------------------------------------------------------ helpers
+
+    def highlight(self, run_dir: Path) -> None:
+        """Put the cursor on this run (a run just launched) now, or when its row comes."""
+        key = str(run_dir)
+        if self.is_mounted and key in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
+        else:
+            self._highlight = key
+            self.poll_now()
 
     def current_key(self) -> str | None:
         return self.table.cursor_key()
