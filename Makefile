@@ -45,9 +45,11 @@ demo-sweep: $(STAMP) $(DEMO_H5)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results.json
 
-# docs/CONFIG.md from the config schema (tests/test_config_reference.py fails when it is stale).
+# docs/CONFIG.md from the config schema, docs/TUI.md's key table from amc_tui/tui/keys.py
+# (tests/test_config_reference.py and tests/test_tui_keys.py fail when one is stale).
 docs: $(STAMP)
 	$(PY) docs/make_config_reference.py
+	$(PY) docs/make_keys_reference.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import pkgutil
 import re
 from pathlib import Path
@@ -23,6 +24,8 @@ from amc_tui.tui import keys, registry
 from amc_tui.tui.screens.dialogs import Confirm, PickColumns, Prompt
 
 pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _load(target: str) -> type:
@@ -82,6 +85,23 @@ def test_a_row_binds_what_it_says() -> None:
     assert all(not b.show for b in keys.bindings("heatmap"))
     with pytest.raises(KeyError):
         keys.bindings("nowhere")
+
+
+def test_docs_key_table_is_made_from_the_registry() -> None:
+    """docs/TUI.md's key table is what docs/make_keys_reference.py makes from keys.py now
+    (`make docs`), so no key is missing from it (it lacked G and C)."""
+    spec = importlib.util.spec_from_file_location(
+        "make_keys_reference", REPO / "docs" / "make_keys_reference.py"
+    )
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    text = (REPO / "docs" / "TUI.md").read_text(encoding="utf-8")
+    assert text == generator.render(text), "docs/TUI.md's key table is stale: run `make docs`"
+    table = generator.table()
+    for row in keys.KEYS:
+        if row.where == "app" or not row.action.startswith("app."):
+            assert f"| {generator.key_text(row.key)} | " in table, row
+    assert "| `G` | Groups" in table and "| `C` | pick the columns" in table
 
 
 def _panel_text(app) -> str:

@@ -130,6 +130,38 @@ async def test_quitting_leaves_runs_running_and_reopening_finds_them(ws, monkeyp
     os.killpg(info.pgid or info.pid, signal.SIGTERM)
 
 
+async def test_after_a_launch_escape_goes_to_runs_and_no_key_lands_in_the_form(ws) -> None:
+    """A launch replaces the form by the run's Live screen: escape from it lands on Runs with
+    the new run highlighted, never back in the filled form with a field focused (a stray
+    `g` went into the seed: "3g"). Keys typed then are Runs keys; `n` opens the form again
+    on the launched config ("(last launched)"), its fields as launched."""
+    from amc_tui.tui.screens.gpus import GpusScreen
+    from amc_tui.tui.screens.runs import RunsScreen
+
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        await edit(pilot, screen, "name", "seeded-run-1", type_it=False)
+        await edit(pilot, screen, "train.seed", "3")
+        await pilot.press("ctrl+l")
+        await screen_ready(pilot, LiveScreen)
+        assert not any(isinstance(s, NewRunScreen) for s in app.screen_stack)
+        await pilot.press("escape")
+        runs = await screen_ready(pilot, RunsScreen)
+        await wait_for(pilot, lambda: runs.current_key() == str(ws.runs / "seeded-run-1"))
+        await pilot.press("g")  # the stray key: a Runs key now (GPUs), not text in a field
+        await screen_ready(pilot, GpusScreen)
+        await pilot.press("escape")
+        await screen_ready(pilot, RunsScreen)
+        await pilot.press("n")
+        form = await screen_ready(pilot, NewRunScreen)
+        await wait_for(
+            pilot, lambda: form.query_one("#nr-config", Select).value == "(last launched)"
+        )
+        await wait_for(pilot, lambda: form.form.texts["train.seed"] == "3")
+    assert load_config(ws.runs / "seeded-run-1" / "config.toml").train.seed == 3
+
+
 async def test_failed_launch_is_shown_in_place(ws) -> None:
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -175,6 +207,29 @@ async def test_form_opens_with_its_first_field_focused(ws) -> None:
         assert name.has_focus  # no Tab needed to start typing
         await pilot.press(*"abc")
         assert screen.form.texts["name"] == "abc"
+
+
+async def test_tab_into_a_field_keeps_its_text_and_puts_the_cursor_at_the_end(ws) -> None:
+    """Moving into a field with Tab (or shift+Tab) selects nothing: the next key adds to the
+    text instead of wiping it (the notes were lost that way)."""
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, name = await _open_in_field(pilot)
+        notes = screen.query_one(f"#{input_id(screen.form.by_key['notes'])}", Input)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: notes.has_focus)
+        await pilot.press(*"baseline, lr 3e-4")
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: name.has_focus)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: notes.has_focus)
+        assert notes.selection.is_empty and notes.cursor_position == len(notes.value)
+        await pilot.press(*" again")
+        assert screen.form.texts["notes"] == "baseline, lr 3e-4 again"
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: name.has_focus)
+        await pilot.press("x")
+        assert screen.form.texts["name"] == name.value and name.value.endswith("x")
 
 
 async def test_ctrl_t_moves_to_the_next_tab_from_inside_a_field(ws) -> None:
@@ -252,11 +307,7 @@ async def test_the_last_launched_config_is_offered_first(ws) -> None:
         await edit(pilot, screen, "name", "first-try-1", type_it=False)
         await pilot.press("ctrl+l")
         await screen_ready(pilot, LiveScreen)
-        await pilot.press("escape")
-        form = await screen_ready(pilot, NewRunScreen)
-        status = form.query_one("#nr-status", Static)
-        await wait_for(pilot, lambda: str(status.render()).startswith("valid"))  # not launching
-        await pilot.press("escape")
+        await pilot.press("escape")  # Live goes back to Runs: the form is gone
         await wait_for(pilot, lambda: not isinstance(app.screen, (LiveScreen, NewRunScreen)))
         await pilot.press("n")
         screen = await screen_ready(pilot, NewRunScreen)

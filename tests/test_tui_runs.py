@@ -16,9 +16,11 @@ from tui_fixtures import (
     fresh_table_lines,
     long_run,
     make_app,
+    new_workspace,
     resumed_run,
     runs_loaded,
     scale_workspace,
+    screen_lines,
     screen_ready,
     table_lines,
     unknown_run,
@@ -139,6 +141,30 @@ async def test_filter_sort_and_state_cycle(demo) -> None:
         assert screen.sort_column == "state"
 
 
+async def test_a_filter_that_matches_nothing_says_so(demo) -> None:
+    """An empty result is a line under the headers naming the filter and how to clear it
+    (it was an empty table); the line goes with the filter. An empty workspace says how to
+    start a run."""
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await pilot.press("slash", *"zzz", "enter")
+        await wait_for(pilot, lambda: table.row_count == 0)
+        await pilot.pause(0.1)
+        text = "\n".join(screen_lines(app))
+        assert 'No run matches "zzz"' in text and "escape clears the filter" in text, text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 6)
+        await pilot.pause(0.1)
+        assert "No run matches" not in "\n".join(screen_lines(app))
+    app = make_app(new_workspace(demo.root.parent / "empty"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.1)
+        assert "No runs yet: n opens the New run form" in "\n".join(screen_lines(app))
+
+
 async def test_navigation_to_every_screen_and_back(demo) -> None:
     app = make_app(demo)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -203,6 +229,40 @@ async def test_thousand_runs_fill_progressively(tmp_path) -> None:
         screen.set_filter("fake-run-99")
         await wait_for(pilot, lambda: table.row_count == 11)
         assert sorted(_names(table)) == ["fake-run-99", *[f"fake-run-99{i}" for i in range(10)]]
+
+
+async def test_rows_with_equal_sort_keys_keep_their_order_across_refreshes(demo) -> None:
+    """Sorted by state, the completed runs tie. A running run that completes joins them; the
+    table's order of the ties is then the same after a refill (a filter set and cleared) as
+    before it, and in a new session: ties go newest first, then by name (they followed
+    whichever order the rows arrived in)."""
+    from amc_tui.run.rundir import RunDir, write_status
+
+    app = make_app(demo, runs_poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await pilot.press("o", "o")  # created -> name -> state
+        assert screen.sort_column == "state" and not screen.sort_reverse
+        write_status(RunDir(demo.runs / "fresh-dew-6"), state="completed", pid=None,
+                     ended_at=T0 + 500)  # fmt: skip
+        await wait_for(pilot, lambda: _cell(table, demo, "fresh-dew-6", "state") == "completed")
+        await pilot.pause(0.3)
+        before = _names(table)
+        done = [n for n in before if n in ("fresh-dew-6", "bold-river-2", "amber-wave-1")]
+        assert done == ["fresh-dew-6", "bold-river-2", "amber-wave-1"], before  # newest first
+        await pilot.press("slash", *"e", "enter")  # a refill of the table ...
+        await pilot.press("escape")  # ... and another
+        await wait_for(pilot, lambda: table.row_count == 6)
+        await pilot.pause(0.3)
+        assert _names(table) == before
+    os.utime(demo.runs / "amber-wave-1")  # the first scan reads the newest folders first
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        await wait_for(pilot, lambda: screen.sort_column == "state")
+        await pilot.pause(0.3)
+        assert _names(screen.query_one(DataTable)) == before
 
 
 def _row_line(table: DataTable, name: str) -> str:

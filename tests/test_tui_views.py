@@ -87,6 +87,18 @@ def test_sort_puts_unknown_last_both_ways(demo) -> None:
     assert vals == sorted(vals, reverse=True)
 
 
+def test_sort_breaks_ties_by_created_then_name_whatever_the_input_order(demo) -> None:
+    """Equal sort values (two completed runs by state, every run by an unset lr) come out in
+    one order however the rows went in: newest first, then by name, in both directions."""
+    infos = list_runs(demo)
+    for column in ("state", "lr", "gpu"):
+        for reverse in (False, True):
+            ordered = [i.name for i in rv.order(list(infos), column, reverse, T0)]
+            assert [i.name for i in rv.order(infos[::-1], column, reverse, T0)] == ordered
+    by_state = [i.name for i in rv.order(infos, "state", False, T0)]
+    assert by_state.index("bold-river-2") < by_state.index("amber-wave-1")  # newer first
+
+
 def test_form_validates_like_config_check() -> None:
     form = FormModel()
     assert form.ok

@@ -258,6 +258,11 @@ def make_app(ws: Workspace, **kw: Any) -> Any:
     return AmcApp(ws, **kw)
 
 
+def screen_lines(app: Any) -> list[str]:
+    """The screen as drawn, one string per terminal row (the compositor's own strips)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
 async def runs_loaded(pilot: Any) -> Any:
     """The Runs screen after its first full scan."""
     screen = pilot.app.screen

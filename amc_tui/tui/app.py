@@ -104,6 +104,16 @@ class AmcApp(App):
     def open_live(self, run_dir: Path) -> None:
         self.open("live", Path(run_dir))
 
+    def open_launched(self, run_dir: Path) -> None:
+        """After a launch from New run: the run's Live screen takes the form's place, and the
+        Runs screen will highlight the run. Escape then goes to Runs, never back into the
+        filled form with a field focused, where a stray key became text ("3g" in the seed);
+        `n` opens the form again on the launched config ("(last launched)")."""
+        for screen in self.screen_stack:
+            if registry.name_of(screen) == "runs":
+                screen.highlight(Path(run_dir))  # type: ignore[attr-defined]
+        self.switch_screen(registry.screen_class("live")(Path(run_dir)))
+
     def open_analysis(self, run_dir: Path) -> None:
         self.open("analysis", Path(run_dir))
 

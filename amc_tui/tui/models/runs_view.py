@@ -335,15 +335,24 @@ def order(
     now: float,
     extras: dict[str, RunExtra] | None = None,
 ) -> list[RunInfo]:
+    """Rows by `column` (unknown values last either way). Equal values keep one order, newest
+    first, then by name and folder: the order never depends on how the rows came in (the
+    table's current order, the scan's), so ties do not swap places on a refresh."""
     extras = extras or {}
+    rows = sorted(rows, key=_tie_order)
     keyed = [(sort_key(i, column, now, extras.get(str(i.dir))), i) for i in rows]
     known = [(k, i) for k, i in keyed if k[0] == 0]
     unknown = [i for k, i in keyed if k[0] != 0]
-    try:
-        known.sort(key=lambda ki: ki[0][1], reverse=reverse)
+    try:  # sorted(), not .sort(): a failed sort leaves `known` in its tie order
+        known = sorted(known, key=lambda ki: ki[0][1], reverse=reverse)
     except TypeError:  # mixed value types in one column: compare as text
-        known.sort(key=lambda ki: str(ki[0][1]), reverse=reverse)
+        known = sorted(known, key=lambda ki: str(ki[0][1]), reverse=reverse)
     return [i for _, i in known] + unknown
+
+
+def _tie_order(info: RunInfo) -> tuple:
+    created = info.created_at if contract.is_number(info.created_at) else float("-inf")
+    return (-created, str(info.name or ""), str(info.dir))
 
 
 def changed_cells(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.message import Message
@@ -58,6 +58,19 @@ QUEUE_STATES = ("running", "stalled", "queued", "submitted")
 
 def input_id(spec: FieldSpec) -> str:
     return f"f-{spec.table or 'top'}-{spec.key}"
+
+
+class FieldInput(Input):
+    """A form field: moving into it (Tab, shift+Tab, ctrl+t) selects nothing and puts the
+    cursor at the end, so the next key adds to the text; Textual's Input selects it all on
+    focus and the next key wiped it (a field's notes were lost so)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, select_on_focus=False, **kw)
+
+    def on_focus(self, event: events.Focus) -> None:
+        if not event.from_app_focus:  # the terminal regaining focus keeps the cursor
+            self.cursor_position = len(self.value)
 
 
 @dataclass
@@ -149,7 +162,7 @@ class NewRunScreen(PollingScreen):
             )
             out.append(Label(spec.key, classes="field-key"))
             out.append(
-                Input(
+                FieldInput(
                     self.form.texts[spec.dotted],
                     placeholder=hint or "(empty)",
                     suggester=suggester,
@@ -434,8 +447,7 @@ class NewRunScreen(PollingScreen):
         self.amc.report(f"launched {info.name} ({info.id}): {info.state}")
         self._status_text = ""  # "launching..." is over: back to the form's own line
         self._status()
-        self.poll_now()
-        self.amc.open_live(info.dir)
+        self.amc.open_launched(info.dir)  # this form goes: its keys cannot take a stray key
 
     @on(Saved)
     def _saved(self, msg: Saved) -> None:

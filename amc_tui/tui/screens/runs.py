@@ -99,12 +99,14 @@ class RunsScreen(PollingScreen):
         self._batch_drawn = threading.Event()
         self._rebuilding = False
         self._filter_timer: Timer | None = None
+        self._highlight: str | None = None  # a run to put the cursor on once its row shows
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="runs-summary")
         yield Input(placeholder="filter: words, state:running, tag:NAME", id="runs-filter")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
+        yield Static("", id="runs-empty")  # why the table has no row, when it has none
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -235,6 +237,9 @@ class RunsScreen(PollingScreen):
                 if info.state == "running" and key in table.rows:
                     self._put_row(table, key, info, now)
         self.scanned += len(msg.infos)
+        if self._highlight is not None and self._highlight in table.rows:  # the sort keeps it
+            table.move_cursor(row=table.get_row_index(self._highlight), animate=False)
+            self._highlight = None
         if not self._painted and table.row_count:
             self._painted = True
             self.call_after_refresh(self.amc.first_rows_painted)
@@ -344,8 +349,31 @@ class RunsScreen(PollingScreen):
         if self.marked:
             parts.append(f"marked: {len(self.marked)}")
         self.query_one("#runs-summary", Static).update(" · ".join(parts))
+        self._empty_line(table)
+
+    def _empty_line(self, table: RunsTable) -> None:
+        """An empty table says why under its headers: the filter matches nothing (and how to
+        clear it), or the workspace has no run yet (and how to start one)."""
+        text = ""
+        if self.loaded and not self._rebuilding and table.row_count == 0:
+            if not self.flt.empty:
+                text = (f'No run matches "{_esc(self.filter_text)}": escape clears the filter, '
+                        "/ edits it")  # fmt: skip
+            elif not self.infos:
+                text = "No runs yet: n opens the New run form"
+        self.set_class(bool(text), "-empty")
+        self.query_one("#runs-empty", Static).update(text)
 
     # ------------------------------------------------------------------ helpers
+
+    def highlight(self, run_dir: Path) -> None:
+        """Put the cursor on this run (a run just launched) now, or when its row comes."""
+        key = str(run_dir)
+        if self.is_mounted and key in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(key), animate=False)
+        else:
+            self._highlight = key
+            self.poll_now()
 
     def current_key(self) -> str | None:
         return self.table.cursor_key()
