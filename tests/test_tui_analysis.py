@@ -102,6 +102,73 @@ async def test_heatmap_equals_per_cell_csv_then_confusion_f1_trajectory(demo) ->
         assert traj.row_count == 4  # one row per epoch event
 
 
+def _value(text: str) -> float:
+    """A rendered cell back to a number: `33.33%` -> 0.3333, `3.984` -> 3.984."""
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+async def test_trajectory_at_80x24_shows_every_validation_value_whole(demo) -> None:
+    """The validation columns come first under short headers: at 80 columns every one of
+    them is on screen, each cell equal to the epoch event (to its shown digits); the
+    training columns follow by scrolling right, the epoch column staying."""
+    import json
+
+    run = demo.runs / "amber-wave-1"
+    events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _analysis(pilot, demo, "amber-wave-1")
+        while screen.query_one(TabbedContent).active != "tab-traj":
+            await pilot.press("t")
+        await pilot.pause()
+        lines = screen_lines(app)
+        heads = [ln for ln in lines if ln.split()[:3] == ["ep", "val", "comb"]]
+        assert heads, "\n".join(lines)  # validation first, beside the epoch
+        head = heads[0]
+        keys = ["acc_combined", "acc_mod", "acc_snr", "loss", "snr_mae_db", "snr_within_1"]
+        for h in ("val comb", "val mod", "val SNR", "val loss", "val MAE dB", "val ±1 dB"):
+            assert h in head, (h, head)
+        best = max(e["epoch"] for e in epochs if e["is_best"])
+        for ev in epochs:
+            (row,) = [ln.split() for ln in lines if ln.split()[:1] == [str(ev["epoch"])]]
+            if ev["epoch"] == best:
+                assert row[1] == "★"
+                row.pop(1)
+            for key, cell in zip(keys, row[1:7], strict=True):
+                digits = 1e-4 if cell.endswith("%") else 5e-4 * abs(ev["val"][key]) + 1e-9
+                assert _value(cell) == pytest.approx(ev["val"][key], abs=digits), (key, cell)
+        table = screen.query_one("#an-traj", DataTable)
+        assert table.fixed_columns == 1
+        for _ in range(40):
+            await pilot.press("right")
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any(ln.split()[:1] == ["ep"] and "tr loss" in ln for ln in lines)
+
+
+async def test_analysis_names_its_run_and_calls_final_the_test_split_of_the_best_epoch(
+    demo,
+) -> None:
+    import json
+
+    run = demo.runs / "amber-wave-1"
+    best = json.loads((run / "export/final/summary.json").read_text())["epoch"]
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _analysis(pilot, demo, "amber-wave-1")
+        lines = screen_lines(app)
+        assert "amber-wave-1" in lines[0]  # the header
+        assert f"test (best epoch {best})" in "\n".join(lines[1:5])  # the export picker
+        info = str(screen.query_one("#an-info", Static).render())
+        assert info.startswith(f"test (best epoch {best}) · ")
+        assert not any("final" in ln for ln in lines)
+        await pilot.press("e")  # the next export wraps round to the first epoch
+        await wait_for(pilot, lambda: screen.data.name == "epoch_001")
+        await wait_for(pilot, lambda: str(screen.query_one("#an-info", Static).render())
+                       .startswith("val (epoch 1) · "))  # fmt: skip
+
+
 async def test_run_without_exports_says_so(demo) -> None:
     app = make_app(demo)
     async with app.run_test(size=(80, 24)) as pilot:
