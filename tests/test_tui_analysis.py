@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import pytest
 from textual.widgets import DataTable, OptionList, Select, Static, TabbedContent
@@ -525,7 +526,8 @@ async def test_gpus_screen_on_a_cpu_only_box_shows_host_and_trainers(demo) -> No
         app.open_gpus()
         screen = await screen_ready(pilot, GpusScreen)
         table = screen.query_one("#gpu-procs", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1 and "%" in str(table.get_row_at(0)[2]))
+        await wait_for(pilot, lambda: table.row_count == 1
+                       and re.fullmatch(r"\d+\.\d", str(table.get_row_at(0)[2])))  # fmt: skip
         row = [str(c) for c in table.get_row_at(0)]
         assert row[:2] == ["fresh-dew-6", str(os.getpid())]  # the trainer's pid in status.json
         assert row[3].endswith("MiB") and row[5] == "-"
@@ -545,3 +547,96 @@ async def test_gpus_screen_shows_each_trainers_gpu_memory(demo) -> None:
         assert str(table.get_row_at(0)[5]) == "512 MiB (GPU 1)"
         holder = screen.query_one("#gpu-card-1 .gpu-holder", Static)
         await wait_for(pilot, lambda: "fresh-dew-6 (512 MiB)" in str(holder.render()))
+
+
+def test_host_cpu_is_measured_between_samples_whatever_thread_takes_them() -> None:
+    """The screen samples from a new worker thread each time: the second sample, taken in
+    another thread after a CPU burn, still measures since the first (psutil.cpu_percent's
+    own state is per thread: it answered 0.0 there)."""
+    import threading
+    import time
+
+    from amc_tui.tui.models.procstat import ProcSampler
+
+    sampler = ProcSampler()
+    got: list = []
+    first_done, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        got.append(sampler.host())
+        first_done.set()
+        release.wait(10)  # alive meanwhile: the second thread cannot reuse its ident
+
+    t = threading.Thread(target=first)
+    t.start()
+    first_done.wait(10)
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # keep one core busy
+        pass
+    second = threading.Thread(target=lambda: got.append(sampler.host()))
+    second.start()
+    second.join(10)
+    release.set()
+    t.join(10)
+    assert got[0].cpu_pct is None  # no data yet, not 0
+    assert got[1].cpu_pct is not None and got[1].cpu_pct > 0, got[1]
+    assert got[0].busy_cores is None and 0 < got[1].busy_cores <= got[1].cpus
+
+
+async def test_gpus_screen_says_no_data_yet_before_the_first_cpu_sample(demo, monkeypatch) -> None:
+    from amc_tui.tui.screens import gpus
+
+    heads: list[str] = []
+    trainer_cpu: list[str] = []
+    line = gpus.host_line
+
+    def recorded(host):
+        heads.append(line(host))
+        return heads[-1]
+
+    monkeypatch.setattr(gpus, "host_line", recorded)
+    app = make_app(demo)  # no NVIDIA driver
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        head = screen.query_one("#gpu-head", Static)
+        assert "no data yet" in str(head.render())  # before any sample
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: heads and table.row_count == 1)
+        trainer_cpu.append(str(table.get_row_at(0)[2]))
+        await wait_for(pilot, lambda: len(heads) >= 3)
+        trainer_cpu.append(str(table.get_row_at(0)[2]))
+    assert heads[0].startswith("host: CPU no data yet · memory ")
+    assert trainer_cpu[0] == "no data yet"
+    for h in heads[1:]:
+        assert re.match(r"host: CPU \d+\.\d of \d+ cores busy · memory ", h), h
+    assert re.fullmatch(r"\d+\.\d", trainer_cpu[-1]), trainer_cpu
+
+
+async def test_gpus_screen_gives_host_and_trainer_cpu_in_cores(demo, monkeypatch) -> None:
+    """One unit for CPU: the host's busy cores of its cores, each trainer's cores (110 %
+    of one core reads 1.1), labelled once."""
+    from amc_tui.tui.models.procstat import HostStat, ProcStat
+    from amc_tui.tui.screens import gpus
+
+    class Procs:
+        def host(self):
+            return HostStat(cpus=2, cpu_pct=55.0, mem_used_mb=2048.0, mem_total_mb=8192.0)
+
+        def sample(self, pids):
+            return {p: ProcStat(p, True, 110.0, 300.0, 3) for p in pids}
+
+    monkeypatch.setattr(gpus, "ProcSampler", Procs)
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[2] == "1.1")
+        lines = screen_lines(app)
+        text = "\n".join(lines)
+        assert "host: CPU 1.1 of 2 cores busy · memory 2.0 GiB of 8.0 GiB (25%)" in text
+        assert any(ln.split()[:5] == ["run", "pid", "CPU", "cores", "memory"] for ln in lines)
+        assert "%" not in str(table.get_row_at(0)[2])
