@@ -463,3 +463,41 @@ async def test_groups_view_points_members_and_back_at_80x24(ws: Workspace) -> No
         await pilot.press("escape", "escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, GroupsScreen)
+
+
+@pytest.mark.anyio
+async def test_runlog_index_lists_group_entries_and_jumps_to_one_at_80x24(ws: Workspace) -> None:
+    from textual.widgets import OptionList, Static
+
+    from amc_tui.tui.app import AmcApp
+    from amc_tui.tui.screens.runlog import RunlogScreen
+
+    group = finished_group(ws)
+    app = AmcApp(ws, runs_poll_s=60.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        app.open_runlog()
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, RunlogScreen) and app.screen.chunks:
+                break
+        screen = app.screen
+        index = screen.query_one("#rl-index", OptionList)
+        titles = [str(index.get_option_at_index(i).prompt) for i in range(index.option_count)]
+        assert f"Group {group.name}" in titles
+        assert sorted(t for t in titles if not t.startswith("Group ")) == sorted(
+            m["name"] for m in group.members
+        )
+        head = str(screen.query_one("#rl-head", Static).render())
+        assert "6 run entries · 1 group entry" in head
+        await pilot.press("j")
+        while index.highlighted != titles.index(f"Group {group.name}"):
+            await pilot.press("down")
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if screen.query_one("#rl-scroll").scroll_y > 0:
+                break
+        assert screen.current == f"group-{group.id}"
+        lines = [s.text for s in app.screen._compositor.render_strips()]
+        assert any(f"Group {group.name} ({group.id})" in ln for ln in lines[:5]), lines[:5]

@@ -223,11 +223,14 @@ async def test_runlog_jumps_to_an_entry(demo) -> None:
         screen = await screen_ready(pilot, RunlogScreen)
         index = screen.query_one("#rl-index", OptionList)
         await wait_for(pilot, lambda: index.option_count == 5)
+        assert not index.display  # 80 columns: the text has the room until `j`
         scroll = screen.query_one("#rl-scroll")
         assert scroll.scroll_y == 0
-        index.focus()
+        await pilot.press("j")
+        assert index.display and index.has_focus
         await pilot.press("end", "enter")  # the last entry
         await wait_for(pilot, lambda: screen.current == "f6f6f6f6")
+        assert not index.display and scroll.has_focus  # back to the text
         target = screen.query_one("#rl-f6f6f6f6")
         await wait_for(pilot, lambda: scroll.scroll_y > 0)
         assert abs(scroll.scroll_y - target.virtual_region.y) <= 1
@@ -236,6 +239,65 @@ async def test_runlog_jumps_to_an_entry(demo) -> None:
         app.open_runlog("c3c3c3c3")
         screen = await screen_ready(pilot, RunlogScreen)
         await wait_for(pilot, lambda: screen.current == "c3c3c3c3")
+
+
+def _md_tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table of a file as rows of cells (the rule lines left out)."""
+    tables: list[list[list[str]]] = []
+    rows: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            if not re.fullmatch(r"\|([-:]+\|)+", line.replace(" ", "")):
+                rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _rendered(screen) -> list[str]:
+    """Every line the RUNLOG view holds, scrolled into view or not."""
+    from textual.geometry import Region
+
+    out = []
+    for block in screen.query_one("#rl-scroll").children:
+        out += [s.text for s in block.render_lines(Region(0, 0, *block.size))]
+    return out
+
+
+@pytest.mark.parametrize("index", [False, True], ids=["text", "with-index"])
+async def test_runlog_tables_at_80x24_keep_every_value_whole(demo, index) -> None:
+    """Each table of RUNLOG.md is drawn with every cell as written (header and values, none
+    cut or wrapped), the index shown or not; what is wider than the view scrolls sideways."""
+    tables = _md_tables(demo.runlog.read_text())
+    assert len(tables) >= 6 and max(len(t[0]) for t in tables) >= 11  # the trajectories
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_runlog()
+        screen = await screen_ready(pilot, RunlogScreen)
+        await wait_for(pilot, lambda: screen.query_one("#rl-index", OptionList).option_count)
+        if index:
+            await pilot.press("i")
+        await pilot.pause()
+        lines = _rendered(screen)
+        assert not [ln for ln in lines if "…" in ln]
+        for table in tables:
+            for row in table:
+                pattern = r"\s+".join(re.escape(c) for c in row)
+                assert any(re.search(pattern, ln) for ln in lines), row
+        scroll = screen.query_one("#rl-scroll")
+        assert scroll.max_scroll_x > 0  # a trajectory is wider than 80 columns
+        from textual.geometry import Region
+
+        wide = next(b for b in scroll.children
+                    if any("w SNR" in s.text for s in b.render_lines(Region(0, 0, *b.size))))  # fmt: skip
+        scroll.scroll_to_widget(wide, top=True, animate=False)
+        scroll.focus()
+        while scroll.scroll_x < scroll.max_scroll_x:
+            await pilot.press("right")
+            await pilot.pause()
+        assert any("w SNR" in ln for ln in screen_lines(app))  # its last column, on screen
 
 
 async def test_runlog_missing_file(tmp_path) -> None:

@@ -197,7 +197,7 @@ def test_runlog_split_into_user_text_and_entries() -> None:
     s1, s2 = text.index("<!--b-->"), text.rindex("<!--b-->")
     offsets = {"id1": (s1, text.index("notes")), "id2": (s2, len(text))}
     chunks = split_runlog(text, offsets)
-    assert [(c.run_id, c.title) for c in chunks] == [
+    assert [(c.key, c.title) for c in chunks] == [
         (None, ""),
         ("id1", "a"),
         (None, ""),
