@@ -532,6 +532,28 @@ async def _compare(pilot, ws, a: str, b: str, tab: str | None = None) -> Compare
     return screen
 
 
+async def test_compare_names_the_epochs_and_the_split_of_its_cells(demo) -> None:
+    """Best and last epochs as the runs' events have them; the final export's cells are the
+    test split, never just "final"."""
+    import json
+
+    def epochs(name: str) -> tuple[int, int]:
+        lines = (demo.runs / name / "events.jsonl").read_text().splitlines()
+        evs = [e for e in map(json.loads, lines) if e["kind"] == "epoch"]
+        best = max(evs, key=lambda e: (e["val"]["acc_combined"], -e["epoch"]))
+        return best["epoch"], evs[-1]["epoch"]
+
+    (ba, la), (bb, lb) = epochs("amber-wave-1"), epochs("bold-river-2")
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _compare(pilot, demo, "amber-wave-1", "bold-river-2", "cmp-metrics")
+        head = str(screen.query_one("#cmp-head", Static).render())
+        assert f"best epoch A {ba}, B {bb} · last epoch A {la}, B {lb}" in head
+        assert "cells: test (best epochs)" in head and "final" not in head
+        table = screen.query_one("#cmp-metrics-table", DataTable)
+        assert [str(c.label) for c in table.columns.values()][4:] == ["last A", "last B", "Δ last"]
+
+
 async def test_compare_cells_cursor_moves_and_values_never_touch(big) -> None:
     app = make_app(big)
     async with app.run_test(size=(120, 40)) as pilot:
