@@ -510,13 +510,18 @@ def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     return out
 
 
+# fixed decimals per trajectory column, so a column's values line up (others: .4g)
+_SPECS = {"loss": ".3f", "snr_mae_db": ".2f", "u_mod": ".3f", "u_snr": ".3f", "lr": ".3g",
+          "epoch_time_s": ".2f", "samples_per_s": ".0f"}  # fmt: skip
+
+
 def _cell(v: Any, key: str = "") -> str:
     """A trajectory value: accuracies and weight shares in percent, others as numbers."""
     name = key.partition("_")[2]
     if isinstance(v, float) and (contract.is_percent(name) or key in ("w_mod", "w_snr")):
         return report.pct(v, 2)
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:{_SPECS.get(key, _SPECS.get(name, '.4g'))}}"
     if isinstance(v, dict):
         return " ".join(f"{k}={_cell(x)}" for k, x in v.items())
     return report.MISSING if v is None else str(v)
