@@ -99,6 +99,8 @@ async def test_heatmap_equals_per_cell_csv_then_confusion_f1_trajectory(demo) ->
         assert screen.query_one(TabbedContent).active == "tab-confusion"
         f1 = screen.query_one("#an-f1", DataTable)
         assert f1.row_count == 11  # max(4 modulations, 11 SNRs)
+        snrs = [str(f1.get_row_at(i)[2]) for i in range(f1.row_count)]
+        assert snrs == [str(s) for s in range(-10, 11, 2)]  # dB as written, not "-10.0"
         traj = screen.query_one("#an-traj", DataTable)
         assert traj.row_count == 4  # one row per epoch event
 

@@ -505,6 +505,8 @@ def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     out = []
     for idx, row in df.iterrows():
         label = row[label_col] if label_col is not None else idx
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)  # an SNR in dB read as a float column: 2, not 2.0
         v = row[f1_col]
         out.append((str(label), float(v) if contract.is_number(v) else None))
     return out
