@@ -125,17 +125,32 @@ def split_blocks(text: str) -> list[tuple[bool, str]]:
     return out
 
 
+def widest_rows(table: str) -> str:
+    """A Markdown table cut to its header, its rule and, per column, the row with the longest
+    cell: as wide as the whole table when drawn unsqueezed, cheap to measure however long."""
+    lines = table.splitlines(keepends=True)
+    rows = lines[2:]
+    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+    keep: set[int] = set()
+    for col in range(max((len(c) for c in cells), default=0)):
+        lengths = [len(c[col]) if col < len(c) else -1 for c in cells]
+        keep.add(max(range(len(rows)), key=lengths.__getitem__))
+    return "".join(lines[:2] + [rows[i] for i in sorted(keep)])
+
+
 class NaturalWidth:
     """Markdown (a table) measured at its natural width: the view gives it all the columns it
     needs instead of squeezing its cells ("10.8…")."""
 
     def __init__(self, text: str) -> None:
+        self.text = text
         self.markdown = RichMarkdown(text)
         self._width: int | None = None
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         if self._width is None:
-            lines = console.render_lines(self.markdown, options.update_width(1 << 12), pad=False)
+            sample = RichMarkdown(widest_rows(self.text))
+            lines = console.render_lines(sample, options.update_width(1 << 12), pad=False)
             self._width = max((Segment.get_line_length(ln) for ln in lines), default=1)
         return Measurement(self._width, self._width)
 
