@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -450,12 +451,15 @@ async def test_groups_view_points_members_and_back_at_80x24(ws: Workspace) -> No
         (row,) = await rows(pilot, "groups", 1)
         assert row[:4] == ["g", "done", "grid", "5/6"]
         await pilot.press("enter")
-        points = await rows(pilot, "points", 2)
-        assert [r[0] for r in points] == ["p0", "p1"]
-        assert points[1][1] == "loss.weighting=dwa" and points[1][2] == "2"
-        assert " ± " in points[0][3] and points[0][4:] == ["3", "0", "0", "0"]
-        assert points[1][4:] == ["2", "0", "0", "1"]
-        await pilot.press("down", "enter")
+        points = {r[1]: r for r in await rows(pilot, "points", 2)}
+        assert sorted(points) == ["p0", "p1"]
+        assert points["p1"][2] == "dwa" and points["p1"][3] == "2"
+        assert " ± " in points["p0"][4] and points["p0"][6] == "3/3"
+        assert points["p1"][6] == "2/3"
+        table = app.screen.query_one(DataTable)
+        while _row(table) != "p1":
+            await pilot.press("down")
+        await pilot.press("enter")
         members = await rows(pilot, "members", 3)
         assert members[2][:2] == ["g-p1-r2", "failed"] and members[2][-1] == "failed"
         await pilot.press("escape")
@@ -463,3 +467,102 @@ async def test_groups_view_points_members_and_back_at_80x24(ws: Workspace) -> No
         await pilot.press("escape", "escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, GroupsScreen)
+
+
+def _row(table: Any) -> str:
+    return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.anyio
+async def test_group_points_at_80x24_show_rank_ci_and_effects_as_group_show(
+    ws: Workspace,
+) -> None:
+    """The points of a group at 80 columns: ranked as `group show --json` ranks them, each
+    with n, mean ± std and the 95 % CI it gives (to the shown digits), then the best point
+    and every effect sentence, all on screen and none cut."""
+    from textual.widgets import DataTable
+
+    from amc_tui.cli.groups import show_data
+    from amc_tui.tui.app import AmcApp
+    from amc_tui.tui.screens.groups import GroupsScreen
+
+    group = finished_group(ws, failed="g-p1-r2")
+    data = show_data(summarize(ws, group))
+    assert data["effects"]  # dwa vs uncertainty
+    app = AmcApp(ws, runs_poll_s=60.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("G")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            screen = app.screen
+            if isinstance(screen, GroupsScreen) and screen.query_one(DataTable).row_count:
+                break
+        await pilot.press("enter")
+        table = screen.query_one(DataTable)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            lines = [s.text for s in app.screen._compositor.render_strips()]
+            if screen.level == "points" and table.row_count == 2 and "best point" in str(lines):
+                break
+        shown = [[str(c) for c in table.get_row(k)] for k in table.rows]
+        assert [r[1] for r in shown] == [r["point"] for r in data["ranking"]]
+        header = [str(c.label) for c in table.columns.values()]
+        assert header == ["#", "point", "values", "n", "mean ± std", "95 % CI", "done"]
+        by_key = {p["key"]: p for p in data["points"]}
+        for row in shown:
+            p = by_key[row[1]]
+            stat = p["best"][group.metric]
+            assert row[0] == str(p["rank"] or "-") and row[3] == str(p["n"])
+            mean, std = (float(x) for x in re.findall(r"-?\d+\.\d+", row[4]))
+            assert (mean, std) == pytest.approx((100 * stat["mean"], 100 * stat["std"]), abs=0.005)
+            lo, hi = (float(x) for x in re.findall(r"-?\d+\.\d+", row[5]))
+            assert (lo, hi) == pytest.approx((100 * stat["ci_lo"], 100 * stat["ci_hi"]), abs=0.005)
+            # the whole row on screen, every cell whole
+            pattern = r"\s+".join(re.escape(c) for c in row)
+            assert any(re.search(pattern, ln) for ln in lines), (row, lines)
+        screen_text = _flat(" ".join(lines))
+        assert f"best point: {data['best_point']} (" in screen_text
+        for e in data["effects"]:
+            assert _flat(e["sentence"]) in screen_text, e["sentence"]
+
+
+@pytest.mark.anyio
+async def test_runlog_index_lists_group_entries_and_jumps_to_one_at_80x24(ws: Workspace) -> None:
+    from textual.widgets import OptionList, Static
+
+    from amc_tui.tui.app import AmcApp
+    from amc_tui.tui.screens.runlog import RunlogScreen
+
+    group = finished_group(ws)
+    app = AmcApp(ws, runs_poll_s=60.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        app.open_runlog()
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, RunlogScreen) and app.screen.chunks:
+                break
+        screen = app.screen
+        index = screen.query_one("#rl-index", OptionList)
+        titles = [str(index.get_option_at_index(i).prompt) for i in range(index.option_count)]
+        assert f"Group {group.name}" in titles
+        assert sorted(t for t in titles if not t.startswith("Group ")) == sorted(
+            m["name"] for m in group.members
+        )
+        head = str(screen.query_one("#rl-head", Static).render())
+        assert "6 run entries · 1 group entry" in head
+        await pilot.press("j")
+        while index.highlighted != titles.index(f"Group {group.name}"):
+            await pilot.press("down")
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if screen.query_one("#rl-scroll").scroll_y > 0:
+                break
+        assert screen.current == f"group-{group.id}"
+        lines = [s.text for s in app.screen._compositor.render_strips()]
+        assert any(f"Group {group.name} ({group.id})" in ln for ln in lines[:5]), lines[:5]

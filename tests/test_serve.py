@@ -7,6 +7,7 @@ app processes are found as the server's children with psutil.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -62,17 +63,21 @@ def port_open(port: int) -> bool:
 class ServerProc:
     """`python -m amc_tui.cli serve` with its output collected by reader threads."""
 
-    def __init__(self, ws: Path, *args: str) -> None:
+    def __init__(self, ws: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         argv = [sys.executable, "-m", "amc_tui.cli", "-w", str(ws), "serve"]
         self.proc = subprocess.Popen(
             [*argv, "--port", str(self.port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env(),
         )  # fmt: skip
         self.out: list[str] = []
         self.err: list[str] = []
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=lambda s=stream, k=sink: k.extend(s), daemon=True).start()
+        self.readers = [
+            threading.Thread(target=lambda s=stream, k=sink: k.extend(s), daemon=True)
+            for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def wait_ready(self) -> ServerProc:
         def ready() -> bool:
@@ -106,11 +111,14 @@ class ServerProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=START_S)
+            rc = self.proc.wait(timeout=START_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=START_S)
             raise AssertionError("server did not stop on SIGTERM") from None
+        for reader in self.readers:  # every line it wrote, read
+            reader.join(START_S)
+        return rc
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +310,65 @@ def test_printed_url_logs_and_sigterm_leave_no_app_behind(workspace: Path) -> No
     wait_for(lambda: not any(p.is_running() for p in apps), START_S, "the app to be gone")
     log = "".join(srv.out + srv.err)
     assert log.count(token) == 1  # in the URL line only, never in a log line
+
+
+# asyncio's default child watcher on Python < 3.12 (ThreadedChildWatcher) reaps each child
+# in a thread blocked in waitpid(pid, 0). On a loaded machine that thread can take a while to
+# run once the child has exited; this makes it always late, so any other waitpid on the app
+# (asyncio's Process.send_signal goes through Popen.poll on Python < 3.13) reaps it first.
+LATE_WATCHER = """\
+import os, threading, time
+_late = float(os.environ.get("AMC_TEST_LATE_WATCHER") or 0)
+if _late:
+    _waitpid = os.waitpid
+
+    def waitpid(pid, options):
+        if options == 0 and threading.current_thread().name.startswith("asyncio-waitpid"):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped yet
+            time.sleep(_late)
+        return _waitpid(pid, options)
+
+    os.waitpid = waitpid
+"""
+
+
+def test_sigterm_with_an_app_connected_is_quiet_even_with_a_late_child_watcher(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while a visitor's app runs: the app is asked to quit, exits, and is reaped once,
+    by asyncio's child watcher; stderr has no "Unknown child process pid N, will report
+    returncode 255" (the server had reaped it first, signalling an app that was exiting)."""
+    from amc_tui.serve.server import QUIT_GRACE_S
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(LATE_WATCHER)
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    env["AMC_TEST_LATE_WATCHER"] = str(QUIT_GRACE_S + 1)  # later than the server's grace
+    srv = ServerProc(workspace, "--no-token", env=env).wait_ready()
+    apps: list[psutil.Process] = []
+
+    async def terminate(ws: Any) -> None:
+        apps.extend(srv.apps())
+        srv.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(Exception):
+            while (await ws.receive(timeout=START_S)).type in (
+                aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):  # fmt: skip
+                pass
+
+    async def go() -> str:
+        async with session() as s:
+            return await _first_screen(s, srv.base, terminate)
+
+    try:
+        assert "name state" in asyncio.run(go())
+    finally:
+        rc = srv.stop()
+    err = "".join(srv.err)
+    assert rc == 0 and len(apps) == 1, err
+    assert "Unknown child process" not in err and "returncode 255" not in err, err
+    wait_for(lambda: not any(p.is_running() for p in apps), START_S, "the app to be gone")
 
 
 def test_no_token_on_loopback_warns_and_serves(workspace: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import pytest
 from textual.widgets import DataTable, OptionList, Select, Static, TabbedContent
@@ -98,8 +99,78 @@ async def test_heatmap_equals_per_cell_csv_then_confusion_f1_trajectory(demo) ->
         assert screen.query_one(TabbedContent).active == "tab-confusion"
         f1 = screen.query_one("#an-f1", DataTable)
         assert f1.row_count == 11  # max(4 modulations, 11 SNRs)
+        snrs = [str(f1.get_row_at(i)[2]) for i in range(f1.row_count)]
+        assert snrs == [str(s) for s in range(-10, 11, 2)]  # dB as written, not "-10.0"
         traj = screen.query_one("#an-traj", DataTable)
         assert traj.row_count == 4  # one row per epoch event
+
+
+def _value(text: str) -> float:
+    """A rendered cell back to a number: `33.33%` -> 0.3333, `3.984` -> 3.984."""
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+async def test_trajectory_at_80x24_shows_every_validation_value_whole(demo) -> None:
+    """The validation columns come first under short headers: at 80 columns every one of
+    them is on screen, each cell equal to the epoch event (to its shown digits); the
+    training columns follow by scrolling right, the epoch column staying."""
+    import json
+
+    run = demo.runs / "amber-wave-1"
+    events = [json.loads(ln) for ln in (run / "events.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _analysis(pilot, demo, "amber-wave-1")
+        while screen.query_one(TabbedContent).active != "tab-traj":
+            await pilot.press("t")
+        await pilot.pause()
+        lines = screen_lines(app)
+        heads = [ln for ln in lines if ln.split()[:3] == ["ep", "val", "comb"]]
+        assert heads, "\n".join(lines)  # validation first, beside the epoch
+        head = heads[0]
+        keys = ["acc_combined", "acc_mod", "acc_snr", "loss", "snr_mae_db", "snr_within_1"]
+        for h in ("val comb", "val mod", "val SNR", "val loss", "val MAE dB", "val ±1 dB"):
+            assert h in head, (h, head)
+        best = max(e["epoch"] for e in epochs if e["is_best"])
+        for ev in epochs:
+            (row,) = [ln.split() for ln in lines if ln.split()[:1] == [str(ev["epoch"])]]
+            if ev["epoch"] == best:
+                assert row[1] == "★"
+                row.pop(1)
+            for key, cell in zip(keys, row[1:7], strict=True):
+                decimals = len(cell.rstrip("%").partition(".")[2])
+                half = 0.5 * 10**-decimals / (100 if cell.endswith("%") else 1)  # its rounding
+                assert abs(_value(cell) - ev["val"][key]) <= half + 1e-12, (key, cell)
+        table = screen.query_one("#an-traj", DataTable)
+        assert table.fixed_columns == 1
+        for _ in range(40):
+            await pilot.press("right")
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any(ln.split()[:1] == ["ep"] and "tr loss" in ln for ln in lines)
+
+
+async def test_analysis_names_its_run_and_calls_final_the_test_split_of_the_best_epoch(
+    demo,
+) -> None:
+    import json
+
+    run = demo.runs / "amber-wave-1"
+    best = json.loads((run / "export/final/summary.json").read_text())["epoch"]
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _analysis(pilot, demo, "amber-wave-1")
+        lines = screen_lines(app)
+        assert "amber-wave-1" in lines[0]  # the header
+        assert f"test (best epoch {best})" in "\n".join(lines[1:5])  # the export picker
+        info = str(screen.query_one("#an-info", Static).render())
+        assert info.startswith(f"test (best epoch {best}) · ")
+        assert not any("final" in ln for ln in lines)
+        await pilot.press("e")  # the next export wraps round to the first epoch
+        await wait_for(pilot, lambda: screen.data.name == "epoch_001")
+        await wait_for(pilot, lambda: str(screen.query_one("#an-info", Static).render())
+                       .startswith("val (epoch 1) · "))  # fmt: skip
 
 
 async def test_run_without_exports_says_so(demo) -> None:
@@ -155,11 +226,14 @@ async def test_runlog_jumps_to_an_entry(demo) -> None:
         screen = await screen_ready(pilot, RunlogScreen)
         index = screen.query_one("#rl-index", OptionList)
         await wait_for(pilot, lambda: index.option_count == 5)
+        assert not index.display  # 80 columns: the text has the room until `j`
         scroll = screen.query_one("#rl-scroll")
         assert scroll.scroll_y == 0
-        index.focus()
+        await pilot.press("j")
+        assert index.display and index.has_focus
         await pilot.press("end", "enter")  # the last entry
         await wait_for(pilot, lambda: screen.current == "f6f6f6f6")
+        assert not index.display and scroll.has_focus  # back to the text
         target = screen.query_one("#rl-f6f6f6f6")
         await wait_for(pilot, lambda: scroll.scroll_y > 0)
         assert abs(scroll.scroll_y - target.virtual_region.y) <= 1
@@ -168,6 +242,65 @@ async def test_runlog_jumps_to_an_entry(demo) -> None:
         app.open_runlog("c3c3c3c3")
         screen = await screen_ready(pilot, RunlogScreen)
         await wait_for(pilot, lambda: screen.current == "c3c3c3c3")
+
+
+def _md_tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table of a file as rows of cells (the rule lines left out)."""
+    tables: list[list[list[str]]] = []
+    rows: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            if not re.fullmatch(r"\|([-:]+\|)+", line.replace(" ", "")):
+                rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif rows:
+            tables.append(rows)
+            rows = []
+    return tables
+
+
+def _rendered(screen) -> list[str]:
+    """Every line the RUNLOG view holds, scrolled into view or not."""
+    from textual.geometry import Region
+
+    out = []
+    for block in screen.query_one("#rl-scroll").children:
+        out += [s.text for s in block.render_lines(Region(0, 0, *block.size))]
+    return out
+
+
+@pytest.mark.parametrize("index", [False, True], ids=["text", "with-index"])
+async def test_runlog_tables_at_80x24_keep_every_value_whole(demo, index) -> None:
+    """Each table of RUNLOG.md is drawn with every cell as written (header and values, none
+    cut or wrapped), the index shown or not; what is wider than the view scrolls sideways."""
+    tables = _md_tables(demo.runlog.read_text())
+    assert len(tables) >= 6 and max(len(t[0]) for t in tables) >= 11  # the trajectories
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_runlog()
+        screen = await screen_ready(pilot, RunlogScreen)
+        await wait_for(pilot, lambda: screen.query_one("#rl-index", OptionList).option_count)
+        if index:
+            await pilot.press("i")
+        await pilot.pause()
+        lines = _rendered(screen)
+        assert not [ln for ln in lines if "…" in ln]
+        for table in tables:
+            for row in table:
+                pattern = r"\s+".join(re.escape(c) for c in row)
+                assert any(re.search(pattern, ln) for ln in lines), row
+        scroll = screen.query_one("#rl-scroll")
+        assert scroll.max_scroll_x > 0  # a trajectory is wider than 80 columns
+        from textual.geometry import Region
+
+        wide = next(b for b in scroll.children
+                    if any("w SNR" in s.text for s in b.render_lines(Region(0, 0, *b.size))))  # fmt: skip
+        scroll.scroll_to_widget(wide, top=True, animate=False)
+        scroll.focus()
+        while scroll.scroll_x < scroll.max_scroll_x:
+            await pilot.press("right")
+            await pilot.pause()
+        assert any("w SNR" in ln for ln in screen_lines(app))  # its last column, on screen
 
 
 async def test_runlog_missing_file(tmp_path) -> None:
@@ -402,6 +535,28 @@ async def _compare(pilot, ws, a: str, b: str, tab: str | None = None) -> Compare
     return screen
 
 
+async def test_compare_names_the_epochs_and_the_split_of_its_cells(demo) -> None:
+    """Best and last epochs as the runs' events have them; the final export's cells are the
+    test split, never just "final"."""
+    import json
+
+    def epochs(name: str) -> tuple[int, int]:
+        lines = (demo.runs / name / "events.jsonl").read_text().splitlines()
+        evs = [e for e in map(json.loads, lines) if e["kind"] == "epoch"]
+        best = max(evs, key=lambda e: (e["val"]["acc_combined"], -e["epoch"]))
+        return best["epoch"], evs[-1]["epoch"]
+
+    (ba, la), (bb, lb) = epochs("amber-wave-1"), epochs("bold-river-2")
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _compare(pilot, demo, "amber-wave-1", "bold-river-2", "cmp-metrics")
+        head = str(screen.query_one("#cmp-head", Static).render())
+        assert f"best epoch A {ba}, B {bb} · last epoch A {la}, B {lb}" in head
+        assert "cells: test (best epochs)" in head and "final" not in head
+        table = screen.query_one("#cmp-metrics-table", DataTable)
+        assert [str(c.label) for c in table.columns.values()][4:] == ["last A", "last B", "Δ last"]
+
+
 async def test_compare_cells_cursor_moves_and_values_never_touch(big) -> None:
     app = make_app(big)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -458,7 +613,8 @@ async def test_gpus_screen_on_a_cpu_only_box_shows_host_and_trainers(demo) -> No
         app.open_gpus()
         screen = await screen_ready(pilot, GpusScreen)
         table = screen.query_one("#gpu-procs", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1 and "%" in str(table.get_row_at(0)[2]))
+        await wait_for(pilot, lambda: table.row_count == 1
+                       and re.fullmatch(r"\d+\.\d", str(table.get_row_at(0)[2])))  # fmt: skip
         row = [str(c) for c in table.get_row_at(0)]
         assert row[:2] == ["fresh-dew-6", str(os.getpid())]  # the trainer's pid in status.json
         assert row[3].endswith("MiB") and row[5] == "-"
@@ -478,3 +634,96 @@ async def test_gpus_screen_shows_each_trainers_gpu_memory(demo) -> None:
         assert str(table.get_row_at(0)[5]) == "512 MiB (GPU 1)"
         holder = screen.query_one("#gpu-card-1 .gpu-holder", Static)
         await wait_for(pilot, lambda: "fresh-dew-6 (512 MiB)" in str(holder.render()))
+
+
+def test_host_cpu_is_measured_between_samples_whatever_thread_takes_them() -> None:
+    """The screen samples from a new worker thread each time: the second sample, taken in
+    another thread after a CPU burn, still measures since the first (psutil.cpu_percent's
+    own state is per thread: it answered 0.0 there)."""
+    import threading
+    import time
+
+    from amc_tui.tui.models.procstat import ProcSampler
+
+    sampler = ProcSampler()
+    got: list = []
+    first_done, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        got.append(sampler.host())
+        first_done.set()
+        release.wait(10)  # alive meanwhile: the second thread cannot reuse its ident
+
+    t = threading.Thread(target=first)
+    t.start()
+    first_done.wait(10)
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # keep one core busy
+        pass
+    second = threading.Thread(target=lambda: got.append(sampler.host()))
+    second.start()
+    second.join(10)
+    release.set()
+    t.join(10)
+    assert got[0].cpu_pct is None  # no data yet, not 0
+    assert got[1].cpu_pct is not None and got[1].cpu_pct > 0, got[1]
+    assert got[0].busy_cores is None and 0 < got[1].busy_cores <= got[1].cpus
+
+
+async def test_gpus_screen_says_no_data_yet_before_the_first_cpu_sample(demo, monkeypatch) -> None:
+    from amc_tui.tui.screens import gpus
+
+    heads: list[str] = []
+    trainer_cpu: list[str] = []
+    line = gpus.host_line
+
+    def recorded(host):
+        heads.append(line(host))
+        return heads[-1]
+
+    monkeypatch.setattr(gpus, "host_line", recorded)
+    app = make_app(demo)  # no NVIDIA driver
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        head = screen.query_one("#gpu-head", Static)
+        assert "no data yet" in str(head.render())  # before any sample
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: heads and table.row_count == 1)
+        trainer_cpu.append(str(table.get_row_at(0)[2]))
+        await wait_for(pilot, lambda: len(heads) >= 3)
+        trainer_cpu.append(str(table.get_row_at(0)[2]))
+    assert heads[0].startswith("host: CPU no data yet · memory ")
+    assert trainer_cpu[0] == "no data yet"
+    for h in heads[1:]:
+        assert re.match(r"host: CPU \d+\.\d of \d+ cores busy · memory ", h), h
+    assert re.fullmatch(r"\d+\.\d", trainer_cpu[-1]), trainer_cpu
+
+
+async def test_gpus_screen_gives_host_and_trainer_cpu_in_cores(demo, monkeypatch) -> None:
+    """One unit for CPU: the host's busy cores of its cores, each trainer's cores (110 %
+    of one core reads 1.1), labelled once."""
+    from amc_tui.tui.models.procstat import HostStat, ProcStat
+    from amc_tui.tui.screens import gpus
+
+    class Procs:
+        def host(self):
+            return HostStat(cpus=2, cpu_pct=55.0, mem_used_mb=2048.0, mem_total_mb=8192.0)
+
+        def sample(self, pids):
+            return {p: ProcStat(p, True, 110.0, 300.0, 3) for p in pids}
+
+    monkeypatch.setattr(gpus, "ProcSampler", Procs)
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_gpus()
+        screen = await screen_ready(pilot, GpusScreen)
+        table = screen.query_one("#gpu-procs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[2] == "1.1")
+        lines = screen_lines(app)
+        text = "\n".join(lines)
+        assert "host: CPU 1.1 of 2 cores busy · memory 2.0 GiB of 8.0 GiB (25%)" in text
+        assert any(ln.split()[:5] == ["run", "pid", "CPU", "cores", "memory"] for ln in lines)
+        assert "%" not in str(table.get_row_at(0)[2])

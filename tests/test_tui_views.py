@@ -209,7 +209,7 @@ def test_runlog_split_into_user_text_and_entries() -> None:
     s1, s2 = text.index("<!--b-->"), text.rindex("<!--b-->")
     offsets = {"id1": (s1, text.index("notes")), "id2": (s2, len(text))}
     chunks = split_runlog(text, offsets)
-    assert [(c.run_id, c.title) for c in chunks] == [
+    assert [(c.key, c.title) for c in chunks] == [
         (None, ""),
         ("id1", "a"),
         (None, ""),
@@ -217,6 +217,31 @@ def test_runlog_split_into_user_text_and_entries() -> None:
     ]
     assert "".join(c.text for c in chunks) == text
     assert entry_title("## x (id9)\n", "id9") == "x"
+
+
+def test_runlog_blocks_and_a_tables_natural_width() -> None:
+    """Tables apart from prose (a fenced `|` line is no table); a table measures as wide as
+    it draws unsqueezed, from its widest rows alone."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.segment import Segment
+
+    from amc_tui.tui.screens.runlog import NaturalWidth, split_blocks, widest_rows
+
+    table = "| Epoch | Val comb | w SNR |\n|---:|---:|---:|\n" + "".join(
+        f"| {e} | {e * 7.123:.2f}% | {'100.0%' if e == 7 else '5.0%'} |\n" for e in range(1, 40)
+    )
+    text = f"# T\n\nprose\n\n```\n| not | a table |\n|---|---|\n```\n\n{table}\nafter\n"
+    blocks = split_blocks(text)
+    assert [b[0] for b in blocks] == [False, True, False]
+    assert blocks[1][1] == table and "| not | a table |" in blocks[0][1]
+    assert "".join(b for _, b in blocks) == text
+    assert widest_rows(table).count("\n") <= 2 + 3  # header, rule, a row per column at most
+    console = Console(width=4096)
+    lines = console.render_lines(Markdown(table), console.options, pad=False)
+    full = max(Segment.get_line_length(ln) for ln in lines)
+    measured = NaturalWidth(table).__rich_measure__(console, console.options)
+    assert measured.minimum == measured.maximum == full
 
 
 def test_earlier_attempts_count_each_from_start_to_end_or_last_event(tmp_path) -> None:

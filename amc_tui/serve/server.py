@@ -5,6 +5,14 @@ module adds what it leaves out: a token check in front of every route (so an una
 request never reaches the websocket handler that spawns an app process), an access log that
 never sees the token, app processes started without a shell and always reaped (quit, then
 SIGTERM, then SIGKILL), and a clean one-line error when the port is taken.
+
+An app process is reaped by asyncio's child watcher alone, so the server signals it without
+asyncio's `Process.send_signal`: before Python 3.13 that goes through `Popen.send_signal`,
+whose `poll()` calls waitpid and reaps an app that has just exited before the watcher thread
+does; the watcher then logs "Unknown child process pid N, will report returncode 255"
+(CPython gh-87744). Signals go through a pidfd opened at spawn (never to a reused pid; a kill
+by pid where there is none), and an app that was asked to quit and closed its output gets the
+grace to exit on its own before any signal.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import ctypes
 import errno
 import hmac
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,6 +71,7 @@ class AppProcess(AppService):
         super().__init__(" ".join(argv), **kw)
         self.argv = list(argv)
         self.live = live
+        self._pidfd: int | None = None  # the app's pidfd (Linux), closed once it is reaped
 
     async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
         self._process = process = await asyncio.create_subprocess_exec(
@@ -74,6 +84,8 @@ class AppProcess(AppService):
             preexec_fn=_die_with_parent,
         )
         self._stdin = process.stdin
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd: signals go by pid
+            self._pidfd = os.pidfd_open(process.pid)
         self.live.add(self)
         return process
 
@@ -87,21 +99,46 @@ class AppProcess(AppService):
                 )
                 await self.send_meta({"type": "quit"})
                 await asyncio.wait_for(asyncio.shield(task), self.grace)
+            if task.done():  # it closed its output: it is exiting, let the watcher reap it
+                await self._exited(self.grace)
         await self.reap()
         if task is not None and task.done():
             self._task = None
 
     async def reap(self) -> None:
-        process = self._process
+        """SIGTERM, then SIGKILL, each followed by the grace, until the app has exited."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            if process is None or process.returncode is not None:
+            if await self._exited(0):
                 break
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), self.grace)
-        if process is None or process.returncode is not None:
+            self._signal(sig)
+            await self._exited(self.grace)
+        if await self._exited(0):
             self.live.discard(self)
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+
+    async def _exited(self, timeout: float) -> bool:
+        """Whether the app has exited (as asyncio's child watcher reports), waiting up to
+        `timeout` seconds for it."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return True
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout)
+        return process.returncode is not None
+
+    def _signal(self, sig: int) -> None:
+        """Signal the app without reaping it (see the module docstring)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            else:
+                os.kill(process.pid, sig)
 
 
 def auth_middleware(token: str | None, cookie_name: Callable[[], str]) -> Any:

@@ -1,9 +1,13 @@
 """CPU and memory of this host and of the trainer processes (psutil), for the GPUs screen:
 on a CPU-only box that is what a run uses, and beside a GPU it tells a data-bound trainer.
 
-A process's CPU % is the share since the previous sample, so the sampler keeps its
-`psutil.Process` objects between calls; the first sample of a process (or of the host) has
-no CPU % yet (None). A trainer's figures include its children (data loader workers).
+CPU use is the share since the previous sample, so the sampler keeps what it read last: its
+`psutil.Process` objects, and the host's CPU times. (Not `psutil.cpu_percent(None)`: it keeps
+its previous reading per calling thread, and the screen samples from a new worker thread
+each time, so it answered 0.0 "since now" for most samples.) The first sample of a process or
+of the host has no CPU figure yet (None: "no data yet", never 0). Both read in cores: a
+trainer's `cores` (1.1 = 110 % of one core) and the host's `busy_cores` of its `cpus`. A
+trainer's figures include its children (data loader workers).
 """
 
 from __future__ import annotations
@@ -23,29 +27,55 @@ class ProcStat:
     rss_mb: float | None = None
     threads: int | None = None
 
+    @property
+    def cores(self) -> float | None:
+        """Cores busy with this process tree (1.1 = 110 % of one core); None: no data yet."""
+        return None if self.cpu_pct is None else self.cpu_pct / 100
+
 
 @dataclass(frozen=True)
 class HostStat:
     cpus: int
-    cpu_pct: float | None  # percent of all cores
+    cpu_pct: float | None  # percent of all cores; None before a second sample
     mem_used_mb: float
     mem_total_mb: float
 
+    @property
+    def busy_cores(self) -> float | None:
+        """Cores busy on this host (of `cpus`); None: no data yet."""
+        return None if self.cpu_pct is None else self.cpu_pct / 100 * self.cpus
+
+
+def _busy_share(before: Any, after: Any) -> float | None:
+    """The busy share of all CPU time between two `psutil.cpu_times()` readings (as psutil
+    counts it: guest time is already in user time, idle and iowait are not busy)."""
+    fields = after._fields
+
+    def delta(name: str) -> float:
+        return max(0.0, getattr(after, name, 0.0) - getattr(before, name, 0.0))
+
+    total = sum(delta(f) for f in fields if f not in ("guest", "guest_nice"))
+    if total <= 0:
+        return None
+    idle = delta("idle") + delta("iowait")
+    return min(1.0, max(0.0, (total - idle) / total))
+
 
 class ProcSampler:
-    """Samples the host and a set of pids; call from one thread at a time."""
+    """Samples the host and a set of pids; call from one thread at a time (any thread)."""
 
     def __init__(self) -> None:
         self._procs: dict[int, psutil.Process] = {}
-        self._host_primed = False
+        self._host_times: Any = None  # the previous psutil.cpu_times()
 
     def host(self) -> HostStat:
-        pct = psutil.cpu_percent(interval=None)
-        primed, self._host_primed = self._host_primed, True
+        times = psutil.cpu_times()
+        before, self._host_times = self._host_times, times
+        share = _busy_share(before, times) if before is not None else None
         mem = psutil.virtual_memory()
         return HostStat(
             cpus=psutil.cpu_count() or 1,
-            cpu_pct=pct if primed else None,
+            cpu_pct=None if share is None else 100 * share,
             mem_used_mb=(mem.total - mem.available) / (1 << 20),
             mem_total_mb=mem.total / (1 << 20),
         )

@@ -3,6 +3,11 @@ the exact value and n under the cursor, the hardest cells, the metric against SN
 one modulation, overlaid with the runs marked on the Runs screen), normalised confusion
 matrices, per-class F1 and the per-epoch trajectory.
 
+The header names the run. Exports are labelled by what they hold: `epoch_NNN` is the
+validation split after epoch N ("val (epoch N)"), `final` the test split of the best epoch's
+weights ("test (best epoch N)"). The trajectory puts the validation columns first under short
+headers, so they fit 80 columns; the rest scroll (left / right) beside a fixed epoch column.
+
 Exports load in a thread worker (pandas, through amc_tui.run.analysis); the UI only draws
 what the worker posts, and this module (its charts need textual_plotext) loads through the
 screen registry on first use. A cell without frames is no data, shown as a dot, never as 0 %.
@@ -31,10 +36,12 @@ from textual.widgets import (
 from amc_tui import contract, report
 from amc_tui.run.analysis import (
     cell_matrix,
+    export_epoch,
     hardest_cells,
     list_exports,
     load_export,
     read_per_cell,
+    read_summary,
     run_trajectory,
     snr_curve,
 )
@@ -59,12 +66,39 @@ METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
+# the trajectory's columns in order (row key, header): validation first, the best epoch
+# starred in the epoch column; a key not named here follows under its own name
+_SPLIT_COLUMNS = (("acc_combined", "comb"), ("acc_mod", "mod"), ("acc_snr", "SNR"),
+                  ("loss", "loss"), ("snr_mae_db", "MAE dB"), ("snr_within_1", "±1 dB"))  # fmt: skip
+TRAJ_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("epoch", "ep"),
+    *((f"val_{k}", f"val {h}") for k, h in _SPLIT_COLUMNS),
+    *((f"train_{k}", f"tr {h}") for k, h in _SPLIT_COLUMNS),
+    ("w_mod", "w mod"), ("w_snr", "w SNR"), ("u_mod", "σ² mod"), ("u_snr", "σ² SNR"),
+    ("lr", "lr"), ("epoch_time_s", "s/epoch"), ("samples_per_s", "frames/s"),
+)  # fmt: skip
+TRAJ_HIDDEN = frozenset({"is_best"})  # the best epoch is starred instead
+
+
+def export_label(name: str, summary: dict[str, Any] | None = None) -> str:
+    """What an export holds: `final` is the test split evaluated with the best epoch's
+    weights ("test (best epoch 3)"), `epoch_NNN` the validation split after epoch N."""
+    if name == contract.FINAL_EXPORT:
+        s = summary or {}
+        best = s.get("best") if isinstance(s.get("best"), dict) else {}
+        epoch = s.get("epoch", best.get("epoch"))
+        return f"test (best epoch {epoch})" if isinstance(epoch, int) else "test (best epoch)"
+    n = export_epoch(name)
+    return f"val (epoch {n})" if n is not None else name
+
+
 @dataclass
 class ExportsListed(Message):
     names: list[str]
     trajectory: list[dict[str, Any]]
     error: str | None = None
     why_none: str = ""  # why there is no export yet
+    labels: dict[str, str] = field(default_factory=dict)  # export name -> export_label
 
 
 @dataclass
@@ -124,6 +158,7 @@ class AnalysisScreen(TabbedScreen):
         self.conf: dict[str, tuple] = {}
         self.curve_of: str | None = None  # the SNR curve's modulation; None = all of them
         self.overlay = overlay(self.run_dir, [])
+        self.labels: dict[str, str] = {}  # export name -> what it holds (export_label)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -162,8 +197,12 @@ class AnalysisScreen(TabbedScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.sub_title = f"{self.amc.sub_title} · analysis of {self.run_dir.name}"
         self._list()
         self.query_one("#an-heat", Heatmap).focus()
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name) or export_label(name)
 
     # ------------------------------------------------------------------ workers
 
@@ -173,7 +212,13 @@ class AnalysisScreen(TabbedScreen):
             names = list_exports(self.run_dir)
             traj = run_trajectory(self.run_dir)
             why = "" if names else _why_no_export(self.run_dir)
-            self.post_message(ExportsListed(list(names), list(traj), why_none=why))
+            final = contract.FINAL_EXPORT
+            labels = {n: export_label(n) for n in names}
+            if final in labels:  # the best epoch it was evaluated with
+                labels[final] = export_label(
+                    final, read_summary(RunDir(self.run_dir).export / final)
+                )
+            self.post_message(ExportsListed(list(names), list(traj), why_none=why, labels=labels))
         except Exception as e:  # noqa: BLE001
             self.post_message(ExportsListed([], [], error=str(e)))
 
@@ -210,9 +255,10 @@ class AnalysisScreen(TabbedScreen):
         if msg.error:
             self.amc.report_error(f"analysis: {msg.error}")
         self.exports = msg.names
+        self.labels = dict(msg.labels)
         self._fill_trajectory(msg.trajectory)
         sel = self.query_one("#an-export", Select)
-        sel.set_options([(n, n) for n in msg.names])
+        sel.set_options([(self.label(n), n) for n in msg.names])
         if not msg.names:
             self.query_one("#an-info", Static).update(
                 f"{self.run_dir.name}: {msg.why_none or 'no exports yet'}"
@@ -239,7 +285,7 @@ class AnalysisScreen(TabbedScreen):
     def _loaded(self, msg: ExportLoaded) -> None:
         if msg.error:
             self.amc.report_error(f"export {msg.name}: {msg.error}")
-            self.query_one("#an-info", Static).update(f"export {msg.name}: cannot load")
+            self.query_one("#an-info", Static).update(f"export {self.label(msg.name)}: cannot load")
             return
         if msg.name != self.export or msg.metric != self.metric:
             return  # a stale result
@@ -295,7 +341,8 @@ class AnalysisScreen(TabbedScreen):
                     line(self.curve_of, *snr_curve(msg.per_cell, msg.metric, self.curve_of),
                          PALETTE[1])
                 )  # fmt: skip
-        chart.set_lines(lines, title=f"{label} vs SNR · {of} · {msg.name}", empty="no data")
+        chart.set_lines(lines, title=f"{label} vs SNR · {of} · {self.label(msg.name)}",
+                        empty="no data")  # fmt: skip
 
     def _fill_confusion(self, msg: ExportLoaded) -> None:
         for key, df in (("mod", msg.conf_mod), ("snr", msg.conf_snr)):
@@ -329,13 +376,23 @@ class AnalysisScreen(TabbedScreen):
     def _fill_trajectory(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one("#an-traj", DataTable)
         table.clear(columns=True)
+        table.fixed_columns = 0
         if not rows:
             table.add_column("no epochs yet")
             return
-        keys = list(rows[0].keys())
-        table.add_columns(*keys)
+        named = dict(TRAJ_COLUMNS)
+        cols = [(k, h) for k, h in TRAJ_COLUMNS if k in rows[0]]
+        cols += [(k, k) for k in rows[0] if k not in named and k not in TRAJ_HIDDEN]
+        for key, header in cols:
+            table.add_column(header, key=key)
+        table.fixed_columns = 1  # the epoch stays while the other columns scroll
+        # the best epoch: the last one that was best when it ended (is_best marks each new best)
+        best = next((r.get("epoch") for r in reversed(rows) if r.get("is_best")), None)
         for row in rows:
-            table.add_row(*[_cell(row.get(k), k) for k in keys])
+            cells = [_cell(row.get(k), k) for k, _ in cols]
+            if best is not None and row.get("epoch") == best:
+                cells[0] += " ★"
+            table.add_row(*cells, key=str(row.get("epoch")))
 
     def _info(self) -> None:
         info = self.query_one("#an-info", Static)
@@ -349,7 +406,8 @@ class AnalysisScreen(TabbedScreen):
                     total = int(counts[r].sum())
                     share = report.pct(shares[r][c], 1) if total else "no data"
                     info.update(
-                        f"{self.export} · {key} confusion · true {rows[r]} -> predicted {cols[c]}:"
+                        f"{self.label(self.export)} · {key} confusion · true {rows[r]} -> "
+                        f"predicted {cols[c]}:"
                         f" {share} ({int(counts[r][c])} of {total})"
                     )
                     return
@@ -367,7 +425,8 @@ class AnalysisScreen(TabbedScreen):
             shown = "no data"
         n_txt = str(int(n)) if contract.is_number(n) else report.MISSING
         info.update(
-            f"{self.export} · {data.mods[r]} @ {data.snrs[c]} dB · {label} = {shown} · n = {n_txt}"
+            f"{self.label(self.export)} · {data.mods[r]} @ {data.snrs[c]} dB · {label} = {shown}"
+            f" · n = {n_txt}"
         )
 
     @on(Heatmap.Highlighted)
@@ -446,9 +505,16 @@ def _f1_pairs(df: pd.DataFrame | None) -> list[tuple[str, float | None]]:
     out = []
     for idx, row in df.iterrows():
         label = row[label_col] if label_col is not None else idx
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)  # an SNR in dB read as a float column: 2, not 2.0
         v = row[f1_col]
         out.append((str(label), float(v) if contract.is_number(v) else None))
     return out
+
+
+# fixed decimals per trajectory column, so a column's values line up (others: .4g)
+_SPECS = {"loss": ".3f", "snr_mae_db": ".2f", "u_mod": ".3f", "u_snr": ".3f", "lr": ".3g",
+          "epoch_time_s": ".2f", "samples_per_s": ".0f"}  # fmt: skip
 
 
 def _cell(v: Any, key: str = "") -> str:
@@ -457,7 +523,7 @@ def _cell(v: Any, key: str = "") -> str:
     if isinstance(v, float) and (contract.is_percent(name) or key in ("w_mod", "w_snr")):
         return report.pct(v, 2)
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:{_SPECS.get(key, _SPECS.get(name, '.4g'))}}"
     if isinstance(v, dict):
         return " ".join(f"{k}={_cell(x)}" for k, x in v.items())
     return report.MISSING if v is None else str(v)

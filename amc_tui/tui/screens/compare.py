@@ -1,6 +1,10 @@
 """Compare two runs: the config keys that differ, curves overlaid, the per-cell delta heatmap
 (B - A on the newest export both have) and the metric table with deltas.
 
+The metric table puts each run's best epoch (by its select metric) and its last epoch side by
+side, the epochs named in the head; the cells say which split they come from (the final
+export is the test split, each run at its best epoch).
+
 The comparison itself is `amc_tui.run.analysis.compare_runs`; this screen lays it out. Shares
 read as percent and their deltas as points; a cell or metric one run has no data for is "no
 data", never 0 %.
@@ -20,7 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from amc_tui import contract, report
-from amc_tui.run.analysis import cell_deltas, compare_runs, read_per_cell
+from amc_tui.run.analysis import cell_deltas, compare_runs, export_epoch, read_per_cell
 from amc_tui.run.rundir import RunDir, epoch_events, read_run
 from amc_tui.tui import keys
 from amc_tui.tui.models.heat import delta_scale
@@ -115,9 +119,17 @@ class CompareScreen(TabbedScreen):
         self.data = msg
         a, b = msg.names
         diff = msg.result.get("config_diff", [])
+        ra, rb = msg.result.get("a") or {}, msg.result.get("b") or {}
+
+        def ep(v: Any) -> str:
+            return str(v) if v is not None else report.MISSING
+
+        keys = "1 config key differs" if len(diff) == 1 else f"{len(diff)} config keys differ"
+        cells = f"cells: {export_text(msg.export)}" if msg.export else "no export in common"
         self.query_one("#cmp-head", Static).update(
-            f"A = [b]{a}[/b] · B = [b]{b}[/b] · {len(diff)} config keys differ"
-            + (f" · cells from export {msg.export}" if msg.export else " · no common export")
+            f"A = [b]{a}[/b] · B = [b]{b}[/b] · {keys}\n"
+            f"best epoch A {ep(ra.get('best_epoch'))}, B {ep(rb.get('best_epoch'))} · "
+            f"last epoch A {ep(ra.get('epoch'))}, B {ep(rb.get('epoch'))} · {cells}"
         )
         table = self.query_one("#cmp-config-table", DataTable)
         table.clear(columns=True)
@@ -134,7 +146,7 @@ class CompareScreen(TabbedScreen):
         if not rows:
             table.add_column("no metrics in common yet")
             return
-        table.add_columns("metric", "best A", "best B", "Δ best", "final A", "final B", "Δ final")
+        table.add_columns("metric", "best A", "best B", "Δ best", "last A", "last B", "Δ last")
         for row in rows:
             m = str(row.get("metric", "?"))
             table.add_row(
@@ -202,7 +214,8 @@ class CompareScreen(TabbedScreen):
 
         d = cells.delta[r][c]
         self.query_one("#cmp-cell-info", Static).update(
-            f"{self.data.export} · combined accuracy · {cells.mods[r]} @ {cells.snrs[c]} dB: "
+            f"{export_text(self.data.export)} · combined accuracy · "
+            f"{cells.mods[r]} @ {cells.snrs[c]} dB: "
             f"A {shown(cells.a[r][c])} · B {shown(cells.b[r][c])} · "
             f"delta {report.delta(m, d, '+.3f') if contract.is_number(d) else NO_DATA}"
         )
@@ -211,6 +224,16 @@ class CompareScreen(TabbedScreen):
         self.a_dir, self.b_dir = self.b_dir, self.a_dir
         self.query_one("#cmp-head", Static).update("swapping...")
         self._compare(self.a_dir, self.b_dir)
+
+
+def export_text(name: str | None) -> str:
+    """Which split an export holds: the final export is the test split, each run evaluated
+    at its own best epoch ("test (best epochs)"); `epoch_NNN` the validation split after
+    epoch N."""
+    if name == contract.FINAL_EXPORT:
+        return "test (best epochs)"
+    n = export_epoch(name or "")
+    return f"val (epoch {n})" if n is not None else str(name)
 
 
 def _metric_cell(v: Any, metric: str) -> str:

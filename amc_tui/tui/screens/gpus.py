@@ -1,7 +1,11 @@
 """GPUs: each GPU with util / memory / temperature / power sparklines and the run holding
 it, or a clear "no NVIDIA GPU" panel; above them this host's CPU and memory and each running
-trainer's CPU %, memory and GPU memory, so a CPU-only box still shows what its runs use.
-NVML (amc_tui.gpu.GpuSampler) and psutil (amc_tui.tui.models.procstat) are sampled in a worker."""
+trainer's CPU, memory and GPU memory, so a CPU-only box still shows what its runs use.
+NVML (amc_tui.gpu.GpuSampler) and psutil (amc_tui.tui.models.procstat) are sampled in a worker.
+
+CPU is in cores everywhere ("host: CPU 1.3 of 2 cores busy", a trainer's "CPU cores" 1.1),
+memory in MiB (GiB for the host); a figure the first sample cannot give yet reads "no data
+yet", never 0."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
 HISTORY = 120
+NO_DATA = "no data yet"
 
 
 @dataclass
@@ -57,14 +62,20 @@ def _mib(mb: float | None) -> str:
     return report.num(mb, ".0f", unit=" MiB")
 
 
+def cores(n: float | None) -> str:
+    """Cores busy, one decimal (a trainer at 110 % of one core: 1.1)."""
+    return report.num(n, ".1f", NO_DATA)
+
+
 def host_line(host: HostStat | None) -> str:
     if host is None:
-        return "host: -"
-    cpu = f"{host.cpu_pct:.0f}%" if host.cpu_pct is not None else "…"
-    mem = 100 * host.mem_used_mb / host.mem_total_mb if host.mem_total_mb else None
+        return f"host: {NO_DATA}"
+    busy = host.busy_cores
+    cpu = f"{cores(busy)} of {host.cpus} cores busy" if busy is not None else NO_DATA
+    mem = host.mem_used_mb / host.mem_total_mb if host.mem_total_mb else None
     return (
-        f"host: CPU {cpu} of {host.cpus} cores · memory {_gib(host.mem_used_mb)} of "
-        f"{_gib(host.mem_total_mb)} ({report.pct(mem / 100 if mem is not None else None, 0)})"
+        f"host: CPU {cpu} · memory {_gib(host.mem_used_mb)} of "
+        f"{_gib(host.mem_total_mb)} ({report.pct(mem, 0)})"
     )
 
 
@@ -92,14 +103,15 @@ class GpusScreen(PollingScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("sampling GPUs...", id="gpu-head")
+        yield Static(f"host: {NO_DATA} · GPUs: {NO_DATA} (sampled every {self.POLL_S:g} s)",
+                     id="gpu-head")  # fmt: skip
         yield DataTable(id="gpu-procs", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="gpu-cards")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#gpu-procs", DataTable)
-        for label, key in (("run", "run"), ("pid", "pid"), ("CPU", "cpu"), ("memory", "mem"),
+        for label, key in (("run", "run"), ("pid", "pid"), ("CPU cores", "cpu"), ("memory", "mem"),
                            ("threads", "threads"), ("GPU memory", "gmem")):  # fmt: skip
             table.add_column(label, key=key)
 
@@ -132,7 +144,7 @@ class GpusScreen(PollingScreen):
                     name, str(pid), "gone", report.MISSING, report.MISSING, report.MISSING, key=name
                 )
                 continue
-            cpu = f"{st.cpu_pct:.0f}%" if st.cpu_pct is not None else "…"
+            cpu = cores(st.cores)
             mem, idx = gmem.get(pid, (None, []))
             on = f" (GPU {','.join(map(str, idx))})" if idx else ""
             table.add_row(name, str(st.pid), cpu, _mib(st.rss_mb), str(st.threads or report.MISSING),
@@ -176,7 +188,7 @@ class GpusScreen(PollingScreen):
                     hist[k].append(float(v))
             held = holders(gpu, running)
             mem_txt = (
-                f"{gpu.mem_used_mb:.0f}/{gpu.mem_total_mb:.0f} MB"
+                f"{gpu.mem_used_mb:.0f}/{gpu.mem_total_mb:.0f} MiB"
                 if contract.is_number(gpu.mem_used_mb) and contract.is_number(gpu.mem_total_mb) else "mem N/A"
             )  # fmt: skip
             title = f"GPU {gpu.index} · {gpu.name or '?'} · {mem_txt}"

@@ -1,6 +1,12 @@
-"""Groups: sweep groups, then one group's points (mean ± std of its metric and how many
-members are done, running, queued or failed), then one point's members (Enter opens a
+"""Groups: sweep groups, then one group's points, then one point's members (Enter opens a
 member's Live view). Escape goes back up a level.
+
+A group's points read as `amc-tui group show` does, within 80 columns: ranked by the sweep
+metric at the best epoch (# 1 first; `-` for a point without the two completed runs a rank
+needs), each with n, mean ± std, the 95 % CI of the mean and its runs done; the axes named
+once above the table, so a point shows only its values. Under the table: the highlighted
+point's label and runs, the best point and the axis effects (difference of means, 95 % CI),
+wrapped, never cut.
 
 Statistics are groups.summarize's; a completed member is read from disk once (a cache keyed
 by run id and end time), so polling a finished group costs a few status reads.
@@ -14,11 +20,12 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 
 from amc_tui import report
-from amc_tui.runlog.group_entry import mean_std, metric_title, progress_text
+from amc_tui.runlog.group_entry import best_text, ci, mean_std, metric_title, progress_text
 from amc_tui.sweeps.group import (
     groups_root,
     list_groups,
@@ -27,10 +34,11 @@ from amc_tui.sweeps.group import (
     state_of,
     summarize,
 )
+from amc_tui.sweeps.sweep import format_value
 from amc_tui.tui import keys
 from amc_tui.tui.screens.base import PollingScreen
 
-VALUES_WIDTH = 28  # the values column of a point, cut to fit 80 columns
+VALUES_WIDTH = 24  # a point's values, cut to fit 80 columns (the whole label is under the table)
 
 
 @dataclass
@@ -40,6 +48,8 @@ class GroupsPolled(Message):
     columns: tuple[str, ...] = ()
     rows: list[tuple[str, list[str]]] = field(default_factory=list)  # (row key, cells)
     error: str | None = None
+    notes: str = ""  # under the table: the best point and the effects
+    details: dict[str, str] = field(default_factory=dict)  # row key -> its line under the table
 
 
 def _cut(text: str, width: int) -> str:
@@ -52,6 +62,9 @@ class GroupsScreen(PollingScreen):
     DEFAULT_CSS = """
     #grp-head { height: auto; padding: 0 1; background: $boost; }
     #grp-table { height: 1fr; }
+    #grp-notes-box { height: auto; max-height: 50%; }
+    #grp-notes-box.-empty { display: none; }
+    #grp-notes { padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -61,11 +74,15 @@ class GroupsScreen(PollingScreen):
         self.point_index: int | None = None
         self._cache: dict[Any, Any] = {}
         self._cursor: dict[str, str] = {}  # the row each level had selected
+        self._notes = ""
+        self._details: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading groups...", id="grp-head", markup=False)
         yield DataTable(id="grp-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="grp-notes-box", classes="-empty"):
+            yield Static("", id="grp-notes", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -101,20 +118,8 @@ class GroupsScreen(PollingScreen):
         if g is None:
             return GroupsPolled(level, error=f"group {name} is gone")
         s = summarize(ws, g, self._cache)
-        by_key = {ps.point: ps for ps in s.points}
         if level == "points":
-            rows = []
-            for p in g.points:
-                c = progress(s.point_states(p["index"]))
-                ps = by_key[p["key"]]
-                rows.append((p["key"], [p["key"], _cut(p["label"], VALUES_WIDTH), str(ps.n),
-                                        mean_std(ps.stat(g.metric), g.metric, "-"),
-                                        str(c["done"]), str(c["running"]), str(c["queued"]),
-                                        str(c["failed"] + c["stopped"])]))  # fmt: skip
-            head = (f"{g.name} · {s.state} · {g.strategy} · {progress_text(progress(list(_states(s))))}"
-                    f"\n{metric_title(g.metric)} at the best epoch, mean ± std · Enter: members")  # fmt: skip
-            cols = ("point", "values", "n", "mean ± std", "done", "run", "queue", "fail")
-            return GroupsPolled(level, head, cols, rows)
+            return self._points(g, s)
         p = g.point(int(point or 0))
         why = {m.run_id: m.why_excluded for m in s.members}
         rows = []
@@ -127,6 +132,40 @@ class GroupsScreen(PollingScreen):
         head = f"{g.name}:{p['key']} {p['label']}\nEnter: the member's Live view · Esc: points"
         cols = ("run", "state", "rep", "seed", metric_title(g.metric), "excluded")
         return GroupsPolled(level, head, cols, rows)
+
+    def _points(self, g: Any, s: Any) -> GroupsPolled:
+        """The points ranked by the sweep metric (as `group show`): #, point, its axis
+        values, n, mean ± std, 95 % CI, runs done; the best point and the effects below."""
+        metric = g.metric
+        by_key = {ps.point: ps for ps in s.points}
+        ranked = s.ranking()
+        order = [r.point for r in ranked]
+        rank_of = {r.point: r.rank for r in ranked}
+        axes = [a["key"] for a in g.sweep.get("axes", [])]
+        rows, details = [], {}
+        for p in sorted(g.points, key=lambda p: order.index(p["key"])):
+            c = progress(s.point_states(p["index"]))
+            ps = by_key[p["key"]]
+            stat = ps.stat(metric)
+            values = p.get("values") or {}
+            shown = ", ".join(format_value(values[a]) for a in axes if a in values)
+            total = len(g.point_members(p["index"]))
+            rows.append((p["key"], [str(rank_of.get(p["key"]) or "-"), p["key"],
+                                    _cut(shown or p["label"], VALUES_WIDTH), str(ps.n),
+                                    mean_std(stat, metric, "-"), ci(stat, metric, "-"),
+                                    f"{c['done']}/{total}"]))  # fmt: skip
+            details[p["key"]] = f"{p['key']} ({p['label']}): {progress_text(c)}"
+        states = progress_text(progress(list(_states(s))))
+        head = (f"{g.name} · {s.state} · {g.strategy} · {states}\n"
+                f"{metric_title(metric)} at the best epoch: mean ± std, 95 % CI of the mean; "
+                f"# = rank · values: {', '.join(axes) or 'none (repeats only)'}")  # fmt: skip
+        notes = [f"best point: {best_text(s)}"]
+        effects = s.effects()
+        if effects:
+            notes.append("effects (difference of means, 95 % CI):")
+            notes += [f"  {e.sentence()}" for e in effects]
+        cols = ("#", "point", "values", "n", "mean ± std", "95 % CI", "done")
+        return GroupsPolled("points", head, cols, rows, notes="\n".join(notes), details=details)
 
     # ------------------------------------------------------------------ applying (UI)
 
@@ -162,12 +201,28 @@ class GroupsScreen(PollingScreen):
             self.query_one("#grp-head", Static).update(
                 "no sweep groups yet: `amc-tui sweep configs/sweeps/demo.toml` starts one"
             )
+        self._notes, self._details = msg.notes, msg.details
+        self._show_notes()
         self.poll_done()
+
+    def _show_notes(self) -> None:
+        """The highlighted point's line, then the group's notes (best point, effects)."""
+        key = _row_key(self.query_one(DataTable))
+        text = "\n".join(t for t in (self._details.get(key or ""), self._notes) if t)
+        self.query_one("#grp-notes", Static).update(text)
+        self.query_one("#grp-notes-box").set_class(not text, "-empty")
+
+    @on(DataTable.RowHighlighted, "#grp-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._details:
+            self._show_notes()
 
     def _go(self, level: str) -> None:
         self.level = level
         table = self.query_one(DataTable)
         table.clear(columns=True)
+        self._notes, self._details = "", {}
+        self._show_notes()
         self.query_one("#grp-head", Static).update("reading...")
         self.poll_now()
 
