@@ -1,4 +1,4 @@
-"""`compare A B`: two runs side by side (config keys that differ, best and final metrics, the
+"""`compare A B`: two runs side by side (config keys that differ, best and last-epoch metrics, the
 cells that changed most); a group or a point on either side goes to the group comparison."""
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
           for k in ("best_epoch", "epoch") for w in ("a", "b")}  # fmt: skip
     print(
         f"\nmetrics (best by {out['select_metric']}: A epoch {ep['best_epocha']}, B epoch {ep['best_epochb']}; "
-        f"final: A epoch {ep['epocha']}, B epoch {ep['epochb']}):"
+        f"last: A epoch {ep['epocha']}, B epoch {ep['epochb']}):"
     )
     print(
-        report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "FINAL A", "FINAL B", "DELTA"])
+        report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "LAST A", "LAST B", "DELTA"])
     )
     if out["top_cells"]:
         print(f"\ncells that changed most (acc_combined, export {out['export']}):")
