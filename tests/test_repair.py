@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,25 @@ def test_readable_status_is_left_alone(ws: Workspace) -> None:
     run = make_fake_run(ws, "a-b-3", state="stopped")
     with pytest.raises(UserError, match="nothing to repair"):
         repair(run)
+
+
+def test_repair_keeps_the_one_clock_of_a_resumed_run(ws: Workspace) -> None:
+    """started_at is the latest attempt's launch stamp (its start event's started_at), so a
+    repaired run shows the elapsed time it showed before: attempts, not the gap between."""
+    run = make_fake_run(ws, "a-b-4", state="completed", epochs=2)
+    lines = [
+        {"t": 1000.5, "kind": "start", "started_at": 1000.0, "resumed": False, "device": "cpu"},
+        {"t": 1010.0, "kind": "end", "state": "stopped", "exit_code": 0},
+        {"t": 2000.4, "kind": "start", "started_at": 2000.0, "resumed": True, "device": "cpu"},
+        {"t": 2005.0, "kind": "end", "state": "completed", "exit_code": 0},
+    ]
+    run.events.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    status = json.loads(run.status.read_text())
+    status.update(state="completed", started_at=2000.0, first_started_at=1000.0,
+                  ended_at=2005.0, heartbeat_at=2005.0)  # fmt: skip
+    run.status.write_text(json.dumps(status))
+    before = read_run(run.path).elapsed_s()
+    assert before == pytest.approx(15.0)  # 10 s, then 5 s
+    run.status.write_text("{")
+    repair(run)
+    assert read_run(run.path).elapsed_s() == pytest.approx(before)

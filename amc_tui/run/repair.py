@@ -24,7 +24,8 @@ def rebuild_status(run: RunDir) -> dict[str, Any]:
     end event is `crashed` (resume continues it); one that never started is `stopped`, so
     that nothing launches it before the user says so."""
     events = read_events(run.events)
-    start = next((e for e in events if e.get("kind") == "start"), None)
+    starts = [e for e in events if e.get("kind") == "start"]
+    start = starts[-1] if starts else None  # the latest attempt
     end = next((e for e in reversed(events) if e.get("kind") == "end"), None)
     epochs = [e for e in events if e.get("kind") == "epoch"]
     select = str(read_meta(run).get("select_metric") or contract.DEFAULT_SELECT)
@@ -49,7 +50,8 @@ def rebuild_status(run: RunDir) -> dict[str, Any]:
         "epoch": int(epochs[-1].get("epoch") or 0) if epochs else 0,
         "epochs": cfg_epochs if isinstance(cfg_epochs, int) else None,
         "step": int(steps[-1].get("step") or 0) if steps else 0,
-        "started_at": (start or {}).get("t"),
+        "started_at": _launched(start),  # the one clock: as the trainer keeps it
+        "first_started_at": _launched(starts[0]) if starts else None,
         "ended_at": (end or {}).get("t") or (last_t if state != "stopped" else None),
         "heartbeat_at": last_t,
         "exit_code": (end or {}).get("exit_code"),
@@ -59,6 +61,15 @@ def rebuild_status(run: RunDir) -> dict[str, Any]:
         else "repaired from events.jsonl: the trainer left no end event",
         "repaired_at": round(time.time(), 3),
     }
+
+
+def _launched(start: dict[str, Any] | None) -> float | None:
+    """When an attempt was launched: its start event's `started_at` (status.json's clock,
+    stamped at spawn), else the event's own time (older trainers)."""
+    if start is None:
+        return None
+    began, t = start.get("started_at"), start.get("t")
+    return float(began) if contract.is_number(began) and (t is None or began <= t) else t
 
 
 def repair(run: RunDir) -> dict[str, Any]:
