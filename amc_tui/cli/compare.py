@@ -46,9 +46,7 @@ def cmd_compare(args: argparse.Namespace, ws: Workspace) -> int:
         f"\nmetrics (best by {out['select_metric']}: A epoch {ep['best_epocha']}, B epoch {ep['best_epochb']}; "
         f"last: A epoch {ep['epocha']}, B epoch {ep['epochb']}):"
     )
-    print(
-        report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "LAST A", "LAST B", "DELTA"])
-    )
+    print(report.table(rows, ["METRIC", "BEST A", "BEST B", "DELTA", "LAST A", "LAST B", "DELTA"]))
     if out["top_cells"]:
         print(f"\ncells that changed most (acc_combined, export {out['export']}):")
         print(report.table(
