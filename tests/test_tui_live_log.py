@@ -260,6 +260,15 @@ def test_log_tailer_reads_what_was_appended_and_starts_over_on_a_new_file(tmp_pa
     with open(path, "ab") as f:
         f.write(b"\rprogress 3\n")
     assert tail.poll() == LogChunk(["progress 3"], "")
+    with open(path, "ab") as f:  # a progress line written with end="\r"
+        f.write(b"step 1\r")
+    assert tail.poll() == LogChunk([], "step 1")
+    with open(path, "ab") as f:
+        f.write(b"step 2\r")
+    assert tail.poll() == LogChunk([], "step 2")
+    with open(path, "ab") as f:
+        f.write(b"done\n")
+    assert tail.poll() == LogChunk(["done"], "")
     # rotated: another file under the name, shorter or not
     path.rename(tmp_path / "train.log.1")
     path.write_bytes(b"new file line that is long enough\n")

@@ -191,15 +191,6 @@ def work_queue(ws: Workspace, timeout: float = 5.0) -> list[RunInfo]:
 # --------------------------------------------------------------------------- entry points
 
 
-def start_run(ws: Workspace, run: RunInfo | str) -> RunInfo:
-    """Start a queued run now if its device is free; otherwise it stays queued."""
-    info = run_info(ws, run)
-    if info.state != "queued":
-        raise UserError(f"run {info.name} is {info.state}, not queued")
-    work_queue(ws, timeout=LOCK_TIMEOUT_S)
-    return read_live(ws, info.dir)
-
-
 def launch(
     ws: Workspace,
     config: str | os.PathLike[str] | Config,

@@ -76,7 +76,8 @@ class LogTailer:
         end = data.rfind(b"\n")
         complete, self.pending = data[: end + 1], data[end + 1 :]
         lines = tail_lines(complete, 1 << 30) if complete else []
-        partial = tail_lines(self.pending, 1)[0] if self.pending else ""
+        # a progress line written with end="\r" shows what it wrote until the next write
+        partial = (tail_lines(self.pending.rstrip(b"\r"), 1) or [""])[0]
         return LogChunk(lines, partial, reset)
 
     def _start(self, inode: int | None, size: int) -> None:

@@ -70,7 +70,6 @@ COLUMNS: tuple[Column, ...] = (
 )  # id last: the Live header shows it when a narrow terminal has no room
 BY_KEY = {c.key: c for c in COLUMNS}
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
-SORTABLE = COLUMN_KEYS
 DESCENDING = ("created", "best", "mod", "snr", "epoch", "elapsed")  # sorted high to low first
 # shown until the user picks: 80 columns hold these with every id whole; arch joins when wide
 DEFAULT_COLUMNS = ("name", "state", "epoch", "best", "mod", "snr", "elapsed", "eta", "gpu", "id")
