@@ -181,7 +181,7 @@ class GpusScreen(PollingScreen):
             hist = self.history.setdefault(
                 gpu.index, {k: deque(maxlen=HISTORY) for k in ("util", "mem", "temp_c", "power_w")}
             )
-            mem = (100 * gpu.mem_used_mb / gpu.mem_total_mb) if gpu.mem_total_mb and contract.is_number(gpu.mem_used_mb) else None  # fmt: skip
+            mem = None if gpu.mem_frac is None else 100 * gpu.mem_frac
             latest = {"util": gpu.util, "mem": mem, "temp_c": gpu.temp_c, "power_w": gpu.power_w}
             for k, v in latest.items():
                 if contract.is_number(v):

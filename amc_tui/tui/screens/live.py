@@ -269,10 +269,11 @@ class LiveScreen(PollingScreen):
     def _fill_card(self, card: GpuCard, view: LiveView, idx: int) -> None:
         hist = dict(view.gpus.get(idx, {}))
         last = dict(view.gpu_last.get(idx, {}))
-        used, total = hist.get("mem_used_mb", []), last.get("mem_total_mb")
-        hist["mem"] = [100 * u / total for u in used] if contract.is_number(total) and total else []
-        if contract.is_number(last.get("mem_used_mb")) and contract.is_number(total) and total:
-            last["mem"] = 100 * last["mem_used_mb"] / total
+        total = last.get("mem_total_mb")
+        shares = (_mem_pct(u, total) for u in hist.get("mem_used_mb", []))
+        hist["mem"] = [m for m in shares if m is not None]
+        if (mem := _mem_pct(last.get("mem_used_mb"), total)) is not None:
+            last["mem"] = mem
         hist["util"] = hist.get("util", [])
         last["util"] = last.get("util")
         card.update_card(f"GPU {idx}", "", hist, last)
@@ -328,11 +329,16 @@ def _run_gpus(info: RunInfo) -> list[int]:
     return [0] if device == "cuda" else []
 
 
+def _mem_pct(used: object, total: object) -> float | None:
+    """GPU memory in use as a percent of the total, None when either is unknown."""
+    if contract.is_number(used) and contract.is_number(total) and total:
+        return 100 * float(used) / float(total)  # type: ignore[arg-type]
+    return None
+
+
 def _gpu_line(idx: int, last: dict) -> str:
     """One GPU in a line (the narrow layout): its latest util, memory, temperature, power."""
-    used, total = last.get("mem_used_mb"), last.get("mem_total_mb")
-    known = contract.is_number(used) and contract.is_number(total) and total
-    mem = 100 * used / total if known else None
+    mem = _mem_pct(last.get("mem_used_mb"), last.get("mem_total_mb"))
     return (
         f"[b]GPU {idx}[/b]  util {report.num(last.get('util'), '.0f', 'N/A', '%')}  "
         f"mem {report.num(mem, '.0f', 'N/A', '%')}  {report.num(last.get('temp_c'), '.0f', 'N/A', '°C')}  "
