@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from amc_tui.archs import ARCH_ALIASES, TIMM_FAMILIES, check_arch, resolve_arch  # noqa: F401
-from amc_tui.contract import METRICS
+from amc_tui.contract import HEALTH_RULES, METRICS
 from amc_tui.data.classes import DEFAULT_SPLIT, SNR_MAX, SNR_MIN, SNR_STEP, resolve_classes
 from amc_tui.errors import ConfigError, UserError  # noqa: F401
 from amc_tui.names import check_name  # local: names imports nothing heavy either
@@ -72,7 +72,10 @@ class ImageConfig:
     size: image width and height in pixels
     channels: 1, or 2-3 for the same histogram also at range/2 and range/4 (zooms on the centre)
     range: half-width of the I/Q window, after each frame is scaled to unit power
-    normalize: how counts become pixels; "log1p" keeps the SNR cues, "max" erases them (warns)
+    normalize: how counts become pixels: "log1p" (log1p(count) / log1p(samples), one scale
+        for every image), "density" (the samples' probability density on the unit-power
+        plane: count / (samples x bin area)) or "max" (count / the image's own max: the
+        frame's count scale is lost; logs so)
     """
 
     size: int = 224
@@ -186,6 +189,9 @@ class RunConfig:
     executor: "slurm" submits the run to Slurm with the [slurm] table; "local" runs it here
     nproc: training processes on this machine (DDP through torchrun when > 1): N GPUs, or N
         CPU processes with gloo
+    stop_on: health rules that stop the run when they fire (with a checkpoint; state
+        "stopped", the rule named): any of "learned-nothing", "diverged", "plateau",
+        "overfitting", "data-bound"; [] = only report them (see [health])
     """
 
     device: str = "auto"
@@ -200,6 +206,39 @@ class RunConfig:
     checkpoint_minutes: float = 10.0
     executor: Literal["local", "slurm"] = "local"
     nproc: int = 1
+    stop_on: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HealthConfig:
+    """[health]: the rules the trainer checks as each epoch ends; each that fires is a
+    `health` event, shown by ls, show, the app, sweeps and RUNLOG (run.stop_on may stop the
+    run on it). docs/RUNS.md, "Health", states each rule.
+
+    enabled: check the rules at all
+    min_epochs: "learned-nothing" is judged from this epoch on: validation accuracy of either
+        head not above chance (a one-sided binomial test at `alpha`; chance = the share of the
+        split's most frequent class, 1/K when balanced), or the training loss not below its
+        first epoch's
+    alpha: the significance level of that test
+    patience: "plateau": this many epochs without a better train.select_metric; 0 = off
+    overfit_epochs: "overfitting": the validation-minus-training loss gap grew in each of
+        this many epochs while the validation loss is above its best; 0 = off
+    explode_factor: "diverged": an epoch's mean training loss above this many times the first
+        epoch's (a NaN or inf loss always is)
+    data_bound_util: "data-bound" (CUDA only): the GPU busy under this percent on average...
+    data_bound_minutes: ...over this many minutes of training: the data feed is the
+        bottleneck; 0 = off
+    """
+
+    enabled: bool = True
+    min_epochs: int = 3
+    alpha: float = 0.01
+    patience: int = 5
+    overfit_epochs: int = 3
+    explode_factor: float = 10.0
+    data_bound_util: float = 50.0
+    data_bound_minutes: float = 5.0
 
 
 # sbatch options amc-tui sets itself: logs, array and the time-limit signal must stay ours.
@@ -258,6 +297,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +323,7 @@ TABLES: dict[str, type] = {
     "train": TrainConfig,
     "loss": LossConfig,
     "run": RunConfig,
+    "health": HealthConfig,
     "slurm": SlurmConfig,
 }
 TOP_KEYS = ("name", "notes", "phase", "tags")
@@ -512,6 +553,7 @@ def validate(cfg: Config) -> None:
         f"[run] stop_grace_s must be in 0..86400 seconds, got {r.stop_grace_s}",
     )
     _validate_processes(r)
+    _validate_health(cfg.health, r.stop_on)
     _validate_slurm(cfg.slurm)
 
 
@@ -536,6 +578,31 @@ def _validate_processes(r: RunConfig) -> None:
         )
     if isinstance(r.gpus, list) and len(set(r.gpus)) != len(r.gpus):
         raise ConfigError(f"[run] gpus lists a GPU twice: {r.gpus}")
+
+
+def _validate_health(h: HealthConfig, stop_on: list[str]) -> None:
+    for rule in stop_on:
+        near = nearest(rule, list(HEALTH_RULES))
+        hint = f"; did you mean {near!r}?" if near else ""
+        _range(
+            rule in HEALTH_RULES,
+            f"[run] stop_on: unknown health rule {rule!r}{hint} (rules: {', '.join(HEALTH_RULES)})",
+        )
+    for key, top in (("min_epochs", MAX_EPOCHS), ("patience", MAX_EPOCHS),
+                     ("overfit_epochs", MAX_EPOCHS)):  # fmt: skip
+        v = getattr(h, key)
+        _range(0 <= v <= top, f"[health] {key} must be in 0..{top}, got {v}")
+    _range(h.min_epochs >= 1, f"[health] min_epochs must be >= 1, got {h.min_epochs}")
+    _range(0 < h.alpha < 0.5, f"[health] alpha must be in (0, 0.5), got {h.alpha}")
+    _range(h.explode_factor > 1, f"[health] explode_factor must be > 1, got {h.explode_factor}")
+    _range(
+        0 <= h.data_bound_util <= 100,
+        f"[health] data_bound_util must be in 0..100 percent, got {h.data_bound_util}",
+    )
+    _range(
+        0 <= h.data_bound_minutes <= 1440,
+        f"[health] data_bound_minutes must be in 0..1440 (0 = off), got {h.data_bound_minutes}",
+    )
 
 
 def _validate_slurm(s: SlurmConfig) -> None:

@@ -67,6 +67,12 @@ def is_better(value: float | None, best: float | None, metric: str) -> bool:
 
 # --------------------------------------------------------------------------- export layout
 
+# Health rules (run/health.py evaluates them in the trainer; run.stop_on names them). The two
+# severe ones mean the run is wasted: it learned nothing, or its loss ran away.
+HEALTH_RULES = ("learned-nothing", "diverged", "plateau", "overfitting", "data-bound")
+SEVERE_HEALTH = frozenset({"learned-nothing", "diverged"})
+
+
 SUMMARY_FILE = "summary.json"
 PER_CELL_FILE = "per_cell.csv"
 CONFUSION_FILES = {"mod": "confusion_mod.csv", "snr": "confusion_snr.csv"}

@@ -224,7 +224,12 @@ def event_body(ev: dict[str, Any], epochs: int | str = "?") -> str:
             + (" (resumed)" if ev.get("resumed") else "")
         )
     if kind == "end":
-        return f"end: {ev.get('state')} (exit {ev.get('exit_code')}), best {best(ev.get('best'))}"
+        why = f" by {ev['reason']}" if ev.get("reason") else ""
+        return (
+            f"end: {ev.get('state')}{why} (exit {ev.get('exit_code')}), best {best(ev.get('best'))}"
+        )
+    if kind == "health":
+        return health_line(ev)
     if kind == "submitted":
         array = f" (array {ev['array']})" if ev.get("array") else ""
         return f"submitted to Slurm as job {ev.get('slurm_job_id')}{array}"
@@ -235,6 +240,15 @@ def event_body(ev: dict[str, Any], epochs: int | str = "?") -> str:
         )
     rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("t", "kind"))
     return f"{kind} {rest}"
+
+
+def health_line(ev: dict[str, Any]) -> str:
+    """A `health` event: the rule's message when it fires (and the stop it caused), that it
+    cleared otherwise."""
+    if not ev.get("active", True):
+        return f"health: {ev.get('rule')} cleared at epoch {ev.get('epoch')}"
+    stop = "; stopped the run (run.stop_on)" if ev.get("action") == "stop" else ""
+    return f"health: {ev.get('message') or ev.get('rule')} (epoch {ev.get('epoch')}){stop}"
 
 
 def event_line(ev: dict[str, Any], epochs: int | str = "?") -> str:

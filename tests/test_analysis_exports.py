@@ -132,9 +132,23 @@ def test_findings_rules():
         -1
     ].text
     cfg = {"image": {"normalize": "max"}, "data": {"shuffle": False}}
-    assert {"normalize-max", "no-shuffle", "restarted"} <= rules(
-        findings([], config=cfg, restarts=1)
-    )
+    # a finding comes from what the run measured: a config choice alone asserts no outcome
+    assert rules(findings([], config=cfg, restarts=1)) == {"no-shuffle", "restarted"}
+    # a run the health rules call wasted gets its verdict first and no praise
+    dead = [_row(1, 0.02, 0.02, 0.5), _row(2, 0.02, 0.02, 0.5), _row(3, 0.03, 0.02, 0.5)]
+    verdict = {
+        "rule": "learned-nothing",
+        "epoch": 3,
+        "message": "learned nothing: val modulation 25.0 % vs chance 25.0 % (p = 0.53)",
+    }
+    fs = findings(
+        dead, baseline={"metric": "val.acc_combined", "value": 0.01, "name": "o", "id": "y"},
+        health=[verdict], stop_reason="health: learned-nothing",
+    )  # fmt: skip
+    assert fs[0].rule == "learned-nothing" and fs[0].level == "bad"
+    assert "p = 0.53" in fs[0].text and "stopped the run" in fs[0].text
+    assert not rules(fs) & {"val-above-train", "best-is-last", "vs-best-earlier"}
+    assert "vs-best-earlier" in rules(findings(dead, baseline=None))  # without the verdict
 
 
 def test_compare_runs(ws):

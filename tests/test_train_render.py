@@ -66,7 +66,8 @@ def test_float64_end_to_end_with_numpy_normalisation() -> None:
     x = frames().astype(np.float64)
     img = Renderer(64, 3.0, "density", 1)(torch.from_numpy(x))[:, 0].double().numpy()
     ref = reference_counts(numpy_unit_power(x), 64, 3.0)
-    assert np.array_equal(np.rint(img * x.shape[1]).astype(np.int64), ref)
+    bin_area = (2 * 3.0 / 64) ** 2
+    assert np.array_equal(np.rint(img * x.shape[1] * bin_area).astype(np.int64), ref)
 
 
 def test_orientation_plus_q_on_top_and_i_to_the_right() -> None:
@@ -104,7 +105,12 @@ def test_normalize_scales() -> None:
     x = torch.from_numpy(frames(1))
     counts = bin_counts(unit_power(x), 32, [3.0]).float()
     n = x.shape[1]
-    assert torch.allclose(render(x, 32, normalize="density"), counts / n)
+    # a probability density: counts / (samples x bin area), which integrates to the share of
+    # samples inside the window
+    dens = render(x, 32, normalize="density")
+    assert torch.allclose(dens, counts / (n * (2 * 3.0 / 32) ** 2))
+    inside = counts.sum(dim=(-2, -1)) / n
+    assert torch.allclose(dens.sum(dim=(-2, -1)) * (2 * 3.0 / 32) ** 2, inside)
     assert torch.allclose(render(x, 32, normalize="log1p"), torch.log1p(counts) / math.log1p(n))
     with pytest.raises(ValueError, match="normalize"):
         Renderer(32, normalize="sqrt")
@@ -119,7 +125,8 @@ def test_channels_are_zoomed_histograms(size: int) -> None:
     xn = unit_power(x).numpy().astype(np.float64)
     for c, r in enumerate(channel_ranges(3.0, 3)):
         ref = reference_counts(xn, size, r)
-        assert np.array_equal(np.rint(img[:, c].double().numpy() * x.shape[1]), ref)
+        area = (2 * r / size) ** 2  # each zoom has its own bin area
+        assert np.array_equal(np.rint(img[:, c].double().numpy() * x.shape[1] * area), ref)
 
 
 def test_renderer_reuses_its_buffer_and_chunks_agree() -> None:

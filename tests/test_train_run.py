@@ -272,6 +272,13 @@ def test_nonfinite_loss_fails_naming_task_and_step(failed_runs) -> None:
     error, log = _failed(failed_runs, "nan", 1)
     assert "non-finite modulation" in error and "loss (NaN or inf) at step 1 " in error
     assert error in log
+    # the health rule names it before the run fails: event, status.json, train.log
+    run = failed_runs["runs"]["nan"]
+    (h,) = events(run, "health")
+    assert h["rule"] == "diverged" and h["active"] and h["step"] == 1 and h["epoch"] == 1
+    assert h["message"].startswith("diverged: non-finite modulation")
+    assert [x["rule"] for x in read_status(run)["health"]] == ["diverged"]
+    assert f"health: {h['message']}" in log
 
 
 def test_resume_with_another_architecture_fails_with_one_line(failed_runs) -> None:

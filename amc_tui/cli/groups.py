@@ -26,6 +26,7 @@ from amc_tui.errors import UserError
 from amc_tui.launch.groups import create_group, resume_group, stop_group, wait_ended
 from amc_tui.launch.keeper import ensure_worker
 from amc_tui.launch.queue import work_queue
+from amc_tui.run import health
 from amc_tui.run.rundir import dig, list_runs, read_config_dict, run_config
 from amc_tui.runlog.group_entry import (
     axes_text,
@@ -173,13 +174,17 @@ def follow(ws: Workspace, group: Group) -> int:
             states = {m["id"]: state_of(infos.get(m["id"])) for m in g.members}
             for m in g.members:
                 state, was = states[m["id"]], seen.get(m["id"])
-                if state != was and not (was is None and state == "queued"):
-                    info = infos.get(m["id"])
+                info = infos.get(m["id"])
+                marks = health.mark(info.health) if info else ""
+                seen_as = f"{state} {marks}"  # a rule firing is news too
+                if seen_as != was and not (was is None and state == "queued"):
                     best = f"  best {report.best(info.best)}" if info and info.best else ""
                     counts = progress_text(progress(list(states.values())))
                     print(f"{report.clock_s(time.time())}  {m['name']} {state}{best}  [{counts}]",
                           flush=True)  # fmt: skip
-                seen[m["id"]] = state
+                    for h in info.health if info else []:  # what each rule measured
+                        print(f"    {h['message']}", flush=True)
+                seen[m["id"]] = seen_as
             if group_state(g, infos) != "running":
                 break
             if time.time() - last_pass >= 1.0:
@@ -207,6 +212,8 @@ def _best_brief(summary: Summary) -> str:
     if not ranked or ranked[0].stat.n == 0:
         return "-"
     top = ranked[0]
+    if top.dead:
+        return "- (every point learned nothing)"
     return f"{top.point} {mean_std(top.stat, summary.group.metric, '-')} (n={top.stat.n})"
 
 
@@ -304,7 +311,8 @@ def show_text(summary: Summary) -> str:
     for p in points:
         ps = by_key[p["key"]]
         best, final = ps.stat(metric, "best"), ps.stat(metric, "final")
-        rows.append([str(rank_of.get(p["key"]) or "-"), p["key"], p["label"], str(ps.n),
+        rows.append([str(rank_of.get(p["key"]) or "-"), p["key"] + ("!" if ps.health_note() else ""),
+                     p["label"], str(ps.n),
                      progress_text(progress_of(summary, p["index"])),
                      mean_std(best, metric, "-"), ci(best, metric, "-"),
                      mean_std(final, metric, "-")])  # fmt: skip
@@ -315,6 +323,11 @@ def show_text(summary: Summary) -> str:
     others = [(m, w) for m, w in main_metrics(metric) if m != metric]
     rows = [[p["key"], *(mean_std(by_key[p["key"]].stat(m, w), m, "-") for m, w in others)]
             for p in points]  # fmt: skip
+    marked = [(p, by_key[p["key"]]) for p in points if by_key[p["key"]].health_note()]
+    if marked:
+        L += ["", "health (!: runs a health rule marks; a point whose runs all learned nothing "
+              "is never ranked):"]  # fmt: skip
+        L += [f"  {p['key']} ({p['label']}): {ps.health_note()}" for p, ps in marked]
     L += ["", "other metrics (mean ± std; test: the final export):"]
     L.append(report.table(rows, ["POINT", *(metric_title(m).upper() for m, _ in others)]))
     L += ["", f"best point: {best_text(summary)}"]

@@ -16,6 +16,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
+from amc_tui.run import health
 from amc_tui.run.analysis import list_exports, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
@@ -123,6 +124,11 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
         heads.insert(3, "GPUS")
         for row, r in zip(rows, runs, strict=True):
             row.insert(3, ",".join(map(str, r.gpus)) or "-")
+    if any(r.health for r in runs):  # the health rules active now (run/health.py)
+        at = heads.index("STATE") + 1
+        heads.insert(at, "HEALTH")
+        for row, r in zip(rows, runs, strict=True):
+            row.insert(at, health.mark(r.health) or "ok")
     if any(r.slurm_job_id for r in runs):  # runs on a cluster: their Slurm jobs
         at = heads.index("STATE") + 1
         heads.insert(at, "JOB")
@@ -142,9 +148,8 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
 def _show_data(info, now: float) -> dict:  # noqa: ANN001
     config = read_config_dict(info.rundir)
     # the start event tells an empty split (its metrics are no data, not 0)
-    traj = trajectory(
-        [e for e in read_events(info.rundir.events) if e.get("kind") in ("start", "epoch")]
-    )
+    evs = read_events(info.rundir.events)
+    traj = trajectory([e for e in evs if e.get("kind") in ("start", "epoch")])
     return {
         "run": info.to_row(now),
         "meta": read_meta(info.rundir),
@@ -158,7 +163,25 @@ def _show_data(info, now: float) -> dict:  # noqa: ANN001
             if p.is_file()
         },
         "log": str(info.rundir.log),
+        "health": [e for e in evs if e.get("kind") == "health"],
     }
+
+
+def health_lines(history: list[dict], active: list[dict]) -> list[str]:
+    """`show`'s health: each rule that fired, the epoch and its numbers, and whether it holds
+    now; "healthy" once the rules have judged an epoch and none fired."""
+    if not history:
+        return []
+    now = {h["rule"] for h in active}
+    lines = []
+    for ev in history:
+        if not ev.get("active", True):
+            continue
+        holds = "" if ev.get("rule") in now else " [cleared since]"
+        lines.append(
+            f"  health: {ev.get('message') or ev.get('rule')} (epoch {ev.get('epoch')}){holds}"
+        )
+    return lines
 
 
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
@@ -204,6 +227,10 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     why = cause(info)
     if why:
         print("  error: " + why)
+    if info.stop_reason and info.state == "stopped":
+        print(f"  stopped by {info.stop_reason} (run.stop_on)")
+    for line in health_lines(data["health"], info.health):
+        print(line)
     if info.runlog_error:
         print(runlog_line(info))
     if data["trajectory"]:

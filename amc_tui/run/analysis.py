@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -326,7 +327,7 @@ class Finding:
     """One observation and the rule that produced it (RUNLOG names the rule)."""
 
     rule: str
-    level: str  # "good" | "warn" | "info"
+    level: str  # "bad" | "good" | "warn" | "info"
     text: str
 
 
@@ -339,18 +340,23 @@ def findings(
     baseline: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     restarts: int = 0,
+    health: Sequence[dict[str, Any]] = (),
+    stop_reason: str | None = None,
 ) -> list[Finding]:
-    """Findings by stated rules over a run's trajectory (and frozen baseline/config)."""
+    """Findings by stated rules over what the run measured: its trajectory, its health
+    verdicts (status.json `health`: the trainer's rules, with their numbers and p-values) and
+    the frozen baseline. A run that learned nothing or diverged gets its verdict first and no
+    praise: no "no overfitting sign", "still improving" or "new best" for chance-level
+    numbers."""
     out: list[Finding] = []
     cfg = config or {}
-    if cfg.get("image", {}).get("normalize") == "max":
-        out.append(
-            Finding(
-                "normalize-max",
-                "warn",
-                'per-image max normalisation erases SNR cues (image.normalize = "max")',
-            )
-        )
+    for h in health:
+        rule = str(h.get("rule"))
+        stopped = " (it stopped the run: run.stop_on)" if stop_reason == f"health: {rule}" else ""
+        level = "bad" if rule in contract.SEVERE_HEALTH else "warn"
+        out.append(Finding(rule, level, f"{h.get('message')}{stopped}"))
+    active = {str(h.get("rule")) for h in health}
+    wasted = bool(active & contract.SEVERE_HEALTH)
     if cfg.get("data", {}).get("shuffle") is False:
         out.append(Finding("no-shuffle", "warn", "fixed epoch order: data.shuffle = false"))
     if restarts:
@@ -371,7 +377,7 @@ def findings(
             for r in traj
             if r.get("val_acc_combined") is not None and r.get("train_acc_combined") is not None
         )
-        if tv >= tt:
+        if tv >= tt and not wasted:
             out.append(
                 Finding(
                     "val-above-train",
@@ -380,7 +386,7 @@ def findings(
                     + (" throughout" if always and len(traj) > 1 else ""),
                 )
             )
-        elif tt - tv > OVERFIT_GAP:
+        elif tt - tv > OVERFIT_GAP and "overfitting" not in active:
             out.append(
                 Finding(
                     "train-above-val",
@@ -394,7 +400,7 @@ def findings(
             out.append(Finding("non-finite-loss", "warn", f"{key.replace('_', ' ')} went NaN/inf"))
             break
     best = best_row(traj, select_metric)
-    if best is not None:
+    if best is not None and not wasted:
         key = select_metric.replace(".", "_", 1)
         if best["epoch"] == last["epoch"] and len(traj) > 1:
             so_far = "" if state in ("completed", "stopped", "failed", "crashed") else " so far"
@@ -406,7 +412,7 @@ def findings(
                     f"is at the last epoch ({last['epoch']}){so_far}; more epochs may help",
                 )
             )
-        elif best["epoch"] != last["epoch"]:
+        elif best["epoch"] != last["epoch"] and "plateau" not in active:
             out.append(
                 Finding(
                     "plateau",
@@ -430,7 +436,7 @@ def findings(
                     + (" throughout" if always and len(traj) > 1 else ""),
                 )
             )
-    if baseline and best is not None and baseline.get("metric") == select_metric:
+    if baseline and best is not None and baseline.get("metric") == select_metric and not wasted:
         key = select_metric.replace(".", "_", 1)
         mine, theirs = best[key], float(baseline["value"])
         ahead = contract.is_better(mine, theirs, select_metric)
@@ -446,7 +452,7 @@ def findings(
         else:
             text = f"{select_metric} {fmt(mine)} is {diff:.2f}{unit} behind the best earlier run {who} ({fmt(theirs)})"
         out.append(Finding("vs-best-earlier", "good" if ahead else "info", text))
-    elif not baseline and best is not None:
+    elif not baseline and best is not None and not wasted:
         out.append(
             Finding(
                 "vs-best-earlier",

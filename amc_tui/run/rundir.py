@@ -22,7 +22,7 @@ from amc_tui import contract
 from amc_tui.config import Config, loads_config
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, read_json, remove_stale_tmp
-from amc_tui.run import runlock
+from amc_tui.run import health, runlock
 from amc_tui.run.events import (  # noqa: F401  (the run contract's readers, re-exported)
     EVENTS_FILE,
     EventTailer,
@@ -263,6 +263,9 @@ class RunInfo:
     slurm_job_id: str | None = None  # the run's latest Slurm job (run.executor = "slurm")
     slurm_settled: bool = False  # how that job ended is recorded (no more polling)
     waiting: str | None = None  # why a queued run has not started (the queue's last pass)
+    # the health rules active now ([{rule, epoch, message}], severe first; run/health.py)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str | None = None  # why the run stopped itself (a health rule in stop_on)
     # a running run's ETA inputs (`events.eta_events`); None: from last_epoch alone
     epoch_clock: contract.EpochClock | None = field(default=None, repr=False, compare=False)
 
@@ -334,6 +337,8 @@ class RunInfo:
             "exit_code": self.exit_code,
             "slurm_job_id": self.slurm_job_id,
             "waiting": self.waiting if self.state == "queued" else None,
+            "health": self.health,
+            "stop_reason": self.stop_reason,
             "val": (self.last_epoch or {}).get("val"),
             "train": (self.last_epoch or {}).get("train"),
             "error": self.error,
@@ -475,6 +480,8 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
         slurm_settled=bool(status.get("slurm_settled")),
         waiting=str(status["waiting"]) if status.get("waiting") else None,
+        health=health.active_of(status.get("health")),
+        stop_reason=str(status["stop_reason"]) if status.get("stop_reason") else None,
         epoch_clock=_epoch_clock(base)
         if with_last_epoch and status.get("state") == "running" and damage is None
         else None,  # the ETA is only a running run's (RunCache re-derives its state)

@@ -44,7 +44,7 @@ ICONS = {
     "queued": "⏳", "submitted": "📤", "running": "🔄", "completed": "✅", "failed": "❌", "stopped": "⏹️",
     "crashed": "💥",
 }  # fmt: skip
-FINDING_ICONS = {"good": "✅", "warn": "⚠️", "info": "🔍"}
+FINDING_ICONS = {"bad": "❌", "good": "✅", "warn": "⚠️", "info": "🔍"}
 DASH = "–"
 HARDEST_CELLS = 5
 _pct = partial(report.pct, missing=DASH)
@@ -398,6 +398,8 @@ def findings_section(src: EntrySource) -> list[str]:
         baseline=baseline if isinstance(baseline, dict) else None,
         config=src.cfg,
         restarts=src.run.restarts,
+        health=src.run.health,
+        stop_reason=src.run.stop_reason,
     )
     if not found:
         return []

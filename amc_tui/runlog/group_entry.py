@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract, report
+from amc_tui.run import health
 from amc_tui.run.rundir import FINAL_STATES, RunDir, read_meta, read_status, run_workspace
 from amc_tui.runlog.store import HEADER, lock, read, write
 from amc_tui.sweeps.group import groups_root, list_groups, progress, read_group, state_of, summarize
@@ -131,9 +132,11 @@ def best_text(summary: Summary) -> str:
     the two completed runs a CI needs."""
     metric = summary.group.metric
     ranked = summary.ranking()
-    if not ranked or ranked[0].stat.n == 0:
+    if not ranked or ranked[0].stat.n == 0 and not ranked[0].dead:
         return "no completed runs yet"
     top = ranked[0]
+    if top.dead:
+        return "none: every point's runs learned nothing or diverged (health)"
     label = summary.group.point(int(top.point[1:]))["label"]
     what = f"{top.point} ({label}): {metric_title(metric)} {mean_std(top.stat, metric)}"
     if top.uncertain:
@@ -173,6 +176,11 @@ def render_body(summary: Summary) -> str:
         L.append(f"| {p['key']} | {_cell(p['label'])} | {ps.n} | " + " | ".join(cells) + " |")
     L += ["", f"Mean ± std over each point's completed runs (validation: the epoch best by "
           f"{metric}; test: the final export).", ""]  # fmt: skip
+    marked = [(p, by_key[p["key"]]) for p in g.points if by_key[p["key"]].health_note()]
+    if marked:
+        L.append("**Health**: " + "; ".join(
+            f"⚠ {p['key']} ({_cell(p['label'])}): {ps.health_note()}" for p, ps in marked
+        ) + " (a point whose runs all did is never ranked)  ")  # fmt: skip
     L.append(f"**Best point**: {best_text(summary)}")
     effects = summary.effects()
     if effects:
@@ -200,6 +208,8 @@ def _member_text(member: dict[str, Any], info: Any, summary: Summary) -> str:
         text += f" ({state})"
     elif why:
         text += f" ({why}, excluded)"
+    elif info is not None and info.health:
+        text += f" ({health.mark(info.health)})"
     return text
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract
+from amc_tui.contract import SEVERE_HEALTH as SEVERE
+from amc_tui.run import health
 from amc_tui.run.analysis import (
     CELL_METRICS,
     best_row,
@@ -69,14 +71,25 @@ class Member:
     final: dict[str, float] = field(default_factory=dict)
     per_cell: pd.DataFrame | None = None
     error: str = ""  # why the run could not be read; "" when it could
+    health: list[dict[str, Any]] = field(default_factory=list)  # rules active at its end
+    stop_reason: str = ""  # a health rule that stopped it (run.stop_on)
 
     @property
     def usable(self) -> bool:
         return self.state in USABLE_STATES and not self.error
 
     @property
+    def wasted(self) -> bool:
+        """It learned nothing or diverged (run/health.py): its numbers rank nothing."""
+        return health.wasted(self.health)
+
+    @property
     def why_excluded(self) -> str:
-        return self.error or (self.state if self.state not in USABLE_STATES else "")
+        if self.error:
+            return self.error
+        if self.state in USABLE_STATES:
+            return ""
+        return f"{self.state} by {self.stop_reason}" if self.stop_reason else self.state
 
     def value(self, metric: str, which: str = "best") -> float | None:
         v = (self.best if which == "best" else self.final).get(metric)
@@ -107,6 +120,7 @@ def member_from_run(
     if seed is None and isinstance(dig(cfg, "train.seed"), int):
         seed = int(dig(cfg, "train.seed"))
     member = Member(info.id, info.name, point, repeat, seed, info.state)
+    member.health, member.stop_reason = info.health, info.stop_reason or ""
     traj = trajectory(epoch_events(path)) or export_trajectory(path)
     if not traj:
         member.error = "no epoch metrics" if path.is_dir() else f"no run folder {path}"
@@ -236,10 +250,37 @@ class PointStats:
     best: dict[str, Stat]
     final: dict[str, Stat]
     cells: pd.DataFrame
+    all_members: list[Member] = field(default_factory=list)  # usable or not
 
     @property
     def n(self) -> int:
         return len(self.members)
+
+    @property
+    def wasted(self) -> list[Member]:
+        """Its runs that learned nothing or diverged, with those a health rule stopped."""
+        return [m for m in self.members if m.wasted] + [
+            m for m in self.all_members if m.stop_reason and m.why_excluded
+        ]
+
+    @property
+    def dead(self) -> bool:
+        """Every run of the point that ended learned nothing (or diverged): never ranked."""
+        ended = [m for m in self.all_members if m.usable or m.stop_reason]
+        return bool(ended) and len(self.wasted) == len(ended)
+
+    def health_note(self) -> str:
+        """`3/3 runs learned nothing` ("" when no run of the point is marked)."""
+        bad = self.wasted
+        if not bad:
+            return ""
+        ended = [m for m in self.all_members if m.usable or m.stop_reason]
+        rules = sorted(
+            {h["rule"] for m in bad for h in m.health if h.get("rule") in SEVERE}
+            | {m.stop_reason.removeprefix("health: ") for m in bad if m.stop_reason}
+        )
+        words = " or ".join(r.replace("-", " ") for r in rules) or "marked"
+        return f"{len(bad)}/{len(ended)} runs {words}"
 
     def stat(self, metric: str, which: str = "best") -> Stat:
         got = (self.best if which == "best" else self.final).get(metric)
@@ -255,7 +296,7 @@ def point_stats(point: str, members: Sequence[Member]) -> PointStats:
     }
     stats = {w: {k: s for k, s in d.items() if s.n} for w, d in stats.items()}
     cells = cell_stats([m.per_cell for m in usable])
-    return PointStats(point, usable, excluded, stats["best"], stats["final"], cells)
+    return PointStats(point, usable, excluded, stats["best"], stats["final"], cells, list(members))
 
 
 def group_points(members: Sequence[Member], order: Sequence[str] = ()) -> list[PointStats]:
@@ -288,6 +329,7 @@ class Ranked:
     rank: int | None
     point: str
     stat: Stat
+    dead: bool = False  # every run learned nothing or diverged: unranked, last with data
 
     @property
     def uncertain(self) -> bool:
@@ -298,20 +340,21 @@ def rank_points(
     points: Sequence[PointStats], metric: str = contract.DEFAULT_SELECT, which: str = "best"
 ) -> list[Ranked]:
     """Points by mean `metric`, best first: ranked ones (n >= 2), then n = 1 (uncertain,
-    unranked), then points with no data."""
+    unranked), then points whose runs all learned nothing (unranked: chance is no result),
+    then points with no data."""
     sign = 1.0 if contract.lower_is_better(metric) else -1.0
-    stats = [(ps.point, ps.stat(metric, which)) for ps in points]
+    stats = [(ps.point, ps.stat(metric, which), ps.dead) for ps in points]
 
-    def key(item: tuple[int, tuple[str, Stat]]) -> tuple[int, float, int]:
-        i, (_, s) = item
-        tier = 0 if s.n >= 2 else (1 if s.n == 1 else 2)
+    def key(item: tuple[int, tuple[str, Stat, bool]]) -> tuple[int, float, int]:
+        i, (_, s, dead) = item
+        tier = 3 if not s.n and not dead else 2 if dead else 0 if s.n >= 2 else 1
         return tier, sign * s.mean if s.n else 0.0, i
 
     out, rank = [], 0
-    for _, (point, s) in sorted(enumerate(stats), key=key):
-        if s.n >= 2:
-            rank += 1
-        out.append(Ranked(rank if s.n >= 2 else None, point, s))
+    for _, (point, s, dead) in sorted(enumerate(stats), key=key):
+        ranked = s.n >= 2 and not dead
+        rank += ranked
+        out.append(Ranked(rank if ranked else None, point, s, dead))
     return out
 
 

@@ -11,8 +11,10 @@ turned into 2-D histograms in a few tensor ops, no per-frame Python and no files
    arithmetic runs in float64, which makes it identical to np.histogram2d bin for bin;
 3. scale: "log1p" (default) = log1p(counts) / log1p(samples per frame), one fixed constant for
    every image, so a dense clean cluster stays brighter than a smeared noisy one; "density" =
-   counts / samples per frame; "max" = counts / the image's own max (the seed's; it erases the
-   density differences between SNRs and logs a warning).
+   the samples' probability density on the unit-power I/Q plane, counts / (samples per frame x
+   bin area), the same scale at every image size and of the order of log1p's pixels (counts
+   / samples alone kept pixels under ~0.05 and a Swin learned nothing from them); "max" =
+   counts / the image's own max (the seed's; the frame's count scale is gone, and it logs so).
 
 Channels 2 and 3 are the same histogram at half and a quarter of the range (a 2x and 4x zoom
 on the centre): at small image sizes the outer channel shows the whole cloud and the noise
@@ -123,13 +125,21 @@ class Renderer:
         img = buf[:-1].view(b, k, s, s)
         if self.normalize == "max":
             return img.div_(img.amax(dim=(-2, -1), keepdim=True).clamp_min(1.0))
-        scale = 1.0 / (math.log1p(n) if self.normalize == "log1p" else n)
+        if self.normalize == "density":  # per channel: each zoom has its own bin area
+            per = torch.tensor(
+                [1.0 / (n * (2.0 * r / s) ** 2) for r in self.ranges], dtype=buf.dtype,
+                device=buf.device,
+            )  # fmt: skip
+            if k * s * s <= 8 * n:
+                return img.mul_(per.view(1, k, 1, 1))
+            channel = torch.div(flat, s * s, rounding_mode="floor") % k  # the dump bin: any
+            buf[flat] = buf[flat] * per[channel]
+            return img
+        scale = 1.0 / math.log1p(n)
         if k * s * s <= 8 * n:  # small images: one dense pass beats a gather and a scatter
-            if self.normalize == "log1p":
-                img.log1p_()
-            return img.mul_(scale)
+            return img.log1p_().mul_(scale)
         touched = buf[flat]  # bins with samples (and the dump bin, cut off above)
-        buf[flat] = (torch.log1p(touched) if self.normalize == "log1p" else touched) * scale
+        buf[flat] = torch.log1p(touched) * scale
         return img
 
 
@@ -137,8 +147,8 @@ def _warn_max() -> None:
     global _warned_max
     if not _warned_max:
         log.warning(
-            "image.normalize = 'max' divides each image by its own max: this erases the SNR "
-            "cues (use 'log1p')"
+            "image.normalize = 'max' divides each image by its own max: the images no longer "
+            "carry the frame's count scale (compare with 'log1p' in a sweep)"
         )
         _warned_max = True
 

@@ -21,6 +21,7 @@ read at log points (every `step_log_every` steps) and at the end of the epoch.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -43,7 +44,8 @@ from amc_tui.data.source import load_dataset
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.gpu import GpuSampler
-from amc_tui.run import runlock
+from amc_tui.run import health, runlock
+from amc_tui.run.events import read_events
 from amc_tui.run.rundir import (
     RunDir,
     append_event,
@@ -132,6 +134,9 @@ class Trainer:
         # from best.pt applies them)
         self.weighting_pending: dict[str, float] | None = None
         self.runlog_error: str | None = None
+        self.health: health.Monitor | None = None  # the health rules (None: [health] off)
+        self.stop_reason: str | None = None  # a health rule in run.stop_on fired
+        self._gpu_util: collections.deque[tuple[float, float]] = collections.deque(maxlen=2048)
         self._last_save = time.monotonic()  # of last.pt, for run.checkpoint_minutes
         self._threads_at = 0.0  # when the CPU thread share was last decided
         self._status_lock = threading.Lock()
@@ -179,6 +184,8 @@ class Trainer:
         idx = self.device.index or 0
         phys = gpus[idx] if idx < len(gpus) else idx
         for g in snap.gpus:
+            if g.index == phys and not g.lost and g.util is not None:
+                self._gpu_util.append((time.time(), float(g.util)))  # the data-bound rule
             if (g.index == phys or self.dist.enabled and g.index in gpus) and not g.lost:
                 self.event(
                     "gpu", index=g.index, util=g.util, mem_used_mb=g.mem_used_mb,
@@ -254,7 +261,7 @@ class Trainer:
             state="running", pid=self.dist.owner_pid(), pgid=os.getpgid(self.dist.owner_pid()),
             host=socket.gethostname(), **self.started,
             heartbeat_at=time.time(), ended_at=None, exit_code=None,
-            error=None, runlog_error=None,
+            error=None, runlog_error=None, stop_reason=None,
         )  # fmt: skip
         self._hb_thread = threading.Thread(
             target=self._heartbeat, name="amc-heartbeat", daemon=True
@@ -292,9 +299,11 @@ class Trainer:
             self.status(
                 state=state, exit_code=code, ended_at=time.time(), heartbeat_at=time.time(),
                 error=error, epoch=self.epoch, step=self.step, best=self.best,
+                stop_reason=self.stop_reason if state == "stopped" else None,
             )  # fmt: skip
+        reason = {"reason": self.stop_reason} if state == "stopped" and self.stop_reason else {}
         with contextlib.suppress(Exception):
-            self.event("end", state=state, exit_code=code, best=self.best, error=error)
+            self.event("end", state=state, exit_code=code, best=self.best, error=error, **reason)
         self._runlog()
         print(f"{state} (exit {code})", flush=True)
         self.dist.close()
@@ -355,6 +364,10 @@ class Trainer:
         self.nonfinite = torch.full((2,), -1, dtype=torch.int64, device=self.device)
         if self.resume:
             self._restore()
+        if cfg.health.enabled and self.dist.is_main:
+            self.health = health.Monitor(health.Limits.of(cfg.health), t.select_metric)
+            if self.resume:  # the verdicts and epochs so far (a resume from best.pt: up to it)
+                self.health.restore(read_events(self.run.events), self.epoch)
         self.params = count_params(b.model)
         self.event(
             "start", run_id=self.meta.get("id", self.run.path.name),
@@ -426,10 +439,12 @@ class Trainer:
         if hit:
             at = min(hit.values())
             tasks = " and ".join(t for t, s in hit.items() if s == at)
-            raise NonFinite(
-                f"non-finite {tasks} loss (NaN or inf){where} at step {at} (epoch {self.epoch + 1}); "
-                "lower train.lr or set train.grad_clip"
+            what = (
+                f"non-finite {tasks} loss (NaN or inf){where} at step {at} (epoch {self.epoch + 1})"
             )
+            if self.health is not None:  # recorded before the run fails (rank 0)
+                self._health_event(self.health.non_finite(what, self.epoch + 1, at))
+            raise NonFinite(f"{what}; lower train.lr or set train.grad_clip")
 
     def train(self) -> None:
         cfg = self.cfg
@@ -542,11 +557,45 @@ class Trainer:
         self.event("epoch", **event)
         self.status(epoch=self.epoch, step=self.step, best=self.best, heartbeat_at=time.time())
         print(report.epoch_line(event, cfg.train.epochs), flush=True)
+        self._check_health(event, val_sum)
         if self.stopped_early:
             print(
                 f"early stop: no improvement of {select} for {self.bad_epochs} epochs", flush=True
             )
         self._runlog()
+        if self.dist.agree(self.stop_reason is not None, "a health rule in run.stop_on fired"):
+            self.stop_requested = True  # the next check saves last.pt (if due) and stops
+
+    def _check_health(self, event: dict[str, Any], val_sum: Summary) -> None:
+        """The health rules on this epoch (rank 0): each change a `health` event and a
+        train.log line, the active ones in status.json; a rule in run.stop_on stops the run."""
+        if self.health is None:
+            return
+        cells = val_sum.cells  # (n_mod, n_snr, fields): frames, mod ok, snr ok, ...
+        counts = health.Counts(
+            n=int(cells[..., 0].sum()),
+            correct={"mod": int(cells[..., 1].sum()), "snr": int(cells[..., 2].sum())},
+            per_class={
+                "mod": [int(v) for v in cells[..., 0].sum(axis=1)],
+                "snr": [int(v) for v in cells[..., 0].sum(axis=0)],
+            },
+        )
+        changes = self.health.epoch_end(event, counts, list(self._gpu_util), time.time(), self.step)
+        for finding in changes:
+            self._health_event(finding)
+
+    def _health_event(self, f: health.Finding) -> None:
+        cfg = self.cfg
+        stop = f.active and cfg is not None and f.rule in cfg.run.stop_on
+        self.event(
+            "health", rule=f.rule, active=f.active, epoch=f.epoch, step=f.step,
+            message=f.message, values=f.values, action="stop" if stop else None,
+        )  # fmt: skip
+        if self.health is not None:
+            self.status(health=self.health.status())
+        print(f"health: {f.message}" + (" -> stopping (run.stop_on)" if stop else ""), flush=True)
+        if stop and self.stop_reason is None:
+            self.stop_reason = f"health: {f.rule}"
 
     def _export(self, folder: Path, summary: Summary, split: str, fields: dict[str, Any]) -> None:
         if not self.dist.is_main:  # rank 0 alone writes exports

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from amc_tui import contract, report
+from amc_tui.run import health
 
 if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
@@ -51,6 +52,7 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("name", "name"),
     Column("state", "state"),
+    Column("health", "health"),
     Column("arch", "arch"),
     Column("epoch", "ep"),
     Column("best", "best%"),
@@ -78,6 +80,8 @@ WIDE_AT = 100
 COLUMN_HELP = {
     "name": "run name (* marked for compare)",
     "state": "queued, submitted, running, stalled, completed, failed, stopped, crashed, unknown",
+    "health": "health rules active now (learned nothing, diverged, plateau, ...); the state "
+    "shows ! (red: a wasted run)",
     "arch": "model architecture",
     "epoch": "epochs done / planned",
     "best": "the selection metric at the best epoch",
@@ -210,6 +214,10 @@ def row_cells(
         if col == "state":
             cell = Text(" ")
             cell.append_text(state_text(info.state or "?"))
+            if info.health:  # a rule fired: red for a wasted run (it learned nothing, ...)
+                cell.append(
+                    "!", style="bold #ff5f5f" if health.wasted(info.health) else "bold #ffaf00"
+                )
             out[col] = cell
             continue
         out[col] = Text(" " + _plain(info, now, extra, col))
@@ -235,6 +243,8 @@ def _plain(info: RunInfo, now: float, extra: RunExtra | None, col: str) -> str:
         return gpu_text(info)
     if col == "job":
         return info.slurm_job_id or report.MISSING
+    if col == "health":
+        return health.mark(info.health) or report.MISSING
     return _hp_text(config_value(info, extra, col))
 
 
@@ -255,6 +265,8 @@ def sort_key(info: RunInfo, column: str, now: float, extra: RunExtra | None = No
         value = gpu_text(info)
     elif column == "job":
         value = info.slurm_job_id
+    elif column == "health":
+        value = health.mark(info.health) or None
     elif column == "created":
         value = info.created_at
     elif column in ("name", "state", "id"):

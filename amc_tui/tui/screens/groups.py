@@ -109,7 +109,7 @@ class GroupsScreen(PollingScreen):
                 counts = progress(list(_states(s)))
                 ranked = s.ranking()
                 best = (f"{ranked[0].point} {mean_std(ranked[0].stat, g.metric, '-')}"
-                        if ranked and ranked[0].stat.n else "-")  # fmt: skip
+                        if ranked and ranked[0].stat.n and not ranked[0].dead else "-")  # fmt: skip
                 rows.append((g.name, [g.name, s.state, g.strategy,
                                       f"{counts['done']}/{len(g.members)}", best]))  # fmt: skip
             head = f"{len(rows)} sweep group(s) · Enter: points · Esc: back"
@@ -150,11 +150,14 @@ class GroupsScreen(PollingScreen):
             values = p.get("values") or {}
             shown = ", ".join(format_value(values[a]) for a in axes if a in values)
             total = len(g.point_members(p["index"]))
-            rows.append((p["key"], [str(rank_of.get(p["key"]) or "-"), p["key"],
+            note = ps.health_note()  # runs that learned nothing: marked, never ranked silently
+            rows.append((p["key"], [str(rank_of.get(p["key"]) or "-"), p["key"] + ("!" if note else ""),
                                     _cut(shown or p["label"], VALUES_WIDTH), str(ps.n),
                                     mean_std(stat, metric, "-"), ci(stat, metric, "-"),
                                     f"{c['done']}/{total}"]))  # fmt: skip
-            details[p["key"]] = f"{p['key']} ({p['label']}): {progress_text(c)}"
+            details[p["key"]] = f"{p['key']} ({p['label']}): {progress_text(c)}" + (
+                f" · [red]{note}[/]" if note else ""
+            )
         states = progress_text(progress(list(_states(s))))
         head = (f"{g.name} · {s.state} · {g.strategy} · {states}\n"
                 f"{metric_title(metric)} at the best epoch: mean ± std, 95 % CI of the mean; "

@@ -209,6 +209,12 @@ class LiveScreen(PollingScreen):
         if info.error and state in ("failed", "crashed"):
             err = info.error.strip().splitlines()[-1][:200]
             text += f"\n[red]{_escape(err)}[/]"
+        for h in info.health:  # the health rules active now, severe first (red)
+            colour = "red" if h.get("rule") in contract.SEVERE_HEALTH else "#ffaf00"
+            stop = (
+                " (stopped: run.stop_on)" if info.stop_reason == f"health: {h.get('rule')}" else ""
+            )
+            text += f"\n[{colour}]{_escape(str(h.get('message')))}{stop}[/]"
         self.query_one("#live-head", Static).update(text)
 
     def _draw_curves(self) -> None:
