@@ -35,7 +35,9 @@ def binom_tail(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
-@pytest.mark.parametrize(("k", "n", "p"), [(5, 20, 0.25), (12, 20, 0.25), (0, 10, 0.1), (30, 40, 0.5)])
+@pytest.mark.parametrize(
+    ("k", "n", "p"), [(5, 20, 0.25), (12, 20, 0.25), (0, 10, 0.1), (30, 40, 0.5)]
+)
 def test_binomial_tail_matches_the_sum(k: int, n: int, p: float) -> None:
     assert health.p_above_chance(k, n, p) == pytest.approx(binom_tail(k, n, p), rel=1e-9, abs=1e-12)
 

@@ -63,6 +63,12 @@ def cut_words(line: str, items: list[str]) -> tuple[list[str], str]:
     return missing, rest.replace("▏", " ").strip()
 
 
+def footer_drawn(app) -> bool:
+    """The footer line shows each of the screen's keys (whole or not: that is the test's)."""
+    line = screen_lines(app)[-1]
+    return all(item.split(" ", 1)[1][:3] in line for item in footer_items(app))
+
+
 def assert_footer_whole(app, where: str) -> str:
     line = screen_lines(app)[-1]
     items = footer_items(app)
@@ -90,13 +96,13 @@ async def test_every_footer_is_whole_at_80x24_with_and_without_the_keys_panel(de
             if name != "runs":
                 app.open(name, *SCREEN_ARGS.get(name, lambda ws: ())(demo))
                 await screen_ready(pilot, registry.screen_class(name))
-            await pilot.pause(0.4)
+            await wait_for(pilot, lambda: footer_drawn(app))  # a busy machine draws late
             line = assert_footer_whole(app, name)
             # `?` typed in a text box is text; F1 is not
             key = "f1" if i % 2 or isinstance(app.focused, Input) else "question_mark"
             await pilot.press(key)
             await wait_for(pilot, lambda: bool(app.screen.query(BindingsTable)))
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: footer_drawn(app))
             assert_footer_whole(app, f"{name} with the keys panel")
             assert screen_lines(app)[-1] == line, name
             panel = app.screen.query_one(KeysPanel)

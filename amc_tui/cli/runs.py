@@ -72,7 +72,7 @@ class _Progress:
         if kind == "start" and isinstance(ev.get("steps_per_epoch"), int):
             self.batches = ev["steps_per_epoch"]
         self.clock.feed(ev)
-        if kind in ("epoch", "start", "restart", "end", "submitted"):
+        if kind in ("epoch", "start", "restart", "health", "end", "submitted"):
             self.line(report.event_body(ev, shown))
 
     def close(self) -> None:
