@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 GROUPS = (
     ("test_train_run.py", "test_train_durability.py"),
     ("test_sweep_e2e.py",),
+    ("test_health_runs.py",),
     ("test_launcher_real_trainer.py",),
     ("test_tui_analysis.py",),
     ("test_tui_snapshots.py",),
@@ -31,7 +32,8 @@ GROUPS = (
 )
 # Start order, slowest units and tests first; the other files follow in their own order.
 FIRST = (
-    "test_train_run.py", "test_train_durability.py", "test_sweep_e2e.py", "test_bench_suite.py",
+    "test_train_run.py", "test_train_durability.py", "test_sweep_e2e.py", "test_health_runs.py",
+    "test_bench_suite.py",
     "test_ddp.py", "test_launcher_real_trainer.py", "test_tui_analysis.py", "test_tui_trainer.py",
     "test_launcher_faults.py", "test_tui_snapshots.py", "test_train_ownership.py",
     "test_tui_runs.py", "test_tui_new_run.py", "test_cli_runs.py", "test_launcher_queue.py",

@@ -126,7 +126,8 @@ def swept(tmp_path_factory) -> tuple[Path, str]:
     (ws / "configs" / "sweeps" / "lr.toml").write_text(SWEEP)
     synthesize(ws / "data" / "demo16.h5", classes="digital", frames_per_cell=16, seed=0)
     out = amc(ws, "sweep", "configs/sweeps/lr.toml", timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in ws.glob("runs/*/train.log"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + logs
     return ws, out.stdout
 
 

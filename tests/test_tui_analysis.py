@@ -687,8 +687,8 @@ async def test_gpus_screen_says_no_data_yet_before_the_first_cpu_sample(demo, mo
         await runs_loaded(pilot)
         app.open_gpus()
         screen = await screen_ready(pilot, GpusScreen)
-        head = screen.query_one("#gpu-head", Static)
-        assert "no data yet" in str(head.render())  # before any sample
+        # what the head showed first is in `heads` (on a busy machine the second sample
+        # may be drawn before this line runs: the drawn head is not the first one)
         table = screen.query_one("#gpu-procs", DataTable)
         await wait_for(pilot, lambda: heads and table.row_count == 1)
         trainer_cpu.append(str(table.get_row_at(0)[2]))
