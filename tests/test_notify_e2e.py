@@ -17,7 +17,7 @@ import time
 import pytest
 from notify_fixtures import closed_port, hook_server, write_settings
 from runs_fixtures import amc, kill_running, wait_for
-from train_fixtures import REPO, log_text, release, write_tiny_workspace
+from train_fixtures import REPO, log_text, pid_running, release, write_tiny_workspace
 from tui_fixtures import make_app
 from tui_fixtures import wait_for as wait_app
 
@@ -67,6 +67,8 @@ async def test_each_event_once_with_app_worker_followed_run_and_trainer_alive(ws
                 release(run)
                 await wait_app(pilot, lambda: follow.poll() is not None, timeout=240)
                 await wait_app(pilot, lambda: not worker_alive(ws), timeout=60)
+                # and the trainer, which may be the one sending the end (it waits for that)
+                await wait_app(pilot, lambda: not pid_running(read_run(run.path).pid), timeout=60)
                 # the app saw it too: its toast for a run its session watched
                 await wait_app(pilot, lambda: any("completed" in n.title for n in app._notifications),
                                timeout=30)  # fmt: skip
@@ -95,6 +97,28 @@ async def test_each_event_once_with_app_worker_followed_run_and_trainer_alive(ws
     assert toasts == ["wise-owl-1 learned-nothing", "wise-owl-1 completed"]
 
 
+def test_the_trainer_alone_sends_its_own_end(tmp_path, monkeypatch) -> None:
+    """As under Slurm: no worker, and the command that started the trainer is gone."""
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    ws = write_tiny_workspace(tmp_path / "ws", "tiny.toml", epochs=1, stop_grace_s=20.0)
+    try:
+        with hook_server() as hook:
+            write_settings(ws.root, [hook.url()])
+            started = amc(ws, "run", "configs/tiny.toml", "--name", "lone-wolf-1", "--detach")
+            assert started.returncode == 0, started.stderr
+            run = ws.runs / "lone-wolf-1"
+            pid = wait_for(lambda: read_run(run).pid, timeout=60)
+            wait_for(lambda: not pid_running(pid), timeout=120)
+            bodies = hook.got()
+    finally:
+        kill_running(ws)
+    info = read_run(run)
+    assert info.state == "completed"
+    assert [b["title"] for b in bodies] == ["amc-tui: lone-wolf-1 completed"]
+    (rec,) = ledger.records(ledger.ledger_dir(ws))
+    assert rec["state"] == "sent" and rec["by"]["pid"] == pid  # the trainer sent it
+
+
 @pytest.mark.skipif(
     not hasattr(Config(), "health"), reason="the trainer's health rules ([health]) are not here yet"
 )
@@ -107,6 +131,7 @@ def test_a_run_that_learns_nothing_is_stopped_and_told_once(tmp_path) -> None:
                        "--set", "train.lr=1e-9", "--set", "health.min_epochs=1",
                        "--set", 'run.stop_on=["learned-nothing"]')  # fmt: skip
             wait_for(lambda: not worker_alive(ws), timeout=60)
+            wait_for(lambda: not pid_running(read_run(ws.runs / "dull-newt-1").pid), timeout=60)
             bodies = hook.got()
     finally:
         kill_running(ws)

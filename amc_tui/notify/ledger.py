@@ -6,8 +6,9 @@ succeeds, on any local filesystem) sends it and then replaces the file with the 
 {state: sent | failed, error, answers [{url, ok, error}], ...}. A key is never sent again,
 not even when its claimer died before recording the outcome (the file then says `sending`).
 
-`since.json` is written once, when the ledger is first made: events older than it are never
-notified, so configuring notifications in a workspace with a long history sends nothing old.
+`since.json` is written once, when the ledger is first made, with the time amc-tui.toml was
+written: events older than it are never notified, so configuring notifications in a workspace
+with a long history sends nothing old.
 """
 
 from __future__ import annotations
@@ -35,21 +36,24 @@ def key_file(folder: Path, key: str) -> Path:
     return folder / (_UNSAFE.sub("_", key) + ".json")
 
 
-def since(folder: Path) -> float:
-    """When the ledger was made (made now, with `since.json`, when missing)."""
+def since(folder: Path, configured_at: float | None = None) -> float:
+    """When notifications began: read from `since.json`, which the first observer writes as
+    `configured_at` (amc-tui.toml's mtime: the first observer may come only at a run's end)
+    or now, whichever is earlier."""
     path = folder / SINCE_FILE
     got = read_json(path)
     if isinstance(got, dict) and isinstance(got.get("since"), int | float):
         return float(got["since"])
     folder.mkdir(parents=True, exist_ok=True)
-    if _create(path, {"since": round(time.time(), 3)}):
-        return float(read_json(path)["since"])
+    start = min(time.time(), configured_at if configured_at is not None else time.time())
+    if _create(path, {"since": round(start, 3)}):
+        return round(start, 3)
     for _ in range(50):  # another process is writing it this instant
         got = read_json(path)
         if isinstance(got, dict) and isinstance(got.get("since"), int | float):
             return float(got["since"])
         time.sleep(0.01)
-    return time.time()
+    return start
 
 
 def claim(folder: Path, key: str, what: dict[str, Any]) -> bool:

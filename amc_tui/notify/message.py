@@ -76,7 +76,7 @@ def run_end(info: RunInfo, end: dict[str, Any], n: int) -> Notice:
         title=f"amc-tui: {info.name} {state}",
         body="\n".join(lines),
         kind=KIND.get(state, "info"),
-        fields={"run": info.name, "run_id": info.id, "state": state, "host": host_of(info)},
+        fields={"run": info.name, "run_id": info.id, "run_state": state, "host": host_of(info)},
     )
 
 
@@ -95,7 +95,7 @@ def run_stalled(info: RunInfo, now: float) -> Notice:
         title=f"amc-tui: {info.name} stalled",
         body="\n".join(lines),
         kind="warning",
-        fields={"run": info.name, "run_id": info.id, "state": "stalled", "host": host_of(info)},
+        fields={"run": info.name, "run_id": info.id, "run_state": "stalled", "host": host_of(info)},
     )
 
 
@@ -122,7 +122,7 @@ def run_health(info: RunInfo, ev: dict[str, Any]) -> Notice:
         fields={
             "run": info.name,
             "run_id": info.id,
-            "state": info.state,
+            "run_state": info.state,
             "rule": rule,
             "host": host_of(info),
         },  # fmt: skip
@@ -169,7 +169,7 @@ def group_done(summary: Summary, host: str) -> Notice:
         title=f"amc-tui: group {group.name} done",
         body="\n".join(lines),
         kind="success",
-        fields={"group": group.name, "state": "done", "best_point": best, "host": host},
+        fields={"group": group.name, "group_state": "done", "best_point": best, "host": host},
     )
 
 
@@ -184,7 +184,12 @@ def group_best(summary: Summary, point: str, t: float, host: str) -> Notice:
         title=f"amc-tui: group {group.name} new best point {point}",
         body=f"group {group.name} on {host}: new best point {name}: {value}",
         kind="info",
-        fields={"group": group.name, "state": summary.state, "best_point": point, "host": host},
+        fields={
+            "group": group.name,
+            "group_state": summary.state,
+            "best_point": point,
+            "host": host,
+        },
     )
 
 

@@ -172,7 +172,7 @@ def dispatch(
     if not wanted:
         return []
     folder = ledger.ledger_dir(ws)
-    since = ledger.since(folder)
+    since = ledger.since(folder, conf.written_at)
     mine = [
         n for n in wanted
         if n.t >= since and not ledger.exists(folder, n.key) and ledger.claim(folder, n.key, n.what())
@@ -253,7 +253,7 @@ def observe_workspace(
             return []
         cutoffs = [session_since] if session_since is not None else []
         if active:
-            cutoffs.append(ledger.since(ledger.ledger_dir(ws)))
+            cutoffs.append(ledger.since(ledger.ledger_dir(ws), conf.written_at))
         cutoff = min(cutoffs)
         if runs is None:
             runs = list_runs(ws, with_last_epoch=False)

@@ -33,8 +33,7 @@ def send(
     urls: tuple[str, ...] | list[str], title: str, body: str, kind: str = "info"
 ) -> list[Answer]:
     """Send `title`/`body` to every URL; never raises."""
-    # apprise (and requests under it) loads ~0.3 s of modules: only a process that sends pays
-    import apprise
+    import apprise  # ~0.1-0.3 s, 260 modules (requests, yaml, markdown): only senders pay
 
     notify_type = {
         "info": apprise.NotifyType.INFO,
@@ -63,12 +62,16 @@ def _send_one(apprise: Any, url: str, title: str, body: str, notify_type: Any) -
         plugin.socket_connect_timeout = CONNECT_TIMEOUT_S
     if "rto=" not in url:
         plugin.socket_read_timeout = READ_TIMEOUT_S
+    logger = logging.getLogger("apprise")
+    propagate, logger.propagate = logger.propagate, False  # its debug lines: not in train.log
     try:
         with apprise.LogCapture(level=logging.DEBUG) as captured:
             ok = bool(a.notify(title=title, body=body, notify_type=notify_type))
         log = captured.getvalue()
     except Exception as e:  # noqa: BLE001 - a plugin's bug is a failed send, never a crash
         return Answer(masked, False, f"{type(e).__name__}: {e}")
+    finally:
+        logger.propagate = propagate
     return Answer(masked, True) if ok else Answer(masked, False, _why(log))
 
 

@@ -9,6 +9,7 @@ records the error once instead of sending, and never fails a run or the app).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import tomllib
@@ -44,6 +45,7 @@ class NotifySettings:
 
     urls: tuple[str, ...]
     on: frozenset[str]
+    written_at: float | None = None  # the file's mtime: when notifications were configured
 
     def wants(self, event: str) -> bool:
         return bool(self.urls) and event in self.on
@@ -117,7 +119,9 @@ def load(root: str | os.PathLike[str]) -> NotifySettings | None:
     hit = _cache.get(path)
     if hit is None or hit[0] != stamp:
         try:
-            got: NotifySettings | SettingsError = parse(path.read_text(encoding="utf-8"), str(path))
+            got: NotifySettings | SettingsError = dataclasses.replace(
+                parse(path.read_text(encoding="utf-8"), str(path)), written_at=st.st_mtime
+            )
         except SettingsError as e:
             got = e
         except (OSError, UnicodeDecodeError) as e:
