@@ -126,6 +126,7 @@ def test_only_events_after_the_ledger_was_made_and_each_once(ws: Workspace) -> N
     assert bad["type"] == "failure" and "error: ValueError: boom" in bad["message"]
     recs = records(ws)
     assert [r["state"] for r in recs] == ["sent", "sent"]
+    assert amc(ws, "show", "calm-otter-2").stdout.splitlines()[-1].endswith(": sent")
     assert all(
         r["answers"] == [{"url": hook.url().split("?")[0], "ok": True, "error": None}] for r in recs
     )
@@ -208,6 +209,11 @@ def test_an_unreachable_url_is_recorded_failed_with_the_error(ws: Workspace) -> 
         rec["error"].startswith(f"json://127.0.0.1:{dead}/gone: ") and "Connection" in rec["error"]
     )
     assert rec["answers"][0]["ok"] is False
+    shown = amc(ws, "show", "lost-gull-6").stdout.splitlines()[-1]
+    assert (
+        shown.startswith("  notified crashed at ")
+        and f": failed: json://127.0.0.1:{dead}/gone: " in shown
+    )
 
 
 def test_a_bad_settings_file_is_recorded_once_and_breaks_nothing(ws: Workspace) -> None:
