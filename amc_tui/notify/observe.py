@@ -303,8 +303,11 @@ def after_trainer_event(run_dir: str | os.PathLike[str], kind: str) -> None:
     TRAINER_WAIT_S for what it sends (under Slurm nothing else may be alive to send it)."""
     if kind not in ("health", "end"):
         return
-    t = threading.Thread(target=observe_run, args=(run_dir,), daemon=True, name="amc-notify")
-    t.start()
-    _threads.append(t)
-    if kind == "end":
-        wait_sent(TRAINER_WAIT_S)
+    try:
+        t = threading.Thread(target=observe_run, args=(run_dir,), daemon=True, name="amc-notify")
+        t.start()
+        _threads.append(t)
+        if kind == "end":
+            wait_sent(TRAINER_WAIT_S)
+    except Exception as e:  # noqa: BLE001 - no thread to spare: the run goes on unnotified
+        log.warning("notifications for %s failed: %s", run_dir, e)
