@@ -1,4 +1,5 @@
-"""The workspace: a folder holding configs/, runs/, data/ and RUNLOG.md.
+"""The workspace: a folder holding configs/, runs/, data/, RUNLOG.md and, when notifications
+are wanted, amc-tui.toml (amc_tui/notify/settings.py).
 
 `--workspace DIR`, else `$AMC_TUI_WORKSPACE`, else the current folder.
 """

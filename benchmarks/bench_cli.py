@@ -99,6 +99,27 @@ def best_paint(root: Path, args: list[str], repeats: int) -> dict[str, float]:
     return min(runs, key=lambda r: r["painted"])
 
 
+def notify_figure(ws: Any, n: int, repeats: int) -> Figure:
+    """`observe_workspace` as the queue worker calls it each pass, with notifications
+    configured and every run's events older than the ledger (the steady state: nothing to
+    send), against the worker's own scan of the same runs."""
+    from amc_tui.launch.supervise import scan
+    from amc_tui.notify.observe import observe_workspace
+
+    (ws.root / "amc-tui.toml").write_text('[notify]\nurls = ["json://127.0.0.1:9/none"]\n')
+    try:
+        observe_workspace(ws, scan(ws))  # makes the ledger; reads each active run once
+        t_scan = best_time(lambda: scan(ws), repeats, min_s=0.2)
+        t_pass = best_time(lambda: observe_workspace(ws, scan(ws)), repeats, min_s=0.2)
+    finally:
+        (ws.root / "amc-tui.toml").unlink()
+    return time_figure(
+        f"notify_pass_{n}_runs_s", t_pass, "the worker's scan of the same runs (cached)", t_scan,
+        note="the queue worker's pass: its scan plus amc_tui.notify.observe_workspace, "
+        "amc-tui.toml configured, nothing new to send, best of a few",
+    )  # fmt: skip
+
+
 def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     n = 50 if quick else 1000
     repeats = 1 if quick else 3
@@ -131,6 +152,9 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             note="amc_tui.run.rundir.list_runs(ws) in-process (status, meta, last epoch event per run)",
         )
     )  # fmt: skip
+
+    # --- notifications: the queue worker's pass (amc-tui.toml configured, nothing new to send)
+    figs.append(notify_figure(ws, n, repeats))
 
     # --- TUI first paint (headless, fresh process): helper D's probe, plus our phase marks
     try:

@@ -16,6 +16,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
+from amc_tui.notify import ledger
 from amc_tui.run import health
 from amc_tui.run.analysis import list_exports, trajectory
 from amc_tui.run.refs import resolve_run
@@ -243,6 +244,11 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     for name, path in data["checkpoints"].items():
         print(f"  checkpoint {name}: {path}")
     print(f"  log: {data['log']}")
+    for rec in ledger.records(ledger.ledger_dir(ws), f"{info.id}."):  # what was notified
+        outcome = rec.get("state")
+        if outcome == "failed" and rec.get("error"):
+            outcome = f"failed: {rec['error']}"
+        print(f"  notified {rec.get('event')} at {report.clock(rec.get('claimed_at'))}: {outcome}")
     return 0
 
 

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "queue", "runs:cmd_queue", "work the run queue in the foreground until nothing is active"
     )
     sp.add_argument("--once", action="store_true", help="one pass, then return")
+    nt = sub.add_parser("notify", help="notifications (amc-tui.toml [notify])")
+    nt = nt.add_subparsers(dest="sub", required=True)
+    add("test", "notify:cmd_notify_test", "send one message to every URL; print each answer", nt)
     rl = sub.add_parser("runlog", help="RUNLOG.md tools").add_subparsers(dest="sub", required=True)
     add("sync", "runs:cmd_runlog_sync", "rebuild missing or stale RUNLOG.md entries", rl)
     accept_workspace_anywhere(p)

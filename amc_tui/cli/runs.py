@@ -15,6 +15,7 @@ from amc_tui.launch.keeper import ensure_worker, worker_alive, workers_disabled
 from amc_tui.launch.queue import launch, resume_run, run_worker, work_queue
 from amc_tui.launch.stop import stop_run
 from amc_tui.launch.supervise import queue_lock, read_live, runlog_sync
+from amc_tui.notify.observe import observe_run
 from amc_tui.run import runlock
 from amc_tui.run.analysis import read_summary
 from amc_tui.run.refs import resolve_run
@@ -139,6 +140,7 @@ def _follow(ws: Workspace, info, tty: bool) -> int:  # noqa: ANN001
             for ev in tailer.poll():
                 progress.event(ev)
             now = read_run(info.dir, with_last_epoch=False)
+            observe_run(info.dir)  # notifications: whoever sees an event first sends it
             if now.state == "queued" and now.waiting and now.waiting != said:
                 said = now.waiting
                 progress.line(f"queued: {said}")

@@ -38,6 +38,7 @@ from amc_tui.launch.supervise import (
     scan,
     spawn,
 )
+from amc_tui.notify.observe import observe_workspace
 from amc_tui.run import runlock
 from amc_tui.run.refs import resolve_checkpoint
 from amc_tui.run.rundir import RunInfo, read_run, run_config, write_status
@@ -284,6 +285,7 @@ def run_worker(
             for info in work_queue(ws, timeout=LOCK_TIMEOUT_S):
                 if on_start:
                     on_start(info)
+            observe_workspace(ws, scan(ws))  # notifications: runs ended, stalled, health, groups
             if once:
                 return 0
             if until_idle and not has_active(ws, scan(ws)):

@@ -44,6 +44,7 @@ from amc_tui.data.source import load_dataset
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.gpu import GpuSampler
+from amc_tui.notify.observe import after_trainer_event
 from amc_tui.run import health, runlock
 from amc_tui.run.events import read_events
 from amc_tui.run.rundir import (
@@ -161,6 +162,7 @@ class Trainer:
             return
         with ckpt.disk_full_as_error(self.run.events):
             append_event(self.run, kind, **plain(fields))
+        after_trainer_event(self.run.path, kind)  # notifications (health, end): never blocking
 
     def _heartbeat(self) -> None:
         sampler = None

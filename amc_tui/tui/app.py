@@ -7,13 +7,14 @@ all file and NVML I/O in thread workers, and never stops a run when it quits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -50,12 +51,15 @@ class AmcApp(App):
         gpu_sampler: GpuSampler | None = None,
         live_poll_s: float = 0.5,
         runs_poll_s: float = 1.0,
+        alerts_poll_s: float = 2.0,
     ) -> None:
         super().__init__()
         self.ws = ws
         self.clock = clock
         self.live_poll_s = live_poll_s
         self.runs_poll_s = runs_poll_s
+        self.alerts_poll_s = alerts_poll_s
+        self._alerts: Any = None  # tui/alerts.py's Alerts, made by the first alerts pass
         self.known_runs: dict[str, RunInfo] = {}  # run dir -> RunInfo, kept by the Runs screen
         self._gpu_sampler = gpu_sampler
         self._gpu_lock = threading.Lock()
@@ -91,6 +95,30 @@ class AmcApp(App):
 
     def report(self, message: str, severity: str = "information") -> None:
         self.notify(message, severity=severity, markup=False)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        self.set_timer(self.alerts_poll_s, self._alerts_pass)
+
+    @work(thread=True, group="alerts", exit_on_error=False)
+    def _alerts_pass(self) -> None:
+        """Notifications and this session's alerts (tui/alerts.py), off the UI thread; the
+        next pass is armed when this one is applied, so passes never overlap."""
+        try:
+            if self._alerts is None:
+                self._alerts = registry.run_action("alerts")(self.ws)
+            got = self._alerts.tick()
+        except Exception:  # noqa: BLE001 - alerts must never take the app down
+            got = []
+        with contextlib.suppress(RuntimeError):  # the app is closing
+            self.call_from_thread(self._ring, got)
+
+    def _ring(self, alerts: list[Any]) -> None:
+        """The terminal bell and one toast per event of a run this session watched."""
+        if alerts:
+            self.bell()
+        for a in alerts:
+            self.notify(a.body, title=a.title, severity=a.severity, timeout=10, markup=False)
+        self.set_timer(self.alerts_poll_s, self._alerts_pass)
 
     def first_rows_painted(self) -> None:
         """Called once, after the refresh that first shows run rows (the benchmark hooks it)."""

@@ -40,6 +40,7 @@ SCREENS: dict[str, ScreenEntry] = {
 RUN_ACTIONS: dict[str, str] = {
     "stop": "amc_tui.tui.run_actions:stop",
     "resume": "amc_tui.tui.run_actions:resume",
+    "alerts": "amc_tui.tui.alerts:Alerts",  # the session's bell and toasts, and notifications
 }
 
 
