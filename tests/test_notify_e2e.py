@@ -21,7 +21,6 @@ from train_fixtures import REPO, log_text, pid_running, release, write_tiny_work
 from tui_fixtures import make_app
 from tui_fixtures import wait_for as wait_app
 
-from amc_tui.config import Config
 from amc_tui.fsutil import append_line
 from amc_tui.launch.keeper import worker_alive
 from amc_tui.notify import ledger
@@ -119,9 +118,6 @@ def test_the_trainer_alone_sends_its_own_end(tmp_path, monkeypatch) -> None:
     assert rec["state"] == "sent" and rec["by"]["pid"] == pid  # the trainer sent it
 
 
-@pytest.mark.skipif(
-    not hasattr(Config(), "health"), reason="the trainer's health rules ([health]) are not here yet"
-)
 def test_a_run_that_learns_nothing_is_stopped_and_told_once(tmp_path) -> None:
     ws = write_tiny_workspace(tmp_path / "ws", "tiny.toml", epochs=4, stop_grace_s=20.0)
     try:
