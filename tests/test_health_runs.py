@@ -26,7 +26,9 @@ DEAD_LR = 1e-9
 
 def amc(ws: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    # the real trainer, whatever another module's fixture left in the environment
+    for key in ("CUDA_VISIBLE_DEVICES", "AMC_TUI_TRAINER_MODULE", "TEST_PAUSE_RUNS"):
+        env.pop(key, None)
     return subprocess.run([*AMC, *args], cwd=ws, env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
 
