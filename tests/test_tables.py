@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import binomtest
 from train_fixtures import make_data, make_run, run_trainer
 
+from amc_tui.cli.main import main
 from amc_tui.run import tables
 from amc_tui.run.analysis import read_per_cell
 from amc_tui.runlog.entry import read_source, render_body
@@ -163,3 +164,18 @@ def test_runlog_sections_on_a_real_export(final_export: Path) -> None:
     t = tables.export_tables(final_export)
     for knee in t.knees:
         assert f"| {knee.modulation} | {tables.knee_text(knee, 0.5)} |" in body
+
+
+def test_show_prints_the_tables(
+    final_export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    run_dir = final_export.parent.parent
+    assert main(["--workspace", str(run_dir.parent.parent), "show", run_dir.name]) == 0
+    out = capsys.readouterr().out
+    assert "hardest cells (test, final): Ranked by the Wilson 95% upper bound" in out
+    assert "confused pairs (test, final)" in out and "reliable from (test, final)" in out
+    t = tables.export_tables(final_export)
+    assert t.confusions and t.confusions[0].pairs
+    p = t.confusions[0].pairs[0]
+    assert f"{p.true} -> {p.pred}" in out and f"{p.count} / {p.n_true}" in out

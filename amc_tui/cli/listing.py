@@ -16,7 +16,8 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
-from amc_tui.run.analysis import list_exports, trajectory
+from amc_tui.run import tables
+from amc_tui.run.analysis import latest_export, list_exports, read_summary, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
     FINAL_STATES,
@@ -161,6 +162,15 @@ def _show_data(info, now: float) -> dict:  # noqa: ANN001
     }
 
 
+def _tables(info, name: str) -> tuple[tables.Tables, str]:  # noqa: ANN001
+    """The latest export's tables and what it holds (`test, final` / `val, epoch 3`)."""
+    summary = read_summary(info.rundir.export / name)
+    final = name == "final"
+    split = summary.get("split") or ("test" if final else "val")
+    which = "final" if final else f"epoch {summary.get('epoch', name[6:].lstrip('0'))}"
+    return tables.export_tables(info.rundir.export / name), f"{split}, {which}"
+
+
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     info = _live(ws, [resolve_run(ws, args.run)])[0]
     keep_queue_going(ws)
@@ -210,6 +220,10 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         best_epoch = (info.best or {}).get("epoch") if "best" in data["checkpoints"] else None
         print()
         print(report.trajectory_table(data["trajectory"], best_epoch))
+    name = latest_export(info.dir)
+    if name:
+        print()
+        print("\n".join(tables.text_lines(*_tables(info, name))))
     print()
     for name, path in data["exports"].items():
         print(f"  export {name}: {path}")

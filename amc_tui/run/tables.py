@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from amc_tui import contract
 from amc_tui.data.classes import CLASS_INDEX
-from amc_tui.report import pct
+from amc_tui.report import pct, table
 from amc_tui.run.analysis import read_per_cell
 
 if TYPE_CHECKING:
@@ -429,3 +429,24 @@ def summary_lines(t: Tables) -> dict[str, Any]:
         "frames of the true modulation in the band.",
         "knees": "The lowest SNR from which modulation accuracy stays at or above the level.",
     }
+
+
+def text_lines(t: Tables, label: str) -> list[str]:
+    """`show`'s short form of every table, plain text (`report.table`)."""
+    notes = summary_lines(t)
+    out = [f"hardest cells ({label}): {notes['hardest']}"]
+    if t.hardest.cells:
+        header, rows = hardest_rows(t.hardest)
+        out += ["  " + line for line in table(rows, [h.upper() for h in header]).splitlines()]
+    else:
+        out.append(f"  no cell or band above the noise floor holds n >= {t.hardest.min_n} frames")
+    out.append(f"confused pairs ({label}): {notes['confusions']}")
+    if t.confusions:
+        header, rows = confusion_rows(t.confusions)
+        if rows:
+            out += ["  " + line for line in table(rows, [h.upper() for h in header]).splitlines()]
+    if t.knees:
+        out.append(f"reliable from ({label}): {notes['knees']}")
+        header, rows = knee_rows(t.knees)
+        out += ["  " + line for line in table(rows, [h.upper() for h in header]).splitlines()]
+    return out
