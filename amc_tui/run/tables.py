@@ -69,14 +69,18 @@ def _cells(per_cell: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df
 
 
+def chance_of(n_mod: int, n_snr: int, metric: str) -> float | None:
+    """1 / the classes the head chooses among: the modulations for acc_mod, the SNRs for
+    acc_snr, both for acc_combined; None for another metric or no classes."""
+    classes = {"acc_mod": n_mod, "acc_snr": n_snr, "acc_combined": n_mod * n_snr}.get(metric)
+    return 1.0 / classes if classes else None
+
+
 def chance(per_cell: pd.DataFrame, metric: str = "acc_mod") -> float | None:
-    """1 / the classes the head chooses among, counting those present in the split: the
-    modulations for acc_mod, the SNRs for acc_snr, both for acc_combined."""
+    """`chance_of` the classes present in the split (cells with frames)."""
     _check(metric)
     df = per_cell[per_cell["n"] > 0]
-    mods, snrs = df["modulation"].nunique(), df["snr_db"].nunique()
-    classes = {"acc_mod": mods, "acc_snr": snrs, "acc_combined": mods * snrs}[metric]
-    return 1.0 / classes if classes else None
+    return chance_of(df["modulation"].nunique(), df["snr_db"].nunique(), metric)
 
 
 @dataclass(frozen=True)
