@@ -37,6 +37,7 @@ from amc_tui.runlog.group_entry import (
     plan_text,
     progress_text,
 )
+from amc_tui.sweeps import point_tables
 from amc_tui.sweeps.group import (
     free_name,
     group_state,
@@ -317,6 +318,8 @@ def show_text(summary: Summary) -> str:
             for p in points]  # fmt: skip
     L += ["", "other metrics (mean ± std; test: the final export):"]
     L.append(report.table(rows, ["POINT", *(metric_title(m).upper() for m, _ in others)]))
+    L += point_tables.text_lines([point_tables.point_tables(p["key"], by_key[p["key"]].members)
+                                  for p in points])  # fmt: skip
     L += ["", f"best point: {best_text(summary)}"]
     effects = summary.effects()
     if effects:

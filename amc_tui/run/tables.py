@@ -340,6 +340,17 @@ class Knee:
     n_min: int
 
 
+def knee_of(curve: list[tuple[int, float]], level: float) -> int | None:
+    """The lowest SNR of an ascending (snr, accuracy) curve from which every point is at or
+    above `level`; None when the highest SNR is below it."""
+    knee = None
+    for snr, acc in reversed(curve):
+        if acc < level:
+            break
+        knee = int(snr)
+    return knee
+
+
 def knees(
     per_cell: pd.DataFrame, metric: str = "acc_mod", levels: tuple[float, ...] = KNEE_LEVELS
 ) -> list[Knee]:
@@ -351,14 +362,7 @@ def knees(
     for mod, g in df.groupby("modulation", sort=False):
         g = g.sort_values("snr_db")
         accs = list(zip(g["snr_db"].astype(int), g["k"] / g["n"], strict=True))
-        at: dict[float, int | None] = {}
-        for level in levels:
-            knee = None
-            for snr, acc in reversed(accs):
-                if acc < level:
-                    break
-                knee = int(snr)
-            at[level] = knee
+        at = {level: knee_of(accs, level) for level in levels}
         out.append(Knee(str(mod), at, int(accs[0][0]), int(g["n"].min())))
     out.sort(key=lambda q: (CLASS_INDEX.get(q.modulation, 10_000), q.modulation))
     return out
