@@ -179,3 +179,14 @@ def test_show_prints_the_tables(
     assert t.confusions and t.confusions[0].pairs
     p = t.confusions[0].pairs[0]
     assert f"{p.true} -> {p.pred}" in out and f"{p.count} / {p.n_true}" in out
+
+
+def test_cells_without_frames_are_no_data() -> None:
+    per_cell = _cells({0: 0.6, 2: 0.7}, 410, mods=("BPSK", "QPSK", "8PSK"))
+    empty = per_cell["modulation"] == "8PSK"
+    per_cell.loc[empty, "n"] = 0
+    per_cell.loc[empty, ["acc_mod", "acc_snr", "acc_combined"]] = float("nan")
+    assert tables.chance(per_cell, "acc_mod") == 0.5  # 8PSK has no frames: not a class
+    h = tables.hardest(per_cell, "acc_mod", n=50)
+    assert h.cells and all(c.modulation != "8PSK" for c in h.cells)
+    assert [k.modulation for k in tables.knees(per_cell)] == ["BPSK", "QPSK"]
