@@ -190,3 +190,21 @@ def test_cells_without_frames_are_no_data() -> None:
     h = tables.hardest(per_cell, "acc_mod", n=50)
     assert h.cells and all(c.modulation != "8PSK" for c in h.cells)
     assert [k.modulation for k in tables.knees(per_cell)] == ["BPSK", "QPSK"]
+
+
+def test_show_json_holds_the_tables(
+    final_export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    run_dir = final_export.parent.parent
+    assert main(["--workspace", str(run_dir.parent.parent), "show", run_dir.name, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["tables"]
+    t = tables.export_tables(final_export)
+    assert got["export"] == "final" and got["hardest"]["min_n"] == tables.MIN_N
+    assert got["noise_floor"]["at_chance_db"] == t.mod_floor.at_chance
+    assert [(p["true"], p["pred"], p["count"]) for b in got["confusions"] for p in b["pairs"]] == [
+        (p.true, p.pred, p.count) for b in t.confusions or [] for p in b.pairs
+    ]
+    assert [k["from_50_db"] for k in got["knees"]] == [k.at[0.5] for k in t.knees]

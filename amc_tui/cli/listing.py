@@ -176,7 +176,10 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     keep_queue_going(ws)
     now = time.time()  # one clock for elapsed and ETA, as in `ls` and the app
     data = _show_data(info, now)
+    name = latest_export(info.dir)
+    got = _tables(info, name) if name else None
     if args.json:
+        data["tables"] = tables.as_dict(*got) if got else None
         print_json(data)
         return 0
     cfg, run = data["config"], data["run"]
@@ -220,10 +223,9 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         best_epoch = (info.best or {}).get("epoch") if "best" in data["checkpoints"] else None
         print()
         print(report.trajectory_table(data["trajectory"], best_epoch))
-    name = latest_export(info.dir)
-    if name:
+    if got:
         print()
-        print("\n".join(tables.text_lines(*_tables(info, name))))
+        print("\n".join(tables.text_lines(*got)))
     print()
     for name, path in data["exports"].items():
         print(f"  export {name}: {path}")

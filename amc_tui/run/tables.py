@@ -458,3 +458,70 @@ def text_lines(t: Tables, label: str) -> list[str]:
         header, rows = knee_rows(t.knees)
         out += ["  " + line for line in table(rows, [h.upper() for h in header]).splitlines()]
     return out
+
+
+def as_dict(t: Tables, label: str) -> dict[str, Any]:
+    """The tables as JSON-safe builtins (`show --json`); NaN never appears (no data: None)."""
+
+    def num(v: float) -> float | None:
+        return None if v is None or not math.isfinite(v) else float(v)
+
+    h = t.hardest
+    return {
+        "export": t.export,
+        "label": label,
+        "noise_floor": {
+            "chance": t.mod_floor.chance,
+            "at_chance_db": t.mod_floor.at_chance,
+            "at_and_below_db": t.mod_floor.below,
+            "text": t.mod_floor.text(),
+        },
+        "hardest": {
+            "metric": h.metric,
+            "min_n": h.min_n,
+            "band_width": h.width,
+            "too_small": h.too_small,
+            "text": h.text(),
+            "cells": [
+                {
+                    "modulation": c.modulation,
+                    "snr_lo": c.snr_lo,
+                    "snr_hi": c.snr_hi,
+                    "n": c.n,
+                    "k": c.k,
+                    "acc": num(c.acc),
+                    "ci_lo": num(c.lo),
+                    "ci_hi": num(c.hi),
+                }
+                for c in h.cells
+            ],  # fmt: skip
+        },
+        "confusions": None
+        if t.confusions is None
+        else [
+            {
+                "band": b.label,
+                "snrs": b.snrs,
+                "n": b.n,
+                "pairs": [
+                    {
+                        "true": p.true,
+                        "pred": p.pred,
+                        "count": p.count,
+                        "n_true": p.n_true,
+                        "share": num(p.share),
+                    }
+                    for p in b.pairs
+                ],
+            }
+            for b in t.confusions
+        ],  # fmt: skip
+        "knees": [
+            {
+                "modulation": k.modulation,
+                "min_n": k.n_min,
+                **{f"from_{round(100 * v)}_db": k.at.get(v) for v in KNEE_LEVELS},
+            }
+            for k in t.knees
+        ],  # fmt: skip
+    }
