@@ -41,6 +41,7 @@ def test_every_figure_of_a_group_and_a_run(runs: dict[str, RunDir], tmp_path: Pa
     paths = plot_targets([group, runs["c"].path], out)
     assert [p.name for p in paths] == [
         "acc_vs_snr.png",
+        "acc_by_snr_band.png",
         "acc_vs_snr_per_mod_train.lr=0.001.png",
         "heatmap_train.lr=0.001.png",
         "confusion_mod_train.lr=0.001.png",
@@ -53,9 +54,12 @@ def test_every_figure_of_a_group_and_a_run(runs: dict[str, RunDir], tmp_path: Pa
         "knee_c.png",
     ]
     kinds = {"acc_vs_snr": "snr", "acc_vs_snr_per_mod": "snr_mod", "heatmap": "heatmap",
-             "confusion_mod": "confusion", "curves": "curves", "knee": "knee"}  # fmt: skip
+             "confusion_mod": "confusion", "curves": "curves", "knee": "knee",
+             "acc_by_snr_band": "bands"}  # fmt: skip
     for p in paths:
-        stem = p.stem.rsplit("_", 1)[0] if p.stem != "acc_vs_snr" else p.stem
+        stem = (
+            p.stem.rsplit("_", 1)[0] if p.stem not in ("acc_vs_snr", "acc_by_snr_band") else p.stem
+        )
         check_png(p, kinds[stem])
     assert sorted(out.iterdir()) == sorted(paths)  # no temp files left behind
 
@@ -129,8 +133,9 @@ def test_every_text_fits_its_figure_whatever_the_labels(
                for i, w in enumerate(("uncertainty", "dwa", "equal"))]  # fmt: skip
     split, loaded = plot._load(targets, plot.KINDS, "auto")
     with matplotlib.rc_context(plot.STYLE):
-        figs = [plot._fig_snr(loaded, "test split")]
-        figs += [plot._draw(k, targets[0], loaded[0][1], "test split") for k in plot.KINDS[1:]]
+        figs = [plot._fig_snr(loaded, "test split"), plot._fig_bands(loaded, "test split")]
+        figs += [plot._draw(k, targets[0], loaded[0][1], "test split")
+                 for k in plot.KINDS if k not in plot.OVERLAID]  # fmt: skip
         assert any(plot.outside(f) for f in figs)  # unfitted, the long titles leave the canvas
         for fig in figs:
             plot.fit(fig)
@@ -149,7 +154,7 @@ def test_every_text_fits_its_figure_whatever_the_labels(
 
 def test_accuracy_plots_draw_the_chance_line(runs: dict[str, RunDir], tmp_path: Path) -> None:
     paths = plot_targets([runs["c"].path], tmp_path / "c", ["svg"],
-                         kinds=["snr", "snr_mod", "curves", "knee"])  # fmt: skip
+                         kinds=["snr", "snr_mod", "curves", "knee", "bands"])  # fmt: skip
     texts = {p.stem.split("_c")[0] if p.stem != "acc_vs_snr" else p.stem: p.read_text()
              for p in paths}  # fmt: skip
     # 4 modulations x 11 SNRs in the fake export: chance 25 % (mod), 1/44 (combined)
@@ -157,4 +162,29 @@ def test_accuracy_plots_draw_the_chance_line(runs: dict[str, RunDir], tmp_path: 
     assert "chance (2.3%)" in texts["acc_vs_snr_per_mod"]
     assert "chance (25.0%)" in texts["knee"] and "dotted: 50% and 90%" in texts["knee"]
     assert texts["curves"].count("chance (") >= 3
+    assert "chance (1 / classes of the head)" in texts["acc_by_snr_band"]
     check_png(plot_targets([runs["c"].path], tmp_path / "p", kinds=["knee"])[0], "knee")
+
+
+def test_band_bars_are_the_runs_mean_by_hand(runs: dict[str, RunDir]) -> None:
+    import csv
+
+    from amc_tui.sweeps import plot
+
+    group = Target("point-1", (runs["a1"].path, runs["a2"].path))
+    _, loaded = plot._load([group], ["bands"], "test")
+    fig = plot._fig_bands(loaded, "test split")
+    for ax, metric in zip(fig.axes, ("acc_mod", "acc_snr"), strict=True):
+        per_run = []
+        for run in group.runs:
+            k: dict[int, float] = {}
+            n: dict[int, int] = {}
+            with open(run / "export" / "final" / "per_cell.csv", newline="") as f:
+                for r in csv.DictReader(f):
+                    b = 0 if int(r["snr_db"]) < 0 else 1 if int(r["snr_db"]) < 10 else 2
+                    k[b] = k.get(b, 0) + round(float(r[metric]) * int(r["n"]))
+                    n[b] = n.get(b, 0) + int(r["n"])
+            per_run.append([k[b] / n[b] for b in sorted(n)])
+        want = [100 * sum(v) / len(v) for v in zip(*per_run, strict=True)]
+        heights = [p.get_height() for p in ax.patches]
+        assert heights == pytest.approx(want)

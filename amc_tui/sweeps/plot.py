@@ -3,7 +3,8 @@
 A target is one run or a point's group of runs (drawn as the mean with a ±1 std band).
 Figures: accuracy vs SNR (targets overlaid), accuracy vs SNR per modulation, the per
 (modulation, SNR) heatmap, the row-normalised modulation confusion matrix, training curves, and
-the knee figure (modulation accuracy vs SNR per modulation against the 50 % / 90 % levels).
+the knee figure (modulation accuracy vs SNR per modulation against the 50 % / 90 % levels), and
+accuracy per SNR band (targets side by side, a point's bar its runs' mean with the 95 % CI).
 Every accuracy axis has a dashed chance line (1 / classes of its head), and every figure's text
 is fitted to its canvas (`fit`: titles wrapped, legend columns chosen to fit) before saving.
 They read the analysis export (test split from export/final when every run has one, else the
@@ -31,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -46,10 +48,12 @@ from amc_tui.run.rundir import (  # noqa: E402
     read_meta,
     read_run,
 )
-from amc_tui.sweeps.stats import cell_stats  # noqa: E402
+from amc_tui.sweeps.point_tables import BAND_NAMES, band_accuracy  # noqa: E402
+from amc_tui.sweeps.stats import cell_stats, describe  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
-KINDS = ("snr", "snr_mod", "heatmap", "confusion", "curves", "knee")
+KINDS = ("snr", "snr_mod", "heatmap", "confusion", "curves", "knee", "bands")
+OVERLAID = ("snr", "bands")  # one figure for every target; the others: one per target
 SPLITS = ("auto", "test", "val")
 DPI = 300
 SIZES = {  # inches: 7 in is a two-column figure width
@@ -59,9 +63,11 @@ SIZES = {  # inches: 7 in is a two-column figure width
     "confusion": (6.0, 5.4),
     "curves": (7.0, 5.0),
     "knee": (7.0, 4.2),
+    "bands": (7.0, 3.2),
 }
 FILE_STEMS = {"snr": "acc_vs_snr", "snr_mod": "acc_vs_snr_per_mod", "heatmap": "heatmap",
-              "confusion": "confusion_mod", "curves": "curves", "knee": "knee"}  # fmt: skip
+              "confusion": "confusion_mod", "curves": "curves", "knee": "knee",
+              "bands": "acc_by_snr_band"}  # fmt: skip
 ACC_PANELS = (("acc_combined", "Combined"), ("acc_mod", "Modulation"), ("acc_snr", "SNR"))
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
          "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.titlesize": 10,
@@ -292,7 +298,7 @@ def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
     wrapped when even one column is too wide."""
     if not labels:
         return
-    size = float(matplotlib.rcParams["legend.fontsize"])
+    size = FontProperties(size=matplotlib.rcParams["legend.fontsize"]).get_size_in_points()
     room = 0.95 * fig.bbox.width
     widest = max(_text_width(fig, lb, size) for lb in labels) + 4 * size * fig.dpi / 72
     ncols = max(1, min(4, len(labels), int(room // widest)))
@@ -508,6 +514,41 @@ def _fig_knee(target: Target, runs: list[_Run], split_text: str) -> Figure:
     return fig
 
 
+def _fig_bands(loaded: list, split_text: str) -> Figure:
+    """Modulation and SNR accuracy per SNR band, one bar per target (a point: the mean of its
+    runs with the 95 % CI of the mean as an error bar), chance dashed."""
+    fig = Figure(figsize=SIZES["bands"], layout="constrained")
+    heads = (("acc_mod", "Modulation"), ("acc_snr", "SNR"))
+    axes = fig.subplots(1, len(heads), sharey=True)
+    width = 0.8 / max(1, len(loaded))
+    colors = matplotlib.colormaps["tab10"]
+    for ax, (metric, title) in zip(axes, heads, strict=True):
+        bands = sorted({b for _, runs in loaded for r in runs
+                        for b in band_accuracy(r.export.per_cell, metric)})  # fmt: skip
+        for i, (t, runs) in enumerate(loaded):
+            per_run = [band_accuracy(r.export.per_cell, metric) for r in runs]
+            stats = [describe([acc.get(b) for acc in per_run]) for b in bands]
+            x = [bands.index(b) + (i - (len(loaded) - 1) / 2) * width for b in bands]
+            means = [100 * s.mean for s in stats]
+            errs = [100 * s.half if s.n >= 2 else 0.0 for s in stats]
+            ax.bar(x, means, width, yerr=errs if t.group else None, capsize=2, label=t.label,
+                   color=colors(i % 10))  # fmt: skip
+        ax.set_xticks(range(len(bands)), [BAND_NAMES[b] for b in bands])
+        ax.set_title(f"{title} accuracy")
+        ax.set_xlabel("SNR band")
+        _chance_line(ax, _run_chance(_all(loaded), metric),
+                     "chance (1 / classes of the head)" if ax is axes[0] else "_")  # fmt: skip
+        _percent_axis(ax)
+        ax.label_outer()
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels)
+    ci = "; error bars: 95 % CI over a point's runs" if any(t.group for t, _ in loaded) else ""
+    fig.suptitle(
+        f"Accuracy per SNR band: {_names([t.label for t, _ in loaded])} ({split_text}{ci})"
+    )
+    return fig
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -524,8 +565,8 @@ def plot_targets(
 ) -> list[Path]:
     """Draw `kinds` for the targets into `out_dir`; the paths written, in order.
 
-    `snr` overlays every target in one figure (acc_vs_snr.<fmt>); the others are drawn per
-    target (<stem>_<label>.<fmt>). `split`: "test" (export/final), "val" (the best epoch's
+    `snr` and `bands` overlay every target in one figure (acc_vs_snr.<fmt>,
+    acc_by_snr_band.<fmt>); the others are drawn per target (<stem>_<label>.<fmt>). `split`: "test" (export/final), "val" (the best epoch's
     export), or "auto" (test when every run has it). Bad input raises UserError before any
     file is written."""
     formats = [f.lower().lstrip(".") for f in formats]
@@ -551,8 +592,13 @@ def plot_targets(
     with matplotlib.rc_context(STYLE):
         if "snr" in kinds:
             figures.append((FILE_STEMS["snr"], _fig_snr(loaded, _split_text(split, _all(loaded)))))
+        if "bands" in kinds:
+            text = _split_text(split, _all(loaded))
+            figures.append((FILE_STEMS["bands"], _fig_bands(loaded, text)))
         for t, runs in loaded:
             for kind in KINDS[1:]:
+                if kind in OVERLAID:
+                    continue
                 if kind in kinds:
                     fig = _draw(kind, t, runs, _split_text(split, runs))
                     figures.append((f"{FILE_STEMS[kind]}_{stems[id(t)]}", fig))
