@@ -127,6 +127,16 @@ def _cells(acc: dict[int, float], n: int, mods: tuple[str, ...] = ("BPSK", "QPSK
     return pd.DataFrame(rows)
 
 
+def test_a_significant_but_negligible_edge_is_still_the_floor() -> None:
+    # 24 classes, 9,840 frames at the SNR: 5.5 % is significantly above chance (4.2 %), yet
+    # far from working: at the floor; 20 % clears the bar (4.2 % + 9.6 % = 13.8 %)
+    mods = tuple(f"M{i}" for i in range(24))
+    per_cell = _cells({-16: 0.055, -8: 0.20}, 410, mods=mods)
+    lv = {x.snr_db: x for x in tables.snr_levels(per_cell, "acc_mod")}
+    assert lv[-16].lo > 1 / 24 and not lv[-16].above and lv[-8].above
+    assert tables.noise_floor(per_cell).below == -16
+
+
 def test_noise_floor_is_named_not_listed() -> None:
     # 410 frames per cell as a 10 % test split of the real file; 2 classes: chance 50 %
     acc = {-20: 0.5, -18: 0.52, -16: 0.49, -14: 0.6, -12: 0.95, -10: 0.3}
@@ -134,8 +144,11 @@ def test_noise_floor_is_named_not_listed() -> None:
     floor = tables.noise_floor(per_cell, "acc_mod")
     assert floor.at_chance == [-20, -18, -16, -10] and floor.below == -16
     text = floor.text()
-    assert "at and below -16 dB the modulation head is at chance" in text
-    assert "also at -10 dB" in text and "chance 50.0%" in text
+    assert "at and below -16 dB the modulation head is at the noise floor" in text
+    assert "also at -10 dB" in text and "under 55.0%: chance 50.0%" in text
+    # the bar is chance plus a tenth of the way to 100 %: 60 % of 820 frames clears 55 %
+    lv = {x.snr_db: x for x in tables.snr_levels(per_cell, "acc_mod")}
+    assert lv[-14].lo > 0.55 > lv[-18].lo and lv[-14].above and not lv[-18].above
     h = tables.hardest(per_cell, "acc_mod", min_n=30)
     assert {c.snr_lo for c in h.cells} == {-14, -12} and h.width == 1
     assert h.cells[0].snr_lo == -14  # 60 % is surely below 95 %
@@ -203,7 +216,7 @@ def test_show_json_holds_the_tables(
     got = json.loads(capsys.readouterr().out)["tables"]
     t = tables.export_tables(final_export)
     assert got["export"] == "final" and got["hardest"]["min_n"] == tables.MIN_N
-    assert got["noise_floor"]["at_chance_db"] == t.mod_floor.at_chance
+    assert got["noise_floor"]["at_floor_db"] == t.mod_floor.at_chance
     assert [(p["true"], p["pred"], p["count"]) for b in got["confusions"] for p in b["pairs"]] == [
         (p.true, p.pred, p.count) for b in t.confusions or [] for p in b.pairs
     ]

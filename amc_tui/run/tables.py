@@ -1,8 +1,9 @@
 """The tables AMC papers lead with, over one export, by stated rules (docs/ANALYSIS.md).
 
-- The noise floor: the SNRs where the modulation head is not above chance (its Wilson 95 %
-  lower bound over the SNR's frames is at or below 1 / classes), named in one line instead of
-  listed cell by cell.
+- The noise floor: the SNRs where the modulation head is not clearly above chance: its Wilson
+  95 % lower bound over the SNR's frames does not pass chance (1 / classes) plus a tenth of the
+  way from chance to 100 % (`FLOOR_MARGIN`; with ~10 k frames an SNR a point above chance is
+  "significant" yet still noise). Named in one line instead of listed cell by cell.
 - Hardest cells: (modulation, SNR) cells above the floor, ranked by the Wilson upper bound of
   their accuracy (a cell is hard when even its best case is low), never one with fewer than
   `MIN_N` frames; cells too small are pooled into SNR bands of the same width first.
@@ -39,6 +40,7 @@ KNEE_LEVELS = (0.5, 0.9)
 BAND_EDGES = (0, 10)
 ACC_METRICS = ("acc_mod", "acc_snr", "acc_combined")
 NOT_IN_EXPORT = "not in this export"
+FLOOR_MARGIN = 0.10  # the floor's bar: chance + this share of the way from chance to 100 %
 LABELS = {"acc_mod": "modulation accuracy", "acc_snr": "SNR accuracy",
           "acc_combined": "combined accuracy"}  # fmt: skip
 
@@ -83,6 +85,11 @@ def chance(per_cell: pd.DataFrame, metric: str = "acc_mod") -> float | None:
     return chance_of(df["modulation"].nunique(), df["snr_db"].nunique(), metric)
 
 
+def floor_bar(chance_level: float) -> float:
+    """The accuracy an SNR's Wilson lower bound must pass to be above the noise floor."""
+    return chance_level + FLOOR_MARGIN * (1.0 - chance_level)
+
+
 @dataclass(frozen=True)
 class SnrLevel:
     """One SNR's accuracy pooled over the modulations, its Wilson interval, above chance?"""
@@ -97,11 +104,11 @@ class SnrLevel:
 
 
 def snr_levels(per_cell: pd.DataFrame, metric: str = "acc_mod") -> list[SnrLevel]:
-    """Per SNR with frames: above chance = the Wilson lower bound is above `chance`."""
+    """Per SNR with frames: above the floor = the Wilson lower bound passes `floor_bar`."""
     _check(metric)
     if per_cell.empty:
         return []
-    floor = chance(per_cell, metric) or 0.0
+    floor = floor_bar(chance(per_cell, metric) or 0.0)
     df = _cells(per_cell, metric)
     out = []
     for snr, g in df.groupby("snr_db", sort=True):
@@ -113,8 +120,9 @@ def snr_levels(per_cell: pd.DataFrame, metric: str = "acc_mod") -> list[SnrLevel
 
 @dataclass(frozen=True)
 class Floor:
-    """The SNRs at chance for `metric` (ascending), and up to where they run unbroken from the
-    lowest SNR (`below`: every SNR up to it is at chance; None when the lowest is above)."""
+    """The SNRs at the noise floor for `metric` (`at_chance`, ascending), and up to where they
+    run unbroken from the lowest SNR (`below`: every SNR up to it is at the floor; None when
+    the lowest is above it)."""
 
     metric: str
     chance: float | None
@@ -133,14 +141,17 @@ class Floor:
     def text(self) -> str:
         """The one line that names the floor instead of listing it."""
         head = {"acc_mod": "modulation", "acc_snr": "SNR", "acc_combined": "combined"}[self.metric]
-        rule = f"chance {pct(self.chance, 1)}, Wilson 95% lower bound"
-        if not self.snrs:
+        if not self.snrs or self.chance is None:
             return "no frames: no noise floor"
+        rule = (
+            f"Wilson 95% lower bound under {pct(floor_bar(self.chance), 1)}: chance "
+            f"{pct(self.chance, 1)} plus a tenth of the way to 100%"
+        )
         if not self.at_chance:
-            return f"the {head} head is above chance at every SNR ({rule})"
+            return f"the {head} head is above the noise floor at every SNR ({rule})"
         if len(self.at_chance) == len(self.snrs):
-            return f"the {head} head is at chance at every SNR ({rule})"
-        below, who = self.below, f"the {head} head is at chance"
+            return f"the {head} head is at the noise floor at every SNR ({rule})"
+        below, who = self.below, f"the {head} head is at the noise floor"
         parts = []
         if below is not None:
             word = "at" if below == self.snrs[0] else "at and below"
@@ -472,7 +483,8 @@ def as_dict(t: Tables, label: str) -> dict[str, Any]:
         "label": label,
         "noise_floor": {
             "chance": t.mod_floor.chance,
-            "at_chance_db": t.mod_floor.at_chance,
+            "bar": floor_bar(t.mod_floor.chance) if t.mod_floor.chance is not None else None,
+            "at_floor_db": t.mod_floor.at_chance,
             "at_and_below_db": t.mod_floor.below,
             "text": t.mod_floor.text(),
         },
