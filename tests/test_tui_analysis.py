@@ -212,6 +212,11 @@ async def test_compare_lists_exactly_the_keys_that_differ(demo) -> None:
         heat = screen.query_one("#cmp-heat", Heatmap)
         assert heat.row_labels == ["4ASK", "8ASK", "BPSK", "QPSK"]
         assert all(v is not None for row in heat.values for v in row)
+        # the combined accuracy chart dashes the chance the two runs share (4 x 11 cells)
+        from amc_tui.tui.widgets.curves import Curves
+
+        acc = screen.query_one("#cmp-plot-acc", Curves)
+        assert acc.chances == (("chance 2.3%", pytest.approx(1 / 44)),)
         await pilot.press("x")  # swap: A and B trade places, the diff keeps its keys
         await wait_for(
             pilot, lambda: table.row_count == 2 and table.get_row("train.lr")[1] == "0.0003"

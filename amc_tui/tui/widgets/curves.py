@@ -49,12 +49,13 @@ class Curves(PlotextPlot):
         x: Sequence[float],
         series: dict[str, Sequence[float | None]],
         ylim: tuple[float, float] | None = None,
+        chances: Sequence[tuple[str, float]] = (),
     ) -> bool:
         """Several series of one run over one x column, coloured by position."""
         lines = [
             line(n, x, ys, PALETTE[i % len(PALETTE)]) for i, (n, ys) in enumerate(series.items())
         ]
-        return self.set_lines(lines, ylim=ylim)
+        return self.set_lines(lines, ylim=ylim, chances=chances)
 
     def set_lines(
         self,
