@@ -77,7 +77,17 @@ SUMMARY_FILE = "summary.json"
 PER_CELL_FILE = "per_cell.csv"
 CONFUSION_FILES = {"mod": "confusion_mod.csv", "snr": "confusion_snr.csv"}
 F1_FILES = {"mod": "f1_mod.csv", "snr": "f1_snr.csv"}
-EXPORT_FILES = (SUMMARY_FILE, PER_CELL_FILE, *CONFUSION_FILES.values(), *F1_FILES.values())
+# The modulation confusion per true SNR, long form: one row per (snr_db, true, pred) with a
+# count > 0 (a missing row is 0). Exports written before it existed lack the file.
+CONFUSION_BY_SNR_FILE = "confusion_mod_by_snr.csv"
+CONFUSION_BY_SNR_COLUMNS = ("snr_db", "true", "pred", "count")
+EXPORT_FILES = (
+    SUMMARY_FILE,
+    PER_CELL_FILE,
+    *CONFUSION_FILES.values(),
+    CONFUSION_BY_SNR_FILE,
+    *F1_FILES.values(),
+)
 # One row per (modulation, snr_db); n = frames in the cell (0 = no data, never 0 %).
 PER_CELL_COLUMNS = ("modulation", "snr_db", "n", "acc_mod", "acc_snr", "acc_combined", "snr_mae_db")
 FINAL_EXPORT = "final"

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from runs_fixtures import epoch_event, make_fake_run, runs_workspace
 
+from amc_tui.run import tables
 from amc_tui.run.analysis import (
     best_row,
     cell_matrix,
     compare_runs,
     findings,
-    hardest_cells,
     list_exports,
     load_export,
     trajectory,
@@ -56,37 +56,6 @@ def test_cell_matrix_orders_and_fills_gaps():
     assert values[0, 0] == 0.72 and math.isnan(values[1, 0]) and n[1, 0] == 0 and n[0, 1] == 0
     with pytest.raises(ValueError):
         cell_matrix(df, "nope")
-
-
-def test_hardest_cells(ws):
-    run = make_fake_run(ws, "h-x-1")
-    per_cell = load_export(run.final_export).per_cell
-    cells = hardest_cells(per_cell, n=5)
-    assert len(cells) == 5
-    vals = [c["acc_combined"] for c in cells]
-    assert vals == sorted(vals) and vals[0] == per_cell["acc_combined"].min()
-    worst_mae = hardest_cells(per_cell, n=1, metric="snr_mae_db")[0]["snr_mae_db"]
-    assert worst_mae == per_cell["snr_mae_db"].max()
-    per_cell.loc[per_cell["acc_combined"].idxmin(), "n"] = 0
-    assert hardest_cells(per_cell, n=1)[0]["acc_combined"] > vals[0] or vals[0] == vals[1]
-
-
-def test_hardest_cells_break_ties_by_the_heads():
-    import pandas as pd
-
-    rows = [  # all at 0 % combined: the one where both heads fail must come first
-        ("4ASK", -12, 6, 0.0, 0.0, 0.83, 0.3),
-        ("4ASK", -10, 6, 0.0, 0.5, 0.0, 4.0),
-        ("QPSK", 0, 6, 0.0, 0.0, 0.0, 8.0),
-        ("BPSK", 30, 6, 0.9, 1.0, 0.9, 0.1),
-    ]
-    cols = ["modulation", "snr_db", "n", "acc_combined", "acc_mod", "acc_snr", "snr_mae_db"]
-    cells = hardest_cells(pd.DataFrame(rows, columns=cols), n=3)
-    assert [(c["modulation"], c["snr_db"]) for c in cells] == [
-        ("QPSK", 0),
-        ("4ASK", -10),
-        ("4ASK", -12),
-    ]
 
 
 def test_trajectory_dedupes_and_ignores_other_kinds():
@@ -205,7 +174,9 @@ def test_cells_without_frames_read_as_no_data(ws):
     mods, _, values, n = cell_matrix(df)
     row = mods.index("BPSK")
     assert np.isnan(values[row]).all() and (n[row] == 0).all()
-    assert all(c["modulation"] != "BPSK" for c in hardest_cells(df, n=50))
+    hard = tables.hardest(df, n=50, min_n=1)
+    assert all(c.modulation != "BPSK" for c in hard.cells)
+    assert tables.chance(df, "acc_mod") == 1 / 3  # BPSK has no frames: not a class here
     full = read_per_cell(make_fake_run(ws, "nd-y-2").final_export)
     grid = cell_deltas(full, df, n=100, grid=True)
     assert grid.b[grid.mods.index("BPSK")] == [None] * 11

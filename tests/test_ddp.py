@@ -93,7 +93,9 @@ def rank_log(run: RunDir, rank: int) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def one_process_eval(run: RunDir, ws: Path) -> tuple[dict[tuple[str, int], list[int]], int]:
+def one_process_eval(
+    run: RunDir, ws: Path
+) -> tuple[dict[tuple[str, int], list[int]], int, dict[tuple[int, str, str], int]]:
     """{(modulation, snr): [n, mod ok, snr ok, both ok]} of best.pt on the test split, from
     the trainer's own evaluate() in this one process, and the test split's size."""
     import torch
@@ -118,7 +120,12 @@ def one_process_eval(run: RunDir, ws: Path) -> tuple[dict[tuple[str, int], list[
     for i, name in enumerate(ds.classes):
         for j, snr in enumerate(ds.snrs):
             cells[(name, int(snr))] = [int(v) for v in summary.cells[i, j, :4]]
-    return cells, len(ds.test)
+    conf = {
+        (int(ds.snrs[j]), ds.classes[t], ds.classes[p]): int(c)
+        for (j, t, p), c in np.ndenumerate(summary.conf_mod_snr)
+        if c
+    }
+    return cells, len(ds.test), conf
 
 
 def export_cells(path: Path) -> dict[tuple[str, int], list[int]]:
@@ -156,9 +163,13 @@ def test_two_processes_complete_and_export_equals_one_process_eval(tmp_path):
     assert "completed (exit 0)" in rank_log(run, 1)
     assert not (run.path / "train.rank0.log").exists()
 
-    mine, n_test = one_process_eval(run, tmp_path)
+    mine, n_test, conf = one_process_eval(run, tmp_path)
     theirs = export_cells(run.final_export / PER_CELL_FILE)
     assert theirs == mine
+    with open(run.final_export / "confusion_mod_by_snr.csv", newline="") as f:
+        long = {(int(r["snr_db"]), r["true"], r["pred"]): int(r["count"])
+                for r in csv.DictReader(f)}  # fmt: skip
+    assert long == conf  # the per-SNR confusion summed over the ranks, each frame once
     assert sum(v[0] for v in theirs.values()) == n_test == start["n_test"]
     # each validation frame counted once (each rank its stride, the counters summed)
     n_snr = (TINY_SNR[1] - TINY_SNR[0]) // 2 + 1

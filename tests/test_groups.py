@@ -209,6 +209,11 @@ def test_show_json_matches_a_recomputation_and_names_the_excluded(ws: Workspace)
     text = cli(ws, "group", "show", "g").out
     assert "excluded members:\n  g-p1-r2 (p1): failed" in text
     assert eff["sentence"] in text and "best point: p" in text
+    # the point tables: each point's band accuracy with its CI; fake exports predate the
+    # per-SNR confusion, and say so
+    assert "accuracy per SNR band (mean ± 95 % CI half-width" in text
+    assert re.search(r"^p1 +2 ", text, re.M) and re.search(r"^p0 +3 ", text, re.M)
+    assert "most confused pairs per SNR band" in text and "not in this export" in text
 
 
 def test_runlog_entry_keeps_hand_text_and_every_writer_agrees(ws: Workspace) -> None:

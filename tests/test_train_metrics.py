@@ -58,6 +58,14 @@ def test_accumulator_matches_numpy_and_resumes() -> None:
     assert np.array_equal(
         s.conf_mod, np.histogram2d(tm, pm, bins=[3, 3], range=[[0, 3], [0, 3]])[0]
     )
+    # the per-SNR modulation confusion, counted by hand, sums to conf_mod
+    assert s.conf_mod_snr.shape == (4, 3, 3)
+    for j in range(4):
+        at = ts == j
+        hand = np.histogram2d(tm[at], pm[at], bins=[3, 3], range=[[0, 3], [0, 3]])[0]
+        assert np.array_equal(s.conf_mod_snr[j], hand)
+    assert np.array_equal(s.conf_mod_snr.sum(axis=0), s.conf_mod)
+    assert np.array_equal(half.summary().conf_mod_snr, s.conf_mod_snr)
 
 
 def test_f1_scores() -> None:
@@ -92,5 +100,12 @@ def test_export_files_are_consistent(tmp_path) -> None:
     assert conf.values.sum() == n
     conf_snr = pd.read_csv(tmp_path / "confusion_snr.csv", index_col=0)
     assert list(conf_snr.columns) == [str(x) for x in SNRS] and conf_snr.values.sum() == n
+    long = pd.read_csv(tmp_path / "confusion_mod_by_snr.csv")
+    assert list(long.columns) == ["snr_db", "true", "pred", "count"] and (long["count"] > 0).all()
+    assert long["count"].sum() == n and set(long.snr_db) <= set(SNRS)
+    back = long.groupby(["true", "pred"])["count"].sum().unstack(fill_value=0)
+    for t in back.index:
+        for p in back.columns:
+            assert back.loc[t, p] == conf.loc[t, p]
     f1 = pd.read_csv(tmp_path / "f1_mod.csv")
     assert list(f1.modulation) == CLASSES

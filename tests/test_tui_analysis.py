@@ -212,6 +212,11 @@ async def test_compare_lists_exactly_the_keys_that_differ(demo) -> None:
         heat = screen.query_one("#cmp-heat", Heatmap)
         assert heat.row_labels == ["4ASK", "8ASK", "BPSK", "QPSK"]
         assert all(v is not None for row in heat.values for v in row)
+        # the combined accuracy chart dashes the chance the two runs share (4 x 11 cells)
+        from amc_tui.tui.widgets.curves import Curves
+
+        acc = screen.query_one("#cmp-plot-acc", Curves)
+        assert acc.chances == (("chance 2.3%", pytest.approx(1 / 44)),)
         await pilot.press("x")  # swap: A and B trade places, the diff keeps its keys
         await wait_for(
             pilot, lambda: table.row_count == 2 and table.get_row("train.lr")[1] == "0.0003"
@@ -727,3 +732,38 @@ async def test_gpus_screen_gives_host_and_trainer_cpu_in_cores(demo, monkeypatch
         assert "host: CPU 1.1 of 2 cores busy · memory 2.0 GiB of 8.0 GiB (25%)" in text
         assert any(ln.split()[:5] == ["run", "pid", "CPU", "cores", "memory"] for ln in lines)
         assert "%" not in str(table.get_row_at(0)[2])
+
+
+async def test_hardest_cells_tables_tab_and_chance_line(demo) -> None:
+    """The hardest cells are `run.tables`' (Wilson bound, minimum n, the floor named), the
+    Tables tab holds the confused pairs and the reliable-from table, and the SNR curve draws
+    the chosen head's chance level."""
+    from amc_tui.run import tables
+    from amc_tui.tui.widgets.curves import Curves
+
+    run = demo.runs / "amber-wave-1"
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _analysis(pilot, demo, "amber-wave-1")
+        want = tables.export_tables(run / "export" / "final", metric="acc_combined")
+        hard = str(screen.query_one("#an-hard", Static).render())
+        assert "Wilson 95% upper bound" in hard and f"n >= {tables.MIN_N}" in hard
+        for c in want.hardest.cells:
+            assert f"{c.modulation} @ {c.snr} dB" in hard and f"n={c.n}" in hard
+        assert all(c.n >= tables.MIN_N for c in want.hardest.cells)
+        text = str(screen.query_one("#an-tables", Static).render())
+        assert "reliable from (test (best epoch" in text and "confused pairs (test (" in text
+        for k in want.knees:
+            assert re.search(rf"{k.modulation} +{re.escape(tables.knee_text(k, 0.5))}", text)
+        chart = screen.query_one("#an-snr", Curves)
+        (label, level), *_ = chart.chances
+        per = per_cell(run / "export/final/per_cell.csv")
+        n_mod = len({m for m, _ in per})
+        n_snr = len({s for _, s in per})
+        assert level == pytest.approx(1 / (n_mod * n_snr)) and label.startswith("chance ")
+        screen.query_one("#an-metric", Select).value = "acc_mod"
+        await wait_for(pilot, lambda: screen.data.metric == "acc_mod")
+        await wait_for(pilot, lambda: chart.chances and chart.chances[0][1] == 1 / n_mod)
+        while screen.query_one(TabbedContent).active != "tab-tables":
+            await pilot.press("t")
+        assert screen.focused is screen.query_one("#an-tables-box")

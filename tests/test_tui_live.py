@@ -325,3 +325,37 @@ async def test_overlaid_runs_are_said_to_be_the_marked_ones(demo, size) -> None:
         await pilot.pause()
         text = " ".join(" ".join(screen_lines(app)).split())
         assert "overlay: bold-river-2, dark-moon-4 (marked on Runs) + this run, just-born-7" in text
+
+
+async def test_accuracy_chart_draws_the_chance_levels(demo) -> None:
+    """One run: the modulation and SNR heads' chance (1 / classes of the start event), dashed
+    and named in the legend; several runs: the combined chance they share."""
+    from pathlib import Path
+
+    from amc_tui.tui.models.live_charts import CHARTS, chart_chances
+    from amc_tui.tui.models.live_model import LiveView
+    from amc_tui.tui.models.overlay import Overlay
+
+    name = "amber-wave-1"
+    first = (demo.runs / name / "events.jsonl").read_text().splitlines()[0]
+    start = json.loads(first)
+    n_mod, n_snr = len(start["classes"]), len(start["snrs"])
+    app = make_app(demo, live_poll_s=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(demo.runs / name)
+        live = await screen_ready(pilot, LiveScreen)
+        acc = live.query_one("#plot-acc", Curves)
+        await wait_for(pilot, lambda: bool(acc.chances))
+        assert [level for _, level in acc.chances] == [1 / n_mod, 1 / n_snr]
+        assert acc.chances[0][0] == f"chance mod {100 / n_mod:.1f}%"
+        await pilot.pause()
+        assert acc.chances[0][0] in "\n".join(screen_lines(app))
+        assert live.query_one("#plot-loss", Curves).chances == ()
+    acc_chart = next(c for c in CHARTS if c.key == "acc")
+    a, b = Path("/a"), Path("/b")
+    views = {d: LiveView(start={"classes": ["x"] * 4, "snrs": [0] * 5}) for d in (a, b)}
+    ov = Overlay((a, b), {a: "red", b: "blue"})
+    assert chart_chances(acc_chart, views, ov) == (("chance 5.0%", 1 / 20),)
+    views[b] = LiveView(start={"classes": ["x"] * 3, "snrs": [0] * 5})
+    assert chart_chances(acc_chart, views, ov) == ()  # runs on different grids: no one level

@@ -38,6 +38,7 @@ from amc_tui.runlog.group_entry import (
     plan_text,
     progress_text,
 )
+from amc_tui.sweeps import point_tables
 from amc_tui.sweeps.group import (
     free_name,
     group_state,
@@ -330,6 +331,8 @@ def show_text(summary: Summary) -> str:
         L += [f"  {p['key']} ({p['label']}): {ps.health_note()}" for p, ps in marked]
     L += ["", "other metrics (mean ± std; test: the final export):"]
     L.append(report.table(rows, ["POINT", *(metric_title(m).upper() for m, _ in others)]))
+    L += point_tables.text_lines([point_tables.point_tables(p["key"], by_key[p["key"]].members)
+                                  for p in points])  # fmt: skip
     L += ["", f"best point: {best_text(summary)}"]
     effects = summary.effects()
     if effects:

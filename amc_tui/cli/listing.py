@@ -17,8 +17,8 @@ from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
 from amc_tui.notify import ledger
-from amc_tui.run import health
-from amc_tui.run.analysis import list_exports, trajectory
+from amc_tui.run import health, tables
+from amc_tui.run.analysis import latest_export, list_exports, read_summary, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
     FINAL_STATES,
@@ -170,7 +170,7 @@ def _show_data(info, now: float) -> dict:  # noqa: ANN001
 
 def health_lines(history: list[dict], active: list[dict]) -> list[str]:
     """`show`'s health: each rule that fired, the epoch and its numbers, and whether it holds
-    now; "healthy" once the rules have judged an epoch and none fired."""
+    now (nothing when no rule ever fired)."""
     if not history:
         return []
     now = {h["rule"] for h in active}
@@ -185,12 +185,24 @@ def health_lines(history: list[dict], active: list[dict]) -> list[str]:
     return lines
 
 
+def _tables(info, name: str) -> tuple[tables.Tables, str]:  # noqa: ANN001
+    """The latest export's tables and what it holds (`test, final` / `val, epoch 3`)."""
+    summary = read_summary(info.rundir.export / name)
+    final = name == "final"
+    split = summary.get("split") or ("test" if final else "val")
+    which = "final" if final else f"epoch {summary.get('epoch', name[6:].lstrip('0'))}"
+    return tables.export_tables(info.rundir.export / name), f"{split}, {which}"
+
+
 def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     info = _live(ws, [resolve_run(ws, args.run)])[0]
     keep_queue_going(ws)
     now = time.time()  # one clock for elapsed and ETA, as in `ls` and the app
     data = _show_data(info, now)
+    name = latest_export(info.dir)
+    got = _tables(info, name) if name else None
     if args.json:
+        data["tables"] = tables.as_dict(*got) if got else None
         print_json(data)
         return 0
     cfg, run = data["config"], data["run"]
@@ -238,6 +250,9 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         best_epoch = (info.best or {}).get("epoch") if "best" in data["checkpoints"] else None
         print()
         print(report.trajectory_table(data["trajectory"], best_epoch))
+    if got:
+        print()
+        print("\n".join(tables.text_lines(*got)))
     print()
     for name, path in data["exports"].items():
         print(f"  export {name}: {path}")

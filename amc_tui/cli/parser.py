@@ -164,7 +164,9 @@ def add_group_parsers(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--out", required=True, help="folder for the figures")
     sp.add_argument("--format", default="png", help="png,svg,pdf (comma-separated)")
     sp.add_argument("--split", default="auto", choices=("auto", "test", "val"))
-    sp.add_argument("--figures", help="snr,snr_mod,heatmap,confusion,curves (default: all)")
+    sp.add_argument(
+        "--figures", help="snr,snr_mod,heatmap,confusion,curves,knee,bands (default: all)"
+    )
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:

@@ -207,38 +207,6 @@ def snr_curve(
     return snrs, values
 
 
-def hardest_cells(
-    per_cell: pd.DataFrame, n: int = 5, metric: str = "acc_combined"
-) -> list[dict[str, Any]]:
-    """The n worst (modulation, SNR) cells by `metric` (highest MAE for snr_mae_db), cells
-    with no frames skipped. Ties (many cells sit at 0 % combined early on) are broken by the
-    mean of the two heads' accuracies, lowest first, then class-table order and SNR, so the
-    list names the cells where both heads fail rather than the first class in the table."""
-    if per_cell.empty:
-        return []
-
-    df = per_cell[per_cell["n"] > 0].copy()
-    if df.empty:
-        return []
-    sign = -1.0 if contract.lower_is_better(metric) else 1.0
-    df["_key"] = sign * df[metric].astype(float)
-    df["_heads"] = (df["acc_mod"].astype(float) + df["acc_snr"].astype(float)) / 2
-    df["_cls"] = [CLASS_INDEX.get(m, 10_000) for m in df["modulation"]]
-    df = df.sort_values(["_key", "_heads", "_cls", "snr_db"], kind="mergesort").head(n)
-    return [
-        {
-            "modulation": str(r.modulation),
-            "snr_db": int(r.snr_db),
-            "n": int(r.n),
-            "acc_combined": float(r.acc_combined),
-            "acc_mod": float(r.acc_mod),
-            "acc_snr": float(r.acc_snr),
-            "snr_mae_db": float(r.snr_mae_db),
-        }
-        for r in df.itertuples()
-    ]
-
-
 # --------------------------------------------------------------------------- trajectory
 
 

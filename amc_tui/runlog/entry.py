@@ -19,13 +19,12 @@ from typing import Any
 from amc_tui import contract, report
 from amc_tui.config import resolve_arch
 from amc_tui.data.classes import resolve_classes, snr_range
+from amc_tui.run import tables
 from amc_tui.run.analysis import (
     UNDERWEIGHT_SHARE,
     export_trajectory,
     findings,
-    hardest_cells,
     latest_export,
-    read_per_cell,
     read_summary,
 )
 from amc_tui.run.rundir import (
@@ -46,7 +45,6 @@ ICONS = {
 }  # fmt: skip
 FINDING_ICONS = {"bad": "❌", "good": "✅", "warn": "⚠️", "info": "🔍"}
 DASH = "–"
-HARDEST_CELLS = 5
 _pct = partial(report.pct, missing=DASH)
 _num = partial(report.num, missing=DASH)
 _share = partial(report.pct, digits=1, missing=DASH)
@@ -73,6 +71,7 @@ class EntrySource:
     traj: list[dict[str, Any]]
     export: str | None  # name of the latest export folder
     summary: dict[str, Any]  # its summary.json
+    cell_tables: tuple[str, tables.Tables] | None = None  # its label and tables (`_tables`)
 
     def conf(self, dotted: str, default: Any = None) -> Any:
         """A config.toml value by dotted path (TOML has no null, so None means absent)."""
@@ -111,8 +110,22 @@ def read_source(run_dir: str | os.PathLike[str]) -> EntrySource:
         start=first_event(rd.events, "start") or {},
         traj=export_trajectory(rd.path),
         export=export,
-        summary=read_summary(rd.export / export) if export else {},
+        summary=(summary := read_summary(rd.export / export) if export else {}),
+        cell_tables=_export_tables(rd, export, summary),
     )
+
+
+def _export_tables(
+    rd: RunDir, name: str | None, summary: dict[str, Any]
+) -> tuple[str, tables.Tables] | None:
+    """The export's tables (read once for the three sections) and its label (`test, final`,
+    `val, epoch 3`)."""
+    if not name:
+        return None
+    final = name == contract.FINAL_EXPORT
+    split = summary.get("split") or ("test" if final else "val")
+    which = "final" if final else "epoch " + str(summary.get("epoch", name[6:].lstrip("0")))
+    return f"{split}, {which}", tables.export_tables(rd.export / name)
 
 
 def _from_run(src: EntrySource, key: str) -> Any:
@@ -362,29 +375,60 @@ def weights(src: EntrySource) -> list[str]:
     return L
 
 
+def _md(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    """A Markdown table; columns from `right_from` on are right-aligned (numbers)."""
+    align = "|".join("---" if i < right_from else "---:" for i in range(len(header)))
+    return (
+        [f"| {' | '.join(r)} |" for r in (header, *rows)][:1]
+        + [f"|{align}|"]
+        + [f"| {' | '.join(r)} |" for r in rows]
+    )
+
+
+def _tables(src: EntrySource) -> tuple[str, tables.Tables] | None:
+    return src.cell_tables
+
+
 def hardest(src: EntrySource) -> list[str]:
-    """The worst (modulation, SNR) cells of the latest export."""
-    if not src.export:
+    """The hardest (modulation, SNR) cells above the noise floor, and the floor in one line."""
+    got = _tables(src)
+    if got is None or not got[1].hardest.floor.snrs:
         return []
-    name, s = src.export, src.summary
-    cells = hardest_cells(read_per_cell(src.run.rundir.export / name), n=HARDEST_CELLS)
-    if not cells:
+    label, t = got
+    h = t.hardest
+    L = ["", f"### Hardest Cells ({label})", h.text(), ""]
+    if not h.cells:
+        return L + [f"No cell or band above the noise floor holds n >= {h.min_n} frames."]
+    header, rows = tables.hardest_rows(h)
+    header[3] = "Combined" if h.metric == "acc_combined" else header[3]
+    return L + _md(header, rows, right_from=1)
+
+
+def confusions(src: EntrySource) -> list[str]:
+    """The most confused modulation pairs per SNR band."""
+    got = _tables(src)
+    if got is None or not got[1].mod_floor.snrs:
         return []
-    final = name == contract.FINAL_EXPORT
-    split = s.get("split") or ("test" if final else "val")
-    which = "final" if final else "epoch " + str(s.get("epoch", name[6:].lstrip("0")))
-    L = [
-        "",
-        f"### Hardest Cells ({split}, {which})",
-        "| Modulation | SNR (dB) | n | Combined | Modulation acc | SNR acc | SNR MAE (dB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for c in cells:
-        L.append(
-            f"| {c['modulation']} | {c['snr_db']} | {c['n']} | {_pct(c['acc_combined'])} | "
-            f"{_pct(c['acc_mod'])} | {_pct(c['acc_snr'])} | {_num(c['snr_mae_db'], '.2f')} |"
-        )
-    return L
+    label, t = got
+    L = ["", f"### Confusions ({label})", tables.summary_lines(t)["confusions"]]
+    if t.confusions is None:
+        L[-1] = L[-1].capitalize() + "."
+        return L
+    header, rows = tables.confusion_rows(t.confusions)
+    if not rows:
+        return L + ["", "No modulation confused above the noise floor."]
+    return L + [""] + _md(header, rows, right_from=2)
+
+
+def reliable_from(src: EntrySource) -> list[str]:
+    """Per modulation, the lowest SNR from which it stays at 50 % / 90 % accuracy."""
+    got = _tables(src)
+    if got is None or not got[1].knees:
+        return []
+    label, t = got
+    header, rows = tables.knee_rows(t.knees)
+    L = ["", f"### Reliable From (SNR) ({label})", tables.summary_lines(t)["knees"], ""]
+    return L + _md(header, rows, right_from=1)
 
 
 def findings_section(src: EntrySource) -> list[str]:
@@ -415,6 +459,8 @@ SECTIONS = (
     final_metrics,
     weights,
     hardest,
+    confusions,
+    reliable_from,
     findings_section,
 )
 

@@ -29,6 +29,7 @@ from amc_tui import contract, report
 from amc_tui.run import health
 from amc_tui.run.rundir import FINAL_STATES, RunDir, read_meta, read_status, run_workspace
 from amc_tui.runlog.store import HEADER, lock, read, write
+from amc_tui.sweeps import point_tables
 from amc_tui.sweeps.group import groups_root, list_groups, progress, read_group, state_of, summarize
 from amc_tui.sweeps.stats import SHORT_NAMES
 from amc_tui.sweeps.sweep import format_value
@@ -186,6 +187,7 @@ def render_body(summary: Summary) -> str:
     if effects:
         L += ["", "**Effects** (difference of means, 95 % CI):"]
         L += [f"- {e.sentence()}" for e in effects]
+    L += _point_tables([(p["key"], by_key[p["key"]].members) for p in g.points])
     L += ["", "**Members**:"]
     for p in g.points:
         ms = [
@@ -194,6 +196,25 @@ def render_body(summary: Summary) -> str:
         ]
         L.append(f"- {p['key']} ({_cell(p['label'])}): " + (", ".join(ms) or "no runs"))
     return "\n".join(L)
+
+
+def _point_tables(points: list[tuple[str, list[Any]]]) -> list[str]:
+    """Accuracy per SNR band and the reliable-from SNR of each point, mean ± 95 % CI half-width
+    over its runs (`sweeps/point_tables.py`)."""
+    tabs = [point_tables.point_tables(key, ms) for key, ms in points]
+    if not any(t.n for t in tabs):
+        return []
+    L = []
+    for title, (header, rows) in (
+        ("Accuracy per SNR band", point_tables.band_rows(tabs)),
+        ("Reliable from (SNR), overall modulation accuracy", point_tables.knee_rows(tabs)),
+    ):
+        head = header
+        L += ["", f"**{title}** (mean ± 95 % CI half-width over the point's runs):", ""]
+        L.append("| " + " | ".join(_cell(h) for h in head) + " |")
+        L.append("|---|" + "---:|" * (len(head) - 1))
+        L += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return L
 
 
 def _counts(states: list[str]) -> dict[str, int]:

@@ -2,7 +2,11 @@
 
 A target is one run or a point's group of runs (drawn as the mean with a ±1 std band).
 Figures: accuracy vs SNR (targets overlaid), accuracy vs SNR per modulation, the per
-(modulation, SNR) heatmap, the row-normalised modulation confusion matrix, and training curves.
+(modulation, SNR) heatmap, the row-normalised modulation confusion matrix, training curves, and
+the knee figure (modulation accuracy vs SNR per modulation against the 50 % / 90 % levels), and
+accuracy per SNR band (targets side by side, a point's bar its runs' mean with the 95 % CI).
+Every accuracy axis has a dashed chance line (1 / classes of its head), and every figure's text
+is fitted to its canvas (`fit`: titles wrapped, legend columns chosen to fit) before saving.
 They read the analysis export (test split from export/final when every run has one, else the
 validation export of the best epoch; the title says which) and the epoch events. Everything is
 read and checked before the first file is written, and each file is replaced atomically.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +30,30 @@ matplotlib.use("Agg")  # before anything imports pyplot: no display, no GUI even
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from amc_tui import contract, report  # noqa: E402
 from amc_tui.errors import UserError  # noqa: E402
 from amc_tui.fsutil import atomic_write_with  # noqa: E402
-from amc_tui.run import analysis
-from amc_tui.run.rundir import RunDir, dig, epoch_events, read_config_dict, read_run  # noqa: E402
-from amc_tui.sweeps.stats import cell_stats  # noqa: E402
+from amc_tui.run import analysis, tables  # noqa: E402
+from amc_tui.run.rundir import (  # noqa: E402
+    RunDir,
+    dig,
+    epoch_events,
+    read_config_dict,
+    read_meta,
+    read_run,
+)
+from amc_tui.sweeps.point_tables import BAND_NAMES, band_accuracy  # noqa: E402
+from amc_tui.sweeps.stats import cell_stats, describe  # noqa: E402
 
 FORMATS = ("png", "svg", "pdf")
-KINDS = ("snr", "snr_mod", "heatmap", "confusion", "curves")
+KINDS = ("snr", "snr_mod", "heatmap", "confusion", "curves", "knee", "bands")
+OVERLAID = ("snr", "bands")  # one figure for every target; the others: one per target
 SPLITS = ("auto", "test", "val")
 DPI = 300
 SIZES = {  # inches: 7 in is a two-column figure width
@@ -45,9 +62,12 @@ SIZES = {  # inches: 7 in is a two-column figure width
     "heatmap": (7.0, 4.2),
     "confusion": (6.0, 5.4),
     "curves": (7.0, 5.0),
+    "knee": (7.0, 4.2),
+    "bands": (7.0, 3.2),
 }
 FILE_STEMS = {"snr": "acc_vs_snr", "snr_mod": "acc_vs_snr_per_mod", "heatmap": "heatmap",
-              "confusion": "confusion_mod", "curves": "curves"}  # fmt: skip
+              "confusion": "confusion_mod", "curves": "curves", "knee": "knee",
+              "bands": "acc_by_snr_band"}  # fmt: skip
 ACC_PANELS = (("acc_combined", "Combined"), ("acc_mod", "Modulation"), ("acc_snr", "SNR"))
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
          "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.titlesize": 10,
@@ -235,6 +255,122 @@ def _percent_axis(ax: Any, label: str = "Accuracy (%)") -> None:
     ax.set_ylabel(label)
 
 
+CHANCE_STYLE = {"color": "grey", "linestyle": "--", "linewidth": 0.9}
+
+
+def _chance_line(ax: Any, chance: float | None, name: str | None = None) -> None:
+    """A dashed line at the head's chance level (in percent), named in the legend."""
+    if chance is None:
+        return
+    name = name or f"chance ({report.pct(chance, 1)})"
+    ax.axhline(100 * chance, label=name, zorder=1, **CHANCE_STYLE)
+
+
+def _run_chance(runs: Sequence[_Run], metric: str) -> float | None:
+    """The chance level of `metric` for these runs: from their export's cells, else from
+    meta.json's cell counts (None when the runs disagree or neither is known)."""
+    levels = set()
+    for r in runs:
+        if r.export is not None and not r.export.per_cell.empty:
+            levels.add(tables.chance(r.export.per_cell, metric))
+            continue
+        cells = read_meta(RunDir(r.path)).get("cells") or {}
+        n_mod, n_snr = cells.get("classes"), cells.get("snrs")
+        ok = isinstance(n_mod, int) and isinstance(n_snr, int)
+        levels.add(tables.chance_of(n_mod, n_snr, metric) if ok else None)
+    return levels.pop() if len(levels) == 1 else None
+
+
+def _text_width(fig: Figure, text: str, size: float) -> float:
+    """Pixels `text` takes at font `size` on this figure's canvas."""
+    t = Text(0, 0, text, fontsize=size, figure=fig)
+    return float(t.get_window_extent(_renderer(fig)).width)
+
+
+def _renderer(fig: Figure) -> Any:
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+def _legend_below(fig: Figure, handles: list, labels: list[str]) -> None:
+    """A figure legend under the axes with as many columns (up to 4) as fit the width; labels
+    wrapped when even one column is too wide."""
+    if not labels:
+        return
+    size = FontProperties(size=matplotlib.rcParams["legend.fontsize"]).get_size_in_points()
+    room = 0.95 * fig.bbox.width
+    widest = max(_text_width(fig, lb, size) for lb in labels) + 4 * size * fig.dpi / 72
+    ncols = max(1, min(4, len(labels), int(room // widest)))
+    if ncols == 1 and widest > room:
+        chars = max(12, int(max(map(len, labels)) * room / widest))
+        labels = ["\n".join(textwrap.wrap(lb, chars)) for lb in labels]
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols)
+
+
+def _tick_labels(fig: Figure) -> set[int]:
+    """The ids of every tick label: an axis keeps Tick objects it does not draw (outside the
+    view), so tick labels are checked through the figure's tight bbox instead (`overflows`)."""
+    ids = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in [*axis.majorTicks, *axis.minorTicks]:
+                ids.update((id(tick.label1), id(tick.label2)))
+    return ids
+
+
+def _texts(fig: Figure) -> list[Text]:
+    """Every text the figure draws but its tick labels: titles, axis labels, legends, notes."""
+    ticks = _tick_labels(fig)
+    return [
+        t
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and id(t) not in ticks
+    ]
+
+
+def overflows(fig: Figure) -> bool:
+    """Whether anything drawn (tick labels included) leaves the figure: its tight bbox."""
+    fig.draw_without_rendering()
+    tight = fig.get_tightbbox(_renderer(fig))
+    w, h = fig.get_size_inches()
+    eps = 0.5 / fig.dpi
+    return tight.x0 < -eps or tight.y0 < -eps or tight.x1 > w + eps or tight.y1 > h + eps
+
+
+def outside(fig: Figure) -> list[Text]:
+    """The texts (tick labels aside) whose drawn extent leaves the figure, after layout."""
+    fig.draw_without_rendering()
+    r, box = _renderer(fig), fig.bbox
+    bad = []
+    for t in _texts(fig):
+        e = t.get_window_extent(r)
+        if e.width == 0 and e.height == 0:
+            continue
+        if e.x0 < box.x0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y0 < box.y0 - 0.5 or e.y1 > box.y1 + 0.5:
+            bad.append(t)
+    return bad
+
+
+def fit(fig: Figure, rounds: int = 4) -> Figure:
+    """Wrap every title or label that leaves the figure until all text fits (a few rounds:
+    wrapping one line makes the layout give the axes less room)."""
+    for _ in range(rounds):
+        bad = outside(fig)
+        if not bad:
+            break
+        r = _renderer(fig)
+        for t in bad:
+            text = t.get_text()
+            width = t.get_window_extent(r).width
+            longest = max(len(line) for line in text.splitlines())
+            chars = max(10, int(longest * 0.92 * fig.bbox.width / max(width, 1.0)))
+            if chars >= longest:
+                chars = max(10, longest - 8)
+            t.set_text("\n".join(textwrap.fill(line, chars) for line in text.splitlines()))
+    return fig
+
+
 def _no_data(ax: Any) -> None:
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
 
@@ -247,13 +383,15 @@ def _fig_snr(loaded: list, split_text: str) -> Figure:
             curves = [100 * _snr_curve(r.export.per_cell, metric) for r in runs]
             mean, std = _mean_std(curves)
             _line(ax, mean, std if t.group else None, t.label, marker="o")
+        chance = _run_chance([r for _, runs in loaded for r in runs], metric)
+        _chance_line(ax, chance, "chance (1 / classes of the head)" if ax is axes[0] else "_")
         ax.set_title(f"{title} accuracy")
         ax.set_xlabel("SNR (dB)")
         _percent_axis(ax)
         ax.label_outer()
     handles, labels = axes[0].get_legend_handles_labels()
     band = "; bands: ± 1 std over a group's runs" if any(t.group for t, _ in loaded) else ""
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)))
+    _legend_below(fig, handles, labels)
     fig.suptitle(f"Accuracy vs SNR: {_names([t.label for t, _ in loaded])} ({split_text}{band})")
     return fig
 
@@ -269,6 +407,7 @@ def _fig_snr_mod(target: Target, runs: list[_Run], split_text: str) -> Figure:
         mean = pd.Series(100 * values[i], index=snrs)
         s = pd.Series([std.get((mod, snr), math.nan) for snr in snrs], index=snrs) * 100
         _line(ax, mean, s if target.group else None, mod, color=colors(i), marker=".")
+    _chance_line(ax, _run_chance(runs, "acc_combined"))
     ax.set_xlabel("SNR (dB)")
     _percent_axis(ax, "Combined accuracy (%)")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="Modulation", frameon=False)
@@ -332,6 +471,8 @@ def _fig_curves(target: Target, runs: list[_Run]) -> Figure:
                 drawn = True
         if not drawn:
             _no_data(ax)
+        elif pattern != "w_{}":
+            _chance_line(ax, _run_chance(runs, pattern.format("")[1:]))
         if len(runs) == 1 and pattern != "w_{}":
             best = _best_epoch(runs[0].path, runs[0].traj)
             if best is not None:
@@ -345,6 +486,66 @@ def _fig_curves(target: Target, runs: list[_Run]) -> Figure:
             ax.legend(loc="best")
     band = f", mean ± 1 std of {len(runs)} runs" if target.group else ""
     fig.suptitle(f"Training curves: {target.label}{band}")
+    return fig
+
+
+def _fig_knee(target: Target, runs: list[_Run], split_text: str) -> Figure:
+    """Modulation accuracy vs SNR per modulation, the knee levels dotted, chance dashed."""
+    fig = Figure(figsize=SIZES["knee"], layout="constrained")
+    ax = fig.subplots()
+    mods, snrs, values, _ = analysis.cell_matrix(_cells(runs), "acc_mod")
+    std = _cell_std(runs, "acc_mod").set_index(["modulation", "snr_db"])["std"]
+    colors = matplotlib.colormaps["tab20"].resampled(max(len(mods), 1))
+    for i, mod in enumerate(mods):
+        mean = pd.Series(100 * values[i], index=snrs)
+        s = pd.Series([std.get((mod, snr), math.nan) for snr in snrs], index=snrs) * 100
+        _line(ax, mean, s if target.group else None, mod, color=colors(i), marker=".")
+    for level in tables.KNEE_LEVELS:
+        ax.axhline(100 * level, color="black", linestyle=":", linewidth=0.8, zorder=1)
+    _chance_line(ax, _run_chance(runs, "acc_mod"))
+    ax.set_xlabel("SNR (dB)")
+    _percent_axis(ax, "Modulation accuracy (%)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="Modulation", frameon=False)
+    what = f"mean of {len(runs)} runs, " if target.group else ""
+    levels = " and ".join(report.pct(v, 0) for v in tables.KNEE_LEVELS)
+    fig.suptitle(
+        f"Modulation accuracy per modulation: {target.label} ({what}{split_text}); dotted: {levels}"
+    )
+    return fig
+
+
+def _fig_bands(loaded: list, split_text: str) -> Figure:
+    """Modulation and SNR accuracy per SNR band, one bar per target (a point: the mean of its
+    runs with the 95 % CI of the mean as an error bar), chance dashed."""
+    fig = Figure(figsize=SIZES["bands"], layout="constrained")
+    heads = (("acc_mod", "Modulation"), ("acc_snr", "SNR"))
+    axes = fig.subplots(1, len(heads), sharey=True)
+    width = 0.8 / max(1, len(loaded))
+    colors = matplotlib.colormaps["tab10"]
+    for ax, (metric, title) in zip(axes, heads, strict=True):
+        bands = sorted({b for _, runs in loaded for r in runs
+                        for b in band_accuracy(r.export.per_cell, metric)})  # fmt: skip
+        for i, (t, runs) in enumerate(loaded):
+            per_run = [band_accuracy(r.export.per_cell, metric) for r in runs]
+            stats = [describe([acc.get(b) for acc in per_run]) for b in bands]
+            x = [bands.index(b) + (i - (len(loaded) - 1) / 2) * width for b in bands]
+            means = [100 * s.mean for s in stats]
+            errs = [100 * s.half if s.n >= 2 else 0.0 for s in stats]
+            ax.bar(x, means, width, yerr=errs if t.group else None, capsize=2, label=t.label,
+                   color=colors(i % 10))  # fmt: skip
+        ax.set_xticks(range(len(bands)), [BAND_NAMES[b] for b in bands])
+        ax.set_title(f"{title} accuracy")
+        ax.set_xlabel("SNR band")
+        _chance_line(ax, _run_chance(_all(loaded), metric),
+                     "chance (1 / classes of the head)" if ax is axes[0] else "_")  # fmt: skip
+        _percent_axis(ax)
+        ax.label_outer()
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels)
+    ci = "; error bars: 95 % CI over a point's runs" if any(t.group for t, _ in loaded) else ""
+    fig.suptitle(
+        f"Accuracy per SNR band: {_names([t.label for t, _ in loaded])} ({split_text}{ci})"
+    )
     return fig
 
 
@@ -364,8 +565,8 @@ def plot_targets(
 ) -> list[Path]:
     """Draw `kinds` for the targets into `out_dir`; the paths written, in order.
 
-    `snr` overlays every target in one figure (acc_vs_snr.<fmt>); the others are drawn per
-    target (<stem>_<label>.<fmt>). `split`: "test" (export/final), "val" (the best epoch's
+    `snr` and `bands` overlay every target in one figure (acc_vs_snr.<fmt>,
+    acc_by_snr_band.<fmt>); the others are drawn per target (<stem>_<label>.<fmt>). `split`: "test" (export/final), "val" (the best epoch's
     export), or "auto" (test when every run has it). Bad input raises UserError before any
     file is written."""
     formats = [f.lower().lstrip(".") for f in formats]
@@ -391,11 +592,18 @@ def plot_targets(
     with matplotlib.rc_context(STYLE):
         if "snr" in kinds:
             figures.append((FILE_STEMS["snr"], _fig_snr(loaded, _split_text(split, _all(loaded)))))
+        if "bands" in kinds:
+            text = _split_text(split, _all(loaded))
+            figures.append((FILE_STEMS["bands"], _fig_bands(loaded, text)))
         for t, runs in loaded:
             for kind in KINDS[1:]:
+                if kind in OVERLAID:
+                    continue
                 if kind in kinds:
                     fig = _draw(kind, t, runs, _split_text(split, runs))
                     figures.append((f"{FILE_STEMS[kind]}_{stems[id(t)]}", fig))
+        for _, fig in figures:
+            fit(fig)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for stem, fig in figures:
@@ -414,6 +622,8 @@ def _draw(kind: str, target: Target, runs: list[_Run], split_text: str) -> Figur
         return _fig_heatmap(target, runs, split_text)
     if kind == "confusion":
         return _fig_confusion(target, runs, split_text)
+    if kind == "knee":
+        return _fig_knee(target, runs, split_text)
     return _fig_curves(target, runs)
 
 

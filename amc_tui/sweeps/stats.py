@@ -70,6 +70,7 @@ class Member:
     best: dict[str, float] = field(default_factory=dict)
     final: dict[str, float] = field(default_factory=dict)
     per_cell: pd.DataFrame | None = None
+    export_dir: Path | None = None  # the export `per_cell` came from
     error: str = ""  # why the run could not be read; "" when it could
     health: list[dict[str, Any]] = field(default_factory=list)  # rules active at its end
     stop_reason: str = ""  # a health rule that stopped it (run.stop_on)
@@ -140,7 +141,7 @@ def member_from_run(
     for export in (final_dir, RunDir(path).epoch_export(best["epoch"]) if best else None):
         cells = read_per_cell(export) if export is not None else None
         if cells is not None and not cells.empty:
-            member.per_cell = cells
+            member.per_cell, member.export_dir = cells, Path(export)
             break
     return member
 

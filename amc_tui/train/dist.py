@@ -42,7 +42,7 @@ from amc_tui.train.metrics import Accumulator, Summary
 from amc_tui.train.place import Place, env_int, env_place, first_host
 
 TIMEOUT = timedelta(minutes=30)  # a collective waits this long (ranks load data unevenly)
-ACC_FIELDS = ("cells", "conf_mod", "conf_snr", "loss_sum")
+ACC_FIELDS = ("cells", "conf_mod", "conf_snr", "conf_mod_snr", "loss_sum")
 # Errors a collective raises when another rank is gone (gloo closes its sockets; NCCL aborts).
 PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
                      "NCCL", "ProcessGroup", "Gloo", "gloo")  # fmt: skip

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from amc_tui.contract import (
+    CONFUSION_BY_SNR_COLUMNS,
+    CONFUSION_BY_SNR_FILE,
     CONFUSION_FILES,
     F1_FILES,
     PER_CELL_COLUMNS,
@@ -56,6 +58,15 @@ def _confusion(conf: np.ndarray, labels: list[str]) -> str:
     return _csv(rows)
 
 
+def _confusion_by_snr(conf: np.ndarray, classes: list[str], snrs: list[int]) -> str:
+    """Long form, zero counts left out (26 SNRs x 24 x 24 classes would be 15 k rows, mostly
+    zeros, in every epoch's export)."""
+    rows: list[list[Any]] = [list(CONFUSION_BY_SNR_COLUMNS)]
+    for s, t, p in zip(*np.nonzero(conf), strict=True):
+        rows.append([int(snrs[s]), classes[t], classes[p], int(conf[s, t, p])])
+    return _csv(rows)
+
+
 def write_export(
     folder: str | Path,
     summary: Summary,
@@ -63,7 +74,7 @@ def write_export(
     snrs: list[int],
     fields: dict[str, Any],
 ) -> dict[str, Any]:
-    """Write the six files; `fields` (epoch event metrics, run id, split sizes, ...) go into
+    """Write the seven files; `fields` (epoch event metrics, run id, split sizes, ...) go into
     summary.json next to the F1 scores and label lists. Returns what summary.json holds."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,6 +100,10 @@ def write_export(
     )
     atomic_write_text(out / CONFUSION_FILES["mod"], _confusion(summary.conf_mod, list(classes)))
     atomic_write_text(out / CONFUSION_FILES["snr"], _confusion(summary.conf_snr, snr_labels))
+    atomic_write_text(
+        out / CONFUSION_BY_SNR_FILE,
+        _confusion_by_snr(summary.conf_mod_snr, list(classes), [int(s) for s in snrs]),
+    )
     atomic_write_text(
         out / F1_FILES["mod"],
         _csv(

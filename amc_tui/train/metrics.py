@@ -6,7 +6,8 @@ the host once and derives every number from them, so the epoch event, per_cell.c
 confusion matrices agree by construction.
 
 Per (modulation, SNR) cell the counters are: n, mod correct, SNR correct, both correct, sum of
-|SNR error| in bins, SNR within one bin.
+|SNR error| in bins, SNR within one bin. The modulation confusion is also kept per true SNR
+(`conf_mod_snr`), so a reader can say which modulations are confused at which SNR.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Accumulator:
         )
         self.conf_mod = torch.zeros(self.n_mod * self.n_mod, dtype=torch.float64, device=d)
         self.conf_snr = torch.zeros(self.n_snr * self.n_snr, dtype=torch.float64, device=d)
+        self.conf_mod_snr = torch.zeros(
+            self.n_snr * self.n_mod * self.n_mod, dtype=torch.float64, device=d
+        )
         self.loss_sum = torch.zeros(2, dtype=torch.float64, device=d)  # mod, snr (x batch size)
 
     @torch.no_grad()
@@ -59,6 +63,7 @@ class Accumulator:
         ones = torch.ones_like(pm, dtype=torch.float64)
         self.conf_mod.index_add_(0, mod * self.n_mod + pm, ones)
         self.conf_snr.index_add_(0, snr * self.n_snr + ps, ones)
+        self.conf_mod_snr.index_add_(0, (snr * self.n_mod + mod) * self.n_mod + pm, ones)
         if loss_mod is not None and loss_snr is not None:
             b = float(mod.shape[0])
             self.loss_sum += torch.stack([loss_mod.detach(), loss_snr.detach()]).double() * b
@@ -68,12 +73,16 @@ class Accumulator:
             "cells": self.cells.cpu(),
             "conf_mod": self.conf_mod.cpu(),
             "conf_snr": self.conf_snr.cpu(),
+            "conf_mod_snr": self.conf_mod_snr.cpu(),
             "loss_sum": self.loss_sum.cpu(),
         }
 
     def load(self, state: dict[str, torch.Tensor]) -> None:
-        for key in ("cells", "conf_mod", "conf_snr", "loss_sum"):
-            getattr(self, key).copy_(state[key])
+        """A checkpoint written before `conf_mod_snr` existed leaves it at zero (only the
+        training counters are resumed, and no export reads theirs)."""
+        for key in ("cells", "conf_mod", "conf_snr", "conf_mod_snr", "loss_sum"):
+            if key in state:
+                getattr(self, key).copy_(state[key])
 
     def summary(self) -> Summary:
         """One host copy of everything (the only sync point)."""
@@ -81,6 +90,10 @@ class Accumulator:
             cells=self.cells.cpu().numpy().reshape(self.n_mod, self.n_snr, len(CELL_FIELDS)),
             conf_mod=self.conf_mod.cpu().numpy().reshape(self.n_mod, self.n_mod).astype(np.int64),
             conf_snr=self.conf_snr.cpu().numpy().reshape(self.n_snr, self.n_snr).astype(np.int64),
+            conf_mod_snr=self.conf_mod_snr.cpu()
+            .numpy()
+            .reshape(self.n_snr, self.n_mod, self.n_mod)
+            .astype(np.int64),
             loss_sum=self.loss_sum.cpu().numpy(),
         )
 
@@ -103,6 +116,7 @@ class Summary:
     cells: np.ndarray  # (n_mod, n_snr, len(CELL_FIELDS))
     conf_mod: np.ndarray
     conf_snr: np.ndarray
+    conf_mod_snr: np.ndarray  # (n_snr, n_mod true, n_mod predicted)
     loss_sum: np.ndarray  # (2,) sum over frames of the mod and snr losses
 
     @property

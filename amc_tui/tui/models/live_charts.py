@@ -3,7 +3,8 @@ x (epoch, global step or training time) and in which colour.
 
 One run: every series of a chart (train and val loss; combined, modulation and SNR accuracy)
 in the series palette. Several runs: one line per run in the run's colour, of the chart's
-headline series, so runs compare like for like.
+headline series, so runs compare like for like. The accuracy chart carries its chance levels
+(`chart_chances`: 1 / the classes of the start event).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from amc_tui.report import pct
+from amc_tui.run.tables import chance_of
 from amc_tui.tui.models import axes
 from amc_tui.tui.models.axes import PALETTE, Line, line
 from amc_tui.tui.models.live_model import LiveView
@@ -95,3 +98,31 @@ def chart_lines(
         if ln.x:
             out.append(ln)
     return out
+
+
+def chart_chances(
+    chart: Chart, views: dict[Path, LiveView], ov: Overlay
+) -> tuple[tuple[str, float], ...]:
+    """The chance levels the accuracy chart draws: for one run those of its modulation and SNR
+    heads (combined chance is near 0); for several, that of the headline (combined) when every
+    run shares it. From each run's start event (its classes and SNRs); none when unknown."""
+    if chart.key != "acc":
+        return ()
+    levels = set()
+    for d in ov.dirs if ov.multi else ov.dirs[:1]:
+        start = (views.get(d) or LiveView()).start or {}
+        n_mod, n_snr = start.get("classes"), start.get("snrs")
+        if not isinstance(n_mod, list) or not isinstance(n_snr, list):
+            return ()
+        levels.add((len(n_mod), len(n_snr)))
+    if len(levels) != 1:
+        return ()
+    n_mod, n_snr = levels.pop()
+    heads = (("acc_combined", "chance"),) if ov.multi else (
+        ("acc_mod", "chance mod"), ("acc_snr", "chance SNR"))  # fmt: skip
+    out = []
+    for metric, name in heads:
+        level = chance_of(n_mod, n_snr, metric)
+        if level is not None:
+            out.append((f"{name} {pct(level, 1)}", level))
+    return tuple(out)

@@ -1,7 +1,8 @@
 """Analysis of one run's exports: per-(modulation, SNR) heatmap with a selectable metric and
-the exact value and n under the cursor, the hardest cells, the metric against SNR (overall or
-one modulation, overlaid with the runs marked on the Runs screen), normalised confusion
-matrices, per-class F1 and the per-epoch trajectory.
+the exact value and n under the cursor, the hardest cells (Wilson bound, minimum n, the noise
+floor named), the metric against SNR (overall or one modulation, overlaid with the runs marked
+on the Runs screen, chance dashed), normalised confusion matrices, the confused pairs per SNR
+band and the reliable-from (knee) table, per-class F1 and the per-epoch trajectory.
 
 The header names the run. Exports are labelled by what they hold: `epoch_NNN` is the
 validation split after epoch N ("val (epoch N)"), `final` the test split of the best epoch's
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -34,10 +36,10 @@ from textual.widgets import (
 )
 
 from amc_tui import contract, report
+from amc_tui.run import tables
 from amc_tui.run.analysis import (
     cell_matrix,
     export_epoch,
-    hardest_cells,
     list_exports,
     load_export,
     read_per_cell,
@@ -109,7 +111,7 @@ class ExportLoaded(Message):
     snrs: list[int] = field(default_factory=list)
     values: np.ndarray | None = None
     n: np.ndarray | None = None
-    hardest: list[dict[str, Any]] = field(default_factory=list)
+    cell_tables: tables.Tables | None = None
     conf_mod: pd.DataFrame | None = None
     conf_snr: pd.DataFrame | None = None
     f1_mod: pd.DataFrame | None = None
@@ -143,10 +145,11 @@ class AnalysisScreen(TabbedScreen):
     """
     BINDINGS = keys.bindings("analysis")
     TABS_ID = "an-tabs"
-    TABS = ("tab-heat", "tab-snr", "tab-confusion", "tab-confusion-snr", "tab-f1", "tab-traj")
+    TABS = ("tab-heat", "tab-snr", "tab-confusion", "tab-confusion-snr", "tab-tables", "tab-f1",
+            "tab-traj")  # fmt: skip
     TAB_FOCUS = {"tab-heat": "#an-heat", "tab-snr": "#an-snr", "tab-confusion": "#an-cm-mod",
-                 "tab-confusion-snr": "#an-cm-snr", "tab-f1": "#an-f1",
-                 "tab-traj": "#an-traj"}  # fmt: skip
+                 "tab-confusion-snr": "#an-cm-snr", "tab-tables": "#an-tables-box",
+                 "tab-f1": "#an-f1", "tab-traj": "#an-traj"}  # fmt: skip
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__(classes="analysis")
@@ -190,6 +193,8 @@ class AnalysisScreen(TabbedScreen):
             with TabPane("Confusion SNR", id="tab-confusion-snr"):
                 yield Static("SNR, row-normalised: true (rows) -> predicted", classes="cap")
                 yield HeatBox(Heatmap(id="an-cm-snr"))
+            with TabPane("Tables", id="tab-tables"), VerticalScroll(id="an-tables-box"):
+                yield Static("", id="an-tables")
             with TabPane("F1", id="tab-f1"):
                 yield DataTable(id="an-f1", cursor_type="row", zebra_stripes=True)
             with TabPane("Trajectory", id="tab-traj"):
@@ -227,7 +232,7 @@ class AnalysisScreen(TabbedScreen):
         try:
             exp = load_export(RunDir(self.run_dir).export / name)
             mods, snrs, values, n = cell_matrix(exp.per_cell, metric)
-            hard = hardest_cells(exp.per_cell, n=8, metric=metric)
+            tabs = tables.export_tables(exp.dir, metric=hardest_metric(metric))
             loaded = {}
             for d in others:  # the same export when the run has it, else its newest
                 names = list_exports(d)
@@ -236,7 +241,7 @@ class AnalysisScreen(TabbedScreen):
                     loaded[d] = (pick, read_per_cell(RunDir(d).export / pick))
             self.post_message(
                 ExportLoaded(
-                    name, metric, list(mods), list(snrs), values, n, list(hard),
+                    name, metric, list(mods), list(snrs), values, n, tabs,
                     exp.confusion_mod, exp.confusion_snr, exp.f1_mod, exp.f1_snr,
                     dict(exp.summary or {}), per_cell=exp.per_cell, others=loaded,
                 )
@@ -298,22 +303,37 @@ class AnalysisScreen(TabbedScreen):
             self.curve_of = None
         self._fill_snr_curve()
         self._fill_hardest(msg)
+        self._fill_tables(msg)
         self._fill_confusion(msg)
         self._fill_f1(msg)
 
     # ------------------------------------------------------------------ drawing
 
     def _fill_hardest(self, msg: ExportLoaded) -> None:
-        label = dict(METRICS)[msg.metric]
+        """The hardest cells above the noise floor, never one under its minimum n."""
+        t = msg.cell_tables
+        if t is None:
+            return
+        h = t.hardest
+        label = tables.LABELS[h.metric]
         lines = [f"[b]hardest cells[/b] by {label}:"]
-        for cell in msg.hardest:
-            value = cell.get(msg.metric, cell.get("value"))
-            shown = report.metric(msg.metric, value, ".2f", digits=1)
+        for c in h.cells:
             lines.append(
-                f"  {cell.get('modulation', '?')} @ {cell.get('snr_db', '?')} dB: {shown}"
-                f" (n={cell.get('n', '?')})"
+                f"  {c.modulation} @ {c.snr} dB: {report.pct(c.acc, 1)}"
+                f" ({report.pct(c.lo, 1)}..{report.pct(c.hi, 1)}, n={c.n})"
             )
+        if not h.cells:
+            lines.append(f"  none above the noise floor with n >= {h.min_n}")
+        lines.append(escape(h.text()))
         self.query_one("#an-hard", Static).update("\n".join(lines))
+
+    def _fill_tables(self, msg: ExportLoaded) -> None:
+        """The confused pairs per SNR band and the reliable-from table, as `show` prints them."""
+        t = msg.cell_tables
+        if t is None:
+            return
+        text = "\n".join(tables.text_lines(t, self.label(msg.name)))
+        self.query_one("#an-tables", Static).update(escape(text))
 
     def _fill_snr_curve(self) -> None:
         """The metric against SNR: all modulations (and the chosen one) for this run, or the
@@ -341,8 +361,12 @@ class AnalysisScreen(TabbedScreen):
                     line(self.curve_of, *snr_curve(msg.per_cell, msg.metric, self.curve_of),
                          PALETTE[1])
                 )  # fmt: skip
+        level = (
+            tables.chance(msg.per_cell, msg.metric) if msg.metric in tables.ACC_METRICS else None
+        )
+        chance = () if level is None else ((f"chance {report.pct(level, 1)}", level),)
         chart.set_lines(lines, title=f"{label} vs SNR · {of} · {self.label(msg.name)}",
-                        empty="no data")  # fmt: skip
+                        empty="no data", chances=chance)  # fmt: skip
 
     def _fill_confusion(self, msg: ExportLoaded) -> None:
         for key, df in (("mod", msg.conf_mod), ("snr", msg.conf_snr)):
@@ -467,6 +491,12 @@ class AnalysisScreen(TabbedScreen):
     def action_focus_heatmap(self) -> None:
         self.query_one(TabbedContent).active = "tab-heat"
         self.query_one("#an-heat").focus()
+
+
+def hardest_metric(metric: str) -> str:
+    """The accuracy the hardest cells rank by: the chosen one, or SNR accuracy for the SNR MAE
+    (a Wilson bound needs a share)."""
+    return metric if metric in tables.ACC_METRICS else "acc_snr"
 
 
 def _why_no_export(run_dir: Path) -> str:

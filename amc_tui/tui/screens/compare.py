@@ -25,7 +25,8 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from amc_tui import contract, report
 from amc_tui.run.analysis import cell_deltas, compare_runs, export_epoch, read_per_cell
-from amc_tui.run.rundir import RunDir, epoch_events, read_run
+from amc_tui.run.rundir import RunDir, epoch_events, first_event, read_run
+from amc_tui.run.tables import chance_of
 from amc_tui.tui import keys
 from amc_tui.tui.models.heat import delta_scale
 from amc_tui.tui.screens.base import TabbedScreen
@@ -47,6 +48,7 @@ class Compared(Message):
     curves: tuple[list, list] = ([], [])  # epoch events of A and B
     export: str | None = None
     cells: CellDeltas | None = None  # DELTA_METRIC per cell of `export`, B - A
+    chance: float | None = None  # combined accuracy's chance when both runs share a grid
     error: str | None = None
 
 
@@ -96,7 +98,7 @@ class CompareScreen(TabbedScreen):
             a, b = read_run(a_dir), read_run(b_dir)
             result = compare_runs(a, b)
             curves = (epoch_events(a_dir), epoch_events(b_dir))
-            msg = Compared((a.name, b.name), result, curves)
+            msg = Compared((a.name, b.name), result, curves, chance=_shared_chance(a_dir, b_dir))
             export = result.get("export")
             if export:
                 msg.export = export
@@ -175,8 +177,12 @@ class CompareScreen(TabbedScreen):
                 out.append(v.get(metric) if isinstance(v, dict) else None)
             return out
 
+        chance = (
+            () if msg.chance is None else ((f"chance {report.pct(msg.chance, 1)}", msg.chance),)
+        )
         acc.set_series(epochs, {f"A {a}": series(ea, "val", "acc_combined"),
-                                f"B {b}": series(eb, "val", "acc_combined")})  # fmt: skip
+                                f"B {b}": series(eb, "val", "acc_combined")},
+                       chances=chance)  # fmt: skip
         loss.set_series(epochs, {f"A {a}": series(ea, "val", "loss"),
                                  f"B {b}": series(eb, "val", "loss")})  # fmt: skip
 
@@ -251,3 +257,16 @@ def _delta_cell(v: Any, metric: str) -> Text | str:
     better = v < 0 if contract.lower_is_better(metric) else v > 0
     style = "" if v == 0 else ("green" if better else "red")
     return Text(report.delta(metric, v), style=style)  # points, or a loss's 4 decimals
+
+
+def _shared_chance(a_dir: Path, b_dir: Path) -> float | None:
+    """Combined accuracy's chance (1 / classes x SNRs of the start event) when both runs have
+    the same grid; None when either start event is missing or they differ."""
+    grids = set()
+    for d in (a_dir, b_dir):
+        start = first_event(RunDir(d).events, "start") or {}
+        classes, snrs = start.get("classes"), start.get("snrs")
+        if not isinstance(classes, list) or not isinstance(snrs, list):
+            return None
+        grids.add((len(classes), len(snrs)))
+    return chance_of(*grids.pop(), "acc_combined") if len(grids) == 1 else None

@@ -35,7 +35,14 @@ from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
 from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
 from amc_tui.tui.models.axes import SMOOTHING
-from amc_tui.tui.models.live_charts import CHARTS, X_MODES, chart_lines, time_scale, xlabel
+from amc_tui.tui.models.live_charts import (
+    CHARTS,
+    X_MODES,
+    chart_chances,
+    chart_lines,
+    time_scale,
+    xlabel,
+)
 from amc_tui.tui.models.live_model import LiveModel, LiveView, throughput
 from amc_tui.tui.models.log_tail import LogChunk, LogTailer
 from amc_tui.tui.models.overlay import Overlay, OverlayFeed, caption, marked_runs, overlay
@@ -241,6 +248,7 @@ class LiveScreen(PollingScreen):
             self.query_one(f"#plot-{chart.key}", Curves).set_lines(
                 lines, title=title, xlabel=xlabel(self.x_mode, unit), ylim=chart.ylim,
                 xint=self.x_mode != "time", smooth=self.smoothing, empty=empty,
+                chances=chart_chances(chart, views, ov),
             )  # fmt: skip
 
     def _no_steps(self) -> str:

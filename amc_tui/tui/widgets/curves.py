@@ -3,6 +3,8 @@ chart's current size, integer ticks on an epoch or step axis, percent on accurac
 
 A chart holds `Line`s (one per run and series, each with its colour) and draws them at render
 time, when its size is known; `set_lines` only stores and refreshes, and skips unchanged data.
+An accuracy chart may carry chance levels: each drawn dashed across the chart (a dash every
+other column) and named in the legend, so a dead run's flat line reads as chance.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Curves(PlotextPlot):
         self.xint = True
         self.smooth = 0.0
         self.empty = "waiting for data"
+        self.chances: tuple[tuple[str, float], ...] = ()
         self._key: tuple | None = None
 
     @property
@@ -46,12 +49,13 @@ class Curves(PlotextPlot):
         x: Sequence[float],
         series: dict[str, Sequence[float | None]],
         ylim: tuple[float, float] | None = None,
+        chances: Sequence[tuple[str, float]] = (),
     ) -> bool:
         """Several series of one run over one x column, coloured by position."""
         lines = [
             line(n, x, ys, PALETTE[i % len(PALETTE)]) for i, (n, ys) in enumerate(series.items())
         ]
-        return self.set_lines(lines, ylim=ylim)
+        return self.set_lines(lines, ylim=ylim, chances=chances)
 
     def set_lines(
         self,
@@ -63,17 +67,21 @@ class Curves(PlotextPlot):
         xint: bool = True,
         smooth: float = 0.0,
         empty: str = "waiting for data",
+        chances: Sequence[tuple[str, float]] = (),
     ) -> bool:
         """Replace what the chart shows; returns False (and draws nothing) when unchanged.
-        `ylim` is in data units (0..1 for a share on a percent chart)."""
+        `ylim` is in data units (0..1 for a share on a percent chart); `chances`: (legend,
+        level) pairs in the same units, drawn dashed."""
         title = self.title if title is None else title
         xlabel = self.xlabel if xlabel is None else xlabel
-        key = (tuple(lines), title, xlabel, ylim, xint, smooth, empty)
+        chances = tuple(chances)
+        key = (tuple(lines), title, xlabel, ylim, xint, smooth, empty, chances)
         if key == self._key:
             return False
         self._key = key
         self.lines, self.title, self.xlabel = list(lines), title, xlabel
         self.ylim, self.xint, self.smooth, self.empty = ylim, xint, smooth, empty
+        self.chances = chances
         self.refresh()
         return True
 
@@ -106,15 +114,27 @@ class Curves(PlotextPlot):
             n = len(ln.x)
             marker = "braille" if n > HD_MAX_POINTS else ("hd" if n > 1 else "●")
             plt.plot(list(ln.x), ys, label=ln.label, color=ln.color, marker=marker)
+        self._chance(drawn, width)
         self._y_axis(drawn, height)
         self._x_axis(drawn, width)
+
+    def _chance(self, drawn: list[tuple[Line, list[float]]], width: int) -> None:
+        """Each chance level as dashes across the x range (plotext has no dashed style)."""
+        xs = [x for ln, _ in drawn for x in ln.x]
+        lo, hi = min(xs), max(xs)
+        k = 100.0 if self.percent else 1.0
+        n = max(2, (width - 10) // 2)
+        dash_x = [lo + (hi - lo) * i / (n - 1) for i in range(n)] if hi > lo else [lo]
+        for label, level in self.chances:
+            self.plt.scatter(dash_x, [k * level] * len(dash_x), marker="-", color="gray",
+                             label=label)  # fmt: skip
 
     def _y_axis(self, drawn: list[tuple[Line, list[float]]], height: int) -> None:
         k = 100.0 if self.percent else 1.0
         if self.ylim is not None:
             lo, hi = k * self.ylim[0], k * self.ylim[1]
         else:
-            ys = [v for _, vs in drawn for v in vs]
+            ys = [v for _, vs in drawn for v in vs] + [k * c for _, c in self.chances]
             lo, hi = min(ys), max(ys)
         # plot rows: the height less the frame, the title, the x ticks and the x label
         rows = height - 2 - 1 - 1 - (1 if self.xlabel else 0)
