@@ -195,7 +195,7 @@ def verdict(similarity: float | None, threshold: float = SANITY_THRESHOLD) -> tu
             f"MEANINGLESS: the map does not depend on the weights ({rho} with randomised "
             f"weights, >= {threshold:g})"
         )
-    return True, f"sanity check passed: {rho} with randomised weights (< {threshold:g})"
+    return True, f"passes the sanity check ({rho} with randomised weights, < {threshold:g})"
 
 
 def mean_or_none(values: Sequence[float]) -> float | None:

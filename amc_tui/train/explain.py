@@ -104,9 +104,10 @@ def explain(args: argparse.Namespace) -> int:
     folder = sal.export_dir(run.path, args.method, args.split)
     cells = [(m, b) for m in mods for b in bands]
     old = read_json(folder / sal.PARAMS_FILE)
-    fresh = args.force or old != params
-    todo = [c for c in cells if fresh or not sal.cell_file(folder, *c).is_file()]
-    if old is not None and old != params and not args.force:
+    fresh = old != params  # other parameters: the old cells are dropped
+    redo = fresh or args.force  # --force recomputes the cells asked for
+    todo = [c for c in cells if redo or not sal.cell_file(folder, *c).is_file()]
+    if old is not None and fresh:
         _say(f"explain: parameters changed since {folder} was made: recomputing its cells")
     if todo:
         _compute(run, cfg, ckpt_path, args, params, folder, todo, fresh)
@@ -159,8 +160,8 @@ def _compute(
         attribute = _method(args.method, args.steps, im.size, im.channels)
         (folder / sal.CELLS_DIR).mkdir(parents=True, exist_ok=True)
         if fresh:
-            for old in (folder / sal.CELLS_DIR).glob("*.npz"):
-                old.unlink()
+            for old in [folder / sal.SUMMARY_FILE, *(folder / sal.CELLS_DIR).glob("*.npz")]:
+                old.unlink(missing_ok=True)
             atomic_write_json(folder / sal.PARAMS_FILE, params)
         _say(
             f"explain: {run.name} {sal.METHOD_NAMES[args.method]} on {args.split}, "
