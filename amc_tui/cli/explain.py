@@ -14,6 +14,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.run import saliency as sal
 from amc_tui.run.refs import resolve_run
+from amc_tui.runlog.sync import not_written_reason, sync_entry
 from amc_tui.workspace import Workspace
 
 EXPLAIN_MODULE = f"{contract.TRAINER_MODULE}.explain"
@@ -34,6 +35,10 @@ def cmd_explain(args: argparse.Namespace, ws: Workspace) -> int:
     export = sal.read_export(sal.export_dir(info.dir, args.method, args.split))
     if export is None:
         raise UserError(f"{info.name}: the explain export has no summary.json")
+    try:  # the entry's Explanations section
+        sync_entry(info.dir)
+    except Exception as e:  # noqa: BLE001 - RUNLOG never fails the command
+        print(f"amc-tui: RUNLOG.md not updated: {not_written_reason(e)}", file=sys.stderr)
     if args.json:
         print_json({"run": info.name, "dir": str(export.folder), **export.summary})
         return 0
