@@ -247,11 +247,14 @@ class ExplainExport:
     def cell(self, mod: str, band: str) -> dict[str, np.ndarray] | None:
         return load_cell(self.folder, mod, band)
 
-    def sanity_line(self) -> str:
-        s = self.sanity
-        return str(
-            s.get("verdict") or verdict(s.get("randomized_similarity", {}).get("overall"))[1]
-        )
+    def rho(self, head: str = "overall") -> float | None:
+        """The randomised-weights similarity of one head (or `overall`)."""
+        value = (self.sanity.get("randomized_similarity") or {}).get(head)
+        return float(value) if isinstance(value, int | float) else None
+
+    def sanity_line(self, head: str = "overall") -> str:
+        threshold = self.sanity.get("threshold", SANITY_THRESHOLD)
+        return verdict(self.rho(head), float(threshold))[1]
 
 
 def read_export(folder: str | os.PathLike[str]) -> ExplainExport | None:
