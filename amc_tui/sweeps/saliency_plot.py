@@ -12,6 +12,7 @@ fits the canvas. matplotlib is heavy: only `plot` imports this module.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,9 @@ def choose_export(run_dir: Path, split: str, name: str) -> sal.ExplainExport:
 
 def fit_texts(fig: Figure) -> None:
     """Shrink every text that leaves the canvas (long labels, a long verdict) until it fits,
-    down to MIN_FONT points."""
+    down to MIN_FONT points; past that, wrap its lines."""
     canvas = fig.canvas
-    for _ in range(12):
+    for _ in range(24):
         renderer = canvas.get_renderer()  # type: ignore[attr-defined]  (Agg)
         box = fig.bbox
         over = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()
@@ -65,7 +66,13 @@ def fit_texts(fig: Figure) -> None:
         if not over:
             return
         for t in over:
-            t.set_fontsize(max(MIN_FONT, t.get_fontsize() * 0.85))
+            if t.get_fontsize() > MIN_FONT:
+                t.set_fontsize(max(MIN_FONT, t.get_fontsize() * 0.85))
+                continue
+            ratio = box.width / max(1.0, t.get_window_extent(renderer).width)  # wrap the rest
+            t.set_text("\n".join(
+                textwrap.fill(line, max(8, int(len(line) * ratio * 0.9)))
+                for line in t.get_text().split("\n")))  # fmt: skip
         canvas.draw()
 
 
