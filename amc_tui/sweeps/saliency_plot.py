@@ -101,7 +101,7 @@ def caption(export: sal.ExplainExport, head: str) -> tuple[str, bool]:
     text = (
         f"{sal.HEAD_NAMES[head][0].upper()}{sal.HEAD_NAMES[head][1:]} head, model-randomisation test (Adebayo et al. "
         f"2018): {line}\n"
-        f"Attribution: {rings}; signal: {signal} "
+        f"Attribution (all cells): {rings}; signal: {signal} "
         f"(rings at {sal.RING_EDGES[0]:g} and {sal.RING_EDGES[1]:g} x RMS amplitude).\n"
         f"Mean |attribution| of <= {frames} frames per cell, true class as target; "
         "first image channel."
@@ -109,9 +109,12 @@ def caption(export: sal.ExplainExport, head: str) -> tuple[str, bool]:
     return text, passed
 
 
-def saliency_figure(export: sal.ExplainExport, head: str, label: str) -> Figure:
+def saliency_figure(
+    export: sal.ExplainExport, head: str, label: str, only: Sequence[str] = ()
+) -> Figure:
+    """One head's grid; `only` keeps those modulations' rows (all when empty)."""
     summary = export.summary
-    mods = [m for m in summary.get("classes", []) if any(
+    mods = [m for m in summary.get("classes", []) if (not only or m in only) and any(
         c["modulation"] == m and c.get("n") for c in export.cells)]  # fmt: skip
     bands = [b for b in sal.BAND_NAMES if any(
         c["band"] == b and c.get("n") for c in export.cells)]  # fmt: skip
