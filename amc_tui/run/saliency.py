@@ -30,14 +30,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from amc_tui import report
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.run.rundir import RunDir
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXPLAIN_DIR = "explain"
 SUMMARY_FILE = "summary.json"
@@ -141,6 +142,8 @@ def rank_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     either map is non-zero: a pixel both maps leave at exactly 0 (an empty histogram bin under
     a method that multiplies by the input) is 0 for any weights and would only add ties.
     A frame with fewer than 3 such pixels or a constant map gives NaN."""
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     a = np.abs(np.asarray(a, dtype=np.float64)).reshape(len(a), -1)
     b = np.abs(np.asarray(b, dtype=np.float64)).reshape(len(b), -1)
     out = np.full(len(a), np.nan)
@@ -159,6 +162,8 @@ def rank_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def normalized(maps: np.ndarray) -> np.ndarray:
     """|map| of each frame scaled to sum 1 (a frame whose map is all zero stays zero), so
     every frame weighs the same in a cell's mean."""
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     m = np.abs(np.asarray(maps, dtype=np.float64))
     s = m.reshape(len(m), -1).sum(axis=1)
     s[s == 0] = 1.0
@@ -168,6 +173,8 @@ def normalized(maps: np.ndarray) -> np.ndarray:
 def pixel_radius(size: int, half_width: float) -> np.ndarray:
     """(size, size) distance of each bin's centre from the origin, for a channel whose bins
     span [-half_width, half_width] on both axes."""
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     centres = (np.arange(size) + 0.5) * (2 * half_width / size) - half_width
     return np.hypot(centres[None, :], centres[:, None])
 
@@ -175,6 +182,8 @@ def pixel_radius(size: int, half_width: float) -> np.ndarray:
 def ring_shares(maps: np.ndarray, ranges: Sequence[float]) -> dict[str, float]:
     """Share of a (C, H, W) map's mass in each ring (RING_NAMES), channels pooled: channel c
     spans +-ranges[c] (the zoomed channels count their own, smaller, radii)."""
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     m = np.abs(np.asarray(maps, dtype=np.float64))
     totals = np.zeros(len(RING_NAMES))
     for c in range(m.shape[0]):
@@ -207,6 +216,8 @@ def mean_or_none(values: Sequence[float]) -> float | None:
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
@@ -214,6 +225,8 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def load_cell(folder: Path, mod: str, band: str) -> dict[str, np.ndarray] | None:
     """A cell's arrays, or None when missing or unreadable."""
+    import numpy as np  # numpy: only the maths and the cell files; `ls` reads RUNLOG entries
+
     try:
         with np.load(cell_file(folder, mod, band)) as z:
             return {k: z[k] for k in z.files}
