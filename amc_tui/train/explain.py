@@ -131,7 +131,6 @@ def _compute(
     run: RunDir, cfg: Any, ckpt_path: Path, args: argparse.Namespace, params: dict[str, Any],
     folder: Path, todo: list[tuple[str, str]], fresh: bool,
 ) -> None:  # fmt: skip
-
     t0 = time.time()
     device = pick_device(cfg.run.device)
     use_device(device, cfg.train.threads)
@@ -198,7 +197,7 @@ def _method(name: str, steps: int, size: int, channels: int) -> Callable[..., An
     if name == "input":
         return lambda forward, x, target: x.detach().clone()
     if name == "ig":
-        from captum.attr import IntegratedGradients  # captum (optional extra, ~1 s): IG only
+        from captum.attr import IntegratedGradients  # captum, an optional extra: IG only
 
         def ig(forward: Any, x: Any, target: Any) -> Any:
             return IntegratedGradients(forward).attribute(
@@ -207,7 +206,7 @@ def _method(name: str, steps: int, size: int, channels: int) -> Callable[..., An
             )  # fmt: skip
 
         return ig
-    from captum.attr import Occlusion  # captum (optional extra, ~1 s): occlusion only
+    from captum.attr import Occlusion  # captum, an optional extra: occlusion only
 
     window = max(1, size // 8)
     stride = max(1, window // 2)
@@ -225,7 +224,7 @@ def _cell(
     pick: np.ndarray, source: Any, renderer: Any, trained: Any, randomized: Any,
     attribute: Callable[..., Any], device: Any,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """One cell's arrays (see run/saliency.py); empty arrays when the cell has no frame."""
+    """One cell's arrays (see run/saliency.py); zeros and n = 0 when it has no frame."""
     maps: dict[str, list[np.ndarray]] = {k: [] for k in ("image", "mod", "snr", "mod_random",
                                                          "snr_random")}  # fmt: skip
     correct: dict[str, list[np.ndarray]] = {h: [] for h in sal.HEADS}
@@ -242,7 +241,7 @@ def _cell(
                 forward = _head(net, h_i)
                 attr = attribute(forward, x.clone().requires_grad_(False), targets[head])
                 maps[key].append(attr.detach().float().cpu().numpy())
-    shape = (0, *renderer_shape(source, renderer))
+    shape = (0, renderer.channels, renderer.size, renderer.size)
     cat = {k: np.concatenate(v) if v else np.zeros(shape, np.float32) for k, v in maps.items()}
     out: dict[str, np.ndarray] = {"n": np.array(len(pick))}
     out["image"] = cat["image"].mean(axis=0) if len(pick) else np.zeros(shape[1:], np.float32)
@@ -255,10 +254,6 @@ def _cell(
             np.concatenate(correct[head]) if correct[head] else np.zeros(0, bool)
         )
     return out
-
-
-def renderer_shape(source: Any, renderer: Any) -> tuple[int, int, int]:
-    return (renderer.channels, renderer.size, renderer.size)
 
 
 def _head(net: Any, index: int) -> Callable[[Any], Any]:
