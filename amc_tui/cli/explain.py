@@ -48,6 +48,9 @@ def cmd_explain(args: argparse.Namespace, ws: Workspace) -> int:
         print(
             f"  {sal.HEAD_NAMES[head]:<10} attribution {sal.rings_text(sal.head_rings(export, head))}"
         )
+    for head in sal.HEADS:
+        rings = sal.rings_text(sal.head_rings(export, head, "random"))
+        print(f"  {sal.HEAD_NAMES[head]:<10} random weights {rings}")
     print(f"  {'signal':<10} image       {sal.rings_text(sal.head_rings(export, 'mod', 'image'))}")
     print(f"  {export.sanity_line()}")
     return 0

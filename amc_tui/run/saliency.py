@@ -294,10 +294,13 @@ def list_exports(run_dir: str | os.PathLike[str]) -> list[ExplainExport]:
 
 
 def head_rings(export: ExplainExport, head: str, what: str = "map") -> dict[str, float] | None:
-    """Ring shares of one head's attribution (`what` = "map") or of the mean image ("image"),
-    over the export's cells with frames, each cell weighing the same."""
-    rows = [c["rings"][head if what == "map" else "image"] for c in export.cells
-            if c.get("n") and isinstance(c.get("rings"), dict)]  # fmt: skip
+    """Ring shares of one head's attribution (`what` = "map"), of the same with randomised
+    weights ("random") or of the mean image ("image"), over the export's cells with frames,
+    each cell weighing the same."""
+    table, key = {"map": ("rings", head), "random": ("rings_random", head),
+                  "image": ("rings", "image")}[what]  # fmt: skip
+    rows = [c[table][key] for c in export.cells
+            if c.get("n") and isinstance(c.get(table), dict) and key in c[table]]  # fmt: skip
     if not rows:
         return None
     return {n: round(sum(r[n] for r in rows) / len(rows), 4) for n in RING_NAMES}

@@ -424,7 +424,8 @@ def explanations(src: EntrySource) -> list[str]:
             mark = "" if passed else " ← **meaningless**"
             L.append(
                 f"  - {saliency.HEAD_NAMES[head]} head: attribution "
-                f"{saliency.rings_text(saliency.head_rings(e, head))} (rho "
+                f"{saliency.rings_text(saliency.head_rings(e, head))}; random weights "
+                f"{saliency.rings_text(saliency.head_rings(e, head, 'random'))} (rho "
                 f"{_num(rho.get(head), '.2f')}){mark}"
             )
         L.append(f"  - signal: {saliency.rings_text(saliency.head_rings(e, 'mod', 'image'))}")
