@@ -252,3 +252,24 @@ async def test_explain_screen_without_an_export_says_how_to_make_one(tmp_path: P
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_explain(run.path)
         await wait_for(pilot, lambda: "amc-tui explain plain-run" in "\n".join(screen_lines(app)))
+
+
+def test_without_captum_explain_says_how_to_install_it(explained, tmp_path: Path) -> None:
+    """captum is an optional extra: a Python where it cannot be imported gets one line naming
+    the extra, exit 2, and no export folder for the method."""
+    ws, run, _, _ = explained
+    shadow = tmp_path / "shadow" / "captum"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no captum here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{shadow.parent}{os.pathsep}{REPO}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "amc_tui.cli", "--workspace", str(ws), "explain", run.name,
+         "--method", "occlusion"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=ws,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "amc-tui: error: captum is not installed: pip install 'amc-tui[explain]' "
+        "(or pip install captum)"
+    ]
+    assert not sal.export_dir(run.path, "occlusion", "test").exists()
