@@ -29,6 +29,8 @@ def cmd_explain(args: argparse.Namespace, ws: Workspace) -> int:
         argv += ["--cells", args.cells]
     if args.force:
         argv.append("--force")
+    if args.device:
+        argv += ["--device", args.device]
     code = subprocess.call(argv, stdout=subprocess.DEVNULL)
     if code != 0:
         return code

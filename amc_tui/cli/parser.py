@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cells", help="MOD,MOD[@BAND,BAND] or @BAND (bands: low, mid, high)")
     sp.add_argument("--frames", type=int, default=16, help="frames per cell (default 16)")
     sp.add_argument("--force", action="store_true", help="recompute cells already done")
+    sp.add_argument("--device", help="instead of the run's run.device, e.g. cpu or cuda:1")
     sp.add_argument("--json", action="store_true")
     sp = add(
         "gpus", "system:cmd_gpus", "NVIDIA GPUs: utilisation, memory, temperature, power, processes"

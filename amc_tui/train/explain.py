@@ -1,5 +1,5 @@
 """`python -m amc_tui.train.explain --run-dir DIR [--split test|val] [--method ig|occlusion|input]
-[--cells MODS@BANDS] [--frames N] [--steps N] [--force]`: attribution maps of both heads per
+[--cells MODS@BANDS] [--frames N] [--steps N] [--force] [--device D]`: attribution maps of both heads per
 (modulation, SNR band), with the model-randomisation sanity check (`run/saliency.py`).
 
 `amc-tui explain` spawns this (only amc_tui/train/ imports torch). It loads the run's best
@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=sal.DEFAULT_FRAMES)
     p.add_argument("--steps", type=int, default=IG_STEPS, help="integrated-gradients steps")
     p.add_argument("--force", action="store_true", help="recompute cells already done")
+    p.add_argument("--device", help="instead of the run's run.device (cpu, cuda, cuda:1, auto)")
     return p.parse_args(argv)
 
 
@@ -132,7 +133,7 @@ def _compute(
     folder: Path, todo: list[tuple[str, str]], fresh: bool,
 ) -> None:  # fmt: skip
     t0 = time.time()
-    device = pick_device(cfg.run.device)
+    device = pick_device(args.device or cfg.run.device)
     use_device(device, cfg.train.threads)
     ds = load_dataset(cfg.data)
     try:
