@@ -273,3 +273,18 @@ def test_without_captum_explain_says_how_to_install_it(explained, tmp_path: Path
         "(or pip install captum)"
     ]
     assert not sal.export_dir(run.path, "occlusion", "test").exists()
+
+
+def test_half_block_cells_pair_two_pixel_rows_and_shrink_to_fit() -> None:
+    from amc_tui.tui.models import halfblock
+
+    img = np.zeros((4, 2))
+    img[0, 0] = 1.0  # top-left pixel bright: the first cell's upper half
+    cells = halfblock.cells(img, halfblock.GREY)
+    assert len(cells) == 2 and len(cells[0]) == 2
+    assert cells[0][0] == ("#ffffff", "#000000") and cells[1][1] == ("#000000", "#000000")
+    big = np.arange(224 * 224, dtype=float).reshape(224, 224)
+    px = halfblock.layout(2, 224, width=78, rows=17)
+    small = halfblock.shrink(big, px, 17)
+    assert small.shape[1] * 2 + 2 <= 78 and small.shape[0] <= 2 * 17
+    assert small.mean() == pytest.approx(big[: small.shape[0] * 7, : small.shape[1] * 7].mean())
