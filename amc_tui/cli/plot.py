@@ -1,5 +1,6 @@
 """`plot RUN|G|G:POINT... --out DIR`: paper figures of runs, of each point of a group, or of
-one point (its completed members pooled), through matplotlib (`sweeps/plot.py`), and `--figures saliency`: a run's explain export (`sweeps/saliency_plot.py`)."""
+one point (its completed members pooled), through matplotlib (`sweeps/plot.py`); with
+`--figures saliency`, a run's explain export (`sweeps/saliency_plot.py`)."""
 
 from __future__ import annotations
 
