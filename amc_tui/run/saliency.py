@@ -67,8 +67,8 @@ RING_EDGES = (0.5, 1.25)
 RING_NAMES = ("centre", "ring", "outer")
 
 # The model-randomisation test: mean per-frame Spearman correlation of |map| (trained vs
-# re-initialised weights) at or above this is "meaningless". 0.5 is where half the rank
-# variance is shared: the map is mostly the input's.
+# re-initialised weights) at or above this is "meaningless". The paper sets no threshold;
+# 0.5 is ours: a pixel ranking that much alike without the learned weights is the input's.
 SANITY_THRESHOLD = 0.5
 
 
