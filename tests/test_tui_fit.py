@@ -80,6 +80,7 @@ def assert_footer_whole(app, where: str) -> str:
 SCREEN_ARGS = {
     "live": lambda ws: (ws.runs / "fresh-dew-6",),
     "analysis": lambda ws: (ws.runs / "amber-wave-1",),
+    "explain": lambda ws: (ws.runs / "amber-wave-1",),
     "compare": lambda ws: (ws.runs / "amber-wave-1", ws.runs / "bold-river-2"),
     "runlog": lambda ws: (None,),
 }

@@ -146,6 +146,7 @@ async def test_keys_panel_lists_every_key_of_every_screen(tmp_path) -> None:
     args = {
         "live": (ws.runs / "fresh-dew-6",),
         "analysis": (ws.runs / "amber-wave-1",),
+        "explain": (ws.runs / "amber-wave-1",),
         "compare": (ws.runs / "amber-wave-1", ws.runs / "bold-river-2"),
         "runlog": (None,),
     }

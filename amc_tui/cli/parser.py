@@ -110,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("b", help="run, group or G:POINT")
     sp.add_argument("--json", action="store_true")
     sp = add(
+        "explain",
+        "explain:cmd_explain",
+        "attribution maps of both heads per (modulation, SNR band), with a sanity check",
+    )
+    sp.add_argument("run", help="name, id, or a unique prefix of either")
+    sp.add_argument("--split", default="test", choices=("test", "val"))
+    sp.add_argument("--method", default="ig", choices=("ig", "occlusion", "input"),
+                    help="integrated gradients, occlusion, or the input itself (a control)")  # fmt: skip
+    sp.add_argument("--cells", help="MOD,MOD[@BAND,BAND] or @BAND (bands: low, mid, high)")
+    sp.add_argument("--frames", type=int, default=16, help="frames per cell (default 16)")
+    sp.add_argument("--force", action="store_true", help="recompute cells already done")
+    sp.add_argument("--device", help="instead of the run's run.device, e.g. cpu or cuda:1")
+    sp.add_argument("--json", action="store_true")
+    sp = add(
         "gpus", "system:cmd_gpus", "NVIDIA GPUs: utilisation, memory, temperature, power, processes"
     )
     sp.add_argument("--json", action="store_true")
@@ -165,7 +179,7 @@ def add_group_parsers(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--format", default="png", help="png,svg,pdf (comma-separated)")
     sp.add_argument("--split", default="auto", choices=("auto", "test", "val"))
     sp.add_argument(
-        "--figures", help="snr,snr_mod,heatmap,confusion,curves,knee,bands (default: all)"
+        "--figures", help="snr,snr_mod,heatmap,confusion,curves,knee,bands (default: all); saliency"
     )
 
 

@@ -1,5 +1,6 @@
 """`plot RUN|G|G:POINT... --out DIR`: paper figures of runs, of each point of a group, or of
-one point (its completed members pooled), through matplotlib (`sweeps/plot.py`)."""
+one point (its completed members pooled), through matplotlib (`sweeps/plot.py`); with
+`--figures saliency`, a run's explain export (`sweeps/saliency_plot.py`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from amc_tui.errors import UserError
 from amc_tui.sweeps.group import Group, member_runs, resolve_ref, state_of
 from amc_tui.sweeps.plot import Target, plot_targets
+from amc_tui.sweeps.saliency_plot import plot_saliency
 from amc_tui.sweeps.sweep import format_value
 from amc_tui.workspace import Workspace
 
@@ -44,7 +46,13 @@ def cmd_plot(args: argparse.Namespace, ws: Workspace) -> int:
                 print(f"amc-tui: skipped {e}", file=sys.stderr)
     formats = [f for f in args.format.split(",") if f.strip()]
     kinds = [k for k in args.figures.split(",") if k.strip()] if args.figures else None
+    saliency = kinds is not None and "saliency" in kinds  # a run's explain export, on request
+    kinds = [k for k in kinds if k != "saliency"] if kinds is not None else None
     extra = {"kinds": kinds} if kinds else {}
-    for path in plot_targets(targets, ws.resolve(args.out), formats, args.split, **extra):
+    paths = [] if saliency and not kinds else plot_targets(
+        targets, ws.resolve(args.out), formats, args.split, **extra)  # fmt: skip
+    if saliency:
+        paths += plot_saliency(targets, ws.resolve(args.out), formats, args.split)
+    for path in paths:
         print(path)
     return 0

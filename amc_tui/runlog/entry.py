@@ -19,7 +19,7 @@ from typing import Any
 from amc_tui import contract, report
 from amc_tui.config import resolve_arch
 from amc_tui.data.classes import resolve_classes, snr_range
-from amc_tui.run import tables
+from amc_tui.run import saliency, tables
 from amc_tui.run.analysis import (
     UNDERWEIGHT_SHARE,
     export_trajectory,
@@ -451,6 +451,32 @@ def findings_section(src: EntrySource) -> list[str]:
     return L + [f"- {FINDING_ICONS.get(f.level, '-')} {f.text} (rule: `{f.rule}`)" for f in found]
 
 
+def explanations(src: EntrySource) -> list[str]:
+    """Where each head's attribution concentrates (rings of the constellation) against where
+    the signal is, and the sanity check, from the run's explain exports (`amc-tui explain`)."""
+    exports = saliency.list_exports(src.run.dir)
+    if not exports:
+        return []
+    L = ["", "### Explanations"]
+    for e in exports:
+        rho = e.sanity.get("randomized_similarity") or {}
+        L.append(
+            f"- **{e.summary.get('method_name', e.method)}** ({e.split}, {len(e.cells)} cells, "
+            f"<= {e.summary.get('frames', DASH)} frames each): {e.sanity_line()}"
+        )
+        for head in saliency.HEADS:
+            passed = saliency.verdict(rho.get(head))[0]
+            mark = "" if passed else " ← **meaningless**"
+            L.append(
+                f"  - {saliency.HEAD_NAMES[head]} head: attribution "
+                f"{saliency.rings_text(saliency.head_rings(e, head))}; random weights "
+                f"{saliency.rings_text(saliency.head_rings(e, head, 'random'))} (rho "
+                f"{_num(rho.get(head), '.2f')}){mark}"
+            )
+        L.append(f"  - signal: {saliency.rings_text(saliency.head_rings(e, 'mod', 'image'))}")
+    return L
+
+
 SECTIONS = (
     header,
     configuration,
@@ -462,6 +488,7 @@ SECTIONS = (
     confusions,
     reliable_from,
     findings_section,
+    explanations,
 )
 
 

@@ -145,6 +145,9 @@ class AmcApp(App):
     def open_analysis(self, run_dir: Path) -> None:
         self.open("analysis", Path(run_dir))
 
+    def open_explain(self, run_dir: Path) -> None:
+        self.open("explain", Path(run_dir))
+
     def open_compare(self, a: Path, b: Path) -> None:
         self.open("compare", Path(a), Path(b))
 

@@ -85,6 +85,8 @@ KEYS: tuple[Key, ...] = (
     Key("runs", "C", "columns", "Pick columns", show=False,
         doc="pick the columns (`space` or `enter` toggles one, `d` defaults, `escape` applies)"),
     Key("runs", "l", "runlog", "RUNLOG", show=False, doc="RUNLOG, at the highlighted run's entry"),
+    Key("runs", "x", "explain", "Explain", show=False,
+        doc="Explain: the highlighted run's attribution maps (`amc-tui explain RUN`)"),
     Key("runs", "g", "gpus", "GPUs", show=False, doc="GPUs"),
     Key("runs", "q", "quit", "Quit", doc="quit (runs keep running)"),
     Key("runs", "question_mark,f1", "app.help", "Keys"),  # each footer ends so: the rest
@@ -117,7 +119,19 @@ KEYS: tuple[Key, ...] = (
     Key("analysis", "c", "next_curve", "Curve mod",
         doc="SNR curve of all modulations, then of each in turn"),
     Key("analysis", "h", "focus_heatmap", "Heatmap", show=False, doc="focus the heatmap"),
+    Key("analysis", "x", "explain", "Explain", show=False,
+        doc="Explain: its attribution maps (`amc-tui explain` makes them)"),
     Key("analysis", "question_mark,f1", "app.help", "Keys"),
+    # Explain
+    Key("explain", "escape", "back", "Back", doc="back"),
+    Key("explain", "m", "next_mod", "Modulation", doc="next modulation"),
+    Key("explain", "M", "prev_mod", "Prev mod", show=False, doc="previous modulation"),
+    Key("explain", "b", "next_band", "Band", doc="next SNR band (low, mid, high)"),
+    Key("explain", "h", "next_head", "Head", doc="next head (modulation, SNR)"),
+    Key("explain", "r", "toggle_random", "Random",
+        doc="the map with randomised weights instead of the trained one (the sanity check)"),
+    Key("explain", "e", "next_export", "Export", doc="next export (method, split)"),
+    Key("explain", "question_mark,f1", "app.help", "Keys"),
     # Compare
     Key("compare", "escape", "back", "Back", doc="back"),
     Key("compare", "t", "next_tab", "Tab", doc="next tab"),

@@ -34,6 +34,7 @@ SCREENS: dict[str, ScreenEntry] = {
     "runlog": ScreenEntry("amc_tui.tui.screens.runlog:RunlogScreen", "RUNLOG"),
     "gpus": ScreenEntry("amc_tui.tui.screens.gpus:GpusScreen", "GPUs"),
     "groups": ScreenEntry("amc_tui.tui.screens.groups:GroupsScreen", "Groups"),
+    "explain": ScreenEntry("amc_tui.tui.screens.explain:ExplainScreen", "Explain"),
 }
 
 # What the app's run actions call (amc_tui.launch, which imports numpy, h5py and psutil).

@@ -488,6 +488,9 @@ class AnalysisScreen(TabbedScreen):
         self.query_one(TabbedContent).active = "tab-snr"
         self._fill_snr_curve()
 
+    def action_explain(self) -> None:
+        self.amc.open_explain(self.run_dir)
+
     def action_focus_heatmap(self) -> None:
         self.query_one(TabbedContent).active = "tab-heat"
         self.query_one("#an-heat").focus()

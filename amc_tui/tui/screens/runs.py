@@ -422,6 +422,10 @@ class RunsScreen(PollingScreen):
         if (info := self.current()) is not None:
             self.amc.open_analysis(info.dir)
 
+    def action_explain(self) -> None:
+        if (info := self.current()) is not None:
+            self.amc.open_explain(info.dir)
+
     def action_new(self) -> None:
         self.amc.open_new_run()
 
