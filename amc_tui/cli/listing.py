@@ -16,6 +16,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
+from amc_tui.mirror.state import mirror_lines, mirror_state
 from amc_tui.run.analysis import list_exports, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
@@ -141,10 +142,9 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
 
 def _show_data(info, now: float) -> dict:  # noqa: ANN001
     config = read_config_dict(info.rundir)
+    events = read_events(info.rundir.events)
     # the start event tells an empty split (its metrics are no data, not 0)
-    traj = trajectory(
-        [e for e in read_events(info.rundir.events) if e.get("kind") in ("start", "epoch")]
-    )
+    traj = trajectory([e for e in events if e.get("kind") in ("start", "epoch")])
     return {
         "run": info.to_row(now),
         "meta": read_meta(info.rundir),
@@ -158,6 +158,7 @@ def _show_data(info, now: float) -> dict:  # noqa: ANN001
             if p.is_file()
         },
         "log": str(info.rundir.log),
+        "mirror": mirror_state(info.rundir, events),
     }
 
 
@@ -216,6 +217,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     for name, path in data["checkpoints"].items():
         print(f"  checkpoint {name}: {path}")
     print(f"  log: {data['log']}")
+    for line in mirror_lines(data["mirror"]):
+        print(line)
     return 0
 
 
