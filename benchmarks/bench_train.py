@@ -119,6 +119,9 @@ def run(files: Any, quick: bool, root: Path | None = None) -> tuple[list[Figure]
         ),
     ]  # fmt: skip
     figs.append(share_figure(root or Path(files.root).parent / "train", quick))
+    from benchmarks.bench_mirror import mirror_figure  # imports this module
+
+    figs.append(mirror_figure(root or Path(files.root).parent / "train", quick))
     return figs, {"config": origin, "measure_model": res}
 
 
@@ -158,12 +161,15 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 
 def run_trainers(
-    ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0
-) -> list[dict[str, Any]]:
+    ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0,
+    extra: str = "", env_extra: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Start one real trainer per name (and `busy` spinning processes) at once; per trainer
     its torch threads and training samples/s over the epochs all of them were training in
-    (the first epoch, warm-up, left out when there are more)."""
+    (the first epoch, warm-up, left out when there are more). `extra` is appended to each
+    config, `env_extra` added to the trainers' environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["CUDA_VISIBLE_DEVICES"] = ""
     procs, dirs = [], []
@@ -172,7 +178,7 @@ def run_trainers(
         for name in names:
             d = ws / "runs" / name
             d.mkdir(parents=True)
-            config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs)
+            config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs) + extra
             (d / "config.toml").write_text(config)
             meta = {"id": name.replace("-", "")[:8], "name": name, "workspace": str(ws),
                     "created_at": time.time()}  # fmt: skip
@@ -212,6 +218,7 @@ def run_trainers(
             "name": r["name"], "threads": r["threads"], "epochs_used": len(used),
             "all_overlapping": bool(inside),
             "samples_per_s": round(statistics.median(e["samples_per_s"] for e in used), 1),
+            "epoch_rates": [e["samples_per_s"] for e in used],
         })  # fmt: skip
     return out
 

@@ -325,3 +325,17 @@ async def test_overlaid_runs_are_said_to_be_the_marked_ones(demo, size) -> None:
         await pilot.pause()
         text = " ".join(" ".join(screen_lines(app)).split())
         assert "overlay: bold-river-2, dark-moon-4 (marked on Runs) + this run, just-born-7" in text
+
+
+async def test_a_failed_mirror_is_one_line_in_the_head(demo) -> None:
+    rd = RunDir(demo.runs / "calm-sky-3")
+    message = "wandb mirror failed: ConnectionError: down; the run goes on without it"
+    append_event(rd, "mirror", target="wandb", error="ConnectionError: down", message=message)
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        await screen_ready(pilot, LiveScreen)
+        head = app.screen.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: "mirror:" in str(head.render()))
+        assert str(head.render()).count("wandb mirror failed: ConnectionError: down") == 1

@@ -81,7 +81,7 @@ class MirrorSink:
         except queue.Full:
             pass
         if self._thread.is_alive():
-            self._fail_all(f"not finished after {wait_s:.0f} s; the run ended without it")
+            self._fail_all(f"not finished after {wait_s:g} s; the run ended without it")
         if self.dropped:
             self._safe_record("mirror", target="all", error=None, dropped=self.dropped,
                               message=f"{self.dropped} events not mirrored (queue full)")  # fmt: skip

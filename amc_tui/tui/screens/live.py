@@ -209,6 +209,8 @@ class LiveScreen(PollingScreen):
         if info.error and state in ("failed", "crashed"):
             err = info.error.strip().splitlines()[-1][:200]
             text += f"\n[red]{_escape(err)}[/]"
+        if view and view.mirror_failures:  # one line, the latest failure
+            text += f"\n[yellow]mirror: {_escape(view.mirror_failures[-1][:200])}[/]"
         self.query_one("#live-head", Static).update(text)
 
     def _draw_curves(self) -> None:
