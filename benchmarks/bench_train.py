@@ -162,12 +162,12 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 def run_trainers(
     ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0,
-    extra: str = "", env_extra: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None, env_extra: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Start one real trainer per name (and `busy` spinning processes) at once; per trainer
     its torch threads and training samples/s over the epochs all of them were training in
-    (the first epoch, warm-up, left out when there are more). `extra` is appended to each
-    config, `env_extra` added to the trainers' environment."""
+    (the first epoch, warm-up, left out when there are more). `extra[name]` is appended to that
+    trainer's config, `env_extra` added to the trainers' environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -178,7 +178,8 @@ def run_trainers(
         for name in names:
             d = ws / "runs" / name
             d.mkdir(parents=True)
-            config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs) + extra
+            config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs)
+            config += (extra or {}).get(name, "")
             (d / "config.toml").write_text(config)
             meta = {"id": name.replace("-", "")[:8], "name": name, "workspace": str(ws),
                     "created_at": time.time()}  # fmt: skip

@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from train_fixtures import REPO, events, log_text, make_data, make_run, start_trainer
+from train_fixtures import (
+    REPO,
+    TINY_STEPS_PER_EPOCH,
+    events,
+    log_text,
+    make_data,
+    make_run,
+    run_trainer,
+    start_trainer,
+    stop_at_step,
+)
 from wandb_reader import read_offline_run
 
 from amc_tui.cli import main
@@ -218,3 +228,55 @@ def test_config_check_refuses_a_mirror_without_its_package(tmp_path, setting, ex
     assert done.stdout == ""
     ok = cli(tmp_path, "config", "check", str(cfg))  # installed here: accepted
     assert ok.returncode == 0 and "[mirror]" in ok.stdout
+
+
+def test_a_resumed_run_goes_on_in_the_same_mirrors(tmp_path, monkeypatch) -> None:
+    """Stopped in epoch 2, resumed: one W&B id over both attempts, epochs 1 and 2 once each;
+    TensorBoard's second event file continues the first."""
+    data = make_data(tmp_path / "data" / "tiny.h5")
+    run = make_run(tmp_path, "resumed-1", data, extra=MIRRORS)
+    env = wandb_env(tmp_path)
+    monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert stop_at_step(run, TINY_STEPS_PER_EPOCH + 1) == 0, log_text(run)[-3000:]
+    assert run_trainer(run, "--resume") == 0, log_text(run)[-3000:]
+    folders = offline_run_dirs(run)
+    assert len(folders) == 2
+    attempts = [read_offline_run(f) for f in folders]
+    assert {a.run_id for a in attempts} == {f"amc-{read_meta(run)['id']}"}
+    epochs = [h["epoch"] for a in attempts for h in a.history if "val/acc_combined" in h]
+    assert epochs == [1, 2]
+    assert len(list((run.path / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    check_tensorboard(run)
+
+
+def test_backfill_of_a_group_shares_one_wandb_group(tmp_path) -> None:
+    """Two members of a sweep group (hand-made finished runs): `amc-tui mirror GROUP` gives
+    each its own W&B run in the group's W&B group, the point as job type."""
+    from runs_fixtures import make_fake_run, runs_workspace
+
+    from amc_tui.sweeps.group import Group, groups_root, save
+
+    ws = runs_workspace(tmp_path)
+    members = []
+    for seed in (1, 2):
+        rd = make_fake_run(ws, f"seedy-run-{seed}", seed=seed, epochs=3)
+        meta = read_meta(rd)
+        meta.update(group="lr-sweep", point={"train.lr": 0.001}, repeat=seed - 1)
+        rd.meta.write_text(json.dumps(meta))
+        members.append({"id": meta["id"], "name": rd.name, "point": 0, "repeat": seed - 1})
+    folder = groups_root(ws) / "lr-sweep"
+    folder.mkdir(parents=True)
+    save(Group(id="g1234567", name="lr-sweep", dir=folder, created_at=1.0, sweep={}, spec={},
+               points=[{"index": 0, "key": "p0", "label": "train.lr=0.001",
+                        "values": {"train.lr": 0.001}}], members=members))  # fmt: skip
+    done = cli(ws.root, "mirror", "lr-sweep", "--to", "wandb", env=wandb_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("mirrored to wandb") == 2
+    for m in members:
+        run = RunDir(ws.runs / m["name"])
+        (folder,) = offline_run_dirs(run)
+        wb = read_offline_run(folder)
+        assert (wb.name, wb.group, wb.job_type) == (m["name"], "lr-sweep", "train.lr=0.001")
+        assert [h["epoch"] for h in wb.history if "val/acc_combined" in h] == [1, 2, 3]
