@@ -15,42 +15,45 @@ from pathlib import Path
 
 from amc_tui.config import Config, load_config
 from amc_tui.errors import UserError
-from amc_tui.mirror.records import Close, Open, Translator
-from amc_tui.mirror.targets import install_hint, offline_runs, package_missing, tb_dir
+from amc_tui.mirror.records import Close, Record, Translator
+from amc_tui.mirror.targets import install_hint, offline_runs, package_missing, tb_dir, wanted
 from amc_tui.mirror.tb import TensorBoardBackend
 from amc_tui.mirror.wb import WandbBackend
-from amc_tui.run.rundir import RunDir, read_events
+from amc_tui.run.rundir import RunDir, read_events, read_run
 
 
-def records_of(run: RunDir) -> list:
-    """Every record of the run's history, in order: one Open, one Close (the last state)."""
+def records_of(run: RunDir) -> list[Record]:
+    """Every record of the run's history, in order: one Open (the translator opens once),
+    the epochs and the final, one Close with the last attempt's state."""
     tr = Translator(run)
-    out: list = []
-    state = None
+    out: list[Record] = []
+    state = "completed"
     for event in read_events(run.events) if run.events.exists() else []:
-        if event.get("kind") == "start" and tr.opened:
-            event = {**event, "resumed": True}
         for rec in tr.feed(event):
             if isinstance(rec, Close):
                 state = rec.state
-            elif not isinstance(rec, Open) or not any(isinstance(r, Open) for r in out):
+            else:
                 out.append(rec)
-    if not out:
+    if not tr.opened:
         raise UserError(f"run {run.name} has no start event yet: nothing to mirror")
-    return [*out, Close(state or "completed")]
+    return [*out, Close(state)]
 
 
 def backfill(run: RunDir, target: str, wandb_mode: str | None = None) -> str:
     """Write one run's history to `target`; returns where it went, as one line."""
     if package_missing(target):
         raise UserError(f"the {target} mirror needs its package: {install_hint(target)}")
+    state = read_run(run.path, with_last_epoch=False).state
+    if state in ("running", "stalled") and target in wanted(_config(run)):
+        raise UserError(f"run {run.name} is {state} with its own {target} mirror; "
+                        "mirror it once it has ended")  # fmt: skip
     recs = records_of(run)
     if target == "tensorboard":
         return _tensorboard(run, recs)
     return _wandb(run, recs, wandb_mode)
 
 
-def _tensorboard(run: RunDir, recs: list) -> str:
+def _tensorboard(run: RunDir, recs: list[Record]) -> str:
     final = tb_dir(run)
     tmp = Path(tempfile.mkdtemp(prefix=".tensorboard-", dir=run.path))
     try:
@@ -68,7 +71,7 @@ def _tensorboard(run: RunDir, recs: list) -> str:
     return f"tensorboard --logdir {final}"
 
 
-def _wandb(run: RunDir, recs: list, mode: str | None) -> str:
+def _wandb(run: RunDir, recs: list[Record], mode: str | None) -> str:
     cfg = _config(run)
     mode = mode or (cfg.mirror.wandb if cfg.mirror.wandb != "off" else "offline")
     backend = WandbBackend(run.path, mode, cfg.mirror.wandb_project, cfg.mirror.wandb_entity)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -73,13 +74,12 @@ class MirrorSink:
     def close(self, state: str | None = None, wait_s: float = CLOSE_WAIT_S) -> None:
         """Close every target (with the run's final state) after the queue has drained,
         waiting at most `wait_s`; a drop count or a time-out is recorded."""
+        deadline = time.monotonic() + wait_s
         if state is not None:
             self.put({"kind": "end", "state": state})
-        try:
+        with contextlib.suppress(queue.Full):
             self.queue.put(None, timeout=wait_s)
-            self._thread.join(wait_s)
-        except queue.Full:
-            pass
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
             self._fail_all(f"not finished after {wait_s:g} s; the run ended without it")
         if self.dropped:
