@@ -289,8 +289,9 @@ class Trainer:
             return self.finish("failed", 1, error=tail)
 
     def finish(self, state: str, code: int, error: str | None = None) -> int:
-        if self.mirror is not None:  # bounded wait, heartbeat still beating
-            self.mirror.close(state)
+        if self.mirror is not None:  # a bounded wait, heartbeat still beating
+            with contextlib.suppress(Exception):
+                self.mirror.close(state)
         self._hb_stop.set()
         if self._hb_thread is not None:
             self._hb_thread.join(timeout=10)
