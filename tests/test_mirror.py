@@ -47,16 +47,22 @@ def wandb_env(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, RunDir]:
-    """Two real trainers side by side, same config and data, both mirrors on: `mirrored`
-    with the real packages, `down` with the shims first on its PYTHONPATH."""
+    """Three real trainers side by side, same config and data, both mirrors on: `mirrored`
+    with the real packages, `down` with the shims first on its PYTHONPATH, `no_key` with W&B
+    online and no API key anywhere (a fresh HOME)."""
     ws = tmp_path_factory.mktemp("mirror_ws")
     data = make_data(ws / "data" / "tiny.h5")
     env = wandb_env(ws)
+    online = MIRRORS.replace('"offline"', '"online"')
     out = {"mirrored": make_run(ws, "mirrored-1", data, extra=MIRRORS),
-           "down": make_run(ws, "down-1", data, extra=MIRRORS)}  # fmt: skip
+           "down": make_run(ws, "down-1", data, extra=MIRRORS),
+           "no_key": make_run(ws, "no-key-1", data, extra=online)}  # fmt: skip
     down_env = {**env, "PYTHONPATH": f"{SHIMS / 'down'}{os.pathsep}{REPO}"}
+    (ws / "home").mkdir()
+    no_key_env = {**env, "WANDB_MODE": "online", "HOME": str(ws / "home"), "WANDB_API_KEY": ""}
     procs = [start_trainer(out["mirrored"], env_extra=env),
-             start_trainer(out["down"], env_extra=down_env)]  # fmt: skip
+             start_trainer(out["down"], env_extra=down_env),
+             start_trainer(out["no_key"], env_extra=no_key_env)]  # fmt: skip
     try:
         for proc, run in zip(procs, out.values(), strict=True):
             assert proc.wait(timeout=180) == 0, log_text(run)[-3000:]
@@ -280,3 +286,14 @@ def test_backfill_of_a_group_shares_one_wandb_group(tmp_path) -> None:
         wb = read_offline_run(folder)
         assert (wb.name, wb.group, wb.job_type) == (m["name"], "lr-sweep", "train.lr=0.001")
         assert [h["epoch"] for h in wb.history if "val/acc_combined" in h] == [1, 2, 3]
+
+
+def test_wandb_online_without_a_key_is_recorded_not_prompted(runs) -> None:
+    run = runs["no_key"]
+    assert read_json_state(run) == "completed"
+    (failure,) = events(run, "mirror")
+    assert failure["target"] == "wandb" and "API key" in failure["error"], failure
+    assert [(e["train"], e["val"]) for e in events(run, "epoch")] == [
+        (e["train"], e["val"]) for e in events(runs["mirrored"], "epoch")
+    ]
+    assert len(list((run.path / "tensorboard").glob("events.out.tfevents.*"))) == 1
