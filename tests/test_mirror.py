@@ -297,3 +297,19 @@ def test_wandb_online_without_a_key_is_recorded_not_prompted(runs) -> None:
         (e["train"], e["val"]) for e in events(runs["mirrored"], "epoch")
     ]
     assert len(list((run.path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_hung_wandb_neither_holds_the_run_nor_its_exit(tmp_path) -> None:
+    """W&B's start-up never returns (a network outage) and its exit hook would wait forever:
+    TensorBoard still gets everything, finish waits AMC_TUI_MIRROR_WAIT_S, records it once, and
+    the trainer process ends."""
+    data = make_data(tmp_path / "data" / "tiny.h5")
+    run = make_run(tmp_path, "hung-1", data, epochs=1, extra=MIRRORS)
+    env = {**wandb_env(tmp_path), "AMC_TUI_MIRROR_WAIT_S": "1",
+           "PYTHONPATH": f"{SHIMS / 'hung'}{os.pathsep}{REPO}"}  # fmt: skip
+    assert run_trainer(run, env_extra=env, timeout=120) == 0, log_text(run)[-3000:]
+    assert read_json_state(run) == "completed"
+    (failure,) = events(run, "mirror")
+    assert (failure["target"], failure["error"]) == ("wandb", "still busy 1 s after the run ended")
+    got = scalars(run.path / "tensorboard")
+    assert got["val/acc_mod"] == {1: np.float32(events(run, "epoch")[0]["val"]["acc_mod"])}

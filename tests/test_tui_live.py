@@ -329,7 +329,7 @@ async def test_overlaid_runs_are_said_to_be_the_marked_ones(demo, size) -> None:
 
 async def test_a_failed_mirror_is_one_line_in_the_head(demo) -> None:
     rd = RunDir(demo.runs / "calm-sky-3")
-    message = "wandb mirror failed: ConnectionError: down; the run goes on without it"
+    message = "wandb mirror failed: ConnectionError: down"
     append_event(rd, "mirror", target="wandb", error="ConnectionError: down", message=message)
     app = make_app(demo)
     async with app.run_test(size=(80, 24)) as pilot:

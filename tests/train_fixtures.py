@@ -200,8 +200,10 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
-    proc = start_trainer(run, *args)
+def run_trainer(
+    run: RunDir, *args: str, timeout: float = 120, env_extra: dict[str, str] | None = None
+) -> int:
+    proc = start_trainer(run, *args, env_extra=env_extra)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
