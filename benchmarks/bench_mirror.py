@@ -7,7 +7,9 @@ count), so the load of whatever else runs on the machine hits both alike: on a s
 two trainers one after the other differed by more than 2x between epochs, at once by a few
 percent. Each side's value is the median epoch samples/s of its trainers (the first epoch,
 warm-up, left out), over `pairs` pairs (the mirrored one named first, then second, so a
-difference between the first and the second process started cancels out).
+difference between the first and the second process started cancels out). Wall-clock rates on
+a loaded machine swing more than 2 %; `extra.cpu_s_extra` (CPU seconds, on - off, from wait4)
+does not depend on the neighbours and shows what the mirrors cost.
 """
 
 from __future__ import annotations
@@ -84,12 +86,21 @@ def mirror_figure(root: Path, quick: bool) -> Figure:
             rates[side] += r["epoch_rates"]
             runs.append({**r, "mirrors": side, "tensorboard": tb, "wandb_offline": wb})
     on_rate, off_rate = statistics.median(rates["on"]), statistics.median(rates["off"])
-    by = {r["name"]: r["samples_per_s"] for r in runs}
-    pair_ratios = [round(by[f"on-{i + 1}"] / by[f"off-{i + 1}"], 3) for i in range(pairs)]
+    by = {r["name"]: r for r in runs}
+    pair_ratios = [round(by[f"on-{i + 1}"]["samples_per_s"] / by[f"off-{i + 1}"]["samples_per_s"], 3)
+                   for i in range(pairs)]  # fmt: skip
+    # CPU seconds (wait4: the trainer and the W&B service it reaped), which other processes'
+    # load does not inflate the way it does wall-clock rates
+    cpu_ratios = [round(by[f"on-{i + 1}"]["cpu_s"] / by[f"off-{i + 1}"]["cpu_s"], 4)
+                  for i in range(pairs)]  # fmt: skip
+    cpu_extra = [round(by[f"on-{i + 1}"]["cpu_s"] - by[f"off-{i + 1}"]["cpu_s"], 2)
+                 for i in range(pairs)]  # fmt: skip
     return rate_figure(
         "train_mirrors_on", on_rate, "samples/s", "the same trainer with mirrors off, at once",
         off_rate,
-        extra={"runs": runs, "pair_ratios": pair_ratios, "goal_ratio": GOAL,
+        extra={"runs": runs, "pair_ratios": pair_ratios, "cpu_s_on_over_off": cpu_ratios,
+               "cpu_s_extra": cpu_extra,
+               "goal_ratio": GOAL,
                "put": put_cost_ns(ws, 1000 if quick else 100_000),
                "usable_cores": len(os.sched_getaffinity(0))},  # fmt: skip
         note=(f"{pairs} pair(s) of real trainers side by side, one with TensorBoard + W&B "

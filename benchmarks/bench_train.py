@@ -160,6 +160,20 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def wait_cpu(p: subprocess.Popen[bytes], timeout: float) -> float:
+    """Reap `p` (its returncode set) and return the CPU seconds it and the children it
+    reaped used (user + system, from wait4: other processes' load does not count)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(p.args, timeout)
+        time.sleep(0.05)
+
+
 def run_trainers(
     ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0,
     extra: dict[str, str] | None = None, env_extra: dict[str, str] | None = None,
@@ -173,6 +187,7 @@ def run_trainers(
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["CUDA_VISIBLE_DEVICES"] = ""
     procs, dirs = [], []
+    cpu_s: dict[str, float] = {}
     spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
         for name in names:
@@ -192,7 +207,8 @@ def run_trainers(
             log.close()
             dirs.append(d)
         for p, d in zip(procs, dirs, strict=True):
-            if p.wait(timeout=900) != 0:
+            cpu_s[d.name] = wait_cpu(p, timeout=900)
+            if p.returncode != 0:
                 tail = (d / "train.log").read_text()[-1500:]
                 raise RuntimeError(f"trainer {d.name} exited {p.returncode}: {tail}")
     finally:
@@ -206,7 +222,8 @@ def run_trainers(
         evs = _events(d / "events.jsonl")
         start = next(e for e in evs if e["kind"] == "start")
         epochs_ev = [e for e in evs if e["kind"] == "epoch"]
-        runs.append({"name": d.name, "threads": start.get("threads"), "epochs": epochs_ev})
+        runs.append({"name": d.name, "threads": start.get("threads"), "epochs": epochs_ev,
+                     "cpu_s": cpu_s[d.name]})  # fmt: skip
     # the window in which every trainer was training
     lo = max(min(e["t"] - e["epoch_time_s"] for e in r["epochs"]) for r in runs)
     hi = min(max(e["t"] for e in r["epochs"]) for r in runs)
@@ -220,6 +237,7 @@ def run_trainers(
             "all_overlapping": bool(inside),
             "samples_per_s": round(statistics.median(e["samples_per_s"] for e in used), 1),
             "epoch_rates": [e["samples_per_s"] for e in used],
+            "cpu_s": round(r["cpu_s"], 2),
         })  # fmt: skip
     return out
 
