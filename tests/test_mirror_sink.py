@@ -132,3 +132,16 @@ def test_a_hung_wandb_does_not_starve_tensorboard(tmp_path: Path) -> None:
     assert [(e["target"], e["error"]) for e in rec.events] == [
         ("wandb", "still busy 0.2 s after the run ended")
     ]
+
+
+def test_a_run_that_ends_before_its_start_event_opens_no_target(tmp_path: Path) -> None:
+    made: list[str] = []
+
+    def factory(target: str) -> Collect:
+        made.append(target)
+        return Collect()
+
+    rec = Recorder()
+    sink = MirrorSink(run_dir(tmp_path), ["tensorboard", "wandb"], factory, rec)
+    sink.close("failed")  # e.g. the data file failed to load, before the start event
+    assert made == [] and rec.events == [] and not sink.abandoned

@@ -76,10 +76,12 @@ class Lane:
                 continue
             try:
                 for rec in self.translator.feed(event):
+                    self.done = isinstance(rec, Close)
+                    if self.backend is None and self.done:  # ended before it started
+                        break
                     if self.backend is None:
                         self.backend = self.sink.factory(self.target)
                     self.backend.write(rec)
-                    self.done = isinstance(rec, Close)
             except BaseException as e:  # noqa: BLE001 - a mirror never fails the run
                 self.fail(error_line(e, self.target))
         if not self.done and self.backend is not None:  # no end event came: close anyway
