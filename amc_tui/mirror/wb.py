@@ -54,6 +54,15 @@ class WandbBackend:
             run, self.run = self.run, None
             run.finish(exit_code=exit_code)
 
+    def _settings(self) -> Any:
+        """Quiet, no console capture (train.log is the trainer's), no system-metrics sampling
+        (the trainer's gpu events have them); a W&B without the private stats switch keeps
+        its default."""
+        try:
+            return self.wandb.Settings(console="off", silent=True, x_disable_stats=True)
+        except Exception:  # noqa: BLE001 - an older wandb: unknown setting
+            return self.wandb.Settings(console="off", silent=True)
+
     def _open(self, info: RunInfo) -> None:
         tags = list(dict.fromkeys([*info.tags, *([f"group:{info.group}"] if info.group else [])]))
         config = {**info.config, "amc_tui": {"run_id": info.run_id, "group": info.group,
@@ -65,6 +74,6 @@ class WandbBackend:
             group=info.group, job_type=(info.point or "run")[:MAX_JOB_TYPE],
             tags=[t[:MAX_JOB_TYPE] for t in tags], notes=info.notes or None, config=config,
             reinit="create_new",
-            settings=self.wandb.Settings(console="off", x_disable_stats=True, silent=True),
+            settings=self._settings(),
         )  # fmt: skip
         self.run.define_metric("epoch")
