@@ -11,7 +11,7 @@ DEMO_FRAMES_PER_CELL ?= 64
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,explain]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,explain,tensorboard,wandb]'
 	touch $(STAMP)
 
 venv: $(STAMP)

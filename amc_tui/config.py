@@ -277,6 +277,30 @@ class SlurmConfig:
     setup: list[str] = field(default_factory=list)
 
 
+MIRROR_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}  # target: import name
+
+
+@dataclass
+class MirrorConfig:
+    """[mirror]: copies of the run's history in TensorBoard and Weights & Biases, written by a
+    background thread of the trainer (a mirror that fails is recorded once; the run goes on);
+    `amc-tui mirror` writes them for an existing run.
+
+    tensorboard: write TensorBoard event files to the run's tensorboard/ folder (needs
+        `pip install 'amc-tui[tensorboard]'`)
+    wandb: a W&B run named after the run: "offline" = written to the run's wandb/ folder for
+        `wandb sync`, "online" = sent as it trains, "off" = none (needs `pip install
+        'amc-tui[wandb]'`)
+    wandb_project: the W&B project
+    wandb_entity: the W&B user or team; "" = the account's default
+    """
+
+    tensorboard: bool = False
+    wandb: Literal["off", "offline", "online"] = "off"
+    wandb_project: str = "amc-tui"
+    wandb_entity: str = ""
+
+
 @dataclass
 class Config:
     """Top level: the run's name and free text; the tables follow.
@@ -299,13 +323,16 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    mirror: MirrorConfig = field(default_factory=MirrorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        """A stable hash of the resolved config (sorted-key JSON), 16 hex digits."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable hash of the resolved config (sorted-key JSON), 16 hex digits. [mirror] is
+        left out: where a run's history is copied to never changes what it trains."""
+        body = {k: v for k, v in self.to_dict().items() if k != "mirror"}
+        blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def get(self, dotted: str) -> Any:
@@ -325,6 +352,7 @@ TABLES: dict[str, type] = {
     "run": RunConfig,
     "health": HealthConfig,
     "slurm": SlurmConfig,
+    "mirror": MirrorConfig,
 }
 TOP_KEYS = ("name", "notes", "phase", "tags")
 _HINTS = {cls: typing.get_type_hints(cls) for cls in (*TABLES.values(), Config)}
@@ -555,6 +583,10 @@ def validate(cfg: Config) -> None:
     _validate_processes(r)
     _validate_health(cfg.health, r.stop_on)
     _validate_slurm(cfg.slurm)
+    _range(
+        cfg.mirror.wandb == "off" or cfg.mirror.wandb_project.strip() != "",
+        "[mirror] wandb_project must name a W&B project",
+    )
 
 
 MAX_NPROC = 256

@@ -119,6 +119,9 @@ def run(files: Any, quick: bool, root: Path | None = None) -> tuple[list[Figure]
         ),
     ]  # fmt: skip
     figs.append(share_figure(root or Path(files.root).parent / "train", quick))
+    from benchmarks.bench_mirror import mirror_figure  # imports this module
+
+    figs.append(mirror_figure(root or Path(files.root).parent / "train", quick))
     return figs, {"config": origin, "measure_model": res}
 
 
@@ -157,22 +160,41 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def wait_cpu(p: subprocess.Popen[bytes], timeout: float) -> float:
+    """Reap `p` (its returncode set) and return the CPU seconds it and the children it
+    reaped used (user + system, from wait4: other processes' load does not count)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(p.args, timeout)
+        time.sleep(0.05)
+
+
 def run_trainers(
-    ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0
-) -> list[dict[str, Any]]:
+    ws: Path, names: list[str], data: Path, fpc: int, epochs: int, busy: int = 0,
+    extra: dict[str, str] | None = None, env_extra: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Start one real trainer per name (and `busy` spinning processes) at once; per trainer
     its torch threads and training samples/s over the epochs all of them were training in
-    (the first epoch, warm-up, left out when there are more)."""
+    (the first epoch, warm-up, left out when there are more). `extra[name]` is appended to that
+    trainer's config, `env_extra` added to the trainers' environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["CUDA_VISIBLE_DEVICES"] = ""
     procs, dirs = [], []
+    cpu_s: dict[str, float] = {}
     spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
         for name in names:
             d = ws / "runs" / name
             d.mkdir(parents=True)
             config = SHARE_CONFIG.format(name=name, data=data, fpc=fpc, epochs=epochs)
+            config += (extra or {}).get(name, "")
             (d / "config.toml").write_text(config)
             meta = {"id": name.replace("-", "")[:8], "name": name, "workspace": str(ws),
                     "created_at": time.time()}  # fmt: skip
@@ -185,7 +207,8 @@ def run_trainers(
             log.close()
             dirs.append(d)
         for p, d in zip(procs, dirs, strict=True):
-            if p.wait(timeout=900) != 0:
+            cpu_s[d.name] = wait_cpu(p, timeout=900)
+            if p.returncode != 0:
                 tail = (d / "train.log").read_text()[-1500:]
                 raise RuntimeError(f"trainer {d.name} exited {p.returncode}: {tail}")
     finally:
@@ -199,7 +222,8 @@ def run_trainers(
         evs = _events(d / "events.jsonl")
         start = next(e for e in evs if e["kind"] == "start")
         epochs_ev = [e for e in evs if e["kind"] == "epoch"]
-        runs.append({"name": d.name, "threads": start.get("threads"), "epochs": epochs_ev})
+        runs.append({"name": d.name, "threads": start.get("threads"), "epochs": epochs_ev,
+                     "cpu_s": cpu_s[d.name]})  # fmt: skip
     # the window in which every trainer was training
     lo = max(min(e["t"] - e["epoch_time_s"] for e in r["epochs"]) for r in runs)
     hi = min(max(e["t"] for e in r["epochs"]) for r in runs)
@@ -212,6 +236,8 @@ def run_trainers(
             "name": r["name"], "threads": r["threads"], "epochs_used": len(used),
             "all_overlapping": bool(inside),
             "samples_per_s": round(statistics.median(e["samples_per_s"] for e in used), 1),
+            "epoch_rates": [e["samples_per_s"] for e in used],
+            "cpu_s": round(r["cpu_s"], 2),
         })  # fmt: skip
     return out
 

@@ -29,7 +29,7 @@ MACHINE_KEYS = ("cpu", "cores", "python", "torch", "numpy", "device", "date")
 REQUIRED = (  # figure name prefixes issue 6 asks for (ls/tui carry the run count)
     "render_cpu_64", "render_cpu_224", "feed_shuffled_contiguous", "feed_shuffled_chunked",
     "feed_float16_store", "train_samples_per_s", "infer_samples_per_s", "ls_", "tui_first_paint_",
-    "train_two_cpu_runs_share",
+    "train_two_cpu_runs_share", "train_mirrors_on",
 )  # fmt: skip
 
 
@@ -74,6 +74,10 @@ def test_quick_suite_writes_every_figure(tmp_path: Path) -> None:
     assert math.isclose(share["value"], sum(r["samples_per_s"] for r in pair), rel_tol=0.01)
     cores = share["extra"]["usable_cores"]
     assert solo["threads"] == cores and all(1 <= r["threads"] <= cores for r in pair)
+    (mirrors,) = [f for f in figs if f["name"] == "train_mirrors_on"]
+    sides = [r["mirrors"] for r in mirrors["extra"]["runs"]]
+    assert sorted(sides) == ["off", "on"] and all(r["tensorboard"] and r["wandb_offline"]
+                                          for r in mirrors["extra"]["runs"] if r["mirrors"] == "on")  # fmt: skip
     f16 = data["findings"]["float16_storage"]
     assert {(r["codec"], r["size"]) for r in f16} >= {("float16", 64), ("float16", 224)}
     for r in f16:

@@ -16,7 +16,7 @@ ARCHITECTURE = REPO / "docs" / "ARCHITECTURE.md"
 # says why), and the trainer's entry loading the loop (torch) once the run's lock is taken.
 HEAVY = {"torch", "timm", "torchvision", "matplotlib", "scipy", "optuna", "submitit", "pynvml",
          "numpy", "pandas",
-         "tomli_w", "apprise", "captum"}  # fmt: skip
+         "tomli_w", "apprise", "captum", "tensorboard", "wandb"}  # fmt: skip
 LAZY_OK = {("train/owner.py", "amc_tui.train.loop")}
 
 

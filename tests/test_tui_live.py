@@ -359,3 +359,17 @@ async def test_accuracy_chart_draws_the_chance_levels(demo) -> None:
     assert chart_chances(acc_chart, views, ov) == (("chance 5.0%", 1 / 20),)
     views[b] = LiveView(start={"classes": ["x"] * 3, "snrs": [0] * 5})
     assert chart_chances(acc_chart, views, ov) == ()  # runs on different grids: no one level
+
+
+async def test_a_failed_mirror_is_one_line_in_the_head(demo) -> None:
+    rd = RunDir(demo.runs / "calm-sky-3")
+    message = "wandb mirror failed: ConnectionError: down"
+    append_event(rd, "mirror", target="wandb", error="ConnectionError: down", message=message)
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_live(rd.path)
+        await screen_ready(pilot, LiveScreen)
+        head = app.screen.query_one("#live-head", Static)
+        await wait_for(pilot, lambda: "mirror:" in str(head.render()))
+        assert str(head.render()).count("wandb mirror failed: ConnectionError: down") == 1

@@ -140,12 +140,14 @@ def make_run(
     return run
 
 
-def start_trainer(run: RunDir, *args: str, pause: int | None = None) -> subprocess.Popen[bytes]:
+def start_trainer(
+    run: RunDir, *args: str, pause: int | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The trainer as the launcher starts it: own session, output to train.log; `pause`: it
-    pauses after that step (`pause_at`)."""
+    pauses after that step (`pause_at`); `env_extra` is added to its environment."""
     if pause is not None:
         pause_at(run, pause)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     log = open(run.log, "ab")  # noqa: SIM115 - handed to the child
     try:
@@ -198,8 +200,10 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def run_trainer(run: RunDir, *args: str, timeout: float = 120) -> int:
-    proc = start_trainer(run, *args)
+def run_trainer(
+    run: RunDir, *args: str, timeout: float = 120, env_extra: dict[str, str] | None = None
+) -> int:
+    proc = start_trainer(run, *args, env_extra=env_extra)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -9,11 +9,13 @@ from amc_tui.cli.output import print_json
 from amc_tui.config import dumps_config, load_config
 from amc_tui.data.radioml import format_inspection, inspect_file
 from amc_tui.data.synth import synthesize
+from amc_tui.mirror.targets import require_packages
 from amc_tui.workspace import Workspace
 
 
 def cmd_config_check(args: argparse.Namespace, ws: Workspace) -> int:
     cfg = load_config(ws.resolve(args.file), args.set)
+    require_packages(cfg)  # a mirror whose package is missing: exit 2 with the install command
     if args.json:
         print_json(cfg.to_dict())
     else:

@@ -16,6 +16,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
+from amc_tui.mirror.state import mirror_lines, mirror_state
 from amc_tui.notify import ledger
 from amc_tui.run import health, tables
 from amc_tui.run.analysis import latest_export, list_exports, read_summary, trajectory
@@ -148,9 +149,9 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
 
 def _show_data(info, now: float) -> dict:  # noqa: ANN001
     config = read_config_dict(info.rundir)
+    events = read_events(info.rundir.events)
     # the start event tells an empty split (its metrics are no data, not 0)
-    evs = read_events(info.rundir.events)
-    traj = trajectory([e for e in evs if e.get("kind") in ("start", "epoch")])
+    traj = trajectory([e for e in events if e.get("kind") in ("start", "epoch")])
     return {
         "run": info.to_row(now),
         "meta": read_meta(info.rundir),
@@ -164,7 +165,8 @@ def _show_data(info, now: float) -> dict:  # noqa: ANN001
             if p.is_file()
         },
         "log": str(info.rundir.log),
-        "health": [e for e in evs if e.get("kind") == "health"],
+        "health": [e for e in events if e.get("kind") == "health"],
+        "mirror": mirror_state(info.rundir, events),
     }
 
 
@@ -259,6 +261,8 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     for name, path in data["checkpoints"].items():
         print(f"  checkpoint {name}: {path}")
     print(f"  log: {data['log']}")
+    for line in mirror_lines(data["mirror"]):
+        print(line)
     for rec in ledger.records(ledger.ledger_dir(ws), f"{info.id}."):  # what was notified
         outcome = rec.get("state")
         if outcome == "failed" and rec.get("error"):

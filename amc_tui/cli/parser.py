@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     nt = sub.add_parser("notify", help="notifications (amc-tui.toml [notify])")
     nt = nt.add_subparsers(dest="sub", required=True)
     add("test", "notify:cmd_notify_test", "send one message to every URL; print each answer", nt)
+    sp = add(
+        "mirror", "mirror:cmd_mirror", "write a run's (or group's) history to TensorBoard or W&B"
+    )
+    sp.add_argument("target", metavar="RUN|GROUP", help="run name, id or prefix; or a sweep group")
+    sp.add_argument("--to", required=True, choices=("tensorboard", "wandb"))
+    sp.add_argument(
+        "--wandb-mode", choices=("offline", "online"),
+        help="default: the run's mirror.wandb, offline when that is off",
+    )  # fmt: skip
     rl = sub.add_parser("runlog", help="RUNLOG.md tools").add_subparsers(dest="sub", required=True)
     add("sync", "runs:cmd_runlog_sync", "rebuild missing or stale RUNLOG.md entries", rl)
     accept_workspace_anywhere(p)

@@ -36,6 +36,7 @@ from amc_tui.fsutil import atomic_write_json, atomic_write_text
 from amc_tui.gpu import default_sampler
 from amc_tui.launch.slurm import check_available
 from amc_tui.launch.state import file_lock, state_dir
+from amc_tui.mirror.targets import require_packages
 from amc_tui.names import check_name, new_id, new_name
 from amc_tui.run.analysis import best_earlier_run  # pandas: only when a run is made
 from amc_tui.run.refs import resolve_checkpoint
@@ -177,6 +178,7 @@ def create_run(
         except ValueError as e:
             raise UserError(str(e)) from None
     cfg = with_data_path(_load(ws, config, overrides), ws.root)
+    require_packages(cfg)  # [mirror] asks for a package this machine lacks: exit 2
     if cfg.run.executor == "slurm":
         check_available()  # no sbatch here: one line, exit 2, nothing created
     else:

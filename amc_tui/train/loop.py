@@ -44,6 +44,7 @@ from amc_tui.data.source import load_dataset
 from amc_tui.errors import UserError
 from amc_tui.fsutil import read_json
 from amc_tui.gpu import GpuSampler
+from amc_tui.mirror.sink import MirrorSink, open_sink
 from amc_tui.notify.observe import after_trainer_event
 from amc_tui.run import health, runlock
 from amc_tui.run.events import read_events
@@ -148,6 +149,7 @@ class Trainer:
         self.cfg: Config | None = None
         self.meta: dict[str, Any] = {}
         self.dist = Dist()  # several processes: rank 0 alone writes the run's files
+        self.mirror: MirrorSink | None = None  # [mirror]: events to TensorBoard / W&B
 
     # ----------------------------------------------------------------- status & events
 
@@ -161,7 +163,9 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 alone writes events.jsonl
             return
         with ckpt.disk_full_as_error(self.run.events):
-            append_event(self.run, kind, **plain(fields))
+            written = append_event(self.run, kind, **plain(fields))
+        if self.mirror is not None:  # never blocks: a full queue drops the event
+            self.mirror.put(written)
         after_trainer_event(self.run.path, kind)  # notifications (health, end): never blocking
 
     def _heartbeat(self) -> None:
@@ -294,6 +298,9 @@ class Trainer:
             return self.finish("failed", 1, error=tail)
 
     def finish(self, state: str, code: int, error: str | None = None) -> int:
+        if self.mirror is not None:  # a bounded wait, heartbeat still beating
+            with contextlib.suppress(Exception):
+                self.mirror.close(state)
         self._hb_stop.set()
         if self._hb_thread is not None:
             self._hb_thread.join(timeout=10)
@@ -317,6 +324,7 @@ class Trainer:
         ws = run_workspace(self.run)
         cfg = with_data_path(load_config(self.run.config), ws)
         self.cfg = cfg
+        self.mirror = open_sink(self.run, cfg, self.event) if self.dist.is_main else None
         t, run_cfg, m, im = cfg.train, cfg.run, cfg.model, cfg.image
         self.device = pick_device(run_cfg.device)
         if self.device.type == "cpu":

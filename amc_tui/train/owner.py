@@ -69,4 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from amc_tui.train.loop import Trainer  # torch (~8 s): only once the run is ours
 
-    return Trainer(run_dir, resume=args.resume, lock=lock).main()
+    trainer = Trainer(run_dir, resume=args.resume, lock=lock)
+    code = trainer.main()
+    if trainer.mirror is not None and trainer.mirror.abandoned:  # a hung W&B: its exit hook
+        sys.stdout.flush()  # waits for its service; status, events and RUNLOG are written
+        sys.stderr.flush()
+        os._exit(code)
+    return code

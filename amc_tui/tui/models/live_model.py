@@ -51,6 +51,7 @@ class LiveView:
     gpu_last: dict[int, dict[str, Any]] = field(default_factory=dict)
     n_events: int = 0
     last_t: float | None = None
+    mirror_failures: list[str] = field(default_factory=list)  # `mirror` events, one line each
 
 
 # series name -> (split, metric) path into an epoch event; weights are the task shares
@@ -98,6 +99,7 @@ class LiveModel:
         self.n_events = 0
         self.last_t: float | None = None
         self.last_gpu_t: float | None = None  # of the trainer's own gpu events
+        self.mirror_failures: list[str] = []
 
     def feed(self, events: Iterable[dict[str, Any]]) -> None:
         for ev in events:
@@ -131,6 +133,8 @@ class LiveModel:
             elif kind == "end":
                 self.end = ev
                 self._attempt(float(t) if contract.is_number(t) else self.last_t)
+            elif kind == "mirror":  # a TensorBoard / W&B mirror that failed; the run goes on
+                self.mirror_failures.append(str(ev.get("message") or ev.get("error")))
 
     def _attempt(self, t: float | None) -> None:
         """Close the open attempt at `t` (a start after a crash closes the dead one at its
@@ -224,6 +228,7 @@ class LiveModel:
             gpu_last=dict(self.gpu_last),
             n_events=self.n_events,
             last_t=self.last_t,
+            mirror_failures=list(self.mirror_failures),
         )
 
 

@@ -222,6 +222,8 @@ class LiveScreen(PollingScreen):
                 " (stopped: run.stop_on)" if info.stop_reason == f"health: {h.get('rule')}" else ""
             )
             text += f"\n[{colour}]{_escape(str(h.get('message')))}{stop}[/]"
+        if view and view.mirror_failures:  # one line, the latest failure
+            text += f"\n[yellow]mirror: {_escape(view.mirror_failures[-1][:200])}[/]"
         self.query_one("#live-head", Static).update(text)
 
     def _draw_curves(self) -> None:
