@@ -16,6 +16,7 @@ from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
+from amc_tui.run import index
 from amc_tui.run.analysis import list_exports, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
@@ -24,7 +25,6 @@ from amc_tui.run.rundir import (
     EventTailer,
     error_line,
     foreign_dirs,
-    list_runs,
     read_config_dict,
     read_events,
     read_meta,
@@ -94,7 +94,7 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     allowed = (*STATES, "foreign")
     if args.state and args.state not in allowed:
         raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
-    every = list_runs(ws)
+    every = index.list_runs(ws)  # the run index: unchanged runs are not re-read
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
     if getattr(args, "group", None):

@@ -73,8 +73,9 @@ def create_group(ws: Workspace, sweep: Sweep, name: str) -> Group:
         try:
             atomic_write_json(tmp / GROUP_FILE, group.to_json())
             os.rename(tmp, group.dir)
+            memo: dict[Any, Any] = {}  # one scan of the workspace for the whole sweep
             for point in planned:
-                made += queue_point(ws, group, sweep, point)
+                made += queue_point(ws, group, sweep, point, memo)
             save(group)
         except BaseException:
             for info in made:

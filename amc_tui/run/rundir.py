@@ -265,6 +265,9 @@ class RunInfo:
     waiting: str | None = None  # why a queued run has not started (the queue's last pass)
     # a running run's ETA inputs (`events.eta_events`); None: from last_epoch alone
     epoch_clock: contract.EpochClock | None = field(default=None, repr=False, compare=False)
+    # meta.json as parsed (keys beyond the fields above: a sweep member's group and point,
+    # cells, baseline); read-only
+    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rundir(self) -> RunDir:
@@ -416,9 +419,12 @@ def _config_fallback(run: RunDir) -> dict[str, Any]:
     }
 
 
-def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
-    """A RunInfo from the run's files; never raises on missing or bad files."""
-    base = os.fspath(path)
+def read_parts(base: str, with_last_epoch: bool = True) -> dict[str, Any]:
+    """What a RunInfo is built from, parsed from the run's files: status.json (and why it is
+    damaged), meta.json (config.toml filling what an old meta.json lacks), the last epoch
+    event, the time earlier attempts trained and a running run's ETA events. Plain JSON
+    values, so the run index (`run/index.py`) can store them; the state is derived from them
+    when a RunInfo is built (`info_from_parts`), never stored."""
     run = RunDir(Path(base))
     (status, damage), meta = status_or_error(run), read_meta(run)
     if "arch" not in meta or "epochs" not in meta:
@@ -428,18 +434,49 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         if with_last_epoch
         else None
     )
-    state = _derived(run, status) if damage is None else "unknown"
-    if state == "crashed" and status.get("state") == "running":
-        # the trainer may have written its end and exited between our two reads
-        again, damage = status_or_error(run)
-        if damage is None and again.get("state") != "running":
-            status, state = again, _derived(run, again)
+    stored = str(status.get("state") or "queued") if damage is None else "unknown"
+    running = with_last_epoch and stored == "running"
+    return {
+        "status": status,
+        "damage": damage,
+        "meta": meta,
+        "last": last,
+        "earlier_s": _earlier_s(run, status, stored),
+        # the ETA is only a running run's (a reader re-derives its state)
+        "eta": list(eta_events(os.path.join(base, EVENTS_FILE))) if running else None,
+    }
+
+
+def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
+    """A RunInfo from the run's files; never raises on missing or bad files."""
+    base = os.fspath(path)
+    return info_from_parts(base, read_parts(base, with_last_epoch), with_last_epoch)
+
+
+def info_from_parts(
+    base: str, parts: dict[str, Any], with_last_epoch: bool = True, recheck: bool = True
+) -> RunInfo:
+    """A RunInfo from `read_parts`'s values; the state derived now (lock, pid, heartbeat)."""
+    run = RunDir(Path(base))
+    status, damage, meta = parts["status"], parts["damage"], parts["meta"]
+    state = str(status.get("state") or "queued")
+    if damage is not None:
+        state = "unknown"
+    elif state == "running":  # only a stored `running` is derived (lock, pid, heartbeat)
+        state = _derived(run, status)
+    if recheck and state == "crashed" and status.get("state") == "running":
+        # the trainer may have written its end and exited between our reads
+        again, damage2 = status_or_error(run)
+        if damage2 is None and again.get("state") != "running":
+            return info_from_parts(base, read_parts(base, with_last_epoch), with_last_epoch, False)
+    last = parts["last"] if with_last_epoch else None
     best = status.get("best")
     tags = meta.get("tags")
     epoch = _int(status.get("epoch"))
     if last is not None:
         epoch = max(epoch, _int(last.get("epoch")))
     resumed = meta.get("resumed_from")
+    eta = parts.get("eta") if with_last_epoch else None
     return RunInfo(
         id=str(meta.get("id") or status.get("id") or run.name),
         name=str(meta.get("name") or run.name),
@@ -471,19 +508,18 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         queued_at=_num(status.get("queued_at")),
         assigned_gpus=_ints(status.get("assigned_gpus")),
         runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
-        earlier_s=_earlier_s(run, status, state),
+        earlier_s=float(parts.get("earlier_s") or 0.0),
         slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
         slurm_settled=bool(status.get("slurm_settled")),
         waiting=str(status["waiting"]) if status.get("waiting") else None,
-        epoch_clock=_epoch_clock(base)
-        if with_last_epoch and status.get("state") == "running" and damage is None
-        else None,  # the ETA is only a running run's (RunCache re-derives its state)
+        epoch_clock=_epoch_clock(eta) if eta is not None and damage is None else None,
+        meta=meta,
     )
 
 
-def _epoch_clock(base: str) -> contract.EpochClock:
+def _epoch_clock(events: list[dict[str, Any]]) -> contract.EpochClock:
     clock = contract.EpochClock()
-    for ev in eta_events(os.path.join(base, EVENTS_FILE)):
+    for ev in events:
         clock.feed(ev)
     return clock
 
@@ -521,17 +557,31 @@ def _sort_key(info: RunInfo) -> tuple[float, str]:
     return (info.created_at or info.started_at or 0.0, info.name)
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size): an atomic replace always changes the inode, so a rewrite
+    within the filesystem's timestamp granularity is seen too."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def run_key(base: str, with_last_epoch: bool = True) -> tuple[Any, ...]:
+    """What decides whether a run's parsed files are still current: the stamps of the run
+    folder (its entries: config.toml and meta.json, written once, exist and are the same),
+    status.json (replaced atomically, or edited in place) and, with the last epoch,
+    events.jsonl (appended to)."""
+    return (
+        _stamp(base),
+        _stamp(os.path.join(base, STATUS_FILE)),
+        _stamp(os.path.join(base, EVENTS_FILE)) if with_last_epoch else None,
+        with_last_epoch,
+    )
 
 
 class RunCache:
-    """Re-reads a run only when its status.json, meta.json or events.jsonl changed (mtime and
-    size), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
+    """Re-reads a run only when its folder, status.json or events.jsonl changed (`run_key`), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
     state of a running run is re-derived every time (pid and heartbeat age change silently)."""
 
     def __init__(self) -> None:
@@ -542,12 +592,7 @@ class RunCache:
     ) -> RunInfo:
         """The run's info; `copy=False` returns the cached object itself (read-only use)."""
         base = os.fspath(path)
-        key = (
-            _stamp(os.path.join(base, STATUS_FILE)),
-            _stamp(os.path.join(base, META_FILE)),
-            _stamp(os.path.join(base, EVENTS_FILE)) if with_last_epoch else None,
-            with_last_epoch,
-        )
+        key = run_key(base, with_last_epoch)
         hit = self._entries.get(base)
         if hit is None or hit[0] != key:
             info = read_run(base, with_last_epoch=with_last_epoch)
@@ -561,6 +606,10 @@ class RunCache:
                 run_dir=base,
             )  # fmt: skip
         return info
+
+    def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> None:
+        """Take a run read elsewhere (the run index) under its `run_key`."""
+        self._entries.setdefault(base, (key, info))
 
     def forget_missing(self, keep: set[str]) -> None:
         for base in list(self._entries):

@@ -26,6 +26,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
+from amc_tui.run import index
 from amc_tui.run.rundir import RunCache, run_dirs
 from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
@@ -174,6 +175,8 @@ class RunsScreen(PollingScreen):
                            total=len(paths))  # fmt: skip
                 sent += len(batch)
                 batch = {}
+                if sent == limit:  # the first rows are up: the rest from the run index
+                    self._seed_from_index()
                 self._batch_drawn.wait(BATCH_ACK_TIMEOUT_S)
         live = {os.fspath(p) for p in paths}
         self._cache.forget_missing(live)
@@ -182,6 +185,17 @@ class RunsScreen(PollingScreen):
             del self._posted[key]
         self._post(batch, final=True, with_config=with_config, paths=paths, first=first,
                    total=len(paths))  # fmt: skip
+
+    def _seed_from_index(self) -> None:
+        """Fill the poll's cache from the run index in one query (a few stats per run), so the
+        first scan does not read and parse every run's files; the first batch was read
+        directly, so first paint never waits for this."""
+        try:
+            found = index.scan(self.amc.ws)
+        except Exception:  # noqa: BLE001 - a cache: the scan reads the runs itself
+            return
+        for base, (key, info) in found.items():
+            self._cache.seed(base, key, info)
 
     def _post(self, batch: dict[str, RunInfo], final: bool, with_config: bool, **kw: Any) -> None:
         """Post copies (the cache re-derives a running run's state in place, and the UI's
