@@ -45,7 +45,7 @@ from amc_tui.workspace import Workspace
 INDEX_FILE = "index.sqlite"
 # bump SCHEMA when a row's parts change meaning; marshal's format is Python's own, so the
 # Python version is part of it: an index of another schema is rebuilt
-SCHEMA = 1 * 10_000 + sys.version_info[0] * 100 + sys.version_info[1]
+SCHEMA = 2 * 10_000 + sys.version_info[0] * 100 + sys.version_info[1]
 RACY_S = 2.0  # a file changed this recently may change again within its mtime tick
 BUSY_MS = 100  # waiting for another writer longer than this: skip writing this time
 CHUNK = 500  # paths per `IN (...)` query

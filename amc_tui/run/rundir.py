@@ -268,6 +268,8 @@ class RunInfo:
     # meta.json as parsed (keys beyond the fields above: a sweep member's group and point,
     # cells, baseline); read-only
     meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the best epoch's event (or export summary) when it is not `last_epoch`; None when it is
+    best_event: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rundir(self) -> RunDir:
@@ -441,10 +443,33 @@ def read_parts(base: str, with_last_epoch: bool = True) -> dict[str, Any]:
         "damage": damage,
         "meta": meta,
         "last": last,
+        "best_event": _best_event(run, status, last) if with_last_epoch else None,
         "earlier_s": _earlier_s(run, status, stored),
         # the ETA is only a running run's (a reader re-derives its state)
         "eta": list(eta_events(os.path.join(base, EVENTS_FILE))) if running else None,
     }
+
+
+def _best_event(
+    run: RunDir, status: dict[str, Any], last: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The best epoch's event when it is not the last one (None when it is, or there is no
+    best): its export's summary.json (small), else the epoch events themselves."""
+    epoch = (
+        (status.get("best") or {}).get("epoch") if isinstance(status.get("best"), dict) else None
+    )
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        return None
+    if last is not None and last.get("epoch") == epoch:
+        return None
+    summary = read_json(run.epoch_export(epoch) / contract.SUMMARY_FILE)
+    if isinstance(summary, dict) and isinstance(summary.get("val"), dict):
+        return summary
+    found = None
+    for ev in epoch_events(run.path):
+        if ev.get("epoch") == epoch:
+            found = ev  # the last one: a resumed run may repeat an epoch
+    return found
 
 
 def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
@@ -514,6 +539,7 @@ def info_from_parts(
         waiting=str(status["waiting"]) if status.get("waiting") else None,
         epoch_clock=_epoch_clock(eta) if eta is not None and damage is None else None,
         meta=meta,
+        best_event=parts.get("best_event") if with_last_epoch else None,
     )
 
 

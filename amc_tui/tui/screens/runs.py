@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
 FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
-BATCH = 200
+BATCH = 2500  # after the first rows (read from the run index: a batch is cheap to make)
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
@@ -223,7 +223,7 @@ class RunsScreen(PollingScreen):
             self.amc.report_error(msg.error)
         table = self.table
         now = self.amc.clock()
-        added = False
+        new_rows: list[tuple[str, list[Any]]] = []  # added in one go (RunsTable.add_many)
         for info in msg.infos:
             key = str(info.dir)
             self.infos[key] = info
@@ -231,10 +231,12 @@ class RunsScreen(PollingScreen):
                 self.extras[key] = msg.extras[key]
             self.amc.known_runs[key] = info
             if self.flt.matches(info):
-                added |= self._put_row(table, key, info, now)
+                self._put_row(table, key, info, now, new_rows)
             elif key in table.rows:
                 table.remove_row(key)
                 self.cells.pop(key, None)
+        table.add_many(new_rows)
+        added = bool(new_rows)
         if msg.final and msg.paths is not None:
             live = {str(p) for p in msg.paths}
             for key in [k for k in self.infos if k not in live]:
@@ -270,14 +272,26 @@ class RunsScreen(PollingScreen):
         else:
             self.call_after_refresh(self._batch_drawn.set)
 
-    def _put_row(self, table: RunsTable, key: str, info: RunInfo, now: float) -> bool:
-        """Add the row or update only its changed cells; True when a row was added."""
+    def _put_row(
+        self,
+        table: RunsTable,
+        key: str,
+        info: RunInfo,
+        now: float,
+        new_rows: list[tuple[str, list[Any]]] | None = None,
+    ) -> bool:
+        """Add the row (to `new_rows`, when given, for the caller to add with the others) or
+        update only its changed cells; True when a row was added."""
         cells = rv.row_cells(info, now, key in self.marked, self.extras.get(key), self.columns,
                              key)  # fmt: skip
         old = self.cells.get(key)
         self.cells[key] = cells
         if old is None or key not in table.rows:
-            table.add_row(*[cells[k] for k in self.columns], key=key)
+            row = [cells[k] for k in self.columns]
+            if new_rows is not None:
+                new_rows.append((key, row))
+            else:
+                table.add_row(*row, key=key)
             return True
         for col in rv.changed_cells(old, cells):
             table.set_cell(key, col, cells[col])
