@@ -393,3 +393,24 @@ def test_a_sweep_over_slurm_keys_is_one_array_per_slurm_table(
     assert all("#SBATCH --array=0-1%2" in s for s in scripts)
     states = [read_run(p).state for p in ws.runs.iterdir() if not p.name.startswith(".")]
     assert states == ["submitted"] * 4
+
+
+def test_group_stop_sends_term_to_the_running_tasks_of_an_array_then_cancels_it(
+    cluster: tuple[Workspace, Path],
+) -> None:
+    ws, home = cluster
+    axes = '"train.lr" = [0.001, 0.002, 0.003]'
+    done = sweep_detached(ws, "repeats = 1\nmax_parallel = 3", axes, "--name", "arr")
+    assert done.returncode == 0, done.stderr
+    fakeslurm.set_state(home, "1234_0", "RUNNING")  # one task has its node, two still wait
+    fakeslurm.set_state(home, "1234_2", "RUNNING")
+    stopped = amc(ws, "group", "stop", "arr", "--grace", "0.5")
+    assert stopped.returncode == 0, stopped.stderr
+    assert calls(home, "scancel") == [
+        ["--state=PENDING", "1234"],  # the waiting task at once
+        ["--signal=TERM", "--state=RUNNING", "1234"],  # the trainers checkpoint
+        ["1234"],  # still running after the grace (no trainer here to end them)
+    ]
+    assert [fakeslurm.get_state(home, f"1234_{k}")[:9] for k in range(3)] == ["CANCELLED"] * 3
+    runs = [read_run(p) for p in sorted(ws.runs.iterdir()) if not p.name.startswith(".")]
+    assert [(r.state, r.slurm_settled) for r in runs] == [("stopped", True)] * 3
