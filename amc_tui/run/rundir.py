@@ -400,13 +400,6 @@ def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
     return earlier_attempts_s(run.events, started) if began is not None and began < started else 0.0
 
 
-def _derived(run: RunDir, status: dict[str, Any]) -> str:
-    try:
-        return derive_state(status, run_dir=run.path)
-    except (TypeError, ValueError):  # a heartbeat that is not a number
-        return str(status.get("state") or "queued")
-
-
 def _config_fallback(run: RunDir) -> dict[str, Any]:
     """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
     raw = read_config_dict(run)
@@ -425,8 +418,8 @@ def read_parts(base: str, with_last_epoch: bool = True) -> dict[str, Any]:
     """What a RunInfo is built from, parsed from the run's files: status.json (and why it is
     damaged), meta.json (config.toml filling what an old meta.json lacks), the last epoch
     event, the time earlier attempts trained and a running run's ETA events. Plain JSON
-    values, so the run index (`run/index.py`) can store them; the state is derived from them
-    when a RunInfo is built (`info_from_parts`), never stored."""
+    values; `info_fields` makes RunInfo's fields of them, `info_from_fields` the RunInfo,
+    deriving the state of a stored `running` as it is read."""
     run = RunDir(Path(base))
     (status, damage), meta = status_or_error(run), read_meta(run)
     if "arch" not in meta or "epochs" not in meta:
@@ -475,25 +468,19 @@ def _best_event(
 def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
     """A RunInfo from the run's files; never raises on missing or bad files."""
     base = os.fspath(path)
-    return info_from_parts(base, read_parts(base, with_last_epoch), with_last_epoch)
+    parts = read_parts(base, with_last_epoch)
+    fields = info_fields(base, parts, with_last_epoch)
+    return info_from_fields(base, fields, parts["eta"] if with_last_epoch else None,
+                            with_last_epoch)  # fmt: skip
 
 
-def info_from_parts(
-    base: str, parts: dict[str, Any], with_last_epoch: bool = True, recheck: bool = True
-) -> RunInfo:
-    """A RunInfo from `read_parts`'s values; the state derived now (lock, pid, heartbeat)."""
-    run = RunDir(Path(base))
+def info_fields(base: str, parts: dict[str, Any], with_last_epoch: bool = True) -> dict[str, Any]:
+    """RunInfo's fields from `read_parts`'s values: all but the run folder and what is
+    derived as it is read (a stored `running`'s state, the ETA clock). Plain values, so the
+    run index (`run/index.py`) stores them."""
     status, damage, meta = parts["status"], parts["damage"], parts["meta"]
-    state = str(status.get("state") or "queued")
-    if damage is not None:
-        state = "unknown"
-    elif state == "running":  # only a stored `running` is derived (lock, pid, heartbeat)
-        state = _derived(run, status)
-    if recheck and state == "crashed" and status.get("state") == "running":
-        # the trainer may have written its end and exited between our reads
-        again, damage2 = status_or_error(run)
-        if damage2 is None and again.get("state") != "running":
-            return info_from_parts(base, read_parts(base, with_last_epoch), with_last_epoch, False)
+    name = os.path.basename(base)
+    stored = str(status.get("state") or "queued")
     last = parts["last"] if with_last_epoch else None
     best = status.get("best")
     tags = meta.get("tags")
@@ -501,46 +488,79 @@ def info_from_parts(
     if last is not None:
         epoch = max(epoch, _int(last.get("epoch")))
     resumed = meta.get("resumed_from")
-    eta = parts.get("eta") if with_last_epoch else None
-    return RunInfo(
-        id=str(meta.get("id") or status.get("id") or run.name),
-        name=str(meta.get("name") or run.name),
-        dir=run.path,
-        state=state,
-        arch=str(meta.get("arch") or ""),
-        epoch=epoch,
-        epochs=_int(status.get("epochs")) or _int(meta.get("epochs")),
-        step=_int(status.get("step")),
-        best=best if isinstance(best, dict) and best.get("value") is not None else None,
-        created_at=_num(meta.get("created_at")),
-        started_at=_num(status.get("started_at")),
-        ended_at=_num(status.get("ended_at")),
-        heartbeat_at=_num(status.get("heartbeat_at")),
-        pid=_int(status.get("pid"), 0) or None,
-        device=str(status.get("device") or ""),
-        gpus=_ints(status.get("gpus")),
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        phase=str(meta.get("phase") or ""),
-        notes=str(meta.get("notes") or ""),
-        last_epoch=last,
-        error=damage or (str(status["error"]) if status.get("error") else None),
-        pgid=_int(status.get("pgid"), 0) or None,
-        host=str(status.get("host") or ""),
-        exit_code=_int(status.get("exit_code"), 0) if status.get("exit_code") is not None else None,
-        restarts=_int(status.get("restarts")),
-        resumed_from=resumed if isinstance(resumed, dict) else None,
-        stored_state=str(status.get("state") or "queued"),
-        queued_at=_num(status.get("queued_at")),
-        assigned_gpus=_ints(status.get("assigned_gpus")),
-        runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
-        earlier_s=float(parts.get("earlier_s") or 0.0),
-        slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
-        slurm_settled=bool(status.get("slurm_settled")),
-        waiting=str(status["waiting"]) if status.get("waiting") else None,
-        epoch_clock=_epoch_clock(eta) if eta is not None and damage is None else None,
-        meta=meta,
-        best_event=parts.get("best_event") if with_last_epoch else None,
-    )
+    return {
+        "id": str(meta.get("id") or status.get("id") or name),
+        "name": str(meta.get("name") or name),
+        "state": "unknown" if damage is not None else stored,
+        "arch": str(meta.get("arch") or ""),
+        "epoch": epoch,
+        "epochs": _int(status.get("epochs")) or _int(meta.get("epochs")),
+        "step": _int(status.get("step")),
+        "best": best if isinstance(best, dict) and best.get("value") is not None else None,
+        "created_at": _num(meta.get("created_at")),
+        "started_at": _num(status.get("started_at")),
+        "ended_at": _num(status.get("ended_at")),
+        "heartbeat_at": _num(status.get("heartbeat_at")),
+        "pid": _int(status.get("pid"), 0) or None,
+        "device": str(status.get("device") or ""),
+        "gpus": _ints(status.get("gpus")),
+        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+        "phase": str(meta.get("phase") or ""),
+        "notes": str(meta.get("notes") or ""),
+        "last_epoch": last,
+        "error": damage or (str(status["error"]) if status.get("error") else None),
+        "pgid": _int(status.get("pgid"), 0) or None,
+        "host": str(status.get("host") or ""),
+        "exit_code": _int(status.get("exit_code"), 0)
+        if status.get("exit_code") is not None
+        else None,
+        "restarts": _int(status.get("restarts")),
+        "resumed_from": resumed if isinstance(resumed, dict) else None,
+        "stored_state": stored,
+        "queued_at": _num(status.get("queued_at")),
+        "assigned_gpus": _ints(status.get("assigned_gpus")),
+        "runlog_error": str(status["runlog_error"]) if status.get("runlog_error") else None,
+        "earlier_s": float(parts.get("earlier_s") or 0.0),
+        "slurm_job_id": str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
+        "slurm_settled": bool(status.get("slurm_settled")),
+        "waiting": str(status["waiting"]) if status.get("waiting") else None,
+        "meta": meta,
+        "best_event": parts.get("best_event") if with_last_epoch else None,
+    }
+
+
+def info_from_fields(
+    base: str,
+    fields: dict[str, Any],
+    eta: list[dict[str, Any]] | None = None,
+    with_last_epoch: bool = True,
+    recheck: bool = True,
+) -> RunInfo:
+    """A RunInfo from `info_fields` (and a running run's ETA events): a stored `running` is
+    derived now (lock, pid, heartbeat), never taken from a cache."""
+    info = RunInfo(dir=Path(base), **fields)
+    if info.state == "running":
+        info.state = live_state(info)
+        if recheck and info.state == "crashed":
+            # the trainer may have written its end and exited between our reads
+            again, damage = status_or_error(info.rundir)
+            if damage is None and again.get("state") != "running":
+                parts = read_parts(base, with_last_epoch)
+                return info_from_fields(base, info_fields(base, parts, with_last_epoch),
+                                        parts["eta"], with_last_epoch, recheck=False)  # fmt: skip
+    if eta is not None and with_last_epoch and info.stored_state == "running":
+        info.epoch_clock = _epoch_clock(eta)
+    return info
+
+
+def live_state(info: RunInfo) -> str:
+    """`derive_state` of a stored `running` from what a RunInfo keeps of its status.json."""
+    return derive_state(
+        {"state": "running", "pid": info.pid, "host": info.host or None,
+         "heartbeat_at": info.heartbeat_at, "started_at": info.started_at,
+         "slurm_job_id": info.slurm_job_id},
+        run_dir=info.dir,
+    )  # fmt: skip
 
 
 def _epoch_clock(events: list[dict[str, Any]]) -> contract.EpochClock:
@@ -625,12 +645,8 @@ class RunCache:
             self._entries[base] = (key, info)
             return dataclasses.replace(info) if copy else info
         info = dataclasses.replace(hit[1]) if copy else hit[1]
-        if info.stored_state == "running":
-            info.state = derive_state(
-                {"state": "running", "pid": info.pid, "host": info.host or None,
-                 "heartbeat_at": info.heartbeat_at, "started_at": info.started_at},
-                run_dir=base,
-            )  # fmt: skip
+        if info.stored_state == "running" and info.state != "unknown":
+            info.state = live_state(info)
         return info
 
     def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> None:
