@@ -88,10 +88,11 @@ def _connect(path: Path) -> sqlite3.Connection:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("DROP TABLE IF EXISTS runs")
-            db.execute("CREATE TABLE runs (path TEXT PRIMARY KEY, key BLOB NOT NULL, "
-                       "parts BLOB NOT NULL)")  # fmt: skip
-            db.execute(f"PRAGMA user_version = {SCHEMA}")
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # not made meanwhile
+                db.execute("DROP TABLE IF EXISTS runs")
+                db.execute("CREATE TABLE runs (path TEXT PRIMARY KEY, key BLOB NOT NULL, "
+                           "parts BLOB NOT NULL)")  # fmt: skip
+                db.execute(f"PRAGMA user_version = {SCHEMA}")
             db.execute("COMMIT")
         db.execute("SELECT count(*) FROM runs").fetchone()  # a corrupt file fails here
     except BaseException:
