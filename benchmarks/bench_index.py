@@ -121,7 +121,7 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
         paint = _paint(ws_root, repeats)
         figs.append(
             time_figure(
-                f"tui_first_paint_{n}_runs_s", paint["painted"],
+                f"tui_first_paint_{n}_runs_indexed_s", paint["painted"],
                 "the app on an empty workspace (its Runs screen ready)", paint_empty["painted"],
                 note=f"from spawning the app (headless, 120x40) to the first run rows painted, "
                 f"{n} runs, best of {repeats}",
@@ -129,7 +129,7 @@ def run(root: Path, quick: bool) -> tuple[list[Figure], dict[str, Any]]:
         )  # fmt: skip
         figs.append(
             time_figure(
-                f"tui_all_rows_{n}_runs_s", paint["loaded"],
+                f"tui_all_rows_{n}_runs_indexed_s", paint["loaded"],
                 "the app on an empty workspace (its Runs screen ready)", paint_empty["loaded"],
                 note=f"from spawning the app to every one of {n} runs in the Runs table, best "
                 f"of {repeats}; goal <= {ALL_ROWS_GOAL_S} s at 10,000 on 2 cores",

@@ -28,6 +28,7 @@ from amc_tui.run.events import (  # noqa: F401  (the run contract's readers, re-
     EventTailer,
     append_event,
     earlier_attempts_s,
+    epoch_event,
     epoch_events,
     eta_events,
     first_event,
@@ -458,11 +459,7 @@ def _best_event(
     summary = read_json(run.epoch_export(epoch) / contract.SUMMARY_FILE)
     if isinstance(summary, dict) and isinstance(summary.get("val"), dict):
         return summary
-    found = None
-    for ev in epoch_events(run.path):
-        if ev.get("epoch") == epoch:
-            found = ev  # the last one: a resumed run may repeat an epoch
-    return found
+    return epoch_event(run.path, epoch)
 
 
 def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
