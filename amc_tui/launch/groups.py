@@ -93,9 +93,9 @@ def create_group(ws: Workspace, sweep: Sweep, name: str) -> Group:
 def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> list[RunInfo]:
     """Mark the group stopped (Optuna asks no more trials), then stop its active members:
     queued ones at once, running ones by SIGTERM (they checkpoint), SIGKILL after `grace_s`
-    (members in one Slurm job array: one scancel per step for the whole array)
     (default: each run's run.stop_grace_s) from a thread of this process, so the caller
-    waits with `wait_ended`. Returns the members asked to stop."""
+    waits with `wait_ended`; the open members of one Slurm job array with one scancel per
+    step for the whole array (`slurm_runs.stop_array`). Returns the members asked to stop."""
 
     update(group, lambda g: setattr(g, "stopped", True))
     with queue_lock(ws):  # a queue pass that asked Optuna for a trial has saved its runs

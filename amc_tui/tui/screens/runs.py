@@ -2,7 +2,9 @@
 (hyperparameters included) and run actions.
 
 The first scan reads run directories in batches (newest folders first) and posts each batch,
-so the table fills progressively and first paint does not wait for 1,000 runs. Later polls
+so the table fills progressively and first paint does not wait for 10,000 runs: the first
+batch is read from the files, the rest from the run index (`run/index.py`), and added to the
+table a batch at a time (`RunsTable.add_many`). Later polls
 post only runs that `runs.RunCache` re-read (status.json, meta.json or events.jsonl changed),
 plus active runs (their derived state depends on pid and heartbeat), and the table touches
 only the cells whose text changed; rows move only when the sort order changed. The columns
