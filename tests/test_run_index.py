@@ -143,7 +143,7 @@ def test_a_corrupt_index_is_rebuilt_with_one_line(ws: Workspace, damage: str) ->
 def test_an_index_of_another_schema_is_rebuilt(ws: Workspace) -> None:
     ls_json(ws)
     with sqlite3.connect(index.index_path(ws)) as db:
-        db.execute("UPDATE runs SET parts = x'00'")  # rows a newer amc-tui could not read
+        db.execute("UPDATE runs SET core = x'00'")  # rows a newer amc-tui could not read
         db.execute("PRAGMA user_version = 1")
     rows, err = ls_json(ws)
     assert err == "" and sorted(rows) == ["run-0", "run-1", "run-2"]

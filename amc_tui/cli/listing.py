@@ -95,7 +95,7 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     allowed = (*STATES, "foreign")
     if args.state and args.state not in allowed:
         raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
-    every = index.list_runs(ws)  # the run index: unchanged runs are not re-read
+    every = index.list_runs(ws, extras=False)  # the run index: unchanged runs not re-read
     gc.freeze()  # what is listed lives until exit: the collector need not walk it again
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])

@@ -54,7 +54,8 @@ Row = tuple[dict[str, Any], list[dict[str, Any]] | None]  # (RunInfo fields, ETA
 # A row holds what rundir.py's code made of the files, so the schema is that code's own: a
 # fingerprint of rundir.py (any change to how a RunInfo is read rebuilds the index once), of
 # this file's row version and of the Python version (marshal's format is Python's own).
-ROW_VERSION = 1
+ROW_VERSION = 2
+EXTRA = ("meta", "best_event")  # RunInfo fields stored apart (`list_runs(extras=False)`)
 _SOURCE = Path(rundir.__file__)
 SCHEMA = (
     zlib.crc32(_SOURCE.read_bytes() + f"{ROW_VERSION} {sys.version_info[:2]}".encode()) & 0x7FFFFFFF
@@ -91,7 +92,7 @@ def _connect(path: Path) -> sqlite3.Connection:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # not made meanwhile
                 db.execute("DROP TABLE IF EXISTS runs")
                 db.execute("CREATE TABLE runs (path TEXT PRIMARY KEY, key BLOB NOT NULL, "
-                           "parts BLOB NOT NULL)")  # fmt: skip
+                           "core BLOB NOT NULL, extra BLOB NOT NULL)")  # fmt: skip
                 db.execute(f"PRAGMA user_version = {SCHEMA}")
             db.execute("COMMIT")
         db.execute("SELECT count(*) FROM runs").fetchone()  # a corrupt file fails here
@@ -145,32 +146,33 @@ def _newest_ns(key: tuple[Any, ...]) -> int:
 class _Rows:
     """Rows of one listing: lookups answered from the index, changes written once at the end."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection | None) -> None:
-        self.path, self.db = path, db
-        self.stored: dict[str, tuple[bytes, bytes]] = {}
-        self.writes: list[tuple[str, bytes, bytes]] = []
+    def __init__(self, path: Path, db: sqlite3.Connection | None, extras: bool = True) -> None:
+        self.path, self.db, self.extras = path, db, extras
+        self.stored: dict[str, tuple[bytes, bytes, bytes | None]] = {}
+        self.writes: list[tuple[str, bytes, bytes, bytes]] = []
         self.now_ns = time.time_ns()
         self.racy_ns = int(RACY_S * 1e9)
 
     def load(self, paths: Iterable[str] | None) -> None:
         if self.db is None:
             return
+        cols = "path, key, core, extra" if self.extras else "path, key, core, NULL"
         try:
             if paths is None:
-                rows = self.db.execute("SELECT path, key, parts FROM runs").fetchall()
+                rows = self.db.execute(f"SELECT {cols} FROM runs").fetchall()
             else:
                 wanted, rows = list(paths), []
                 for i in range(0, len(wanted), CHUNK):
                     part = wanted[i : i + CHUNK]
                     marks = ",".join("?" * len(part))
                     rows += self.db.execute(
-                        f"SELECT path, key, parts FROM runs WHERE path IN ({marks})", part
+                        f"SELECT {cols} FROM runs WHERE path IN ({marks})", part
                     ).fetchall()
         except sqlite3.DatabaseError as e:  # damage found only now, deep in the file
             self.db.close()
             self.db = None if isinstance(e, sqlite3.OperationalError) else _rebuild(self.path, e)
             return
-        self.stored = {p: (k, parts) for p, k, parts in rows}
+        self.stored = {p: (k, core, extra) for p, k, core, extra in rows}
 
     def row(self, base: str) -> tuple[tuple[Any, ...], Row | None]:
         """The run's key and row (its RunInfo fields and ETA events); None when the folder
@@ -181,17 +183,23 @@ class _Rows:
         hit = self.stored.get(base)
         if hit is not None and hit[0] == text and trusted:
             try:
-                return key, marshal.loads(hit[1])
-            except (ValueError, EOFError, TypeError):
+                row = marshal.loads(hit[1])
+                if hit[2] is not None:  # meta.json and the best epoch's event
+                    row[0].update(marshal.loads(hit[2]))
+                return key, row
+            except (ValueError, EOFError, TypeError, AttributeError, IndexError):
                 pass  # a damaged row: read the run
         if not is_run_dir(base):  # the folder changed: is it (still) a run?
             return key, None
         parts = read_parts(base)
-        row = (info_fields(base, parts), parts["eta"])
-        if trusted:
+        fields = info_fields(base, parts)
+        if trusted:  # what only some readers need apart, so `ls` does not unmarshal it
+            core = {k: v for k, v in fields.items() if k not in EXTRA}
+            extra = {k: fields[k] for k in EXTRA}
             with contextlib.suppress(ValueError):  # a value marshal cannot hold: not cached
-                self.writes.append((base, text, marshal.dumps(row)))
-        return key, row
+                self.writes.append((base, text, marshal.dumps((core, parts["eta"])),
+                                    marshal.dumps(extra)))  # fmt: skip
+        return key, (fields, parts["eta"])
 
     def save(self, live: set[str] | None) -> None:
         """One short transaction: changed rows, and (`live`: every run on disk) rows of runs
@@ -202,7 +210,7 @@ class _Rows:
         try:
             if self.writes or gone:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", self.writes)
+                self.db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", self.writes)
                 self.db.executemany("DELETE FROM runs WHERE path = ?", [(p,) for p in gone])
                 self.db.execute("COMMIT")
         except sqlite3.Error as e:
@@ -216,7 +224,9 @@ class _Rows:
             self.db = None
 
 
-def scan(ws: Workspace, use_index: bool = True) -> dict[str, tuple[tuple[Any, ...], RunInfo]]:
+def scan(
+    ws: Workspace, use_index: bool = True, extras: bool = True
+) -> dict[str, tuple[tuple[Any, ...], RunInfo]]:
     """{run dir: (its run_key, its RunInfo)} for every run of the workspace, through the
     index (refreshing the rows of runs that changed); `use_index=False` reads every run."""
     collecting = gc.isenabled()
@@ -224,7 +234,7 @@ def scan(ws: Workspace, use_index: bool = True) -> dict[str, tuple[tuple[Any, ..
     # as much as the listing itself (0.78 s -> 0.44 s for 10,000 runs); they wait until after
     gc.disable()
     try:
-        rows = _Rows(index_path(ws), open_index(ws) if use_index else None)
+        rows = _Rows(index_path(ws), open_index(ws) if use_index else None, extras)
         rows.load(None)
         out: dict[str, tuple[tuple[Any, ...], RunInfo]] = {}
         try:
@@ -241,11 +251,12 @@ def scan(ws: Workspace, use_index: bool = True) -> dict[str, tuple[tuple[Any, ..
 
 
 def list_runs(
-    ws: Workspace, state: str | None = None, with_last_epoch: bool = True
+    ws: Workspace, state: str | None = None, with_last_epoch: bool = True, extras: bool = True
 ) -> list[RunInfo]:
     """`rundir.list_runs` through the index: every run, newest first; `state` filters on
-    the derived state."""
-    runs = [info for _, info in scan(ws).values()]
+    the derived state. `extras=False` (`ls`) leaves RunInfo.meta and .best_event empty for
+    runs the index answers: a third of what a row holds."""
+    runs = [info for _, info in scan(ws, extras=extras).values()]
     if not with_last_epoch:
         for info in runs:
             info.last_epoch = info.epoch_clock = None
