@@ -7,7 +7,6 @@ while runs want one (`keep_queue_going`) and says so on stderr when it had to st
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import time
@@ -96,7 +95,6 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     if args.state and args.state not in allowed:
         raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
     every = index.list_runs(ws, extras=False)  # the run index: unchanged runs not re-read
-    gc.freeze()  # what is listed lives until exit: the collector need not walk it again
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
     if getattr(args, "group", None):
