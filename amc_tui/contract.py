@@ -41,6 +41,9 @@ def lower_is_better(metric: str) -> bool:
 def is_number(value: Any) -> bool:
     """A finite real number (an int, a float, a numpy scalar; not a bool): anything else is
     'no data'."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the slow ABC check
+        return math.isfinite(value)
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 

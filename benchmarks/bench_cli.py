@@ -58,6 +58,8 @@ def wall(cmd: list[str], repeats: int, env: dict[str, str] | None = None) -> flo
 def json_floor(ws: Any) -> float:
     """Reading and parsing status.json and meta.json of every run, nothing else."""
     for d in os.scandir(ws.runs):
+        if d.name.startswith("."):  # runs/.amc-tui/: the state folder (the run index)
+            continue
         for name in ("status.json", "meta.json"):
             with open(os.path.join(d.path, name), "rb") as f:
                 json.loads(f.read())

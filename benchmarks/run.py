@@ -7,7 +7,9 @@ rates, baseline / value for times, said in the unit). Synthetic files and the 1,
 workspace live in a temporary folder that is removed at the end.
 
 Areas: render (CPU rendering vs a histogram2d loop, float16 storage effect), feed (shuffled
-reads per store mode and layout), cli (`amc-tui ls`, TUI first paint), train (demo config
+reads per store mode and layout), cli (`amc-tui ls`, TUI first paint), index (`ls` and the
+app's first paint and all rows at 1,000 and 10,000 runs through the run index, each against an
+empty workspace), train (demo config
 samples/s; two concurrent CPU trainers against one alone). `--quick` shrinks everything to seconds (the smoke test uses it).
 """
 
@@ -31,7 +33,7 @@ if str(REPO) not in sys.path:  # `python benchmarks/run.py` puts benchmarks/ fir
 from benchmarks.common import FIGURE_KEYS, Figure, machine  # noqa: E402
 from benchmarks.datafiles import Files  # noqa: E402
 
-AREAS = ("render", "feed", "cli", "train")
+AREAS = ("render", "feed", "cli", "index", "train")
 
 
 def run_area(area: str, files: Files, root: Path, quick: bool) -> tuple[list[Figure], Any]:
@@ -47,6 +49,10 @@ def run_area(area: str, files: Files, root: Path, quick: bool) -> tuple[list[Fig
         from benchmarks import bench_cli
 
         return bench_cli.run(root, quick)
+    if area == "index":
+        from benchmarks import bench_index
+
+        return bench_index.run(root, quick)
     if area == "train":
         from benchmarks import bench_train
 

@@ -30,6 +30,7 @@ REQUIRED = (  # figure name prefixes issue 6 asks for (ls/tui carry the run coun
     "render_cpu_64", "render_cpu_224", "feed_shuffled_contiguous", "feed_shuffled_chunked",
     "feed_float16_store", "train_samples_per_s", "infer_samples_per_s", "ls_", "tui_first_paint_",
     "train_two_cpu_runs_share", "train_mirrors_on",
+    "ls_50_runs_indexed_s", "tui_all_rows_50_runs_indexed_s",  # issue 21: the run index (area index)
 )  # fmt: skip
 
 

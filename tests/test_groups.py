@@ -571,3 +571,45 @@ async def test_runlog_index_lists_group_entries_and_jumps_to_one_at_80x24(ws: Wo
         assert screen.current == f"group-{group.id}"
         lines = [s.text for s in app.screen._compositor.render_strips()]
         assert any(f"Group {group.name} ({group.id})" in ln for ln in lines[:5]), lines[:5]
+
+
+def test_creating_a_sweep_scans_the_workspace_once_not_per_member(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amc_tui.launch import create
+    from amc_tui.run import index
+
+    for i in range(5):  # earlier finished runs: the best of them is every member's baseline
+        make_fake_run(ws, f"earlier-{i}", seed=i, epochs=3, created_at=T0 + i)
+    scans: list[str] = []
+    gits: list[str] = []
+    real_list, real_git = index.list_runs, create._git_commit
+    monkeypatch.setattr(
+        index, "list_runs", lambda *a, **kw: scans.append("ls") or real_list(*a, **kw)
+    )
+    monkeypatch.setattr(create, "_git_commit", lambda root: gits.append("git") or real_git(root))
+    group = create_group(ws, load_sweep(write_sweep(ws, repeats=3), ws.root), "g")
+    assert len(group.members) == 6
+    assert scans == ["ls"] and gits == ["git"]  # once for the sweep, not once per member
+    best = max((read_run(ws.runs / f"earlier-{i}") for i in range(5)),
+               key=lambda r: r.best["value"])  # fmt: skip
+    for m in group.members:
+        meta = json.loads((ws.runs / m["name"] / "meta.json").read_text())
+        assert meta["baseline"]["name"] == best.name  # the same answer a scan per run gave
+
+
+def test_group_members_are_read_without_scanning_the_workspace(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amc_tui.run import index, rundir
+
+    group = finished_group(ws)
+    for i in range(20):  # runs that are not members
+        make_fake_run(ws, f"other-{i}", seed=i, epochs=3, exports=False)
+    read: list[str] = []
+    real = rundir.read_parts
+    monkeypatch.setattr(index, "read_parts", lambda base: read.append(base) or real(base))
+    shown = cli(ws, "group", "show", "g")
+    assert shown.code == 0, shown.err
+    assert sorted(Path(p).name for p in read) == sorted(m["name"] for m in group.members)
+    assert not any("other-" in p for p in read)

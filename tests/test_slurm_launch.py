@@ -174,7 +174,28 @@ def test_stop_of_a_job_still_waiting_in_slurm_cancels_it(cluster: tuple[Workspac
     assert stopped.state == "stopped"
     end = [e for e in read_events(info.rundir.events) if e["kind"] == "end"]
     assert [(e["state"], e["recorded_by"]) for e in end] == [("stopped", "launcher")]
-    assert amc(ws, "resume", info.name).returncode == 2  # no checkpoint: nothing to resume
+
+
+def test_cli_stop_of_a_pending_job_cancels_it_and_resume_submits_it_again(
+    cluster: tuple[Workspace, Path],
+) -> None:
+    ws, home = cluster
+    info = launch(ws, config(ws), detach=False)
+    assert read_run(info.dir).state == "submitted"
+    out = amc(ws, "stop", info.name)
+    assert out.returncode == 0, out.stderr
+    assert "nothing to stop" not in out.stdout and f"{info.name} stopped" in out.stdout
+    assert calls(home, "scancel") == [["1234"]]
+    assert fakeslurm.get_state(home, "1234").startswith("CANCELLED")
+    stopped = read_run(info.dir)
+    assert (stopped.state, stopped.slurm_settled) == ("stopped", True)
+    again = amc(ws, "resume", info.name)  # never started: no checkpoint, submitted anew
+    assert again.returncode == 0, again.stderr
+    assert len(calls(home, "sbatch")) == 2
+    now = read_run(info.dir)
+    assert (now.state, now.slurm_job_id, now.slurm_settled) == ("submitted", "1235", False)
+    assert not read_status(now.rundir).get("resume")  # from the start: nothing to resume from
+    assert kinds(now) == ["submitted", "end", "submitted"]
 
 
 def test_a_time_limit_makes_the_run_crashed_and_it_is_resubmitted_to_resume(
@@ -289,7 +310,9 @@ def test_a_sweep_group_is_one_job_array(cluster: tuple[Workspace, Path]) -> None
     assert fakeslurm.get_state(home, "1234_1") == "PENDING"
     stopped = amc(ws, "group", "stop", "lr-on-slurm")
     assert stopped.returncode == 0, stopped.stderr
-    assert sorted(calls(home, "scancel")) == [["1234_0"], ["1234_1"], ["1234_2"]]
+    # the two members still waiting: one call for the whole array, not one per member
+    assert calls(home, "scancel") == [["1234_0"], ["--state=PENDING", "1234"]]
+    assert [fakeslurm.get_state(home, f"1234_{k}")[:9] for k in range(3)] == ["CANCELLED"] * 3
     assert [read_run(r.dir).state for r in runs] == ["stopped"] * 3
 
 
@@ -370,3 +393,24 @@ def test_a_sweep_over_slurm_keys_is_one_array_per_slurm_table(
     assert all("#SBATCH --array=0-1%2" in s for s in scripts)
     states = [read_run(p).state for p in ws.runs.iterdir() if not p.name.startswith(".")]
     assert states == ["submitted"] * 4
+
+
+def test_group_stop_sends_term_to_the_running_tasks_of_an_array_then_cancels_it(
+    cluster: tuple[Workspace, Path],
+) -> None:
+    ws, home = cluster
+    axes = '"train.lr" = [0.001, 0.002, 0.003]'
+    done = sweep_detached(ws, "repeats = 1\nmax_parallel = 3", axes, "--name", "arr")
+    assert done.returncode == 0, done.stderr
+    fakeslurm.set_state(home, "1234_0", "RUNNING")  # one task has its node, two still wait
+    fakeslurm.set_state(home, "1234_2", "RUNNING")
+    stopped = amc(ws, "group", "stop", "arr", "--grace", "0.5")
+    assert stopped.returncode == 0, stopped.stderr
+    assert calls(home, "scancel") == [
+        ["--state=PENDING", "1234"],  # the waiting task at once
+        ["--signal=TERM", "--state=RUNNING", "1234"],  # the trainers checkpoint
+        ["1234"],  # still running after the grace (no trainer here to end them)
+    ]
+    assert [fakeslurm.get_state(home, f"1234_{k}")[:9] for k in range(3)] == ["CANCELLED"] * 3
+    runs = [read_run(p) for p in sorted(ws.runs.iterdir()) if not p.name.startswith(".")]
+    assert [(r.state, r.slurm_settled) for r in runs] == [("stopped", True)] * 3

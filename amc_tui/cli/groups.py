@@ -26,8 +26,8 @@ from amc_tui.errors import UserError
 from amc_tui.launch.groups import create_group, resume_group, stop_group, wait_ended
 from amc_tui.launch.keeper import ensure_worker
 from amc_tui.launch.queue import work_queue
-from amc_tui.run import health
-from amc_tui.run.rundir import dig, list_runs, read_config_dict, run_config
+from amc_tui.run import health, index
+from amc_tui.run.rundir import dig, read_config_dict, run_config
 from amc_tui.runlog.group_entry import (
     axes_text,
     best_text,
@@ -80,7 +80,7 @@ def _epoch_seconds(ws: Workspace) -> dict[tuple[Any, Any], list[float]]:
     """Wall seconds per epoch of the workspace's completed runs, by (arch, image size)."""
 
     out: dict[tuple[Any, Any], list[float]] = {}
-    for info in list_runs(ws, state="completed", with_last_epoch=False):
+    for info in index.list_runs(ws, state="completed", with_last_epoch=False):
         elapsed = info.elapsed_s()
         if not elapsed or not info.epoch:
             continue

@@ -18,7 +18,7 @@ from amc_tui.launch.keeper import keep_queue_going as keep
 from amc_tui.launch.supervise import with_trainer
 from amc_tui.mirror.state import mirror_lines, mirror_state
 from amc_tui.notify import ledger
-from amc_tui.run import health, tables
+from amc_tui.run import health, index, tables
 from amc_tui.run.analysis import latest_export, list_exports, read_summary, trajectory
 from amc_tui.run.refs import resolve_run
 from amc_tui.run.rundir import (
@@ -27,7 +27,6 @@ from amc_tui.run.rundir import (
     EventTailer,
     error_line,
     foreign_dirs,
-    list_runs,
     read_config_dict,
     read_events,
     read_meta,
@@ -97,7 +96,7 @@ def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     allowed = (*STATES, "foreign")
     if args.state and args.state not in allowed:
         raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
-    every = list_runs(ws)
+    every = index.list_runs(ws, extras=False)  # the run index: unchanged runs not re-read
     keep_queue_going(ws, every)
     runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
     if getattr(args, "group", None):

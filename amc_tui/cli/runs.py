@@ -203,10 +203,12 @@ def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
     info = read_live(ws, resolve_run(ws, args.run).dir)
     keep_queue_going(ws)
     damaged_live = info.state == "unknown" and runlock.holder(info.dir) is not None
-    if info.state not in ("running", "stalled", "queued") and not damaged_live:
+    if info.state not in ("running", "stalled", "queued", "submitted") and not damaged_live:
         print(f"{info.name} is {info.state}: nothing to stop")
         return 0
-    if info.state != "queued":
+    if info.state == "submitted":  # a Slurm job still waiting for its node
+        print(f"cancelling Slurm job {info.slurm_job_id} of {info.name} (pending)", flush=True)
+    elif info.state != "queued":
         paused = ", stalled: continuing it first" if info.state == "stalled" else ""
         pid = info.pid or (runlock.holder(info.dir) or {}).get("pid") or "?"
         print(f"stopping {info.name} (pid {pid}{paused}): waiting for its checkpoint", flush=True)

@@ -9,6 +9,7 @@ checkpoint of the source run cannot change what this run starts from.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,14 @@ def _check_gpus(cfg: Config) -> None:
 # --------------------------------------------------------------------------- create
 
 
+def _once(memo: dict[Any, Any] | None, key: Any, make: Callable[[], Any]) -> Any:
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
 def create_run(
     ws: Workspace,
     config: str | os.PathLike[str] | Config,
@@ -164,12 +173,15 @@ def create_run(
     argv: Sequence[str] | None = None,
     check_data: bool = True,
     meta_extra: dict[str, Any] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> RunInfo:
     """A new queued run directory (config.toml, meta.json, status.json); nothing started.
 
     Built in a temp folder under the state dir and renamed into runs/ in one step, so a bad
     name, config, checkpoint reference or data path leaves nothing behind. `meta_extra`
-    adds keys to meta.json (a sweep's member: group, point, repeat).
+    adds keys to meta.json (a sweep's member: group, point, repeat). `memo`, shared by the
+    runs of one sweep, keeps what is the same for all of them (the git commit, the best
+    earlier run per metric and cell grid): a sweep costs one workspace scan, not one per run.
     """
 
     if name is not None:
@@ -207,7 +219,7 @@ def create_run(
         "created_at": now,
         "host": socket.gethostname(),
         "argv": list(sys.argv if argv is None else argv),
-        "git_commit": _git_commit(ws.root),
+        "git_commit": _once(memo, "git", lambda: _git_commit(ws.root)),
         "resumed_from": resumed_from,
         "weights_from": weights_from,
         "workspace": str(ws.root),
@@ -219,7 +231,11 @@ def create_run(
         "select_metric": cfg.train.select_metric,
         "config_hash": cfg.hash(),
         "cells": cells,
-        "baseline": best_earlier_run(ws, cfg.train.select_metric, cells),
+        "baseline": _once(
+            memo,
+            ("baseline", cfg.train.select_metric, json.dumps(cells, sort_keys=True)),
+            lambda: best_earlier_run(ws, cfg.train.select_metric, cells),
+        ),
         **(meta_extra or {}),
     }
     ws.runs.mkdir(parents=True, exist_ok=True)

@@ -39,14 +39,18 @@ from amc_tui.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-def queue_point(ws: Workspace, group: Group, sweep: Sweep, point: Point) -> list[RunInfo]:
-    """Create the repeats of one point as queued runs and add them to `group` (not saved)."""
+def queue_point(
+    ws: Workspace, group: Group, sweep: Sweep, point: Point, memo: dict[Any, Any] | None = None
+) -> list[RunInfo]:
+    """Create the repeats of one point as queued runs and add them to `group` (not saved);
+    `memo` is shared by every run made in one go (`create_run`)."""
 
     made = []
+    memo = {} if memo is None else memo
     for run in sweep.repeat_runs(point):
         meta = {"group": group.name, "point": point.values, "repeat": run.repeat}
         info = create_run(ws, run.config, name=run_name(group.name, point.index, run.repeat),
-                          meta_extra=meta, check_data=True)  # fmt: skip
+                          meta_extra=meta, check_data=True, memo=memo)  # fmt: skip
         made.append(info)
         group.members.append({"id": info.id, "name": info.name, "point": point.index,
                               "repeat": run.repeat, "seed": run.seed})  # fmt: skip

@@ -8,12 +8,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from amc_tui.config import with_data_path
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json
+from amc_tui.launch import slurm_runs
 from amc_tui.launch.group_gate import queue_point, runlog_group
 from amc_tui.launch.keeper import ensure_worker
 from amc_tui.launch.queue import resume_run, work_queue
@@ -71,8 +73,9 @@ def create_group(ws: Workspace, sweep: Sweep, name: str) -> Group:
         try:
             atomic_write_json(tmp / GROUP_FILE, group.to_json())
             os.rename(tmp, group.dir)
+            memo: dict[Any, Any] = {}  # one scan of the workspace for the whole sweep
             for point in planned:
-                made += queue_point(ws, group, sweep, point)
+                made += queue_point(ws, group, sweep, point, memo)
             save(group)
         except BaseException:
             for info in made:
@@ -91,14 +94,30 @@ def stop_group(ws: Workspace, group: Group, grace_s: float | None = None) -> lis
     """Mark the group stopped (Optuna asks no more trials), then stop its active members:
     queued ones at once, running ones by SIGTERM (they checkpoint), SIGKILL after `grace_s`
     (default: each run's run.stop_grace_s) from a thread of this process, so the caller
-    waits with `wait_ended`. Returns the members asked to stop."""
+    waits with `wait_ended`; the open members of one Slurm job array with one scancel per
+    step for the whole array (`slurm_runs.stop_array`). Returns the members asked to stop."""
 
     update(group, lambda g: setattr(g, "stopped", True))
     with queue_lock(ws):  # a queue pass that asked Optuna for a trial has saved its runs
         group = read_group(group.dir) or group
+    infos = [i for i in member_runs(ws, group).values() if i is not None]
+    active = [i for i in infos if i.state in ACTIVE]  # submitted and stalled ones too
+    arrays: dict[str, list[RunInfo]] = defaultdict(list)
+    for info in active:
+        array = slurm_runs.array_of(info)
+        if array is not None and info.state != "unknown":
+            arrays[array].append(info)
+    for array, tasks in list(arrays.items()):
+        # an open task of the array this stop must not touch: each task on its own
+        ids = {t.id for t in tasks}
+        if any(slurm_runs.array_of(i) == array and i.id not in ids for i in infos):
+            del arrays[array]
+    in_array = {i.id for tasks in arrays.values() for i in tasks}
     asked = []
-    for info in member_runs(ws, group).values():
-        if info is not None and info.state in ACTIVE:  # submitted and stalled ones too
+    for array, tasks in arrays.items():  # one scancel per array and step, not per member
+        asked += slurm_runs.stop_array(ws, array, tasks, grace_s, wait=False)
+    for info in active:
+        if info.id not in in_array:
             asked.append(stop_run(ws, info, grace_s=grace_s, wait=False))
     runlog_group(ws, group)
     return asked

@@ -213,7 +213,8 @@ def launch(
 
 def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunInfo:
     """Continue a stopped, crashed or failed run: in the same directory with `--resume` (same
-    id; events.jsonl continues), or `as_new`: a new run seeded from its checkpoint with
+    id; events.jsonl continues; a run stopped before it ever started, e.g. a Slurm job
+    cancelled while pending, is queued again from the start and submitted anew), or `as_new`: a new run seeded from its checkpoint with
     resumed_from set. Queued like any run; starts when its device is free."""
     info = run_info(ws, run)
     if info.state == "unknown" and not as_new:
@@ -240,7 +241,8 @@ def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunIn
         raise UserError(f"run {info.name} is already {info.state}")
     if info.state == "completed":
         raise UserError(f"run {info.name} is completed; use --as-new to train on from it")
-    if not info.rundir.last_ckpt.is_file():
+    fresh = info.state == "stopped" and info.started_at is None and info.epoch == 0
+    if not info.rundir.last_ckpt.is_file() and not fresh:
         raise UserError(
             f"run {info.name} has no checkpoint ({info.rundir.last_ckpt}) to resume from; "
             "start it again with `amc-tui run`"
@@ -250,7 +252,7 @@ def resume_run(ws: Workspace, run: RunInfo | str, as_new: bool = False) -> RunIn
         write_status(
             info.rundir,
             state="queued",
-            resume=True,
+            resume=not fresh,  # stopped before it ever started: queued again from the start
             queued_at=time.time(),
             ended_at=None,
             exit_code=None,

@@ -51,7 +51,8 @@ from amc_tui.launch.slurm_state import (
 from amc_tui.run.rundir import RunDir, run_workspace
 
 __all__ = [
-    "SLURM_DIR", "SLURM_STATES", "SlurmError", "TrainerTask", "cancel", "check_available",
+    "SLURM_DIR", "SLURM_STATES", "SlurmError", "TrainerTask", "cancel", "cancel_array",
+    "check_available",
     "effective_state", "job_state", "job_states", "raw_states", "scancel", "submit",
     "submit_array", "trainer_argv",
 ]  # fmt: skip
@@ -317,3 +318,30 @@ def cancel(job_id: str, grace_s: float = 30.0, poll_s: float = 2.0) -> str:
             return state
     scancel(job_id)
     return "stopped"
+
+
+def cancel_array(array_id: str, task_ids: Sequence[str], grace_s: float = 30.0,
+                 poll_s: float = 2.0) -> dict[str, str]:  # fmt: skip
+    """Stop the tasks of a job array with one call per step, as `cancel` stops one job: the
+    pending tasks cancelled at once (`scancel --state=PENDING ARRAY`), the running ones sent
+    SIGTERM (`scancel --signal=TERM --state=RUNNING ARRAY`: the trainers checkpoint), and
+    the array cancelled after `grace_s` if any still runs. `task_ids` are the array's tasks
+    still open (`ARRAY_K`); returns each one's last mapped state."""
+    states = job_states(task_ids)
+    if any(s == SUBMITTED for s in states.values()):
+        scancel("--state=PENDING", array_id)
+    running = [t for t, s in states.items() if s == "running"]
+    if not running:
+        return {t: "stopped" if s == SUBMITTED else s for t, s in states.items()}
+    if not scancel("--signal=TERM", "--state=RUNNING", array_id):
+        scancel(array_id)
+        return {t: s if s in FINAL else "stopped" for t, s in states.items()}
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+        now = job_states(running)
+        states.update(now)
+        if all(s in FINAL for s in now.values()):
+            return states
+    scancel(array_id)
+    return {t: s if s in FINAL else "stopped" for t, s in states.items()}

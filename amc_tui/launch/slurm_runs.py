@@ -294,3 +294,36 @@ def stop(ws: Workspace, info: RunInfo, grace_s: float | None, wait: bool) -> Run
         return read_run(info.dir)
     _cancel(ws, info, grace_s)
     return read_run(info.dir)
+
+
+def array_of(info: RunInfo) -> str | None:
+    """The job array an open run's job is a task of (`1234` for `1234_2`), else None."""
+    job = str(info.slurm_job_id or "")
+    return job.split("_", 1)[0] if is_open(info) and "_" in job else None
+
+
+def _cancel_array(ws: Workspace, array: str, infos: Sequence[RunInfo], grace_s: float) -> None:
+    try:
+        slurm.cancel_array(array, [str(i.slurm_job_id) for i in infos], grace_s=grace_s)
+    except UserError as e:
+        log.warning("stopping Slurm job array %s: %s", array, e)
+        return
+    with queue_lock(ws):
+        poll(ws, [read_run(i.dir) for i in infos], force=True)
+
+
+def stop_array(
+    ws: Workspace, array: str, infos: Sequence[RunInfo], grace_s: float | None, wait: bool
+) -> list[RunInfo]:
+    """Stop the open runs of one job array (a sweep group's members) with one scancel per
+    step (`slurm.cancel_array`): pending tasks at once, running ones by SIGTERM, the array
+    after the grace. Each run gets its stop marker first, as `stop` gives one."""
+    grace = max(stop_grace(i.rundir) for i in infos) if grace_s is None else grace_s
+    for info in infos:
+        atomic_write_text(stop_marker(info.rundir), f"{time.time()}\n")
+    if not wait:
+        threading.Thread(target=_cancel_array, args=(ws, array, infos, grace),
+                         name="amc-scancel-array", daemon=True).start()  # fmt: skip
+    else:
+        _cancel_array(ws, array, infos, grace)
+    return [read_run(i.dir) for i in infos]

@@ -22,15 +22,14 @@ from amc_tui.data.classes import CLASS_INDEX
 from amc_tui.fsutil import read_json
 from amc_tui.report import metric as _metric
 from amc_tui.report import pct as _pct
+from amc_tui.run import index
 from amc_tui.run.rundir import (
     EXPORT_DIR,
     FINAL_STATES,
     RunDir,
     epoch_events,
     first_event,
-    list_runs,
     read_config_dict,
-    read_meta,
 )
 
 if TYPE_CHECKING:
@@ -569,10 +568,10 @@ def best_earlier_run(ws: Any, metric: str, cells: dict[str, int]) -> dict[str, A
     that run's files alone."""
 
     best: dict[str, Any] | None = None
-    for info in list_runs(ws, with_last_epoch=False):
+    for info in index.list_runs(ws, with_last_epoch=False):  # meta.json from the index
         if info.state not in FINAL_STATES or not info.best or info.best.get("metric") != metric:
             continue
-        if read_meta(info.rundir).get("cells") not in (None, cells):
+        if info.meta.get("cells") not in (None, cells):
             continue
         value = info.best.get("value")
         if not isinstance(value, int | float):

@@ -94,6 +94,28 @@ def epoch_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
+def epoch_event(run_dir: str | os.PathLike[str], epoch: int) -> dict[str, Any] | None:
+    """The epoch event of `epoch` (the last one: a resumed run may repeat an epoch), parsing
+    only the lines that hold an epoch event (writers write `"kind":"epoch"`; a file written
+    another way is read whole)."""
+    found = None
+    seen = False
+    try:
+        with open(Path(run_dir) / EVENTS_FILE, "rb") as f:
+            for raw in f:
+                if b'"kind":"epoch"' not in raw and b'"kind": "epoch"' not in raw:
+                    continue
+                seen = True
+                ev = _parse_line(raw)
+                if ev is not None and ev.get("kind") == "epoch" and ev.get("epoch") == epoch:
+                    found = ev
+    except OSError:
+        return None
+    if seen:
+        return found
+    return next((ev for ev in reversed(epoch_events(run_dir)) if ev.get("epoch") == epoch), None)
+
+
 def first_event(
     path: str | os.PathLike[str], kind: str, max_lines: int = 200
 ) -> dict[str, Any] | None:

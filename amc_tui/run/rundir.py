@@ -28,6 +28,7 @@ from amc_tui.run.events import (  # noqa: F401  (the run contract's readers, re-
     EventTailer,
     append_event,
     earlier_attempts_s,
+    epoch_event,
     epoch_events,
     eta_events,
     first_event,
@@ -268,6 +269,11 @@ class RunInfo:
     stop_reason: str | None = None  # why the run stopped itself (a health rule in stop_on)
     # a running run's ETA inputs (`events.eta_events`); None: from last_epoch alone
     epoch_clock: contract.EpochClock | None = field(default=None, repr=False, compare=False)
+    # meta.json as parsed (keys beyond the fields above: a sweep member's group and point,
+    # cells, baseline); read-only
+    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the best epoch's event (or export summary) when it is not `last_epoch`; None when it is
+    best_event: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rundir(self) -> RunDir:
@@ -400,13 +406,6 @@ def _earlier_s(run: RunDir, status: dict[str, Any], state: str) -> float:
     return earlier_attempts_s(run.events, started) if began is not None and began < started else 0.0
 
 
-def _derived(run: RunDir, status: dict[str, Any]) -> str:
-    try:
-        return derive_state(status, run_dir=run.path)
-    except (TypeError, ValueError):  # a heartbeat that is not a number
-        return str(status.get("state") or "queued")
-
-
 def _config_fallback(run: RunDir) -> dict[str, Any]:
     """arch/epochs/tags/phase/notes from config.toml, for runs whose meta.json lacks them."""
     raw = read_config_dict(run)
@@ -421,9 +420,12 @@ def _config_fallback(run: RunDir) -> dict[str, Any]:
     }
 
 
-def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
-    """A RunInfo from the run's files; never raises on missing or bad files."""
-    base = os.fspath(path)
+def read_parts(base: str, with_last_epoch: bool = True) -> dict[str, Any]:
+    """What a RunInfo is built from, parsed from the run's files: status.json (and why it is
+    damaged), meta.json (config.toml filling what an old meta.json lacks), the last epoch
+    event, the time earlier attempts trained and a running run's ETA events. Plain JSON
+    values; `info_fields` makes RunInfo's fields of them, `info_from_fields` the RunInfo,
+    deriving the state of a stored `running` as it is read."""
     run = RunDir(Path(base))
     (status, damage), meta = status_or_error(run), read_meta(run)
     if "arch" not in meta or "epochs" not in meta:
@@ -433,64 +435,141 @@ def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunI
         if with_last_epoch
         else None
     )
-    state = _derived(run, status) if damage is None else "unknown"
-    if state == "crashed" and status.get("state") == "running":
-        # the trainer may have written its end and exited between our two reads
-        again, damage = status_or_error(run)
-        if damage is None and again.get("state") != "running":
-            status, state = again, _derived(run, again)
+    stored = str(status.get("state") or "queued") if damage is None else "unknown"
+    running = with_last_epoch and stored == "running"
+    return {
+        "status": status,
+        "damage": damage,
+        "meta": meta,
+        "last": last,
+        "best_event": _best_event(run, status, last) if with_last_epoch else None,
+        "earlier_s": _earlier_s(run, status, stored),
+        # the ETA is only a running run's (a reader re-derives its state)
+        "eta": list(eta_events(os.path.join(base, EVENTS_FILE))) if running else None,
+    }
+
+
+def _best_event(
+    run: RunDir, status: dict[str, Any], last: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The best epoch's event when it is not the last one (None when it is, or there is no
+    best): its export's summary.json (small), else the epoch events themselves."""
+    epoch = (
+        (status.get("best") or {}).get("epoch") if isinstance(status.get("best"), dict) else None
+    )
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        return None
+    if last is not None and last.get("epoch") == epoch:
+        return None
+    summary = read_json(run.epoch_export(epoch) / contract.SUMMARY_FILE)
+    if isinstance(summary, dict) and isinstance(summary.get("val"), dict):
+        return summary
+    return epoch_event(run.path, epoch)
+
+
+def read_run(path: str | os.PathLike[str], with_last_epoch: bool = True) -> RunInfo:
+    """A RunInfo from the run's files; never raises on missing or bad files."""
+    base = os.fspath(path)
+    parts = read_parts(base, with_last_epoch)
+    fields = info_fields(base, parts, with_last_epoch)
+    return info_from_fields(base, fields, parts["eta"] if with_last_epoch else None,
+                            with_last_epoch)  # fmt: skip
+
+
+def info_fields(base: str, parts: dict[str, Any], with_last_epoch: bool = True) -> dict[str, Any]:
+    """RunInfo's fields from `read_parts`'s values: all but the run folder and what is
+    derived as it is read (a stored `running`'s state, the ETA clock). Plain values, so the
+    run index (`run/index.py`) stores them."""
+    status, damage, meta = parts["status"], parts["damage"], parts["meta"]
+    name = os.path.basename(base)
+    stored = str(status.get("state") or "queued")
+    last = parts["last"] if with_last_epoch else None
     best = status.get("best")
     tags = meta.get("tags")
     epoch = _int(status.get("epoch"))
     if last is not None:
         epoch = max(epoch, _int(last.get("epoch")))
     resumed = meta.get("resumed_from")
-    return RunInfo(
-        id=str(meta.get("id") or status.get("id") or run.name),
-        name=str(meta.get("name") or run.name),
-        dir=run.path,
-        state=state,
-        arch=str(meta.get("arch") or ""),
-        epoch=epoch,
-        epochs=_int(status.get("epochs")) or _int(meta.get("epochs")),
-        step=_int(status.get("step")),
-        best=best if isinstance(best, dict) and best.get("value") is not None else None,
-        created_at=_num(meta.get("created_at")),
-        started_at=_num(status.get("started_at")),
-        ended_at=_num(status.get("ended_at")),
-        heartbeat_at=_num(status.get("heartbeat_at")),
-        pid=_int(status.get("pid"), 0) or None,
-        device=str(status.get("device") or ""),
-        gpus=_ints(status.get("gpus")),
-        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        phase=str(meta.get("phase") or ""),
-        notes=str(meta.get("notes") or ""),
-        last_epoch=last,
-        error=damage or (str(status["error"]) if status.get("error") else None),
-        pgid=_int(status.get("pgid"), 0) or None,
-        host=str(status.get("host") or ""),
-        exit_code=_int(status.get("exit_code"), 0) if status.get("exit_code") is not None else None,
-        restarts=_int(status.get("restarts")),
-        resumed_from=resumed if isinstance(resumed, dict) else None,
-        stored_state=str(status.get("state") or "queued"),
-        queued_at=_num(status.get("queued_at")),
-        assigned_gpus=_ints(status.get("assigned_gpus")),
-        runlog_error=str(status["runlog_error"]) if status.get("runlog_error") else None,
-        earlier_s=_earlier_s(run, status, state),
-        slurm_job_id=str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
-        slurm_settled=bool(status.get("slurm_settled")),
-        waiting=str(status["waiting"]) if status.get("waiting") else None,
-        health=health.active_of(status.get("health")),
-        stop_reason=str(status["stop_reason"]) if status.get("stop_reason") else None,
-        epoch_clock=_epoch_clock(base)
-        if with_last_epoch and status.get("state") == "running" and damage is None
-        else None,  # the ETA is only a running run's (RunCache re-derives its state)
-    )
+    return {
+        "id": str(meta.get("id") or status.get("id") or name),
+        "name": str(meta.get("name") or name),
+        "state": "unknown" if damage is not None else stored,
+        "arch": str(meta.get("arch") or ""),
+        "epoch": epoch,
+        "epochs": _int(status.get("epochs")) or _int(meta.get("epochs")),
+        "step": _int(status.get("step")),
+        "best": best if isinstance(best, dict) and best.get("value") is not None else None,
+        "created_at": _num(meta.get("created_at")),
+        "started_at": _num(status.get("started_at")),
+        "ended_at": _num(status.get("ended_at")),
+        "heartbeat_at": _num(status.get("heartbeat_at")),
+        "pid": _int(status.get("pid"), 0) or None,
+        "device": str(status.get("device") or ""),
+        "gpus": _ints(status.get("gpus")),
+        "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
+        "phase": str(meta.get("phase") or ""),
+        "notes": str(meta.get("notes") or ""),
+        "last_epoch": last,
+        "error": damage or (str(status["error"]) if status.get("error") else None),
+        "pgid": _int(status.get("pgid"), 0) or None,
+        "host": str(status.get("host") or ""),
+        "exit_code": _int(status.get("exit_code"), 0)
+        if status.get("exit_code") is not None
+        else None,
+        "restarts": _int(status.get("restarts")),
+        "resumed_from": resumed if isinstance(resumed, dict) else None,
+        "stored_state": stored,
+        "queued_at": _num(status.get("queued_at")),
+        "assigned_gpus": _ints(status.get("assigned_gpus")),
+        "runlog_error": str(status["runlog_error"]) if status.get("runlog_error") else None,
+        "earlier_s": float(parts.get("earlier_s") or 0.0),
+        "slurm_job_id": str(status["slurm_job_id"]) if status.get("slurm_job_id") else None,
+        "slurm_settled": bool(status.get("slurm_settled")),
+        "waiting": str(status["waiting"]) if status.get("waiting") else None,
+        "health": health.active_of(status.get("health")),
+        "stop_reason": str(status["stop_reason"]) if status.get("stop_reason") else None,
+        "meta": meta,
+        "best_event": parts.get("best_event") if with_last_epoch else None,
+    }
 
 
-def _epoch_clock(base: str) -> contract.EpochClock:
+def info_from_fields(
+    base: str,
+    fields: dict[str, Any],
+    eta: list[dict[str, Any]] | None = None,
+    with_last_epoch: bool = True,
+    recheck: bool = True,
+) -> RunInfo:
+    """A RunInfo from `info_fields` (and a running run's ETA events): a stored `running` is
+    derived now (lock, pid, heartbeat), never taken from a cache."""
+    info = RunInfo(dir=Path(base), **fields)
+    if info.state == "running":
+        info.state = live_state(info)
+        if recheck and info.state == "crashed":
+            # the trainer may have written its end and exited between our reads
+            again, damage = status_or_error(info.rundir)
+            if damage is None and again.get("state") != "running":
+                parts = read_parts(base, with_last_epoch)
+                return info_from_fields(base, info_fields(base, parts, with_last_epoch),
+                                        parts["eta"], with_last_epoch, recheck=False)  # fmt: skip
+    if eta is not None and with_last_epoch and info.stored_state == "running":
+        info.epoch_clock = _epoch_clock(eta)
+    return info
+
+
+def live_state(info: RunInfo) -> str:
+    """`derive_state` of a stored `running` from what a RunInfo keeps of its status.json."""
+    return derive_state(
+        {"state": "running", "pid": info.pid, "host": info.host or None,
+         "heartbeat_at": info.heartbeat_at, "started_at": info.started_at,
+         "slurm_job_id": info.slurm_job_id},
+        run_dir=info.dir,
+    )  # fmt: skip
+
+
+def _epoch_clock(events: list[dict[str, Any]]) -> contract.EpochClock:
     clock = contract.EpochClock()
-    for ev in eta_events(os.path.join(base, EVENTS_FILE)):
+    for ev in events:
         clock.feed(ev)
     return clock
 
@@ -528,17 +607,31 @@ def _sort_key(info: RunInfo) -> tuple[float, str]:
     return (info.created_at or info.started_at or 0.0, info.name)
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size): an atomic replace always changes the inode, so a rewrite
+    within the filesystem's timestamp granularity is seen too."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def run_key(base: str, with_last_epoch: bool = True) -> tuple[Any, ...]:
+    """What decides whether a run's parsed files are still current: the stamps of the run
+    folder (its entries: config.toml and meta.json, written once, exist and are the same),
+    status.json (replaced atomically, or edited in place) and, with the last epoch,
+    events.jsonl (appended to)."""
+    return (
+        _stamp(base),
+        _stamp(os.path.join(base, STATUS_FILE)),
+        _stamp(os.path.join(base, EVENTS_FILE)) if with_last_epoch else None,
+        with_last_epoch,
+    )
 
 
 class RunCache:
-    """Re-reads a run only when its status.json, meta.json or events.jsonl changed (mtime and
-    size), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
+    """Re-reads a run only when its folder, status.json or events.jsonl changed (`run_key`), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
     state of a running run is re-derived every time (pid and heartbeat age change silently)."""
 
     def __init__(self) -> None:
@@ -549,25 +642,20 @@ class RunCache:
     ) -> RunInfo:
         """The run's info; `copy=False` returns the cached object itself (read-only use)."""
         base = os.fspath(path)
-        key = (
-            _stamp(os.path.join(base, STATUS_FILE)),
-            _stamp(os.path.join(base, META_FILE)),
-            _stamp(os.path.join(base, EVENTS_FILE)) if with_last_epoch else None,
-            with_last_epoch,
-        )
+        key = run_key(base, with_last_epoch)
         hit = self._entries.get(base)
         if hit is None or hit[0] != key:
             info = read_run(base, with_last_epoch=with_last_epoch)
             self._entries[base] = (key, info)
             return dataclasses.replace(info) if copy else info
         info = dataclasses.replace(hit[1]) if copy else hit[1]
-        if info.stored_state == "running":
-            info.state = derive_state(
-                {"state": "running", "pid": info.pid, "host": info.host or None,
-                 "heartbeat_at": info.heartbeat_at, "started_at": info.started_at},
-                run_dir=base,
-            )  # fmt: skip
+        if info.stored_state == "running" and info.state != "unknown":
+            info.state = live_state(info)
         return info
+
+    def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> None:
+        """Take a run read elsewhere (the run index) under its `run_key`."""
+        self._entries.setdefault(base, (key, info))
 
     def forget_missing(self, keep: set[str]) -> None:
         for base in list(self._entries):

@@ -28,8 +28,9 @@ from amc_tui.config import TABLES
 from amc_tui.errors import UserError
 from amc_tui.fsutil import atomic_write_json, read_json
 from amc_tui.names import MAX_NAME_LEN, check_name
+from amc_tui.run import index
 from amc_tui.run.refs import resolve_run
-from amc_tui.run.rundir import RunInfo, is_run_dir, read_run
+from amc_tui.run.rundir import RunInfo
 from amc_tui.sweeps.stats import Member, axis_effect, group_points, member_from_run, rank_points
 from amc_tui.sweeps.sweep import sweep_from_dict
 from amc_tui.workspace import Workspace
@@ -262,11 +263,12 @@ def resolve_ref(ws: Workspace, ref: str) -> Ref:
 
 
 def member_runs(ws: Workspace, group: Group) -> dict[str, RunInfo | None]:
-    """{run id: its RunInfo, or None when the run folder is gone}."""
+    """{run id: its RunInfo, or None when the run folder is gone}, through the run index:
+    the members' rows, not the workspace."""
+    found = index.read_runs(ws, [ws.runs / m["name"] for m in group.members])
     out: dict[str, RunInfo | None] = {}
     for m in group.members:
-        path = ws.runs / m["name"]
-        info = read_run(path) if is_run_dir(path) else None
+        info = found.get(os.fspath(ws.runs / m["name"]))
         out[m["id"]] = info if info is not None and info.id == m["id"] else None
     return out
 

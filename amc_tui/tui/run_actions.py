@@ -19,6 +19,8 @@ def stop(ws: Workspace, run_dir: Path) -> str:
     info = stop_run(ws, read_run(run_dir), wait=False)
     if info.state == "running":
         return f"stopping {info.name}: waiting for its checkpoint"
+    if info.state == "submitted":  # the cancel goes on in a thread
+        return f"cancelling {info.name}'s Slurm job {info.slurm_job_id}"
     return f"{info.state} {info.name}"  # a queued run left the queue; a quick trainer is done
 
 

@@ -157,6 +157,7 @@ def _signal_step(jid: str, sig: signal.Signals) -> None:
 
 def _scancel(argv: list[str]) -> int:
     sig = next((a.split("=", 1)[1] for a in argv if a.startswith("--signal=")), None)
+    only = next((a.split("=", 1)[1].split(",") for a in argv if a.startswith("--state=")), None)
     rc = 0
     for jid in (a for a in argv if not a.startswith("-")):
         with jobs() as d:
@@ -166,6 +167,8 @@ def _scancel(argv: list[str]) -> int:
                 rc = 1
             for t in targets:
                 state = d["states"][t]
+                if only is not None and state not in only:
+                    continue  # --state=PENDING,RUNNING: only the tasks in those states
                 if sig is not None and state != "RUNNING":
                     why = "Job is pending execution" if state == "PENDING" else "already completed"
                     print(f"scancel: error: Kill job error on job id {t}: {why}", file=sys.stderr)

@@ -46,6 +46,8 @@ class ExtraReader:
         last = info.last_epoch
         if last is not None and last.get("epoch") == epoch:
             return last
+        if info.best_event is not None and info.best_event.get("epoch", epoch) == epoch:
+            return info.best_event  # read with the run (the run index keeps it)
         key = os.fspath(info.dir)
         hit = self._best.get(key)
         if hit is not None and hit[0] == epoch:

@@ -433,7 +433,9 @@ class NewRunScreen(PollingScreen):
                 table.add_row(*cells, key=key)
         tab = self.query_one("#nr-tabs", TabbedContent)
         n_q = sum(r.state == "queued" for r in runs)
-        tab.get_tab("nr-tab-queue").label = f"Queue {n_q}"  # 10 config tabs before it: 80 columns hold this
+        tab.get_tab(
+            "nr-tab-queue"
+        ).label = f"Queue {n_q}"  # 10 config tabs before it: 80 columns hold this
         self.poll_done()
 
     @on(Launched)

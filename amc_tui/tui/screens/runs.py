@@ -2,7 +2,9 @@
 (hyperparameters included) and run actions.
 
 The first scan reads run directories in batches (newest folders first) and posts each batch,
-so the table fills progressively and first paint does not wait for 1,000 runs. Later polls
+so the table fills progressively and first paint does not wait for 10,000 runs: the first
+batch is read from the files, the rest from the run index (`run/index.py`), and added to the
+table a batch at a time (`RunsTable.add_many`). Later polls
 post only runs that `runs.RunCache` re-read (status.json, meta.json or events.jsonl changed),
 plus active runs (their derived state depends on pid and heartbeat), and the table touches
 only the cells whose text changed; rows move only when the sort order changed. The columns
@@ -26,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
+from amc_tui.run import index
 from amc_tui.run.rundir import RunCache, run_dirs
 from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
 FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
-BATCH = 200
+BATCH = 2500  # after the first rows (read from the run index: a batch is cheap to make)
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
@@ -174,6 +177,8 @@ class RunsScreen(PollingScreen):
                            total=len(paths))  # fmt: skip
                 sent += len(batch)
                 batch = {}
+                if sent == limit:  # the first rows are up: the rest from the run index
+                    self._seed_from_index()
                 self._batch_drawn.wait(BATCH_ACK_TIMEOUT_S)
         live = {os.fspath(p) for p in paths}
         self._cache.forget_missing(live)
@@ -182,6 +187,17 @@ class RunsScreen(PollingScreen):
             del self._posted[key]
         self._post(batch, final=True, with_config=with_config, paths=paths, first=first,
                    total=len(paths))  # fmt: skip
+
+    def _seed_from_index(self) -> None:
+        """Fill the poll's cache from the run index in one query (a few stats per run), so the
+        first scan does not read and parse every run's files; the first batch was read
+        directly, so first paint never waits for this."""
+        try:
+            found = index.scan(self.amc.ws)
+        except Exception:  # noqa: BLE001 - a cache: the scan reads the runs itself
+            return
+        for base, (key, info) in found.items():
+            self._cache.seed(base, key, info)
 
     def _post(self, batch: dict[str, RunInfo], final: bool, with_config: bool, **kw: Any) -> None:
         """Post copies (the cache re-derives a running run's state in place, and the UI's
@@ -209,7 +225,7 @@ class RunsScreen(PollingScreen):
             self.amc.report_error(msg.error)
         table = self.table
         now = self.amc.clock()
-        added = False
+        new_rows: list[tuple[str, list[Any]]] = []  # added in one go (RunsTable.add_many)
         for info in msg.infos:
             key = str(info.dir)
             self.infos[key] = info
@@ -217,10 +233,12 @@ class RunsScreen(PollingScreen):
                 self.extras[key] = msg.extras[key]
             self.amc.known_runs[key] = info
             if self.flt.matches(info):
-                added |= self._put_row(table, key, info, now)
+                self._put_row(table, key, info, now, new_rows)
             elif key in table.rows:
                 table.remove_row(key)
                 self.cells.pop(key, None)
+        table.add_many(new_rows)
+        added = bool(new_rows)
         if msg.final and msg.paths is not None:
             live = {str(p) for p in msg.paths}
             for key in [k for k in self.infos if k not in live]:
@@ -256,14 +274,26 @@ class RunsScreen(PollingScreen):
         else:
             self.call_after_refresh(self._batch_drawn.set)
 
-    def _put_row(self, table: RunsTable, key: str, info: RunInfo, now: float) -> bool:
-        """Add the row or update only its changed cells; True when a row was added."""
+    def _put_row(
+        self,
+        table: RunsTable,
+        key: str,
+        info: RunInfo,
+        now: float,
+        new_rows: list[tuple[str, list[Any]]] | None = None,
+    ) -> bool:
+        """Add the row (to `new_rows`, when given, for the caller to add with the others) or
+        update only its changed cells; True when a row was added."""
         cells = rv.row_cells(info, now, key in self.marked, self.extras.get(key), self.columns,
                              key)  # fmt: skip
         old = self.cells.get(key)
         self.cells[key] = cells
         if old is None or key not in table.rows:
-            table.add_row(*[cells[k] for k in self.columns], key=key)
+            row = [cells[k] for k in self.columns]
+            if new_rows is not None:
+                new_rows.append((key, row))
+            else:
+                table.add_row(*row, key=key)
             return True
         for col in rv.changed_cells(old, cells):
             table.set_cell(key, col, cells[col])
