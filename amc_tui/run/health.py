@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amc_tui import contract, report
+from amc_tui.config import HealthConfig as Limits  # the [health] thresholds
 from amc_tui.contract import HEALTH_RULES, SEVERE_HEALTH
 
 HEADS = {"mod": "modulation", "snr": "SNR"}
@@ -36,24 +37,6 @@ SHORT = {
     "overfitting": "overfit",
     "data-bound": "data-bound",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The `[health]` table's thresholds (config.HealthConfig), kept apart from the config so
-    the rules read without it."""
-
-    min_epochs: int = 3
-    alpha: float = 0.01
-    patience: int = 5
-    overfit_epochs: int = 3
-    explode_factor: float = 10.0
-    data_bound_util: float = 50.0
-    data_bound_minutes: float = 5.0
-
-    @classmethod
-    def of(cls, health_cfg: Any) -> Limits:
-        return cls(**{k: getattr(health_cfg, k) for k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

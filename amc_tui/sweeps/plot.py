@@ -604,14 +604,22 @@ def plot_targets(
                     figures.append((f"{FILE_STEMS[kind]}_{stems[id(t)]}", fig))
         for _, fig in figures:
             fit(fig)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for stem, fig in figures:
-            for fmt in formats:
-                path = out / f"{stem}.{fmt}"
-                atomic_write_with(path, lambda f, fig=fig, fmt=fmt: fig.savefig(
-                    f, format=fmt, dpi=DPI, metadata=METADATA[fmt]))  # fmt: skip
-                written.append(path)
+        written = write_figures(out, figures, formats)
+    return written
+
+
+def write_figures(
+    out: Path, figures: Sequence[tuple[str, Any]], formats: Sequence[str], dpi: int = DPI
+) -> list[Path]:
+    """Each (stem, figure) as out/<stem>.<format> at `dpi`, atomically; the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, fig in figures:
+        for fmt in formats:
+            path = out / f"{stem}.{fmt}"
+            atomic_write_with(path, lambda f, fig=fig, fmt=fmt: fig.savefig(
+                f, format=fmt, dpi=dpi, metadata=METADATA[fmt]))  # fmt: skip
+            written.append(path)
     return written
 
 

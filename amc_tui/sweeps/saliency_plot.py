@@ -25,10 +25,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from amc_tui.errors import UserError  # noqa: E402
-from amc_tui.fsutil import atomic_write_with  # noqa: E402
 from amc_tui.run import saliency as sal  # noqa: E402
 from amc_tui.run.rundir import read_run  # noqa: E402
-from amc_tui.sweeps.plot import FORMATS, METADATA, STYLE, Target, slug  # noqa: E402
+from amc_tui.sweeps.plot import FORMATS, STYLE, Target, slug, write_figures  # noqa: E402
 
 DPI = 150  # a grid of small images: 300 dpi only makes the file larger
 PANEL_IN = 0.62  # inches per panel (square)
@@ -183,13 +182,4 @@ def plot_saliency(
             for head in sal.HEADS:
                 fig = saliency_figure(export, head, t.label)
                 figures.append((f"saliency_{head}_{slug(t.label)}", fig))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for stem, fig in figures:
-        for fmt in formats:
-            path = out / f"{stem}.{fmt}"
-            atomic_write_with(path, lambda f, fig=fig, fmt=fmt: fig.savefig(
-                f, format=fmt, dpi=DPI, metadata=METADATA[fmt]))  # fmt: skip
-            written.append(path)
-    return written
+    return write_figures(Path(out_dir), figures, formats, DPI)

@@ -375,7 +375,7 @@ class Trainer:
         if self.resume:
             self._restore()
         if cfg.health.enabled and self.dist.is_main:
-            self.health = health.Monitor(health.Limits.of(cfg.health), t.select_metric)
+            self.health = health.Monitor(cfg.health, t.select_metric)
             if self.resume:  # the verdicts and epochs so far (a resume from best.pt: up to it)
                 self.health.restore(read_events(self.run.events), self.epoch)
         self.params = count_params(b.model)
