@@ -229,3 +229,62 @@ def test_two_processes_listing_while_a_trainer_writes_never_see_a_torn_row(
         assert epochs == sorted(epochs)  # never back to an older status
         last = listings[-1]["live"]
         assert (last["state"], last["epoch"], last["best"]) == ("completed", 3, final["best"])
+
+
+def memos(ws: Workspace) -> dict[str, bool]:
+    """{run name: whether its index row holds a memo (the `ls` line of a settled run)}."""
+    with sqlite3.connect(index.index_path(ws)) as db:
+        return {Path(p).name: m is not None for p, m in db.execute("SELECT path, memo FROM runs")}
+
+
+def test_ls_keeps_settled_lines_and_lists_a_changed_status_as_it_now_is(ws: Workspace) -> None:
+    age(make_fake_run(ws, "run-live", state="running", epochs=4, pid=999_999_999, exports=False))
+    age(make_fake_run(ws, "run-crashed", state="crashed", epochs=4, exports=False))
+    age(make_fake_run(ws, "run-queued", state="queued", epochs=4, exports=False))
+    first = amc(ws, "ls")
+    assert first.returncode == 0, first.stderr
+    # settled runs keep their line; live, crashed and queued runs never do
+    assert memos(ws) == {"run-0": True, "run-1": True, "run-2": True, "run-live": False,
+                         "run-crashed": False, "run-queued": False}  # fmt: skip
+    again = amc(ws, "ls")
+    assert again.stdout == first.stdout and again.stderr == ""
+    assert "run-live" in again.stdout and "crashed" in again.stdout  # the dead pid: derived now
+    items = index.list_memos(ws, 1, lambda info: None)  # another tag: none is used
+    assert all(info is not None for info, _ in items) and len(items) == 6
+    # every line from the index (no RunInfo built) reads as the lines made from the files
+    for p in index.index_path(ws).parent.glob("index.sqlite*"):
+        p.unlink()
+    rebuilt = amc(ws, "ls")
+    assert rebuilt.stdout == first.stdout
+    kept = amc(ws, "ls")
+    assert kept.stdout == first.stdout and memos(ws)["run-0"]
+    # status.json edited in place behind the index's back, dated into the past
+    run0 = RunDir(ws.runs / "run-0")
+    status = read_status(run0)
+    status.update(state="failed", epoch=2, best={"metric": "val.acc_combined", "value": 0.125,
+                                                 "epoch": 1}, error="edited by hand")  # fmt: skip
+    run0.status.write_text(json.dumps(status))
+    age(run0, 300)
+    line = next(x for x in amc(ws, "ls").stdout.splitlines() if x.startswith("run-0 "))
+    assert " failed " in line and "12.50% @1" in line  # epoch: the last epoch event's
+    assert "run-0" in amc(ws, "ls", "--state", "failed").stdout
+    assert "run-0" not in amc(ws, "ls", "--state", "completed").stdout
+
+
+def test_list_memos_answers_settled_runs_without_reading_them(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    first = index.list_memos(ws, 7, lambda info: made.append(info.name) or [info.name, "x"])
+    assert sorted(made) == ["run-0", "run-1", "run-2"]
+    assert all(info is not None for info, _ in first)  # read this time, memos made
+    reads: list[str] = []
+    real = index.read_parts
+    monkeypatch.setattr(index, "read_parts", lambda base: reads.append(base) or real(base))
+    again = index.list_memos(ws, 7, lambda info: made.append(info.name))
+    assert reads == [] and len(made) == 3
+    assert sorted(memo for _, memo in again) == [["run-0", "x"], ["run-1", "x"], ["run-2", "x"]]
+    append_event(RunDir(ws.runs / "run-1"), "note")  # changed: read again, memo made again
+    third = index.list_memos(ws, 7, lambda info: [info.name, "y"])
+    assert reads == [str(ws.runs / "run-1")]
+    assert sorted(info.name for info, _ in third if info is not None) == ["run-1"]

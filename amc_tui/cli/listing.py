@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 import time
+import zlib
+from pathlib import Path
 
-from amc_tui import report
+from amc_tui import contract, report
 from amc_tui.cli.output import print_json
 from amc_tui.errors import UserError
 from amc_tui.launch.keeper import keep_queue_going as keep
@@ -92,53 +94,91 @@ def _foreign_rows(ws: Workspace) -> list:
     return sorted(foreign_dirs(ws), key=lambda p: p.name)
 
 
+def _ls_tag() -> int:
+    """The fingerprint of the code that makes an `ls` line (this module, report, health's
+    marks, contract's number rules): lines the run index keeps under another are made again."""
+    mods = (sys.modules[__name__], report, health, contract)
+    blob = b"".join(Path(m.__file__).read_bytes() for m in mods)
+    return zlib.crc32(blob) & 0x7FFFFFFF
+
+
+def _line(r, now: float) -> tuple:  # noqa: ANN001
+    """A run's `ls` line: sort key, state, the time STARTED shows (formatted in the local zone
+    at print time, so a kept line does not depend on the zone), the other cells, the GPUS,
+    HEALTH and JOB cells and whether the run has each. Plain values: the run index keeps the
+    line of a settled run (`index.list_memos`), whose elapsed time no longer depends on `now`."""
+    val = (r.last_epoch or {}).get("val") or {}
+    cells = [
+        r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
+        report.pct(val.get("acc_combined")), report.best(r.best), report.duration(r.elapsed_s(now)),
+    ]  # fmt: skip
+    extra = [
+        ",".join(map(str, r.gpus)) or "-",
+        health.mark(r.health) or "ok",
+        r.slurm_job_id or "-",
+    ]
+    has = [bool(r.gpus), bool(r.health), bool(r.slurm_job_id)]
+    return ((r.created_at or r.started_at or 0.0, r.name), r.state, r.started_at or r.created_at,
+            cells, extra, has)  # fmt: skip
+
+
+def _ls_lines(args: argparse.Namespace, ws: Workspace, now: float) -> list[tuple]:
+    """(line, RunInfo or None) of the runs `ls` lists, newest first: a settled run's line
+    from the run index when its files did not change (no RunInfo), the others made now."""
+    items = index.list_memos(ws, _ls_tag(), lambda info: _line(info, now))
+    keep_queue_going(ws, [i for i, _ in items if i is not None])  # memos never want a worker
+    if args.state:
+        items = [(i, m) for i, m in items if (i.state if i is not None else m[1]) == args.state]
+    live = iter(_live(ws, [i for i, _ in items if i is not None]))
+    lines = []
+    for info, memo in items:
+        if info is not None:
+            info = next(live)
+            memo = _line(info, now)
+        lines.append((memo, info))
+    lines.sort(key=lambda x: x[0][0], reverse=True)  # index.list_runs' order
+    return lines
+
+
 def cmd_ls(args: argparse.Namespace, ws: Workspace) -> int:
     allowed = (*STATES, "foreign")
     if args.state and args.state not in allowed:
         raise UserError(f"--state must be one of {', '.join(allowed)}, got {args.state!r}")
-    every = index.list_runs(ws, extras=False)  # the run index: unchanged runs not re-read
-    keep_queue_going(ws, every)
-    runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
-    if getattr(args, "group", None):
-        runs = group_filter(ws, args.group, runs)
-    foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
     now = time.time()  # one clock for every row's elapsed and ETA
+    if args.json or getattr(args, "group", None):  # every run's RunInfo
+        every = index.list_runs(ws, extras=False)  # the run index: unchanged runs not re-read
+        keep_queue_going(ws, every)
+        runs = _live(ws, [r for r in every if not args.state or r.state == args.state])
+        if getattr(args, "group", None):
+            runs = group_filter(ws, args.group, runs)
+        lines = [(_line(r, now), r) for r in runs] if not args.json else []
+    else:
+        lines = _ls_lines(args, ws, now)
+    foreign = _foreign_rows(ws) if args.all or args.state == "foreign" else []
     if args.json:  # one row per line: the C encoder (an indent would take the slow path)
         rows = [json.dumps(r.to_row(now), default=str) for r in runs]
         rows += [json.dumps({"id": None, "name": p.name, "state": "foreign", "dir": str(p)})
                  for p in foreign]  # fmt: skip
         sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
         return 0
-    if not runs and not foreign:
+    if not lines and not foreign:
         print(f"no runs in {ws.runs}" + (f" with state {args.state}" if args.state else ""))
         return 0
-    rows = []
-    for r in runs:
-        val = (r.last_epoch or {}).get("val") or {}
-        rows.append([
-            r.name, r.id, r.state, r.arch or "-", f"{r.epoch}/{r.epochs or '?'}",
-            report.pct(val.get("acc_combined")), report.best(r.best), report.clock(r.started_at or r.created_at),
-            report.duration(r.elapsed_s(now)),
-        ])  # fmt: skip
+    clock = report.clock
+    rows = [[*cells[:7], clock(t), cells[7]] for (_, _, t, cells, _, _), _ in lines]
     heads = ["NAME", "ID", "STATE", "ARCH", "EPOCH", "VAL COMB", "BEST", "STARTED", "ELAPSED"]
-    if any(r.gpus for r in runs):  # the GPUs each run holds (several for a DDP run)
-        heads.insert(3, "GPUS")
-        for row, r in zip(rows, runs, strict=True):
-            row.insert(3, ",".join(map(str, r.gpus)) or "-")
-    if any(r.health for r in runs):  # the health rules active now (run/health.py)
-        at = heads.index("STATE") + 1
-        heads.insert(at, "HEALTH")
-        for row, r in zip(rows, runs, strict=True):
-            row.insert(at, health.mark(r.health) or "ok")
-    if any(r.slurm_job_id for r in runs):  # runs on a cluster: their Slurm jobs
-        at = heads.index("STATE") + 1
-        heads.insert(at, "JOB")
-        for row, r in zip(rows, runs, strict=True):
-            row.insert(at, r.slurm_job_id or "-")
+    # the GPUs each run holds (several for a DDP run), the health rules active now
+    # (run/health.py), runs on a cluster: their Slurm jobs
+    for k, head in ((0, "GPUS"), (1, "HEALTH"), (2, "JOB")):
+        if any(line[5][k] for line, _ in lines):
+            at = 3 if head == "GPUS" else heads.index("STATE") + 1
+            heads.insert(at, head)
+            for row, (line, _) in zip(rows, lines, strict=True):
+                row.insert(at, line[4][k])
     rows += [[p.name, "-", "foreign", *["-"] * (len(heads) - 3)] for p in foreign]
     print(report.table(rows, heads))
-    for r in runs:
-        if r.state == "unknown":
+    for _, r in lines:
+        if r is not None and r.state == "unknown":
             print(f"  {r.name}: {cause(r)}")
     if foreign:
         print(f"  foreign: folders in {ws.runs} that are not runs (no config.toml + meta.json); "

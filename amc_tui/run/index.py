@@ -14,6 +14,11 @@ row becomes a RunInfo (lock, pid, heartbeat age), never stored. The schema is a 
 of rundir.py: a change to how a run is read (a new status.json field a RunInfo keeps, say)
 rebuilds the index once.
 
+A row may hold a memo: what a caller made of a settled run (`settled`: ended, never a live
+state), `ls`'s line, under the caller's fingerprint of its own code, kept only beside the key
+it was made with (a rewrite of the row drops it). Plain `ls` (`list_memos`) then costs three
+stats and one small unmarshal per settled run: no RunInfo, no Path.
+
 Several processes: WAL (readers never wait for the writer, nor it for them), a short busy
 timeout, and one short write transaction per listing that only an index that is free takes:
 a listing that finds another process writing keeps its rows for next time. Trainers never
@@ -32,7 +37,7 @@ import sqlite3
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,7 @@ Row = tuple[dict[str, Any], list[dict[str, Any]] | None]  # (RunInfo fields, ETA
 # A row holds what rundir.py's code made of the files, so the schema is that code's own: a
 # fingerprint of rundir.py (any change to how a RunInfo is read rebuilds the index once), of
 # this file's row version and of the Python version (marshal's format is Python's own).
-ROW_VERSION = 2
+ROW_VERSION = 3
 EXTRA = ("meta", "best_event")  # RunInfo fields stored apart (`list_runs(extras=False)`)
 _SOURCE = Path(rundir.__file__)
 SCHEMA = (
@@ -92,7 +97,7 @@ def _connect(path: Path) -> sqlite3.Connection:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # not made meanwhile
                 db.execute("DROP TABLE IF EXISTS runs")
                 db.execute("CREATE TABLE runs (path TEXT PRIMARY KEY, key BLOB NOT NULL, "
-                           "core BLOB NOT NULL, extra BLOB NOT NULL)")  # fmt: skip
+                           "core BLOB NOT NULL, extra BLOB NOT NULL, memo BLOB)")  # fmt: skip
                 db.execute(f"PRAGMA user_version = {SCHEMA}")
             db.execute("COMMIT")
         db.execute("SELECT count(*) FROM runs").fetchone()  # a corrupt file fails here
@@ -148,15 +153,17 @@ class _Rows:
 
     def __init__(self, path: Path, db: sqlite3.Connection | None, extras: bool = True) -> None:
         self.path, self.db, self.extras = path, db, extras
-        self.stored: dict[str, tuple[bytes, bytes, bytes | None]] = {}
+        self.stored: dict[str, tuple[bytes, bytes, bytes | None, bytes | None]] = {}
         self.writes: list[tuple[str, bytes, bytes, bytes]] = []
+        self.memos: list[tuple[bytes, str, bytes]] = []  # (memo, path, key) of settled runs
         self.now_ns = time.time_ns()
         self.racy_ns = int(RACY_S * 1e9)
 
-    def load(self, paths: Iterable[str] | None) -> None:
+    def load(self, paths: Iterable[str] | None, memo: bool = False) -> None:
         if self.db is None:
             return
-        cols = "path, key, core, extra" if self.extras else "path, key, core, NULL"
+        cols = "path, key, core, " + ("extra" if self.extras else "NULL")
+        cols += ", memo" if memo else ", NULL"
         try:
             if paths is None:
                 rows = self.db.execute(f"SELECT {cols} FROM runs").fetchall()
@@ -172,12 +179,27 @@ class _Rows:
             self.db.close()
             self.db = None if isinstance(e, sqlite3.OperationalError) else _rebuild(self.path, e)
             return
-        self.stored = {p: (k, core, extra) for p, k, core, extra in rows}
+        self.stored = {p: (k, core, extra, m) for p, k, core, extra, m in rows}
 
-    def row(self, base: str) -> tuple[tuple[Any, ...], Row | None]:
+    def memo(self, base: str, tag: int) -> tuple[tuple[Any, ...], bool, Any]:
+        """The run's key, whether its stamps are old enough to trust, and the memo stored
+        with its row under `tag` (None: none, or the run changed since)."""
+        key = run_key(base)
+        trusted = self.now_ns - _newest_ns(key) >= self.racy_ns
+        hit = self.stored.get(base)
+        if trusted and hit is not None and hit[3] is not None and hit[0] == _key_bytes(key):
+            with contextlib.suppress(ValueError, EOFError, TypeError, IndexError):
+                got, value = marshal.loads(hit[3])
+                if got == tag:
+                    return key, trusted, value
+        return key, trusted, None
+
+    def row(
+        self, base: str, key: tuple[Any, ...] | None = None
+    ) -> tuple[tuple[Any, ...], Row | None]:
         """The run's key and row (its RunInfo fields and ETA events); None when the folder
         is not a run (foreign)."""
-        key = run_key(base)
+        key = run_key(base) if key is None else key
         text = _key_bytes(key)
         trusted = self.now_ns - _newest_ns(key) >= self.racy_ns
         hit = self.stored.get(base)
@@ -208,10 +230,14 @@ class _Rows:
             return
         gone = [p for p in self.stored if p not in live] if live is not None else []
         try:
-            if self.writes or gone:
+            if self.writes or gone or self.memos:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", self.writes)
+                self.db.executemany("INSERT OR REPLACE INTO runs (path, key, core, extra) "
+                                    "VALUES (?, ?, ?, ?)", self.writes)  # fmt: skip
                 self.db.executemany("DELETE FROM runs WHERE path = ?", [(p,) for p in gone])
+                # a memo is kept only beside the row (stamps) it was made from
+                self.db.executemany("UPDATE runs SET memo = ? WHERE path = ? AND key = ?",
+                                    self.memos)  # fmt: skip
                 self.db.execute("COMMIT")
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
@@ -264,6 +290,62 @@ def list_runs(
         runs = [r for r in runs if r.state == state]
     runs.sort(key=_sort_key, reverse=True)
     return runs
+
+
+SETTLED = frozenset({"completed", "failed", "stopped"})  # stored states a memo may describe
+
+
+def settled(info: RunInfo) -> bool:
+    """A run whose listing no longer changes while its files do not: ended (recorded as
+    completed, failed or stopped, with its end time), readable, no Slurm end to record. Live
+    states (running, stalled, crashed) and queued runs never are."""
+    return (
+        info.state in SETTLED
+        and info.stored_state == info.state
+        and (info.ended_at is not None or info.started_at is None)
+        and not (info.slurm_job_id and not info.slurm_settled)
+    )
+
+
+def list_memos(
+    ws: Workspace, tag: int, make: Callable[[RunInfo], Any]
+) -> list[tuple[RunInfo | None, Any]]:
+    """Every run as (RunInfo, None), or (None, memo) for a settled run whose memo the index
+    holds: what `make` (a caller's summary of a settled run, marshal-able) returned for it
+    when its row was last read, under the caller's `tag` (a fingerprint of the code that
+    made it: another tag is not used). A run that changed since is read again, and its memo
+    is made again (`make(info)` for each settled RunInfo returned here), so a memo never
+    outlives the stamps it was made with. Costs `ls` three stats and one small unmarshal per
+    settled run: no RunInfo, no Path. Runs in folder order (the caller sorts)."""
+    collecting = gc.isenabled()
+    gc.disable()  # as in scan: many small acyclic objects
+    try:
+        rows = _Rows(index_path(ws), open_index(ws), extras=False)
+        rows.load(None, memo=True)
+        out: list[tuple[RunInfo | None, Any]] = []
+        live: set[str] = set()
+        try:
+            for base in _folders(ws):
+                key, trusted, value = rows.memo(base, tag)
+                if value is not None:
+                    live.add(base)
+                    out.append((None, value))
+                    continue
+                key, row = rows.row(base, key)
+                if row is None:
+                    continue
+                live.add(base)
+                info = info_from_fields(base, *row)
+                if trusted and settled(info):
+                    with contextlib.suppress(ValueError):  # not marshal-able: not kept
+                        rows.memos.append((marshal.dumps((tag, make(info))), base, _key_bytes(key)))
+                out.append((info, None))
+        finally:
+            rows.save(live)
+    finally:
+        if collecting:
+            gc.enable()
+    return out
 
 
 def read_runs(ws: Workspace, paths: Iterable[str | os.PathLike[str]]) -> dict[str, RunInfo]:
