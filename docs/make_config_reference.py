@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent))
+sys.path[:0] = [str(DOCS.parent), str(DOCS)]  # amc_tui, and docgen beside this file
+
+from docgen import write_or_check  # noqa: E402
 
 from amc_tui.config import TABLES, Config, ConfigError, from_dict  # noqa: E402
 
@@ -210,17 +212,8 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        current = OUT.read_text(encoding="utf-8") if OUT.is_file() else ""
-        if current != text:
-            print(f"{OUT} is stale: run `make docs`", file=sys.stderr)
-            return 1
-        print(f"{OUT} is current")
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(OUT.relative_to(DOCS.parent))
-    return 0
+    current = OUT.read_text(encoding="utf-8") if OUT.is_file() else ""
+    return write_or_check(OUT, current, render(), argv, str(OUT))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent))
+sys.path[:0] = [str(DOCS.parent), str(DOCS)]  # amc_tui, and docgen beside this file
+
+from docgen import write_or_check  # noqa: E402
 
 from amc_tui.tui import keys, registry  # noqa: E402
 
@@ -74,16 +76,7 @@ def render(text: str | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     current = OUT.read_text(encoding="utf-8")
-    text = render(current)
-    if "--check" in argv:
-        if current != text:
-            print(f"{OUT}'s key table is stale: run `make docs`", file=sys.stderr)
-            return 1
-        print(f"{OUT}'s key table is current")
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(OUT.relative_to(DOCS.parent))
-    return 0
+    return write_or_check(OUT, current, render(current), argv, f"{OUT}'s key table")
 
 
 if __name__ == "__main__":
