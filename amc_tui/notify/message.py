@@ -56,6 +56,29 @@ def _progress(info: RunInfo) -> str:
     return ", ".join(parts)
 
 
+def _run_notice(
+    info: RunInfo, key: str, event: str, run_state: str, t: float, lines: list[str],
+    kind: str, **extra: Any,
+) -> Notice:  # fmt: skip
+    """A notice about one run: its key under the run's id, title and fields from the run."""
+    return Notice(
+        key=f"{info.id}.{key}",
+        event=event,
+        subject=info.name,
+        t=t,
+        title=f"amc-tui: {info.name} {event}",
+        body="\n".join(lines),
+        kind=kind,
+        fields={
+            "run": info.name,
+            "run_id": info.id,
+            "run_state": run_state,
+            **extra,
+            "host": host_of(info),
+        },  # fmt: skip
+    )
+
+
 def run_end(info: RunInfo, end: dict[str, Any], n: int) -> Notice:
     """The run's `n`-th end (its `n`-th `end` event, or its final status.json before that
     event is written): `end` holds state, t, and maybe error, reason, best."""
@@ -68,16 +91,8 @@ def run_end(info: RunInfo, end: dict[str, Any], n: int) -> Notice:
     why = error_line(end.get("error") or info.error) if state in ("failed", "crashed") else None
     if why:
         lines.append(f"error: {why}")
-    return Notice(
-        key=f"{info.id}.end.{n}",
-        event=state,
-        subject=info.name,
-        t=float(end.get("t") or 0.0),
-        title=f"amc-tui: {info.name} {state}",
-        body="\n".join(lines),
-        kind=KIND.get(state, "info"),
-        fields={"run": info.name, "run_id": info.id, "run_state": state, "host": host_of(info)},
-    )
+    t = float(end.get("t") or 0.0)
+    return _run_notice(info, f"end.{n}", state, state, t, lines, KIND.get(state, "info"))
 
 
 def run_stalled(info: RunInfo, now: float) -> Notice:
@@ -87,16 +102,8 @@ def run_stalled(info: RunInfo, now: float) -> Notice:
         f"(the trainer holds the run but is paused, suspended or stuck)",
         _progress(info),
     ]
-    return Notice(
-        key=f"{info.id}.stalled.{int(beat)}",
-        event="stalled",
-        subject=info.name,
-        t=beat + contract.STALE_AFTER_S,
-        title=f"amc-tui: {info.name} stalled",
-        body="\n".join(lines),
-        kind="warning",
-        fields={"run": info.name, "run_id": info.id, "run_state": "stalled", "host": host_of(info)},
-    )
+    t = beat + contract.STALE_AFTER_S
+    return _run_notice(info, f"stalled.{int(beat)}", "stalled", "stalled", t, lines, "warning")
 
 
 def run_health(info: RunInfo, ev: dict[str, Any]) -> Notice:
@@ -111,22 +118,9 @@ def run_health(info: RunInfo, ev: dict[str, Any]) -> Notice:
         lines.append(str(ev["message"]))
     if ev.get("action") == "stop":
         lines.append("action: the run stops (run.stop_on)")
-    return Notice(
-        key=f"{info.id}.health.{rule}.e{epoch if epoch is not None else 'x'}",
-        event=rule,
-        subject=info.name,
-        t=float(ev.get("t") or 0.0),
-        title=f"amc-tui: {info.name} {rule}",
-        body="\n".join(lines),
-        kind="warning",
-        fields={
-            "run": info.name,
-            "run_id": info.id,
-            "run_state": info.state,
-            "rule": rule,
-            "host": host_of(info),
-        },  # fmt: skip
-    )
+    key = f"health.{rule}.e{epoch if epoch is not None else 'x'}"
+    t = float(ev.get("t") or 0.0)
+    return _run_notice(info, key, rule, info.state, t, lines, "warning", rule=rule)
 
 
 def _point_text(summary: Summary, point_key: str) -> tuple[str, str]:
