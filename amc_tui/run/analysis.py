@@ -23,6 +23,7 @@ from amc_tui.fsutil import read_json
 from amc_tui.report import metric as _metric
 from amc_tui.report import pct as _pct
 from amc_tui.run import index
+from amc_tui.run.health import stopped_by
 from amc_tui.run.rundir import (
     EXPORT_DIR,
     FINAL_STATES,
@@ -319,7 +320,7 @@ def findings(
     cfg = config or {}
     for h in health:
         rule = str(h.get("rule"))
-        stopped = " (it stopped the run: run.stop_on)" if stop_reason == f"health: {rule}" else ""
+        stopped = " (it stopped the run: run.stop_on)" if stopped_by(stop_reason) == rule else ""
         level = "bad" if rule in contract.SEVERE_HEALTH else "warn"
         out.append(Finding(rule, level, f"{h.get('message')}{stopped}"))
     active = {str(h.get("rule")) for h in health}

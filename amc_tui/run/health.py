@@ -303,6 +303,16 @@ def order(f: Finding | dict[str, Any]) -> tuple[int, int]:
     )
 
 
+def stop_reason(rule: str) -> str:
+    """status.json's `stop_reason` (and the end event's `reason`) when `rule` stopped a run."""
+    return f"health: {rule}"
+
+
+def stopped_by(reason: str | None) -> str | None:
+    """The rule a `stop_reason` names (None: the run was not stopped by a rule)."""
+    return reason.removeprefix("health: ") if reason and reason.startswith("health: ") else None
+
+
 def from_event(ev: dict[str, Any]) -> Finding:
     step = ev.get("step")
     return Finding(

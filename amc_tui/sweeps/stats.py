@@ -265,9 +265,14 @@ class PointStats:
         ]
 
     @property
+    def ended(self) -> list[Member]:
+        """Its runs that count: the usable ones and those a health rule stopped."""
+        return [m for m in self.all_members if m.usable or m.stop_reason]
+
+    @property
     def dead(self) -> bool:
         """Every run of the point that ended learned nothing (or diverged): never ranked."""
-        ended = [m for m in self.all_members if m.usable or m.stop_reason]
+        ended = self.ended
         return bool(ended) and len(self.wasted) == len(ended)
 
     def health_note(self) -> str:
@@ -275,13 +280,12 @@ class PointStats:
         bad = self.wasted
         if not bad:
             return ""
-        ended = [m for m in self.all_members if m.usable or m.stop_reason]
         rules = sorted(
             {h["rule"] for m in bad for h in m.health if h.get("rule") in SEVERE}
-            | {m.stop_reason.removeprefix("health: ") for m in bad if m.stop_reason}
+            | {r for m in bad if (r := health.stopped_by(m.stop_reason))}
         )
         words = " or ".join(r.replace("-", " ") for r in rules) or "marked"
-        return f"{len(bad)}/{len(ended)} runs {words}"
+        return f"{len(bad)}/{len(self.ended)} runs {words}"
 
     def stat(self, metric: str, which: str = "best") -> Stat:
         got = (self.best if which == "best" else self.final).get(metric)

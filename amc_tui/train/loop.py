@@ -573,8 +573,6 @@ class Trainer:
                 f"early stop: no improvement of {select} for {self.bad_epochs} epochs", flush=True
             )
         self._runlog()
-        if self.dist.agree(self.stop_reason is not None, "a health rule in run.stop_on fired"):
-            self.stop_requested = True  # the next check saves last.pt (if due) and stops
 
     def _check_health(self, event: dict[str, Any], val_sum: Summary) -> None:
         """The health rules on this epoch (rank 0): each change a `health` event and a
@@ -605,7 +603,8 @@ class Trainer:
             self.status(health=self.health.status())
         print(f"health: {f.message}" + (" -> stopping (run.stop_on)" if stop else ""), flush=True)
         if stop and self.stop_reason is None:
-            self.stop_reason = f"health: {f.rule}"
+            self.stop_reason = health.stop_reason(f.rule)
+            self.stop_requested = True  # all ranks agree on it before the next epoch
 
     def _export(self, folder: Path, summary: Summary, split: str, fields: dict[str, Any]) -> None:
         if not self.dist.is_main:  # rank 0 alone writes exports

@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 
 from amc_tui import contract, report
 from amc_tui.config import RunConfig
+from amc_tui.run import health
 from amc_tui.run.rundir import EventTailer, RunDir, read_config_dict, read_run
 from amc_tui.tui import keys
 from amc_tui.tui.models import runs_view as rv
@@ -219,7 +220,9 @@ class LiveScreen(PollingScreen):
         for h in info.health:  # the health rules active now, severe first (red)
             colour = "red" if h.get("rule") in contract.SEVERE_HEALTH else "#ffaf00"
             stop = (
-                " (stopped: run.stop_on)" if info.stop_reason == f"health: {h.get('rule')}" else ""
+                " (stopped: run.stop_on)"
+                if health.stopped_by(info.stop_reason) == h.get("rule")
+                else ""
             )
             text += f"\n[{colour}]{_escape(str(h.get('message')))}{stop}[/]"
         if view and view.mirror_failures:  # one line, the latest failure
