@@ -83,6 +83,32 @@ def test_points_exclude_and_name_failed_members_and_rank_by_mean() -> None:
     assert format_stat(c.stat(M), M) == "50.00 % (n = 1, no CI)"
 
 
+def test_points_whose_runs_learned_nothing_are_marked_and_never_ranked() -> None:
+    """A severe health rule (at the run's end, or its stop) marks a run wasted; a point whose
+    runs all are is unranked, after every point with data; a run stopped on a plateau is
+    only left out, as any stopped run."""
+    dead = [{"rule": "learned-nothing", "epoch": 3, "message": "learned nothing: ..."}]
+    members = [
+        member("a", 0, 0.40), member("a", 1, 0.42),
+        member("b", 0, 0.01, health=dead), member("b", 1, 0.02, health=dead),
+        member("c", 0, 0.45), member("c", 1, 0.44, health=dead),
+        member("d", 0, 0.0, state="stopped", stop_reason="health: learned-nothing"),
+        member("e", 0, 0.5, state="stopped", stop_reason="health: plateau"),
+        member("e", 1, 0.5, state="stopped", stop_reason="health: plateau"),
+    ]  # fmt: skip
+    a, b, c, d, e = group_points(members, order=["a", "b", "c", "d", "e"])
+    assert (a.health_note(), b.health_note()) == ("", "2/2 runs learned nothing")
+    assert c.health_note() == "1/2 runs learned nothing" and not c.dead
+    assert b.dead and d.dead and d.health_note() == "1/1 runs learned nothing"
+    assert not e.dead and e.health_note() == ""
+    assert d.excluded == [("d-0", "stopped by health: learned-nothing")]
+    ranked = rank_points([a, b, c, d, e], M)
+    assert [(r.rank, r.point, r.dead) for r in ranked] == [
+        (1, "c", False), (2, "a", False), (None, "b", True), (None, "d", True),
+        (None, "e", False),
+    ]  # fmt: skip
+
+
 def test_welch_effect_matches_scipy() -> None:
     a, b = [0.431, 0.452, 0.440], [0.41, 0.425, 0.409, 0.418]
     e = compare_values(a, b, M, "data.shuffle true vs false")

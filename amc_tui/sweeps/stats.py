@@ -31,6 +31,7 @@ from amc_tui.run.analysis import (
     read_summary,
     trajectory,
 )
+from amc_tui.run.health import stopped_by
 from amc_tui.run.rundir import RunDir, dig, epoch_events, read_config_dict, read_run
 from amc_tui.sweeps.sweep import format_value
 
@@ -259,15 +260,16 @@ class PointStats:
 
     @property
     def wasted(self) -> list[Member]:
-        """Its runs that learned nothing or diverged, with those a health rule stopped."""
+        """Its runs that learned nothing or diverged, with those such a rule stopped."""
         return [m for m in self.members if m.wasted] + [
-            m for m in self.all_members if m.stop_reason and m.why_excluded
+            m for m in self.all_members if not m.usable and stopped_by(m.stop_reason) in SEVERE
         ]
 
     @property
     def ended(self) -> list[Member]:
-        """Its runs that count: the usable ones and those a health rule stopped."""
-        return [m for m in self.all_members if m.usable or m.stop_reason]
+        """Its runs that count: the usable ones and those a severe health rule stopped (a run
+        stopped on a plateau is only left out, as any stopped run)."""
+        return [m for m in self.all_members if m.usable or stopped_by(m.stop_reason) in SEVERE]
 
     @property
     def dead(self) -> bool:
@@ -282,7 +284,7 @@ class PointStats:
             return ""
         rules = sorted(
             {h["rule"] for m in bad for h in m.health if h.get("rule") in SEVERE}
-            | {r for m in bad if (r := health.stopped_by(m.stop_reason))}
+            | {r for m in bad if (r := stopped_by(m.stop_reason))}
         )
         words = " or ".join(r.replace("-", " ") for r in rules) or "marked"
         return f"{len(bad)}/{len(self.ended)} runs {words}"
