@@ -578,3 +578,55 @@ async def test_a_completed_run_resumes_as_a_new_run_after_asking(trainer_ws) -> 
         await wait_for(pilot, lambda: any("as new run" in t for t in _notes(app)))
         assert read_meta(done)["name"] == "all-done-1"  # the completed run stays as it was
         await wait_for(pilot, lambda: table.row_count == 2)
+
+
+async def test_many_rows_at_once_size_columns_by_their_widest_cell() -> None:
+    """`add_many` widens columns from the cells' text as it adds them (no second measuring
+    pass): by terminal cells, so wide characters count twice, and a later narrower batch
+    never shrinks a column."""
+    from rich.text import Text
+    from textual.app import App, ComposeResult
+
+    from amc_tui.tui.widgets.runs_table import RunsTable
+
+    class Bare(App):
+        def compose(self) -> ComposeResult:
+            yield RunsTable(cell_padding=0)
+
+    async with Bare().run_test(size=(80, 12)) as pilot:
+        table = pilot.app.query_one(RunsTable)
+        table.add_column("name", key="name")
+        table.add_column("tag", key="tag")
+        table.add_many(
+            [("a", [Text("short"), Text("x")]), ("b", [Text("a-longer-name"), Text("宽宽宽")])]
+        )
+        await pilot.pause()
+        widths = {str(k.value): c.content_width for k, c in table.columns.items()}
+        assert widths == {"name": len("a-longer-name"), "tag": 6}
+        table.add_many([("c", [Text("n"), Text("t")])])
+        await pilot.pause()
+        assert {str(k.value): c.content_width for k, c in table.columns.items()} == widths
+        assert table.row_keys() == ["a", "b", "c"]
+        assert any("宽宽宽" in line for line in table_lines(table))
+
+
+def test_paused_gc_defers_collection_and_keep_freezes() -> None:
+    import gc
+
+    from amc_tui.run.gcpause import paused_gc
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():  # nested: the outer block turns it back on
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    kept = [[i] for i in range(1000)]  # made before: tracked, collectable
+    try:
+        with paused_gc(keep=True):
+            pass
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()

@@ -654,9 +654,13 @@ class RunCache:
             info.state = live_state(info)
         return info
 
-    def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> None:
-        """Take a run read elsewhere (the run index) under its `run_key`."""
-        self._entries.setdefault(base, (key, info))
+    def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> bool:
+        """Take a run read elsewhere (the run index) under its `run_key`; False (and
+        nothing changes) when the run is already cached."""
+        if base in self._entries:
+            return False
+        self._entries[base] = (key, info)
+        return True
 
     def forget_missing(self, keep: set[str]) -> None:
         for base in list(self._entries):

@@ -34,7 +34,8 @@ class RunsTable(DataTable):
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         """DataTable measures every new cell through Rich's console (tens of microseconds
         each: 10,000 runs took seconds); a one-line Text cell, which is every cell the Runs
-        view makes, is as wide as its `cell_len`. Other cells go the DataTable's way."""
+        view makes, is as wide as its `cell_len` (`add_many` measures its rows as it adds
+        them). Other cells go the DataTable's way."""
         columns = self.ordered_columns
         slow: list[RowKey] = []
         for row_key in new_rows:
@@ -43,17 +44,17 @@ class RunsTable(DataTable):
             if cells is None or row is None:
                 continue  # removed before the table was idle
             values = [cells.get(c.key) for c in columns]
-            if row.label is not None or row.auto_height or not all(_one_line(v) for v in values):
+            widths = [_width(v) for v in values]
+            if row.label is not None or row.auto_height or None in widths:
                 slow.append(row_key)
                 continue
-            for column, value in zip(columns, values, strict=True):
-                width = value.cell_len  # type: ignore[union-attr]
-                if width > column.content_width:
-                    column.content_width = width
+            for column, width in zip(columns, widths, strict=True):
+                if width > column.content_width:  # type: ignore[operator]
+                    column.content_width = width  # type: ignore[assignment]
         super()._update_dimensions(slow)
-        widths = self._widths()
-        if widths != self._drawn_widths:
-            self._drawn_widths = widths
+        widths_now = self._widths()
+        if widths_now != self._drawn_widths:
+            self._drawn_widths = widths_now
             self._clear_caches()
             self._update_count += 1  # lines cached at the old widths are never reused
             self.refresh()
@@ -61,11 +62,13 @@ class RunsTable(DataTable):
     def add_many(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
         """`add_row` for many one-line rows at once. DataTable.add_row re-validates the cursor
         (a reactive with watchers) for every row: about a millisecond each, seconds for
-        10,000 runs; here once for the lot."""
+        10,000 runs; here once for the lot. Columns are widened here, from the cells' text,
+        rather than by measuring every row again when the table is idle."""
         if not rows:
             return
         was_empty = self.row_count == 0
         columns = self.ordered_columns
+        most = [c.content_width for c in columns]
         for key, cells in rows:
             row_key = RowKey(key)
             if row_key in self._row_locations:
@@ -73,7 +76,13 @@ class RunsTable(DataTable):
             self._row_locations[row_key] = self.row_count
             self._data[row_key] = {c.key: cell for c, cell in zip(columns, cells, strict=True)}
             self.rows[row_key] = Row(row_key, 1, None, False)
-            self._new_rows.add(row_key)
+            widths = [_width(cell) for cell in cells]
+            if None in widths:
+                self._new_rows.add(row_key)  # measured the DataTable's way when idle
+                continue
+            most = [max(m, w) for m, w in zip(most, widths, strict=True)]  # type: ignore[type-var]
+        for column, width in zip(columns, most, strict=True):
+            column.content_width = width
         self._require_update_dimensions = True
         self.cursor_coordinate = self.cursor_coordinate
         if was_empty and self.columns and self.show_cursor and self.cursor_type != "none":
@@ -124,5 +133,12 @@ class RunsTable(DataTable):
         return True
 
 
-def _one_line(value: object) -> bool:
-    return isinstance(value, Text) and "\n" not in value.plain
+def _width(value: object) -> int | None:
+    """Columns a one-line Text cell takes (its length when ASCII, the common case: a tenth
+    of the cost of measuring); None for anything else."""
+    if not isinstance(value, Text):
+        return None
+    plain = value.plain
+    if "\n" in plain:
+        return None
+    return len(plain) if plain.isascii() else value.cell_len
