@@ -1,6 +1,9 @@
 """Child process of bench_cli: starts the TUI headless on a workspace and reports, on stdout,
 one JSON line when the first run rows are painted and one when the first scan has loaded
-every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--empty-ok] [--size WxH]`. Phase marks
+every run, then exits. `python benchmarks/tui_paint.py WORKSPACE [--floor] [--empty-ok]
+[--size WxH] [--idle-cpu S]`. With `--idle-cpu S` it stays on after loading: IDLE_SETTLE_S
+later it measures the process's CPU time over S seconds of the app sitting idle (its polls,
+the alerts pass) and prints it as one more line, `idle_cpu` with `cpu_per_s`. Phase marks
 (scan started, first batch read) come from wrapping amc_tui.run.rundir.read_run.
 
 The parent times from spawning this process to reading each line, so interpreter start-up,
@@ -19,6 +22,15 @@ T0 = time.perf_counter()
 TIMEOUT_S = 170.0
 EMPTY_OK = "--empty-ok" in sys.argv  # an empty workspace: ready = painted and loaded
 SIZE = (120, 40)
+IDLE_SETTLE_S = 3.0  # after loading: the alerts pass's first scan is over
+IDLE_S = float(sys.argv[sys.argv.index("--idle-cpu") + 1]) if "--idle-cpu" in sys.argv else 0.0
+
+
+def cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def say(event: str) -> None:
@@ -82,24 +94,43 @@ def amc(root: str) -> None:
         CSS_PATH = str(Path(app_module.__file__).parent / str(AmcApp.CSS_PATH))
 
         painted = False
+        loaded_at = 0.0
+        cpu0: float | None = None
 
         def first_rows_painted(self) -> None:
             say("painted")
             self.painted = True
 
         def on_mount(self) -> None:
+            super().on_mount()  # the alerts pass: part of what an idle app does
             self.set_interval(0.02, self._check)
 
         def _check(self) -> None:
+            if self.loaded_at:
+                self._idle()
+                return
             loaded = getattr(self.screen, "loaded", False)
             if EMPTY_OK and loaded and not self.painted and not getattr(self.screen, "infos", 1):
                 say("painted")  # an empty workspace: its Runs screen is ready, no row to paint
                 self.painted = True
             if self.painted and loaded:
                 say("loaded")
-                self.exit()
+                if not IDLE_S:
+                    self.exit()
+                self.loaded_at = time.perf_counter()
             elif time.perf_counter() - T0 > TIMEOUT_S:
                 say("timeout")
+                self.exit()
+
+        def _idle(self) -> None:
+            since = time.perf_counter() - self.loaded_at
+            if self.cpu0 is None and since >= IDLE_SETTLE_S:
+                self.cpu0 = cpu_s()
+            elif self.cpu0 is not None and since >= IDLE_SETTLE_S + IDLE_S:
+                line = {"event": "idle_cpu", "t": time.perf_counter() - T0,
+                        "cpu_per_s": (cpu_s() - self.cpu0) / (since - IDLE_SETTLE_S)}  # fmt: skip
+                sys.stdout.write(json.dumps(line) + "\n")
+                sys.stdout.flush()
                 self.exit()
 
     app = Timed(Workspace(Path(root)))

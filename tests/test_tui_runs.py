@@ -630,3 +630,24 @@ def test_paused_gc_defers_collection_and_keep_freezes() -> None:
         assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
     finally:
         gc.unfreeze()
+
+
+async def test_a_run_the_app_acted_on_is_read_at_once_whatever_its_turn(demo, monkeypatch) -> None:
+    """Ended runs are checked in turn (run/poll.py); with no turns at all, a run changed
+    behind the app's back still shows as it now is once the app acts on it (`_recheck`, as
+    after its own stop or resume)."""
+    from amc_tui.fsutil import atomic_write_json
+    from amc_tui.run import poll
+    from amc_tui.run.rundir import RunDir, read_status
+
+    monkeypatch.setattr(poll, "SETTLED_CHECKS", 0)
+    app = make_app(demo, runs_poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        assert _cell(table, demo, "dark-moon-4", "state") == "stopped"
+        run = demo.runs / "dark-moon-4"
+        status = read_status(RunDir(run))
+        atomic_write_json(run / "status.json", {**status, "state": "failed"})
+        app._recheck(run)
+        await wait_for(pilot, lambda: _cell(table, demo, "dark-moon-4", "state") == "failed")

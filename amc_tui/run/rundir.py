@@ -631,6 +631,11 @@ def run_key(base: str, with_last_epoch: bool = True) -> tuple[Any, ...]:
     )
 
 
+def without_events(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The `run_key(base, with_last_epoch=False)` made from the same stamps as `key`."""
+    return (key[0], key[1], None, False)
+
+
 class RunCache:
     """Re-reads a run only when its folder, status.json or events.jsonl changed (`run_key`), so a TUI or queue worker polling 1,000 runs every second costs ~3,000 stats; the
     state of a running run is re-derived every time (pid and heartbeat age change silently)."""
@@ -653,6 +658,11 @@ class RunCache:
         if info.stored_state == "running" and info.state != "unknown":
             info.state = live_state(info)
         return info
+
+    def peek(self, base: str) -> RunInfo | None:
+        """The cached RunInfo of a run as last read, without checking its files."""
+        hit = self._entries.get(base)
+        return hit[1] if hit is not None else None
 
     def seed(self, base: str, key: tuple[Any, ...], info: RunInfo) -> bool:
         """Take a run read elsewhere (the run index) under its `run_key`; False (and

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from amc_tui.notify.message import Notice
 from amc_tui.notify.observe import observe_workspace
-from amc_tui.run.rundir import ACTIVE_STATES, RunCache, RunInfo, list_runs
+from amc_tui.run.poll import RunPoll
+from amc_tui.run.rundir import ACTIVE_STATES, RunInfo
 from amc_tui.workspace import Workspace
 
 SEVERITY = {"failure": "error", "warning": "warning"}
@@ -33,11 +34,11 @@ class Alerts:
         self.started = time.time() if started is None else started  # file times are real
         self.watched: set[str] = set()
         self.rung: set[str] = set()
-        self._cache = RunCache()
+        self._poll = RunPoll(ws)
 
     def tick(self) -> list[Alert]:
         """One pass (a thread worker's): notify, then what is new for this session."""
-        runs = list_runs(self.ws, with_last_epoch=False, cache=self._cache, copy=False)
+        runs = self._poll.runs()
         return self.pick(runs, observe_workspace(self.ws, runs, session_since=self.started))
 
     def pick(self, runs: list[RunInfo], notices: list[Notice]) -> list[Alert]:

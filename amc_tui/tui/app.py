@@ -238,6 +238,17 @@ class AmcApp(App):
             self.call_from_thread(self.report, text)
         except Exception as e:  # noqa: BLE001 - shown in place, never a traceback
             self.call_from_thread(self.report_error, f"{name} failed: {e}")
+        target = args[0] if args else None
+        run_dir = getattr(target, "dir", target)
+        if isinstance(run_dir, (str, Path)):
+            self.call_from_thread(self._recheck, Path(run_dir))
+
+    def _recheck(self, run_dir: Path) -> None:
+        """The Runs view reads a run the app just acted on at once (an ended run is otherwise
+        checked in turn: run/poll.py)."""
+        for screen in self.screen_stack:
+            if registry.name_of(screen) == "runs":
+                screen.recheck(run_dir)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ command palette
 

@@ -350,7 +350,7 @@ def order(
     first, then by name and folder: the order never depends on how the rows came in (the
     table's current order, the scan's), so ties do not swap places on a refresh."""
     extras = extras or {}
-    rows = sorted(rows, key=_tie_order)
+    rows = sorted(rows, key=tie_order)
     keyed = [(sort_key(i, column, now, extras.get(str(i.dir))), i) for i in rows]
     known = [(k, i) for k, i in keyed if k[0] == 0]
     unknown = [i for k, i in keyed if k[0] != 0]
@@ -361,7 +361,7 @@ def order(
     return [i for _, i in known] + unknown
 
 
-def _tie_order(info: RunInfo) -> tuple:
+def tie_order(info: RunInfo) -> tuple:
     created = info.created_at if contract.is_number(info.created_at) else float("-inf")
     return (-created, str(info.name or ""), str(info.dir))
 
