@@ -651,3 +651,20 @@ async def test_a_run_the_app_acted_on_is_read_at_once_whatever_its_turn(demo, mo
         atomic_write_json(run / "status.json", {**status, "state": "failed"})
         app._recheck(run)
         await wait_for(pilot, lambda: _cell(table, demo, "dark-moon-4", "state") == "failed")
+
+
+async def test_a_remembered_sort_shows_its_arrow_and_the_view_starts_at_the_top(demo) -> None:
+    """The first rows arrive newest folder first and are then put in the remembered order:
+    the header carries the sort's arrow and the cursor is on the first row of that order,
+    not on whichever run was newest."""
+    from amc_tui.tui.models.prefs import RunsPrefs, write_runs_prefs
+
+    write_runs_prefs(demo, RunsPrefs(None, "state", False))
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.columns["state"].label.plain.endswith("↑"))
+        states = [_cell(table, demo, n, "state").rstrip("!") for n in _names(table)]
+        assert states == sorted(states) and states[0] != states[-1]
+        assert table.cursor_row == 0

@@ -90,6 +90,7 @@ class RunsScreen(PollingScreen):
         self._turns = Turns()  # ended runs are checked in turn (run/poll.py)
         self._placed: dict[str, tuple] = {}  # row key -> what placed it in the last sort
         self._due: set[str] = set()  # runs the next poll checks whatever their turn
+        self._first_key: str | None = None  # the cursor's run at first paint, until loaded
         self._prefs_read = False
         self._refresh_all = False
         self.cells: dict[str, dict[str, Any]] = {}  # row key -> last rendered cells
@@ -245,6 +246,8 @@ class RunsScreen(PollingScreen):
         if prefs.sort_column == "created" or prefs.sort_column in rv.BY_KEY:
             self.sort_column, self.sort_reverse = prefs.sort_column, prefs.sort_reverse
         self._set_columns(rv.shown_columns(self.picked, self.app.size.width))
+        for key in self.columns:  # the remembered sort's arrow (unchanged columns keep labels)
+            self.table.set_label(key, rv.header_label(key, self.sort_column, self.sort_reverse))
         self._summary()
 
     @on(RunsBatch)
@@ -297,12 +300,19 @@ class RunsScreen(PollingScreen):
             self._highlight = None
         if not self._painted and table.row_count:
             self._painted = True
+            self._first_key = table.cursor_key()
             self.call_after_refresh(self.amc.first_rows_painted)
         if msg.first:
             self.batches.append((len(msg.infos), msg.final))
         streaming = msg.first and not msg.final and len(self.batches) > 1
         if moved and not self._rebuilding and not (streaming and added):
             self._sort(table)  # values change with every poll: places follow them
+        if msg.first and msg.final and self._first_key is not None:
+            # the first rows came newest folder first; sorted, the view starts at the top
+            # unless the user moved the cursor while the rest loaded
+            if table.cursor_key() == self._first_key and self._highlight is None:
+                table.move_cursor(row=0, animate=False)
+            self._first_key = None
         if msg.final:
             self.loaded = True
         self._summary(progress=None if msg.final else (self.scanned, msg.total))
