@@ -45,6 +45,23 @@ def runs_workspace(root: Path) -> Workspace:
     return ws
 
 
+def age(run: RunDir | Path, seconds: float = 600.0) -> None:
+    """Date a run's folder and files (or one path) `seconds` into the past, as if written long
+    ago: the run index and the app's polls trust stamps only when they are old enough."""
+    when = time.time() - seconds
+    path = run.path if isinstance(run, RunDir) else Path(run)
+    for p in [*path.iterdir(), path] if isinstance(run, RunDir) else [path]:
+        os.utime(p, (when, when))
+
+
+def aged_workspace(root: Path, n: int) -> Workspace:
+    """A workspace of `n` completed runs (run-0, run-1, ...) written long ago."""
+    ws = runs_workspace(root)
+    for i in range(n):
+        age(make_fake_run(ws, f"run-{i}", state="completed", epochs=4, seed=i, exports=False))
+    return ws
+
+
 def fake_trainer_workspace(
     root: Path, monkeypatch: pytest.MonkeyPatch, *, epoch_s: float, epochs: int,
     stop_grace_s: float,

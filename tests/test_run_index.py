@@ -15,25 +15,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runs_fixtures import amc, make_fake_run, runs_workspace
+from runs_fixtures import age, aged_workspace, amc, make_fake_run, runs_workspace
 from train_fixtures import REPO, kill_group, make_data, make_run, start_trainer
 
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.run import index
 from amc_tui.run.rundir import STATES, RunDir, append_event, read_status
 from amc_tui.workspace import Workspace
-
-
-def age(run: RunDir, seconds: float = 600.0) -> None:
-    """Date the run's folder and files `seconds` into the past (as if written long ago)."""
-    when = time.time() - seconds
-    for p in [run.path, *run.path.iterdir()]:
-        os.utime(p, (when, when))
 
 
 def ls_json(ws: Workspace) -> tuple[dict[str, dict[str, Any]], str]:
@@ -46,10 +38,7 @@ def ls_json(ws: Workspace) -> tuple[dict[str, dict[str, Any]], str]:
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    ws = runs_workspace(tmp_path)
-    for i in range(3):
-        age(make_fake_run(ws, f"run-{i}", state="completed", epochs=4, seed=i, exports=False))
-    return ws
+    return aged_workspace(tmp_path, 3)
 
 
 def test_unchanged_runs_are_not_read_again(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runs_fixtures import make_fake_run, runs_workspace
+from runs_fixtures import age, aged_workspace, make_fake_run, runs_workspace
 
 from amc_tui.fsutil import atomic_write_json
 from amc_tui.run import index
@@ -21,22 +21,10 @@ from amc_tui.run.rundir import RunDir, list_runs, read_status
 from amc_tui.workspace import Workspace
 
 
-def age(path: Path, seconds: float = 600.0) -> None:
-    when = time.time() - seconds
-    os.utime(path, (when, when))
-
-
-def age_run(run: RunDir) -> None:
-    for p in [*run.path.iterdir(), run.path]:
-        age(p)
-
-
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
-    ws = runs_workspace(tmp_path)
-    for i in range(5):
-        age_run(make_fake_run(ws, f"run-{i}", state="completed", epochs=4, seed=i, exports=False))
+    ws = aged_workspace(tmp_path, 5)
     age(ws.runs)
     return ws
 
