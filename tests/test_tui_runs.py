@@ -613,7 +613,7 @@ async def test_many_rows_at_once_size_columns_by_their_widest_cell() -> None:
 def test_paused_gc_defers_collection_and_keep_freezes() -> None:
     import gc
 
-    from amc_tui.run.gcpause import paused_gc
+    from amc_tui.run.gcpause import paused_gc, release
 
     assert gc.isenabled()
     frozen = gc.get_freeze_count()
@@ -629,7 +629,18 @@ def test_paused_gc_defers_collection_and_keep_freezes() -> None:
             pass
         assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(kept)
     finally:
-        gc.unfreeze()
+        release()
+    assert gc.get_freeze_count() == 0
+
+
+async def test_the_rows_frozen_by_the_first_scan_are_released_when_the_app_closes(demo) -> None:
+    import gc
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        assert gc.get_freeze_count() > 0  # the first scan's rows, out of the collector's way
+    assert gc.get_freeze_count() == 0  # a process that goes on can collect them
 
 
 async def test_a_run_the_app_acted_on_is_read_at_once_whatever_its_turn(demo, monkeypatch) -> None:

@@ -31,3 +31,9 @@ def paused_gc(keep: bool = False) -> Iterator[None]:
             gc.freeze()
         if collecting:
             gc.enable()
+
+
+def release() -> None:
+    """Hand what `keep` froze back to the collector (its owner is going away: an app that
+    closes, in a process that goes on, as tests run one app after another)."""
+    gc.unfreeze()

@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from amc_tui.run import index
+from amc_tui.run import gcpause, index
 from amc_tui.run.gcpause import paused_gc
 from amc_tui.run.poll import RunFolders, Turns
 from amc_tui.run.rundir import RunCache
@@ -125,6 +125,9 @@ class RunsScreen(PollingScreen):
         self._add_columns(self.table)
         self.table.focus()
         self._summary()
+
+    def on_unmount(self) -> None:
+        gcpause.release()  # the rows frozen by the first scan go with the app
 
     @property
     def table(self) -> RunsTable:
