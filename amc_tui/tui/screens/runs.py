@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
 FIRST_BATCH = 50  # rows enough to fill a 200x50 terminal: first paint waits for these only
-BATCH = 2500  # after the first rows (read from the run index: a batch is cheap to make)
+# after the first rows (read from the run index: a batch is cheap to make). Each batch is
+# drawn before the next is sent: 10,000 runs filled in a median 1.8 s in 5,000-row batches,
+# 2.3 s in 2,500-row ones (paired runs); a batch holds the UI thread about 0.2 s.
+BATCH = 5000
 BATCH_ACK_TIMEOUT_S = 2.0
 REBUILD_CHUNK = 200
 FILTER_DEBOUNCE_S = 0.3
