@@ -94,8 +94,11 @@ def edit_status(run: Path, **changes: object) -> None:
 def test_poll_starts_from_the_index_and_sees_ended_runs_change_in_turn(ws: Workspace) -> None:
     index.list_runs(ws)  # the index made, as by an earlier `ls`
     poll = RunPoll(ws, Turns(per_poll=2))
-    first = {r.name: r for r in poll.runs()}
-    direct = {r.name: r for r in list_runs(ws, with_last_epoch=False)}
+    polled = poll.runs()
+    direct_list = list_runs(ws, with_last_epoch=False)
+    assert [r.name for r in polled] == [r.name for r in direct_list]  # newest first, too
+    first = {r.name: r for r in polled}
+    direct = {r.name: r for r in direct_list}
     assert {n: (r.state, r.epoch, r.best) for n, r in first.items()} == {
         n: (r.state, r.epoch, r.best) for n, r in direct.items()
     }

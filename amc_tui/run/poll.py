@@ -18,7 +18,15 @@ from pathlib import Path
 
 from amc_tui.run import index
 from amc_tui.run.gcpause import paused_gc
-from amc_tui.run.rundir import RunCache, RunInfo, _folders, _stamp, is_run_dir, without_events
+from amc_tui.run.rundir import (
+    RunCache,
+    RunInfo,
+    _folders,
+    _sort_key,
+    _stamp,
+    is_run_dir,
+    without_events,
+)
 from amc_tui.workspace import Workspace
 
 # ended runs a poll checks: every one of up to this many runs each poll; of 10,000, each
@@ -85,10 +93,10 @@ class Turns:
 
 
 class RunPoll:
-    """Every run of a workspace, each call (`list_runs(ws, with_last_epoch=False)` without
-    its cost): the first from the run index (one query and a few stats a run), later ones
-    checking live runs and a turn of ended ones. The RunInfo objects are the cache's own:
-    read them, never change them."""
+    """Every run of a workspace, newest first, each call (`list_runs(ws,
+    with_last_epoch=False)` without its cost): the first from the run index (one query and a
+    few stats a run), later ones checking live runs and a turn of ended ones. The RunInfo
+    objects are the cache's own: read them, never change them."""
 
     def __init__(self, ws: Workspace, turns: Turns | None = None) -> None:
         self.ws = ws
@@ -123,4 +131,5 @@ class RunPoll:
                     info = self.cache.read(base, with_last_epoch=False, copy=False)
             out.append(info)
         self.cache.forget_missing({os.fspath(p) for p in paths})
+        out.sort(key=_sort_key, reverse=True)  # newest first, as list_runs
         return out
