@@ -70,19 +70,26 @@ def test_a_young_runs_folder_is_listed_again(ws: Workspace) -> None:
     assert "late" in names(folders.list())
 
 
-def test_turns_cover_every_position_once_per_round() -> None:
+def test_turns_check_every_run_once_a_round_whatever_the_listing_does() -> None:
+    """A run's turn is a hash of its folder, not its place in the listing: runs made or
+    deleted meanwhile never push another run's turn back."""
     turns = Turns(per_poll=4)
-    n = 10
-    seen: list[int] = []
-    for _ in range(3):  # ceil(10 / 4) polls check every position
-        start = turns.start(n)
-        seen += [i for i in range(n) if turns.due(i, start, n)]
-    assert seen[:8] == list(range(8))  # consecutive turns, none checked twice
-    assert sorted(seen[8:]) == [0, 1, 8, 9]  # the third wraps around
-    assert set(seen) == set(range(n))
-    small = Turns(per_poll=4)
-    start = small.start(3)
-    assert all(small.due(i, start, 3) for i in range(3))  # fewer runs than a turn: all
+    keys = [f"/ws/runs/run-{i}" for i in range(10)]
+    checked: dict[str, int] = {}
+    for _ in range(3):  # 10 runs, 4 a poll: a round is 3 polls
+        turn = turns.start(len(keys))
+        for k in keys:
+            checked[k] = checked.get(k, 0) + turns.due(k, turn)
+    assert checked == dict.fromkeys(keys, 1)
+    survivors = keys[::2]  # half deleted (the listing shrinks and shifts) and new ones made
+    listing = [*reversed(survivors), *[f"/ws/runs/new-{i}" for i in range(4)]]
+    seen = set()
+    for _ in range(3):  # still 3 polls a round (9 runs)
+        turn = turns.start(len(listing))
+        seen |= {k for k in listing if turns.due(k, turn)}
+    assert seen == set(listing)
+    never = Turns(per_poll=0)
+    assert not any(never.due(k, never.start(len(keys))) for k in keys)
 
 
 def edit_status(run: Path, **changes: object) -> None:

@@ -679,3 +679,20 @@ async def test_a_remembered_sort_shows_its_arrow_and_the_view_starts_at_the_top(
         states = [_cell(table, demo, n, "state").rstrip("!") for n in _names(table)]
         assert states == sorted(states) and states[0] != states[-1]
         assert table.cursor_row == 0
+
+
+async def test_an_empty_workspace_freezes_nothing_and_scans_first_once(tmp_path) -> None:
+    """With no run, every poll used to count as the first scan and froze the whole heap
+    (every reference cycle made since the last collection kept for the session)."""
+    import gc
+
+    ws = new_workspace(tmp_path / "empty")
+    app = make_app(ws, runs_poll_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await runs_loaded(pilot)
+        polls = []
+        real = screen.poll_done
+        screen.poll_done = lambda: (polls.append(1), real())[1]  # type: ignore[method-assign]
+        await wait_for(pilot, lambda: len(polls) >= 5)
+        assert gc.get_freeze_count() == 0
+        assert screen.batches == [(0, True)]  # one first scan, however many polls

@@ -4,8 +4,8 @@ when each poll listed the runs folder and checked every run's three files.
 
 - `RunFolders`: the runs folder listed again only when it changed.
 - `Turns`: ended runs (completed, failed or stopped, their end recorded: `index.settled`)
-  change only when someone resumes, repairs or edits them, so a poll checks `SETTLED_CHECKS`
-  of them in turn; live, queued and damaged runs are checked every poll.
+  change only when someone resumes, repairs or edits them, so each is checked once every
+  ceil(runs / `SETTLED_CHECKS`) polls; live, queued and damaged runs are checked every poll.
 - `RunPoll`: both, over a `RunCache` first filled from the run index, for a caller that
   wants every run each poll.
 """
@@ -37,11 +37,13 @@ SETTLED_CHECKS = 1000
 class RunFolders:
     """`run_dirs` for a caller that polls (the app, every second): the runs folder is listed
     again only when its own stamp changed, since making, renaming or removing a run folder
-    changes it (10,000 runs: one stat instead of a listing and 20,000 stats). A folder that
-    was not a run yet is checked again every time: the launcher writes config.toml and
-    meta.json into a folder already made, which the runs folder's stamp does not see. A
-    stamp younger than `RECENT_S` is not trusted (a change in the same clock tick as the
-    listing would keep it), so the folder is listed again until it has been quiet that long."""
+    changes it (the launcher renames a finished folder into runs/; 10,000 runs: one stat
+    instead of a listing and 20,000 stats). A folder that was not a run when listed
+    (another tool's, or one filled in place) is checked again every time. A stamp younger
+    than `RECENT_S` is not trusted (a change in the same clock tick as the listing would keep
+    it), so the folder is listed again until it has been quiet that long. Not seen until runs/
+    changes: a run folder whose meta.json or config.toml is removed (its RunInfo then says
+    why it cannot be read)."""
 
     RECENT_S = 2.0
 
@@ -74,22 +76,27 @@ class RunFolders:
 
 
 class Turns:
-    """Which ended runs this poll checks: `per_poll` consecutive ones of the listing, from
-    where the last poll stopped."""
+    """Which ended runs a poll checks: a run's turn comes once every `rounds` polls, rounds =
+    runs / `per_poll` rounded up, by a hash of its folder, so runs made or deleted meanwhile
+    never move another run's turn (positions in the listing would shift). About `per_poll`
+    runs a poll; 0 checks none."""
 
     def __init__(self, per_poll: int | None = None) -> None:
         self.per_poll = SETTLED_CHECKS if per_poll is None else per_poll
-        self._next = 0
+        self._poll = 0
 
-    def start(self, n: int) -> int:
-        """Begin a poll over `n` runs; returns where its turn starts."""
-        start = self._next % max(1, n)
-        self._next = start + self.per_poll
-        return start
+    def start(self, n: int) -> tuple[int, int]:
+        """Begin a poll over `n` runs: its turn (slot, rounds) for `due`."""
+        rounds = -(-max(1, n) // self.per_poll) if self.per_poll > 0 else 0
+        slot = self._poll % rounds if rounds else -1
+        self._poll += 1
+        return slot, rounds
 
-    def due(self, i: int, start: int, n: int) -> bool:
-        """Whether the run at position `i` of `n` is checked by the poll starting at `start`."""
-        return (i - start) % max(1, n) < self.per_poll
+    @staticmethod
+    def due(base: str, turn: tuple[int, int]) -> bool:
+        """Whether the run in folder `base` is checked by the poll of this turn."""
+        slot, rounds = turn
+        return rounds > 0 and hash(base) % rounds == slot
 
 
 class RunPoll:
@@ -117,15 +124,14 @@ class RunPoll:
                     found = {}
                 fresh = {b: info for b, (key, info) in found.items()
                          if self.cache.seed(b, without_events(key), info)}  # fmt: skip
-        n = len(paths)
-        start = self.turns.start(n)
+        turn = self.turns.start(len(paths))
         out: list[RunInfo] = []
-        for i, path in enumerate(paths):
+        for path in paths:
             base = os.fspath(path)
             info = fresh.pop(base, None)
             if info is None:
                 known = self.cache.peek(base)
-                if known is not None and index.settled(known) and not self.turns.due(i, start, n):
+                if known is not None and index.settled(known) and not self.turns.due(base, turn):
                     info = known
                 else:
                     info = self.cache.read(base, with_last_epoch=False, copy=False)

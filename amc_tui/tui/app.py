@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from amc_tui.run.rundir import RunInfo
 
 Clock = Callable[[], float]
+ALERTS_WAIT_S = 30.0  # the first alerts pass waits for the Runs view's rows at most this long
 
 
 class AmcApp(App):
@@ -99,13 +100,14 @@ class AmcApp(App):
     def on_mount(self) -> None:
         self.set_timer(self.alerts_poll_s, self._first_alerts_pass)
 
-    def _first_alerts_pass(self) -> None:
+    def _first_alerts_pass(self, waited_s: float = 0.0) -> None:
         """The first pass reads every run (from the run index): it waits until the Runs view
         has loaded its rows, so the two never share the CPU while the table fills (10,000
-        runs: 0.5 s each on 2 cores)."""
+        runs: 0.5 s each on 2 cores), but never longer than ALERTS_WAIT_S (a Runs view whose
+        scan failed never loads)."""
         runs = next((s for s in self.screen_stack if registry.name_of(s) == "runs"), None)
-        if runs is not None and not getattr(runs, "loaded", True):
-            self.set_timer(0.5, self._first_alerts_pass)
+        if runs is not None and not getattr(runs, "loaded", True) and waited_s < ALERTS_WAIT_S:
+            self.set_timer(0.5, partial(self._first_alerts_pass, waited_s + 0.5))
             return
         self._alerts_pass()
 
@@ -251,7 +253,8 @@ class AmcApp(App):
         target = args[0] if args else None
         run_dir = getattr(target, "dir", target)
         if isinstance(run_dir, (str, Path)):
-            self.call_from_thread(self._recheck, Path(run_dir))
+            with contextlib.suppress(RuntimeError):  # the app is closing
+                self.call_from_thread(self._recheck, Path(run_dir))
 
     def _recheck(self, run_dir: Path) -> None:
         """The Runs view reads a run the app just acted on at once (an ended run is otherwise

@@ -91,6 +91,7 @@ class RunsScreen(PollingScreen):
         self._posted: dict[str, RunInfo] = {}  # run dir -> the cache's object last posted
         self._folders: RunFolders | None = None  # the runs folder's listing, made by a poll
         self._turns = Turns()  # ended runs are checked in turn (run/poll.py)
+        self._first_scan_posted = False  # the poll worker's: a first scan has been posted whole
         self._placed: dict[str, tuple] = {}  # row key -> what placed it in the last sort
         self._due: set[str] = set()  # runs the next poll checks whatever their turn
         self._first_key: str | None = None  # the cursor's run at first paint, until loaded
@@ -161,15 +162,14 @@ class RunsScreen(PollingScreen):
         except Exception as e:  # noqa: BLE001
             self.post_message(RunsBatch([], True, None, error=f"cannot list runs: {e}"))
             return
-        first = not self._posted
+        first = not self._first_scan_posted  # the first scan: batches, newest folders first
         if first:  # newest folders first, so the top of the table fills first
             paths.sort(key=lambda p: _mtime(p), reverse=True)
         batch: dict[str, RunInfo] = {}
         fresh: dict[str, RunInfo] = {}  # runs the index just answered: no second stat
         sent = 0
         reader = self._extra_reader
-        n = len(paths)
-        start = self._turns.start(n)
+        turn = self._turns.start(len(paths))
         for i, path in enumerate(paths):
             if worker.is_cancelled:
                 return
@@ -178,7 +178,7 @@ class RunsScreen(PollingScreen):
             if (
                 posted is not None
                 and key not in active
-                and not self._turns.due(i, start, n)
+                and not self._turns.due(key, turn)
                 and index.settled(posted)
                 and not refresh_all
                 and not (with_config and not reader.has_config(posted))
@@ -217,6 +217,7 @@ class RunsScreen(PollingScreen):
             del self._posted[key]
         self._post(batch, final=True, with_config=with_config, live=live, first=first,
                    total=len(paths))  # fmt: skip
+        self._first_scan_posted = True
 
     def _seed_from_index(self) -> dict[str, RunInfo]:
         """Fill the poll's cache from the run index in one query (a few stats per run), so the
@@ -260,7 +261,7 @@ class RunsScreen(PollingScreen):
     def _apply(self, msg: RunsBatch) -> None:
         # rows of cells by the thousand: 10,000 runs filled in 2.3 s, 1.5 s with the collector
         # paused; those of the first scan stay for the app's life: kept out of its passes
-        with paused_gc(keep=msg.first):
+        with paused_gc(keep=msg.first and bool(msg.infos)):
             self._apply_batch(msg)
 
     def _apply_batch(self, msg: RunsBatch) -> None:
