@@ -396,17 +396,21 @@ def _fig_snr(loaded: list, split_text: str) -> Figure:
     return fig
 
 
-def _fig_snr_mod(target: Target, runs: list[_Run], split_text: str) -> Figure:
-    fig = Figure(figsize=SIZES["snr_mod"], layout="constrained")
-    ax = fig.subplots()
-    cells = _cells(runs)
-    mods, snrs, values, _ = analysis.cell_matrix(cells, "acc_combined")
-    std = _cell_std(runs, "acc_combined").set_index(["modulation", "snr_db"])["std"]
+def _mod_lines(ax: Any, target: Target, runs: list[_Run], metric: str) -> None:
+    """`metric` vs SNR, a line per modulation (a group: the mean, ± 1 std of its runs)."""
+    mods, snrs, values, _ = analysis.cell_matrix(_cells(runs), metric)
+    std = _cell_std(runs, metric).set_index(["modulation", "snr_db"])["std"]
     colors = matplotlib.colormaps["tab20"].resampled(max(len(mods), 1))
     for i, mod in enumerate(mods):
         mean = pd.Series(100 * values[i], index=snrs)
         s = pd.Series([std.get((mod, snr), math.nan) for snr in snrs], index=snrs) * 100
         _line(ax, mean, s if target.group else None, mod, color=colors(i), marker=".")
+
+
+def _fig_snr_mod(target: Target, runs: list[_Run], split_text: str) -> Figure:
+    fig = Figure(figsize=SIZES["snr_mod"], layout="constrained")
+    ax = fig.subplots()
+    _mod_lines(ax, target, runs, "acc_combined")
     _chance_line(ax, _run_chance(runs, "acc_combined"))
     ax.set_xlabel("SNR (dB)")
     _percent_axis(ax, "Combined accuracy (%)")
@@ -493,13 +497,7 @@ def _fig_knee(target: Target, runs: list[_Run], split_text: str) -> Figure:
     """Modulation accuracy vs SNR per modulation, the knee levels dotted, chance dashed."""
     fig = Figure(figsize=SIZES["knee"], layout="constrained")
     ax = fig.subplots()
-    mods, snrs, values, _ = analysis.cell_matrix(_cells(runs), "acc_mod")
-    std = _cell_std(runs, "acc_mod").set_index(["modulation", "snr_db"])["std"]
-    colors = matplotlib.colormaps["tab20"].resampled(max(len(mods), 1))
-    for i, mod in enumerate(mods):
-        mean = pd.Series(100 * values[i], index=snrs)
-        s = pd.Series([std.get((mod, snr), math.nan) for snr in snrs], index=snrs) * 100
-        _line(ax, mean, s if target.group else None, mod, color=colors(i), marker=".")
+    _mod_lines(ax, target, runs, "acc_mod")
     for level in tables.KNEE_LEVELS:
         ax.axhline(100 * level, color="black", linestyle=":", linewidth=0.8, zorder=1)
     _chance_line(ax, _run_chance(runs, "acc_mod"))
