@@ -9,7 +9,6 @@ trainer's health rules; the last test uses them once they exist (`[health]`)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,13 @@ import time
 import pytest
 from notify_fixtures import closed_port, hook_server, write_settings
 from runs_fixtures import amc, kill_running, wait_for
-from train_fixtures import REPO, log_text, pid_running, release, write_tiny_workspace
+from train_fixtures import (
+    launch_paused_trainers,
+    log_text,
+    pid_running,
+    release,
+    write_tiny_workspace,
+)
 from tui_fixtures import make_app
 from tui_fixtures import wait_for as wait_app
 
@@ -35,9 +40,7 @@ HEALTH = {"kind": "health", "rule": "learned-nothing", "active": True, "epoch": 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "pausing_trainer")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests"), str(REPO)]))
-    monkeypatch.setenv("TEST_PAUSE_RUNS", f"*:{PAUSE}")
+    launch_paused_trainers(monkeypatch, f"*:{PAUSE}")
     ws = write_tiny_workspace(tmp_path / "ws", "tiny.toml", epochs=EPOCHS, stop_grace_s=20.0)
     yield ws
     kill_running(ws)

@@ -5,14 +5,12 @@ tests/pausing_trainer.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from runs_fixtures import kill_running
 from test_tui_analysis import check_heatmap_equals_csv
 from test_tui_new_run import open_form
 from textual.widgets import Static
-from train_fixtures import REPO, write_tiny_workspace
+from train_fixtures import launch_paused_trainers, write_tiny_workspace
 from tui_fixtures import make_app, screen_ready, wait_for
 
 from amc_tui.run.rundir import read_run
@@ -33,9 +31,7 @@ def ws(tmp_path, monkeypatch):
     monkeypatch.setenv("AMC_TUI_NO_WORKER", "1")
     # the real trainer, paused in epoch 2 until `s` stops it: however fast it trains, it still
     # runs when `s` is pressed
-    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "pausing_trainer")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests"), str(REPO)]))
-    monkeypatch.setenv("TEST_PAUSE_RUNS", f"*:{PAUSE}")
+    launch_paused_trainers(monkeypatch, f"*:{PAUSE}")
     # fake.toml: the name open_form picks
     ws = write_tiny_workspace(tmp_path / "ws", "fake.toml", epochs=EPOCHS, stop_grace_s=20.0)
     yield ws

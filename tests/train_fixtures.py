@@ -159,6 +159,14 @@ def start_trainer(
         log.close()
 
 
+def launch_paused_trainers(monkeypatch: pytest.MonkeyPatch, pauses: str) -> None:
+    """Runs the launcher starts use the real trainer under tests/pausing_trainer.py, which
+    pauses each run as `pauses` says ("name:step,...", "*" for every run) until released."""
+    monkeypatch.setenv("AMC_TUI_TRAINER_MODULE", "pausing_trainer")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "tests"), str(REPO)]))
+    monkeypatch.setenv("TEST_PAUSE_RUNS", pauses)
+
+
 def pause_at(run: RunDir, step: int) -> None:
     """The next trainer of `run` (however started) pauses right after step `step`, before that
     step's checkpoint check, and waits there for SIGTERM (the trainer's test hook,
