@@ -98,6 +98,11 @@ class Turns:
         slot, rounds = turn
         return rounds > 0 and hash(base) % rounds == slot
 
+    def rests(self, base: str, known: RunInfo | None, turn: tuple[int, int]) -> bool:
+        """Whether this poll may take the run as last read (`known`) without checking its
+        files: an ended run whose turn it is not."""
+        return known is not None and index.settled(known) and not self.due(base, turn)
+
 
 class RunPoll:
     """Every run of a workspace, newest first, each call (`list_runs(ws,
@@ -131,7 +136,7 @@ class RunPoll:
             info = fresh.pop(base, None)
             if info is None:
                 known = self.cache.peek(base)
-                if known is not None and index.settled(known) and not self.turns.due(base, turn):
+                if self.turns.rests(base, known, turn):
                     info = known
                 else:
                     info = self.cache.read(base, with_last_epoch=False, copy=False)

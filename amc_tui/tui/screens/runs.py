@@ -176,11 +176,9 @@ class RunsScreen(PollingScreen):
             key = os.fspath(path)
             posted = self._posted.get(key)
             if (
-                posted is not None
-                and key not in active
-                and not self._turns.due(key, turn)
-                and index.settled(posted)
+                key not in active
                 and not refresh_all
+                and self._turns.rests(key, posted, turn)
                 and not (with_config and not reader.has_config(posted))
             ):
                 continue  # an ended run, not its turn to be checked
